@@ -1,0 +1,209 @@
+import type { JWK } from 'jose';
+import type { ReasonCode } from './errors.js';
+
+/** A JWS algorithm an identity may accept. HMAC and `none` are never accepted. */
+export type AsymmetricAlgorithm =
+  | 'RS256'
+  | 'RS384'
+  | 'RS512'
+  | 'PS256'
+  | 'PS384'
+  | 'PS512'
+  | 'ES256'
+  | 'ES384'
+  | 'ES512'
+  | 'EdDSA'
+  | 'Ed25519';
+
+/** A list given as an array or as a comma-separated string. */
+export type ListInput = string | readonly string[];
+
+/**
+ * An identity's OIDC config as a user writes it (field names follow Infisical's).
+ * Validated once by {@link parseIdentityConfig}, which names the field at fault.
+ */
+export interface IdentityConfigInput {
+  /** The identity this config belongs to. */
+  identityId: string;
+  /** Issuer base URL; `/.well-known/openid-configuration` is appended. Required unless `jwksUrl` or `publicKeys`. */
+  oidcDiscoveryUrl?: string;
+  /** Static JWKS URL, used without discovery. */
+  jwksUrl?: string;
+  /** Static public keys (PEM SPKI strings or public JWKs), used without any fetch. */
+  publicKeys?: ReadonlyArray<string | JWK>;
+  /** PEM bundle trusted for this identity's discovery and JWKS fetches only. Default: system CAs. */
+  caCert?: string;
+  /** Exact `iss` the token must carry; several allowed (Azure v1 and v2 issuers of one tenant). Required. */
+  boundIssuer: ListInput;
+  /** Glob(s) the `sub` must match. Default: any. */
+  boundSubject?: ListInput;
+  /** Globs; any token audience matching any of them passes. Default: any. */
+  boundAudiences?: ListInput;
+  /** `{claimPath: globs}`; every key must match. Dot path, or JSON pointer when it starts with `/`. */
+  boundClaims?: Record<string, ListInput>;
+  /** `{name: claimPath}` copied into the access token's metadata. */
+  claimMetadataMapping?: Record<string, string>;
+  /** Access token lifetime in seconds. Default 7200. */
+  accessTokenTTL?: number | string;
+  /** Seconds after creation past which no renewal reaches. Default 86400. */
+  accessTokenMaxTTL?: number | string;
+  /** Uses allowed per access token; 0 = unlimited. Default 0. */
+  accessTokenNumUsesLimit?: number | string;
+  /** CIDRs or addresses the caller must come from, at login and on every use. Default: anywhere. */
+  accessTokenTrustedIps?: ListInput | ReadonlyArray<{ ipAddress: string }>;
+  /** JWS algorithms accepted. Default: RS/PS/ES 256-512 and EdDSA. */
+  allowedAlgorithms?: ListInput;
+  /** Tolerance on `exp`/`nbf`/`iat` in seconds. Default 60, at most 300. */
+  clockSkewSeconds?: number | string;
+  /** Longest IdP token lifetime (`exp - iat`) accepted, in seconds. Default 86400. */
+  maxTokenLifetimeSeconds?: number | string;
+  /** The `issuer` the discovery document must carry when it is not the discovery URL (Azure v1). */
+  discoveryIssuer?: string;
+  /** Allow IdP addresses in private ranges (in-cluster Kubernetes issuers). Default false. */
+  allowPrivateNetwork?: boolean;
+  /** Allow plain `http://` to a loopback IdP (tests, demos). Default false. */
+  allowInsecureLoopback?: boolean;
+  /** Anything the host app wants back in the guard (roles, project ids). */
+  metadata?: Record<string, unknown>;
+}
+
+/** A validated, normalised identity config: lists are arrays, numbers are numbers, defaults applied. */
+export interface IdentityConfig {
+  readonly identityId: string;
+  /** Normalised issuer base URL (no trailing `/.well-known/openid-configuration`). */
+  readonly oidcDiscoveryUrl: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly publicKeys: ReadonlyArray<string | JWK> | undefined;
+  readonly caCert: string | undefined;
+  readonly boundIssuer: readonly string[];
+  readonly boundSubject: readonly string[];
+  readonly boundAudiences: readonly string[];
+  readonly boundClaims: Readonly<Record<string, readonly string[]>>;
+  readonly claimMetadataMapping: Readonly<Record<string, string>>;
+  readonly accessTokenTTL: number;
+  readonly accessTokenMaxTTL: number;
+  readonly accessTokenNumUsesLimit: number;
+  readonly accessTokenTrustedIps: readonly string[];
+  readonly allowedAlgorithms: readonly AsymmetricAlgorithm[];
+  readonly clockSkewSeconds: number;
+  readonly maxTokenLifetimeSeconds: number;
+  readonly discoveryIssuer: string | undefined;
+  readonly allowPrivateNetwork: boolean;
+  readonly allowInsecureLoopback: boolean;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+/** Where identity configs live. Implementations validate on write and on read. */
+export interface IdentityStore {
+  get(identityId: string): Promise<IdentityConfig | undefined>;
+  put?(config: IdentityConfigInput | IdentityConfig): Promise<IdentityConfig>;
+  delete?(identityId: string): Promise<boolean>;
+  list?(): Promise<IdentityConfig[]>;
+}
+
+/** What the token store keeps about an access token. Never the token string itself. */
+export interface AccessTokenRecord {
+  /** Random id, shared by every token string issued for it (renewals). */
+  tokenId: string;
+  identityId: string;
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch ms; moves forward on renew. */
+  expiresAt: number;
+  /** Epoch ms: `createdAt + accessTokenMaxTTL`. */
+  maxExpiresAt: number;
+  /** Seconds granted on each renewal (the identity's `accessTokenTTL` at login). */
+  ttlSeconds: number;
+  /** 0 = unlimited. */
+  usesLimit: number;
+  /** Uses counted so far. */
+  usesCount: number;
+  revoked: boolean;
+  /** Trusted CIDRs at login, checked on every use. */
+  trustedIps: readonly string[];
+  /** Identity metadata plus mapped claims. */
+  metadata: Readonly<Record<string, unknown>>;
+  /** IdP `iss` and `sub` of the login, for audit. */
+  issuer?: string;
+  subject?: string;
+}
+
+export type ConsumeResult =
+  | { ok: true; record: AccessTokenRecord }
+  | { ok: false; reason: 'not_found' | 'revoked' | 'expired' | 'uses_exhausted' };
+
+export type ExtendResult =
+  | { ok: true; record: AccessTokenRecord }
+  | { ok: false; reason: 'not_found' | 'revoked' | 'expired' | 'max_ttl_reached' | 'uses_exhausted' };
+
+/**
+ * Where access-token state lives. Atomicity is the store's job: 50 parallel `consume` calls on a
+ * token with one use left give exactly one `ok`. A store that cannot answer throws; the engine
+ * turns that into a 503 and never grants access.
+ */
+export interface TokenStore {
+  create(record: AccessTokenRecord): Promise<void>;
+  /** Read without counting a use. */
+  get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined>;
+  /** Atomically: refuse if unknown, revoked, expired or used up; else count one use and return the record. */
+  consume(tokenId: string, now: number): Promise<ConsumeResult>;
+  /** Atomically renew: `expiresAt = min(now + ttlSeconds, maxExpiresAt)`; refuses at or past `maxExpiresAt`. */
+  extend(tokenId: string, now: number): Promise<ExtendResult>;
+  /** Revoke every token string issued for this id. Idempotent. */
+  revoke(tokenId: string): Promise<void>;
+  /** Revoke every token of an identity; returns how many were live. */
+  revokeIdentity(identityId: string): Promise<number>;
+  close?(): Promise<void>;
+}
+
+/** What the guard hands the route. */
+export interface AuthContext {
+  identityId: string;
+  tokenId: string;
+  /** Identity metadata plus claims mapped by `claimMetadataMapping`. */
+  metadata: Readonly<Record<string, unknown>>;
+  issuer: string | undefined;
+  subject: string | undefined;
+  /** Epoch ms. */
+  expiresAt: number;
+  /** Uses left after this one; `undefined` when unlimited. */
+  usesRemaining: number | undefined;
+  clientIp: string | undefined;
+}
+
+/** pino-style logger: `(object, message)`. Every field this library logs is free of tokens. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export type AuthEventType =
+  | 'login.success'
+  | 'login.failure'
+  | 'token.renew'
+  | 'token.renew.failure'
+  | 'token.revoke'
+  | 'identity.revoke'
+  | 'guard.denied'
+  | 'keys.fetch'
+  | 'keys.fetch.failure';
+
+/** An audit event. Carries ids and reason codes, never a token or a token string. */
+export interface AuthEvent {
+  type: AuthEventType;
+  /** Epoch ms. */
+  time: number;
+  identityId?: string;
+  issuer?: string;
+  subject?: string;
+  jti?: string;
+  clientIp?: string;
+  tokenId?: string;
+  reasonCode?: ReasonCode;
+  /** Extra non-secret detail (which claim failed, which URL was fetched). */
+  detail?: Record<string, unknown>;
+}
+
+export type Clock = () => number;
