@@ -147,7 +147,10 @@ export interface TokenStore {
   get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined>;
   /** Atomically: refuse if unknown, revoked, expired or used up; else count one use and return the record. */
   consume(tokenId: string, now: number): Promise<ConsumeResult>;
-  /** Atomically renew: `expiresAt = min(now + ttlSeconds, maxExpiresAt)`; refuses at or past `maxExpiresAt`. */
+  /**
+   * Atomically renew: `expiresAt = min(now + ttlSeconds, maxExpiresAt)`. Refuses (`max_ttl_reached`)
+   * when `expiresAt` already equals `maxExpiresAt`: nothing is left to extend, the client must log in.
+   */
   extend(tokenId: string, now: number): Promise<ExtendResult>;
   /** Revoke every token string issued for this id. Idempotent. */
   revoke(tokenId: string): Promise<void>;

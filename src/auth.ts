@@ -1,0 +1,428 @@
+import { randomBytes } from 'node:crypto';
+import {
+  ForbiddenError,
+  OidcAuthError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+  bearerChallenge,
+  type ReasonCode,
+} from './errors.js';
+import type { HttpGet } from './fetch.js';
+import { compileIpAllowList, type IpAllowList } from './ip.js';
+import { KeyManager, type KeyManagerOptions } from './keys.js';
+import { compileIdentityPolicy } from './policy.js';
+import { MemoryIdentityStore, MemoryTokenStore } from './stores/memory.js';
+import { AccessTokenCodec, newTokenId, type SigningKeysInput } from './tokens.js';
+import type {
+  AccessTokenRecord,
+  AuthContext,
+  AuthEvent,
+  Clock,
+  IdentityConfig,
+  IdentityConfigInput,
+  IdentityStore,
+  Logger,
+  TokenStore,
+} from './types.js';
+import { LoginFailure, readHeader, verifyIdpToken } from './verify.js';
+import { explainLogin, type ExplainReport } from './explain.js';
+
+/** Options of {@link createOidcAuth}. */
+export interface OidcAuthOptions {
+  /** Identity configs: a store, or an array of configs for an in-memory store. */
+  identities: IdentityStore | ReadonlyArray<IdentityConfigInput>;
+  /** Access-token state. Default: a {@link MemoryTokenStore} (one process only). */
+  tokens?: TokenStore;
+  /**
+   * Own token signing keys (`{ kid: secret }` or `[{ kid, secret }]`, secrets ≥ 32 bytes); the
+   * first one signs, all verify, so keys rotate without logging clients out. Default: one random
+   * key per process (tokens do not survive a restart; a warning is logged).
+   */
+  signingKeys?: SigningKeysInput;
+  /** Outbound GET used for discovery and JWKS (a seam for tests and custom transports). */
+  httpGet?: HttpGet;
+  /** Key cache tuning, or a shared {@link KeyManager}. */
+  keys?: KeyManager | Omit<KeyManagerOptions, 'httpGet' | 'clock' | 'logger'>;
+  /** Epoch-ms clock. Default `Date.now`. */
+  clock?: Clock;
+  /** pino-style logger. Nothing logged carries a token. */
+  logger?: Logger;
+  /** Audit hook: login success/failure, renew, revoke, guard denials. Exceptions in it are logged. */
+  onEvent?: (event: AuthEvent) => void;
+  /**
+   * Tell a caller whose IdP token verified which check failed (`subject_not_allowed`…). Default true.
+   * When false every login failure answers `invalid_credentials`. Events and logs always have the reason.
+   */
+  revealLoginFailureReasons?: boolean;
+  /** `realm` of `WWW-Authenticate` challenges. Default `oidc-machine-auth`. */
+  realm?: string;
+}
+
+/** Options of a call made on behalf of a client. */
+export interface CallContext {
+  /** The client's address, as the framework's trust-proxy logic determined it. */
+  clientIp?: string | undefined;
+}
+
+/** What a successful login or renew grants. */
+export interface AccessTokenGrant {
+  accessToken: string;
+  /** Seconds this token string is valid for (capped by the max TTL). */
+  expiresIn: number;
+  /** The identity's max TTL in seconds. */
+  accessTokenMaxTTL: number;
+  tokenType: 'Bearer';
+  tokenId: string;
+  identityId: string;
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+/** The engine: login, authenticate, renew, revoke, explain. */
+export interface OidcAuth {
+  login(input: { identityId: string; jwt: string } & CallContext): Promise<AccessTokenGrant>;
+  authenticate(accessToken: string, context?: CallContext): Promise<AuthContext>;
+  renew(accessToken: string, context?: CallContext): Promise<AccessTokenGrant>;
+  revoke(accessToken: string, context?: CallContext): Promise<void>;
+  /** Revoke every token of an identity; returns how many were live. */
+  revokeIdentity(identityId: string): Promise<number>;
+  /** Every login check in order, with pass/fail and why. Never throws for a bad token. */
+  explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport>;
+  readonly identities: IdentityStore;
+  readonly tokens: TokenStore;
+  readonly keys: KeyManager;
+  /** `realm` used in challenges. */
+  readonly realm: string;
+  /** Log through the configured logger (used by adapters for unexpected errors). */
+  readonly logger: Logger | undefined;
+  close(): Promise<void>;
+}
+
+const LOGIN_MESSAGES: Partial<Record<ReasonCode, string>> = {
+  issuer_mismatch: 'The token was not issued by an issuer this identity trusts',
+  token_expired: 'The token has expired',
+  token_not_yet_valid: 'The token is not valid yet',
+  token_issued_in_future: 'The token was issued in the future',
+  token_lifetime_too_long: 'The token lives longer than this identity accepts',
+  subject_not_allowed: 'The token subject is not allowed for this identity',
+  audience_not_allowed: 'The token audience is not allowed for this identity',
+  claim_not_allowed: 'A bound claim of the token is not allowed for this identity',
+  claim_missing: 'A bound claim is missing from the token',
+  token_malformed: 'The token is malformed',
+};
+
+const GUARD_MESSAGES: Partial<Record<ReasonCode, string>> = {
+  invalid_token: 'Invalid access token',
+  token_expired: 'Access token expired',
+  token_revoked: 'Access token revoked',
+  uses_exhausted: 'Access token has no uses left',
+  max_ttl_reached: 'Access token reached its max TTL and cannot be renewed',
+};
+
+const STORE_REASONS = {
+  not_found: 'invalid_token',
+  revoked: 'token_revoked',
+  expired: 'token_expired',
+  uses_exhausted: 'uses_exhausted',
+  max_ttl_reached: 'max_ttl_reached',
+} as const satisfies Record<string, ReasonCode>;
+
+/** Build the engine. Validates every option now, so a bad option fails at start-up. */
+export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
+  const clock = options.clock ?? Date.now;
+  const logger = options.logger;
+  const realm = options.realm ?? 'oidc-machine-auth';
+  const reveal = options.revealLoginFailureReasons ?? true;
+  const identities = Array.isArray(options.identities)
+    ? new MemoryIdentityStore(options.identities as IdentityConfigInput[])
+    : (options.identities as IdentityStore);
+  const ownsTokens = !options.tokens;
+  const tokens = options.tokens ?? new MemoryTokenStore({ clock });
+  let signingKeys = options.signingKeys;
+  if (!signingKeys) {
+    signingKeys = { k0: randomBytes(32) };
+    logger?.warn(
+      { event: 'signing_keys.ephemeral' },
+      'no signingKeys given: using a random key; access tokens will not survive a restart',
+    );
+  }
+  const codec = new AccessTokenCodec(signingKeys);
+  const keys =
+    options.keys instanceof KeyManager
+      ? options.keys
+      : new KeyManager({ ...options.keys, httpGet: options.httpGet, clock, logger });
+
+  const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
+  const ipLists = new WeakMap<readonly string[], IpAllowList>();
+
+  function emit(event: Omit<AuthEvent, 'time'>): void {
+    if (!options.onEvent) return;
+    try {
+      options.onEvent({ time: clock(), ...event });
+    } catch (error) {
+      logger?.error({ event: 'on_event.error', err: describe(error) }, 'onEvent hook threw');
+    }
+  }
+
+  function ipAllowList(list: readonly string[]): IpAllowList {
+    let compiled = ipLists.get(list);
+    if (!compiled) ipLists.set(list, (compiled = compileIpAllowList(list)));
+    return compiled;
+  }
+
+  function storeDown(error: unknown, operation: string): OidcAuthError {
+    if (error instanceof OidcAuthError) return error;
+    logger?.error({ event: 'store.error', operation, err: describe(error) }, 'token store failed');
+    return new ServiceUnavailableError('store_unavailable', 'The token store is unavailable', {
+      cause: error,
+    });
+  }
+
+  function tokenDenied(code: ReasonCode, event: Omit<AuthEvent, 'time' | 'type'>): OidcAuthError {
+    emit({ type: 'guard.denied', reasonCode: code, ...event });
+    return new UnauthorizedError(code, GUARD_MESSAGES[code] ?? 'Invalid access token', {
+      headers: { 'www-authenticate': invalidTokenChallenge },
+    });
+  }
+
+  function loginDenied(
+    failure: LoginFailure,
+    context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'>,
+  ): OidcAuthError {
+    emit({ type: 'login.failure', reasonCode: failure.code, ...context, detail: failure.detail });
+    logger?.info({ event: 'login.failure', reasonCode: failure.code, ...context }, 'login refused');
+    if (failure.code === 'idp_unavailable') {
+      const retry = failure.detail.retryAfterSeconds;
+      return new ServiceUnavailableError('idp_unavailable', 'The identity provider cannot be reached', {
+        retryAfterSeconds: typeof retry === 'number' ? retry : 30,
+        cause: failure,
+      });
+    }
+    if (failure.code === 'store_unavailable') {
+      return new ServiceUnavailableError('store_unavailable', 'The identity store is unavailable', {
+        cause: failure.cause,
+      });
+    }
+    if (reveal && failure.verified) {
+      if (failure.code === 'ip_not_allowed') {
+        return new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this identity');
+      }
+      return new UnauthorizedError(failure.code, LOGIN_MESSAGES[failure.code] ?? 'Invalid credentials');
+    }
+    return new UnauthorizedError('invalid_credentials', 'Invalid credentials');
+  }
+
+  async function loadIdentity(identityId: string): Promise<IdentityConfig> {
+    let config: IdentityConfig | undefined;
+    try {
+      config = await identities.get(identityId);
+    } catch (error) {
+      if (error instanceof OidcAuthError && error.code === 'invalid_config') {
+        // A stored config that no longer validates is never used.
+        logger?.error({ event: 'identity.invalid', identityId, err: describe(error) }, 'invalid identity');
+        throw new LoginFailure('identity_not_found', false, { invalidConfig: true });
+      }
+      logger?.error({ event: 'store.error', operation: 'identity.get', err: describe(error) }, 'store failed');
+      throw new LoginFailure('store_unavailable', false, {}, { cause: error });
+    }
+    if (!config) throw new LoginFailure('identity_not_found', false);
+    return config;
+  }
+
+  function grant(record: AccessTokenRecord, maxTTLSeconds: number, now: number): AccessTokenGrant {
+    return {
+      accessToken: codec.mint(record.tokenId, record.expiresAt),
+      expiresIn: Math.max(0, Math.round((record.expiresAt - now) / 1000)),
+      accessTokenMaxTTL: maxTTLSeconds,
+      tokenType: 'Bearer',
+      tokenId: record.tokenId,
+      identityId: record.identityId,
+      expiresAt: record.expiresAt,
+    };
+  }
+
+  async function login(input: { identityId: string; jwt: string } & CallContext): Promise<AccessTokenGrant> {
+    const { identityId, jwt, clientIp } = input;
+    const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
+    try {
+      const header = readHeader(jwt);
+      const config = await loadIdentity(identityId);
+      const now = clock();
+      const { payload } = await verifyIdpToken(jwt, header, config, keys, now);
+      context.issuer = payload.iss;
+      if (typeof payload.sub === 'string') context.subject = payload.sub;
+      if (typeof payload.jti === 'string') context.jti = payload.jti;
+      const policy = compileIdentityPolicy(config);
+      const verdict = policy.check(payload);
+      if (!verdict.ok) {
+        throw new LoginFailure(verdict.code, true, verdict.claim ? { claim: verdict.claim } : {});
+      }
+      if (!ipAllowList(config.accessTokenTrustedIps).allows(clientIp)) {
+        throw new LoginFailure('ip_not_allowed', true);
+      }
+      const record: AccessTokenRecord = {
+        tokenId: newTokenId(),
+        identityId: config.identityId,
+        createdAt: now,
+        expiresAt: now + Math.min(config.accessTokenTTL, config.accessTokenMaxTTL) * 1000,
+        maxExpiresAt: now + config.accessTokenMaxTTL * 1000,
+        ttlSeconds: config.accessTokenTTL,
+        usesLimit: config.accessTokenNumUsesLimit,
+        usesCount: 0,
+        revoked: false,
+        trustedIps: config.accessTokenTrustedIps,
+        metadata: policy.metadata(payload),
+        issuer: payload.iss,
+        subject: context.subject,
+      };
+      try {
+        await tokens.create(record);
+      } catch (error) {
+        throw storeDown(error, 'create');
+      }
+      emit({ type: 'login.success', ...context, tokenId: record.tokenId });
+      return grant(record, config.accessTokenMaxTTL, now);
+    } catch (error) {
+      if (error instanceof LoginFailure) throw loginDenied(error, context);
+      if (error instanceof OidcAuthError) throw error;
+      // Never a 500 for a login: an unexpected error is a refusal, with the reason in the log only.
+      logger?.error({ event: 'login.error', identityId, err: describe(error) }, 'unexpected login error');
+      throw loginDenied(new LoginFailure('token_malformed', false), context);
+    }
+  }
+
+  function parseOwnToken(accessToken: string, clientIp: string | undefined, now: number) {
+    const parsed = typeof accessToken === 'string' ? codec.parse(accessToken) : undefined;
+    if (!parsed) throw tokenDenied('invalid_token', { clientIp });
+    if (now >= parsed.expiresAt) throw tokenDenied('token_expired', { clientIp, tokenId: parsed.tokenId });
+    return parsed;
+  }
+
+  async function authenticate(accessToken: string, context: CallContext = {}): Promise<AuthContext> {
+    const clientIp = context.clientIp;
+    const now = clock();
+    const parsed = parseOwnToken(accessToken, clientIp, now);
+    let result;
+    try {
+      result = await tokens.consume(parsed.tokenId, now);
+    } catch (error) {
+      throw storeDown(error, 'consume');
+    }
+    if (!result.ok) {
+      throw tokenDenied(STORE_REASONS[result.reason], { clientIp, tokenId: parsed.tokenId });
+    }
+    const record = result.record;
+    if (!ipAllowList(record.trustedIps).allows(clientIp)) {
+      emit({
+        type: 'guard.denied',
+        reasonCode: 'ip_not_allowed',
+        clientIp,
+        tokenId: record.tokenId,
+        identityId: record.identityId,
+      });
+      throw new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this token');
+    }
+    return {
+      identityId: record.identityId,
+      tokenId: record.tokenId,
+      metadata: record.metadata,
+      issuer: record.issuer,
+      subject: record.subject,
+      expiresAt: parsed.expiresAt,
+      usesRemaining: record.usesLimit > 0 ? record.usesLimit - record.usesCount : undefined,
+      clientIp,
+    };
+  }
+
+  async function renew(accessToken: string, context: CallContext = {}): Promise<AccessTokenGrant> {
+    const clientIp = context.clientIp;
+    const now = clock();
+    const parsed = parseOwnToken(accessToken, clientIp, now);
+    let record: AccessTokenRecord | undefined;
+    try {
+      record = await tokens.get(parsed.tokenId, now);
+    } catch (error) {
+      throw storeDown(error, 'get');
+    }
+    if (!record) throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
+    if (!ipAllowList(record.trustedIps).allows(clientIp)) {
+      emit({ type: 'guard.denied', reasonCode: 'ip_not_allowed', clientIp, tokenId: record.tokenId });
+      throw new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this token');
+    }
+    let result;
+    try {
+      result = await tokens.extend(parsed.tokenId, now);
+    } catch (error) {
+      throw storeDown(error, 'extend');
+    }
+    if (!result.ok) {
+      const code = STORE_REASONS[result.reason];
+      emit({ type: 'token.renew.failure', reasonCode: code, clientIp, tokenId: parsed.tokenId });
+      throw new UnauthorizedError(code, GUARD_MESSAGES[code] ?? 'Invalid access token', {
+        headers: { 'www-authenticate': invalidTokenChallenge },
+      });
+    }
+    emit({
+      type: 'token.renew',
+      identityId: result.record.identityId,
+      clientIp,
+      tokenId: result.record.tokenId,
+    });
+    const maxTTL = Math.round((result.record.maxExpiresAt - result.record.createdAt) / 1000);
+    return grant(result.record, maxTTL, now);
+  }
+
+  async function revoke(accessToken: string, context: CallContext = {}): Promise<void> {
+    const clientIp = context.clientIp;
+    const parsed = typeof accessToken === 'string' ? codec.parse(accessToken) : undefined;
+    // An expired but genuine token may still be revoked; a forged one is refused.
+    if (!parsed) throw tokenDenied('invalid_token', { clientIp });
+    try {
+      await tokens.revoke(parsed.tokenId);
+    } catch (error) {
+      throw storeDown(error, 'revoke');
+    }
+    emit({ type: 'token.revoke', clientIp, tokenId: parsed.tokenId });
+  }
+
+  async function revokeIdentity(identityId: string): Promise<number> {
+    let count: number;
+    try {
+      count = await tokens.revokeIdentity(identityId);
+    } catch (error) {
+      throw storeDown(error, 'revokeIdentity');
+    }
+    emit({ type: 'identity.revoke', identityId, detail: { revoked: count } });
+    return count;
+  }
+
+  async function explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport> {
+    return explainLogin(input, { identities, keys, clock, ipAllowList });
+  }
+
+  return {
+    login,
+    authenticate,
+    renew,
+    revoke,
+    revokeIdentity,
+    explain,
+    identities,
+    tokens,
+    keys,
+    realm,
+    logger,
+    async close() {
+      if (ownsTokens) await tokens.close?.();
+    },
+  };
+}
+
+/** A loggable description of an error: class name and code only, never its message or payload. */
+export function describe(error: unknown): { name: string; code?: string } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' ? { name: error.name, code } : { name: error.name };
+  }
+  return { name: typeof error };
+}

@@ -1,0 +1,233 @@
+import { randomUUID } from 'node:crypto';
+import type { AccessTokenGrant, OidcAuth } from './auth.js';
+import { describe } from './auth.js';
+import {
+  BadRequestError,
+  OidcAuthError,
+  RequestBodyError,
+  UnauthorizedError,
+  bearerChallenge,
+  type ErrorBody,
+} from './errors.js';
+import { IDENTITY_ID_PATTERN } from './config.js';
+import type { AuthContext } from './types.js';
+
+/** A framework-neutral answer: adapters copy it onto their response. */
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** Default largest request body for the auth routes, in bytes. A JWT is capped at 16 KiB. */
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+/** The route paths, relative to the prefix the host mounts them under (`/api/v1/auth` by default). */
+export const ROUTES = {
+  login: '/oidc-auth/login',
+  renew: '/token/renew',
+  revoke: '/token/revoke',
+} as const;
+
+/** The default mount prefix, Infisical's. */
+export const DEFAULT_PREFIX = '/api/v1/auth';
+
+const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
+
+/** Which body formats the auth routes take. */
+export type BodyKind = 'json' | 'form';
+
+/** `json`, `form`, or `undefined` for a media type the routes do not take. */
+export function bodyKind(contentType: string | undefined): BodyKind | undefined {
+  if (!contentType) return undefined;
+  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) return 'json';
+  if (type === 'application/x-www-form-urlencoded') return 'form';
+  return undefined;
+}
+
+/**
+ * Parse a raw request body for the auth routes (adapters that read bodies themselves use this).
+ * JSON must be an object; forms become an object of their first values. Throws 415 or 422.
+ */
+export function parseRequestBody(contentType: string | undefined, raw: string): Record<string, unknown> {
+  const kind = bodyKind(contentType);
+  if (!kind) throw unsupportedMediaType();
+  if (kind === 'form') {
+    const out: Record<string, unknown> = Object.create(null);
+    for (const [key, value] of new URLSearchParams(raw)) if (!(key in out)) out[key] = value;
+    return out;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw invalidBody('Request body is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw invalidBody('Request body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function unsupportedMediaType(): RequestBodyError {
+  return new RequestBodyError(
+    415,
+    'unsupported_media_type',
+    'Send application/json or application/x-www-form-urlencoded',
+  );
+}
+
+export function bodyTooLarge(): RequestBodyError {
+  return new RequestBodyError(413, 'body_too_large', 'Request body is too large');
+}
+
+export function invalidBody(message: string): RequestBodyError {
+  return new RequestBodyError(422, 'invalid_body', message);
+}
+
+function field(body: unknown, name: string, required: true): string;
+function field(body: unknown, name: string, required: false): string | undefined;
+function field(body: unknown, name: string, required: boolean): string | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalidBody('Request body must be an object');
+  }
+  const value = Object.hasOwn(body, name) ? (body as Record<string, unknown>)[name] : undefined;
+  if (value === undefined || value === null || value === '') {
+    if (required) throw invalidBody(`${name} is required`);
+    return undefined;
+  }
+  if (typeof value !== 'string') throw invalidBody(`${name} must be a string`);
+  return value;
+}
+
+function grantBody(grant: AccessTokenGrant) {
+  return {
+    accessToken: grant.accessToken,
+    expiresIn: grant.expiresIn,
+    accessTokenMaxTTL: grant.accessTokenMaxTTL,
+    tokenType: grant.tokenType,
+  };
+}
+
+/** `POST {prefix}/oidc-auth/login` with `{identityId, jwt, organizationSlug?}`. */
+export async function loginAnswer(auth: OidcAuth, body: unknown, clientIp?: string): Promise<HttpAnswer> {
+  try {
+    const identityId = field(body, 'identityId', true);
+    const jwt = field(body, 'jwt', true);
+    field(body, 'organizationSlug', false); // accepted for Infisical clients; "" means absent
+    if (!IDENTITY_ID_PATTERN.test(identityId)) throw invalidBody('identityId is malformed');
+    const grant = await auth.login({ identityId, jwt, clientIp });
+    return { status: 200, headers: NO_STORE, body: grantBody(grant) };
+  } catch (error) {
+    return errorAnswer(auth, error);
+  }
+}
+
+/** `POST {prefix}/token/renew` with `{accessToken}`. */
+export async function renewAnswer(auth: OidcAuth, body: unknown, clientIp?: string): Promise<HttpAnswer> {
+  try {
+    const grant = await auth.renew(field(body, 'accessToken', true), { clientIp });
+    return { status: 200, headers: NO_STORE, body: grantBody(grant) };
+  } catch (error) {
+    return errorAnswer(auth, error);
+  }
+}
+
+/** `POST {prefix}/token/revoke` with `{accessToken}`. */
+export async function revokeAnswer(auth: OidcAuth, body: unknown, clientIp?: string): Promise<HttpAnswer> {
+  try {
+    await auth.revoke(field(body, 'accessToken', true), { clientIp });
+    return { status: 200, headers: NO_STORE, body: { message: 'Successfully revoked access token' } };
+  } catch (error) {
+    return errorAnswer(auth, error);
+  }
+}
+
+/**
+ * The answer for any error. Library errors render as themselves; anything else (a bug, a
+ * framework error) is logged by name and answered as a refusal, never with its text.
+ */
+export function errorAnswer(auth: Pick<OidcAuth, 'logger'>, error: unknown): HttpAnswer {
+  const reqId = randomUUID();
+  let known: OidcAuthError;
+  if (error instanceof OidcAuthError) {
+    known = error;
+  } else {
+    auth.logger?.error({ event: 'http.error', reqId, err: describe(error) }, 'unexpected error answered 401');
+    known = new UnauthorizedError('invalid_request', 'The request could not be processed');
+  }
+  const body: ErrorBody = known.toBody(reqId);
+  return { status: known.status, headers: { ...NO_STORE, ...known.headers }, body };
+}
+
+/** What the bearer guard needs from a request. */
+export interface GuardRequest {
+  /** Every `Authorization` header value the request carried (adapters read raw headers). */
+  authorization: string | readonly string[] | undefined;
+  /** True when the URL's query string carries `access_token` (RFC 6750 §2.3: refused). */
+  tokenInQuery?: boolean;
+  clientIp?: string | undefined;
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/**
+ * Extract the bearer token (RFC 6750 §2.1): scheme case-insensitive, one token, no duplicates.
+ * No credentials → 401 without `error=`; malformed → 400 `invalid_request`.
+ */
+export function extractBearer(request: GuardRequest, realm: string): string {
+  if (request.tokenInQuery) {
+    throw invalidRequest(realm, 'Access tokens are not accepted in the query string');
+  }
+  let header = request.authorization;
+  if (typeof header !== 'string') {
+    if (header === undefined || header.length === 0) throw missingToken(realm);
+    if (header.length > 1) throw invalidRequest(realm, 'Send exactly one Authorization header');
+    header = header[0]!;
+  }
+  const match = BEARER.exec(header);
+  if (match) return match[1]!;
+  if (!/^bearer(\s|$)/i.test(header)) throw missingToken(realm);
+  throw invalidRequest(realm, 'Malformed Bearer credentials');
+}
+
+function missingToken(realm: string): UnauthorizedError {
+  return new UnauthorizedError('missing_token', 'Access token is required', {
+    headers: { 'www-authenticate': bearerChallenge(realm) },
+  });
+}
+
+function invalidRequest(realm: string, message: string): BadRequestError {
+  return new BadRequestError('invalid_request', message, {
+    headers: { 'www-authenticate': bearerChallenge(realm, 'invalid_request') },
+  });
+}
+
+/** The bearer guard, framework-neutral: resolves the caller or throws an {@link OidcAuthError}. */
+export function guard(auth: OidcAuth, request: GuardRequest): Promise<AuthContext> {
+  try {
+    return auth.authenticate(extractBearer(request, auth.realm), { clientIp: request.clientIp });
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** Every value of a header in Node's `rawHeaders` (Node keeps only the first `Authorization`). */
+export function rawHeaderValues(rawHeaders: readonly string[], lowerName: string): string[] | undefined {
+  let values: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) {
+      (values ??= []).push(rawHeaders[i + 1]!);
+    }
+  }
+  return values;
+}
+
+/** True when a request target's query string carries an `access_token` parameter. */
+export function hasTokenInQuery(url: string): boolean {
+  const q = url.indexOf('?');
+  if (q < 0) return false;
+  return url.indexOf('access_token', q) > 0 && new URLSearchParams(url.slice(q + 1)).has('access_token');
+}

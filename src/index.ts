@@ -1,0 +1,42 @@
+export { createOidcAuth, type OidcAuth, type OidcAuthOptions, type AccessTokenGrant, type CallContext } from './auth.js';
+export {
+  OidcAuthError,
+  BadRequestError,
+  UnauthorizedError,
+  ForbiddenError,
+  RequestBodyError,
+  ServiceUnavailableError,
+  ConfigError,
+  bearerChallenge,
+  type ReasonCode,
+  type ErrorName,
+  type ErrorBody,
+} from './errors.js';
+export { parseIdentityConfig, parseIdentityConfigs, IDENTITY_ID_PATTERN, DEFAULT_ALGORITHMS } from './config.js';
+export { KeyManager, KeyError, type KeyManagerOptions, type VerificationKey } from './keys.js';
+export { httpGet, FetchError, type HttpGet, type HttpGetOptions, type HttpGetResult } from './fetch.js';
+export { MemoryIdentityStore, MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory.js';
+export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
+export type { ExplainReport, ExplainCheck } from './explain.js';
+export {
+  loginAnswer,
+  renewAnswer,
+  revokeAnswer,
+  errorAnswer,
+  guard,
+  extractBearer,
+  parseRequestBody,
+  bodyKind,
+  rawHeaderValues,
+  hasTokenInQuery,
+  bodyTooLarge,
+  unsupportedMediaType,
+  invalidBody,
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_PREFIX,
+  ROUTES,
+  type HttpAnswer,
+  type GuardRequest,
+  type BodyKind,
+} from './http.js';
+export type * from './types.js';

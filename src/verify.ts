@@ -1,0 +1,138 @@
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { ReasonCode } from './errors.js';
+import { KeyError, type KeyManager } from './keys.js';
+import type { IdentityConfig } from './types.js';
+
+/** Largest IdP token accepted, in characters. Real CI tokens are 1-3 KB. */
+export const MAX_JWT_LENGTH = 16 * 1024;
+const MAX_HEADER_SEGMENT = 2048;
+const MAX_KID_LENGTH = 256;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** The parts of an unverified JOSE header we look at. Nothing else from it is ever used. */
+export interface UnverifiedHeader {
+  alg: string;
+  kid: string | undefined;
+}
+
+/**
+ * Why an IdP token was refused. `verified` tells whether the signature had verified against the
+ * identity's own keys when the check failed: only then may the caller be told the reason.
+ */
+export class LoginFailure extends Error {
+  override name = 'LoginFailure';
+  constructor(
+    readonly code: ReasonCode,
+    readonly verified: boolean,
+    readonly detail: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(code, options);
+  }
+}
+
+/**
+ * Structural checks that need no key and no identity: size, compact-JWS shape (strict base64url,
+ * no padding, no whitespace, exactly three segments) and a readable header with a string `alg`.
+ * Garbage is refused here, before any store lookup or outbound request.
+ */
+export function readHeader(jwt: string): UnverifiedHeader {
+  if (jwt.length > MAX_JWT_LENGTH) throw new LoginFailure('token_too_large', false);
+  if (!COMPACT_JWS.test(jwt)) throw new LoginFailure('token_malformed', false);
+  const segment = jwt.slice(0, jwt.indexOf('.'));
+  if (segment.length > MAX_HEADER_SEGMENT) throw new LoginFailure('token_malformed', false);
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    throw new LoginFailure('token_malformed', false);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw new LoginFailure('token_malformed', false);
+  }
+  const { alg, kid } = header as { alg?: unknown; kid?: unknown };
+  if (typeof alg !== 'string') throw new LoginFailure('token_malformed', false);
+  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH)) {
+    throw new LoginFailure('token_malformed', false);
+  }
+  return { alg, kid };
+}
+
+/** A verified IdP token. */
+export interface VerifiedIdpToken {
+  payload: JWTPayload;
+  header: UnverifiedHeader;
+}
+
+/**
+ * Verify an IdP JWT for one identity: algorithm from the identity's allowlist only, keys from its
+ * configured source only (never from `jwk`/`jku`/`x5u`/`x5c` headers), issuer exact, `exp`, `iat`
+ * and `iss` required, clock skew, `iat` not in the future, lifetime capped.
+ */
+export async function verifyIdpToken(
+  jwt: string,
+  header: UnverifiedHeader,
+  config: IdentityConfig,
+  keys: KeyManager,
+  now: number,
+): Promise<VerifiedIdpToken> {
+  if (!(config.allowedAlgorithms as readonly string[]).includes(header.alg)) {
+    throw new LoginFailure('algorithm_not_allowed', false);
+  }
+  let candidates;
+  try {
+    candidates = await keys.getKeys(config, header);
+  } catch (error) {
+    if (error instanceof KeyError) {
+      const code = error.code === 'idp_unavailable' ? 'idp_unavailable' : error.code;
+      throw new LoginFailure(code, false, { retryAfterSeconds: error.retryAfterSeconds }, { cause: error });
+    }
+    throw new LoginFailure('key_not_found', false, {}, { cause: error });
+  }
+  if (candidates.length === 0) throw new LoginFailure('key_not_found', false);
+
+  const skew = config.clockSkewSeconds;
+  const options = {
+    algorithms: [header.alg],
+    issuer: config.boundIssuer as string[],
+    requiredClaims: ['exp', 'iat', 'iss'],
+    clockTolerance: skew,
+    currentDate: new Date(now),
+  };
+  let payload: JWTPayload | undefined;
+  let lastError: unknown;
+  for (const candidate of candidates) {
+    try {
+      payload = (await jwtVerify(jwt, candidate.key, options)).payload;
+      break;
+    } catch (error) {
+      lastError = error;
+      // Only a bad signature is worth trying the next candidate key for.
+      if (!(error instanceof joseErrors.JWSSignatureVerificationFailed)) break;
+    }
+  }
+  if (!payload) throw joseFailure(lastError);
+
+  const nowSeconds = now / 1000;
+  const iat = payload.iat as number;
+  const exp = payload.exp as number;
+  if (iat > nowSeconds + skew) throw new LoginFailure('token_issued_in_future', true);
+  if (exp - iat > config.maxTokenLifetimeSeconds) throw new LoginFailure('token_lifetime_too_long', true);
+  return { payload, header };
+}
+
+function joseFailure(error: unknown): LoginFailure {
+  if (error instanceof joseErrors.JWTExpired) return new LoginFailure('token_expired', true);
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    const claim = error.claim;
+    if (error.reason === 'missing') return new LoginFailure('claim_missing', true, { claim });
+    if (claim === 'iss') return new LoginFailure('issuer_mismatch', true);
+    if (claim === 'nbf') return new LoginFailure('token_not_yet_valid', true);
+    return new LoginFailure('token_malformed', true, { claim });
+  }
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return new LoginFailure('signature_invalid', false);
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return new LoginFailure('algorithm_not_allowed', false);
+  return new LoginFailure('token_malformed', false, {}, { cause: error });
+}

@@ -1,0 +1,366 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OidcAuth } from '../../src/index.js';
+import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
+import { getWith, postForm, postJson, request, type RawResponse } from '../helpers/http.js';
+import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
+import { createOidcAuth } from '../../src/index.js';
+
+/** A host app built with one adapter, listening on 127.0.0.1. */
+export interface MountedApp {
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Build a host app with the adapter under test:
+ * - the auth router under `/api/v1/auth`;
+ * - `GET /api/v3/secrets/raw` behind the guard, answering `{ identityId, clientIp, metadata }` from the auth context;
+ * - `GET /admin` behind the guard with an authorize predicate `metadata.role === 'admin'`;
+ * - the framework's proxy trust turned on for loopback when `trustProxy` is true.
+ */
+export type Mount = (auth: OidcAuth, options: { trustProxy: boolean }) => Promise<MountedApp>;
+
+const LOGIN = '/api/v1/auth/oidc-auth/login';
+const RENEW = '/api/v1/auth/token/renew';
+const REVOKE = '/api/v1/auth/token/revoke';
+const SECRETS = '/api/v3/secrets/raw?environment=prod&workspaceSlug=payments';
+
+function expectErrorShape(res: RawResponse, status: number, reasonCode: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/application\/json/);
+  expect(Object.keys(res.json).sort()).toEqual(['error', 'message', 'reasonCode', 'reqId', 'statusCode']);
+  expect(res.json.statusCode).toBe(status);
+  expect(res.json.reasonCode).toBe(reasonCode);
+}
+
+/** Strip the per-request id so answers can be compared byte for byte. */
+const comparable = (res: RawResponse) => ({
+  status: res.status,
+  body: { ...res.json, reqId: undefined },
+  challenge: res.headers['www-authenticate'],
+  retryAfter: res.headers['retry-after'],
+});
+
+/** Every adapter runs these same HTTP cases. */
+export function describeAdapterConformance(name: string, mount: Mount): void {
+  describe(`${name} adapter conformance`, () => {
+    const key = makeKey('RS256');
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    let auth: OidcAuth;
+    let app: MountedApp;
+    let proxied: MountedApp;
+    const bearer = (token: string) => ['authorization', `Bearer ${token}`];
+    const idpToken = (claims = {}) => sign(key, githubClaims(clock.ms, claims));
+
+    async function login(identityId = 'gh-deployer', claims = {}): Promise<string> {
+      const res = await postJson(app.url, LOGIN, { identityId, jwt: await idpToken(claims) });
+      expect(res.status).toBe(200);
+      return res.json.accessToken;
+    }
+
+    beforeAll(async () => {
+      auth = createOidcAuth({
+        identities: [
+          githubIdentity(key),
+          githubIdentity(key, { identityId: 'limited', accessTokenNumUsesLimit: 1, metadata: { role: 'admin' } }),
+          githubIdentity(key, { identityId: 'private-net', accessTokenTrustedIps: ['10.0.0.0/8'] }),
+          githubIdentity(key, { identityId: 'loopback-only', accessTokenTrustedIps: ['127.0.0.1/32', '::1/128'] }),
+          githubIdentity(key, { identityId: 'short', accessTokenTTL: 60, accessTokenMaxTTL: 120 }),
+        ],
+        signingKeys: SIGNING_KEYS,
+        clock: clock.now,
+        onEvent: rec.onEvent,
+        logger: rec.logger,
+      });
+      app = await mount(auth, { trustProxy: false });
+      proxied = await mount(auth, { trustProxy: true });
+    });
+    afterAll(async () => {
+      await app?.close();
+      await proxied?.close();
+      await auth?.close();
+    });
+
+    describe('login', () => {
+      it('logs in with a JSON body (Infisical answer shape, no-store)', async () => {
+        const res = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken() });
+        expect(res.status).toBe(200);
+        expect(Object.keys(res.json).sort()).toEqual(['accessToken', 'accessTokenMaxTTL', 'expiresIn', 'tokenType']);
+        expect(res.json).toMatchObject({ expiresIn: 7200, accessTokenMaxTTL: 86400, tokenType: 'Bearer' });
+        expect(res.headers['cache-control']).toBe('no-store');
+      });
+
+      it('logs in with a form-urlencoded body (Infisical GitHub action)', async () => {
+        const res = await postForm(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken() });
+        expect(res.status).toBe(200);
+        expect(res.json.tokenType).toBe('Bearer');
+      });
+
+      it('treats organizationSlug "" as absent (Infisical Go SDK)', async () => {
+        const res = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken(), organizationSlug: '' });
+        expect(res.status).toBe(200);
+      });
+
+      it('HTTP-01: malformed or truncated JSON is 422 ValidationFailure', async () => {
+        for (const body of ['{"identityId":', 'not json', '[1,2]', '"str"', 'null']) {
+          const res = await request(app.url, 'POST', LOGIN, {
+            headers: ['content-type', 'application/json'],
+            body,
+          });
+          expectErrorShape(res, 422, 'invalid_body');
+          expect(res.json.error).toBe('ValidationFailure');
+        }
+      });
+
+      it('HTTP-02: a wrong content type is 415', async () => {
+        for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/xml']) {
+          const res = await request(app.url, 'POST', LOGIN, {
+            headers: ['content-type', type],
+            body: JSON.stringify({ identityId: 'gh-deployer', jwt: 'x' }),
+          });
+          expectErrorShape(res, 415, 'unsupported_media_type');
+        }
+        const none = await request(app.url, 'POST', LOGIN, { body: '{}' });
+        expectErrorShape(none, 415, 'unsupported_media_type');
+      });
+
+      it('HTTP-03: missing fields and wrong types are 422 naming the field, never echoing values', async () => {
+        const cases: Array<[unknown, string]> = [
+          [{ jwt: 'x' }, 'identityId'],
+          [{ identityId: 'gh-deployer' }, 'jwt'],
+          [{ identityId: 123, jwt: 'x' }, 'identityId'],
+          [{ identityId: 'gh-deployer', jwt: [] }, 'jwt'],
+          [{ identityId: null, jwt: null }, 'identityId'],
+          [{ identityId: 'gh-deployer', jwt: 'x', organizationSlug: 5 }, 'organizationSlug'],
+        ];
+        for (const [body, fieldName] of cases) {
+          const res = await postJson(app.url, LOGIN, body);
+          expectErrorShape(res, 422, 'invalid_body');
+          expect(res.json.message).toContain(fieldName);
+        }
+      });
+
+      it('HTTP-04: malformed identity ids are refused before any lookup', async () => {
+        for (const identityId of ['x'.repeat(10_000), "' OR 1=1 --", '../etc/passwd', '__proto__', 'a b']) {
+          const res = await postJson(app.url, LOGIN, { identityId, jwt: await idpToken() });
+          expectErrorShape(res, 422, 'invalid_body');
+          expect(res.text).not.toContain('OR 1=1');
+        }
+      });
+
+      it('HTTP-05: a body over the limit is 413', async () => {
+        const res = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: 'a'.repeat(200_000) });
+        expectErrorShape(res, 413, 'body_too_large');
+        const chunked = await request(app.url, 'POST', LOGIN, {
+          headers: ['content-type', 'application/json', 'transfer-encoding', 'chunked'],
+          body: JSON.stringify({ identityId: 'gh-deployer', jwt: 'a'.repeat(200_000) }),
+        });
+        expectErrorShape(chunked, 413, 'body_too_large');
+      });
+
+      it('HTTP-06: prototype keys and unknown fields neither pollute nor break', async () => {
+        const body = `{"identityId":"gh-deployer","jwt":${JSON.stringify(await idpToken())},"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"extra":1}`;
+        const res = await request(app.url, 'POST', LOGIN, { headers: ['content-type', 'application/json'], body });
+        expect(res.status).toBe(200);
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      });
+
+      it('HTTP-07: credentials in a GET query string are never accepted', async () => {
+        const res = await request(app.url, 'GET', `${LOGIN}?identityId=gh-deployer&jwt=${await idpToken()}`);
+        expect([404, 405]).toContain(res.status);
+      });
+
+      it('every login reason code reaches the caller once the signature verified', async () => {
+        const cases: Array<[Record<string, unknown>, string]> = [
+          [{ sub: 'repo:acme-corp/other:ref:refs/heads/main' }, 'subject_not_allowed'],
+          [{ aud: 'sts.amazonaws.com' }, 'audience_not_allowed'],
+          [{ repository_id: '1' }, 'claim_not_allowed'],
+          [{ repository_id: undefined }, 'claim_missing'],
+          [{ exp: Math.floor(clock.ms / 1000) - 3600, iat: Math.floor(clock.ms / 1000) - 4000 }, 'token_expired'],
+          [{ iss: 'https://evil.example' }, 'issuer_mismatch'],
+        ];
+        for (const [claims, reason] of cases) {
+          const res = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken(claims) });
+          expectErrorShape(res, 401, reason);
+          expect(res.json.error).toBe('UnauthorizedError');
+        }
+      });
+
+      it('ENUM-01: unknown identity, garbage token and foreign signature answer byte-identically', async () => {
+        const rogue = makeKey('RS256', key.kid);
+        const answers = await Promise.all([
+          postJson(app.url, LOGIN, { identityId: 'nobody', jwt: await idpToken() }),
+          postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: 'garbage' }),
+          postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await sign(rogue, githubClaims(clock.ms)) }),
+        ]);
+        for (const res of answers) expectErrorShape(res, 401, 'invalid_credentials');
+        expect(comparable(answers[1]!)).toEqual(comparable(answers[0]!));
+        expect(comparable(answers[2]!)).toEqual(comparable(answers[0]!));
+        const headerNames = answers.map((a) => Object.keys(a.headers).filter((h) => !['date', 'content-length'].includes(h)).sort());
+        expect(headerNames[1]).toEqual(headerNames[0]);
+        expect(headerNames[2]).toEqual(headerNames[0]);
+      });
+    });
+
+    describe('guard', () => {
+      it('serves the guarded route with the auth context', async () => {
+        const token = await login();
+        const res = await getWith(app.url, SECRETS, bearer(token));
+        expect(res.status).toBe(200);
+        expect(res.json).toMatchObject({ identityId: 'gh-deployer', metadata: { role: 'deployer' } });
+      });
+
+      it('TOK-09: no credentials is 401 with a challenge without error=', async () => {
+        for (const headers of [[], ['authorization', 'Basic dXNlcjpwYXNz']]) {
+          const res = await getWith(app.url, SECRETS, headers);
+          expectErrorShape(res, 401, 'missing_token');
+          expect(res.headers['www-authenticate']).toBe('Bearer realm="oidc-machine-auth"');
+        }
+      });
+
+      it('TOK-09: lowercase scheme is accepted; malformed credentials are 400 invalid_request', async () => {
+        const token = await login();
+        expect((await getWith(app.url, SECRETS, ['authorization', `bearer ${token}`])).status).toBe(200);
+        expect((await getWith(app.url, SECRETS, ['authorization', `BEARER ${token}`])).status).toBe(200);
+        for (const value of ['Bearer', 'Bearer ', `Bearer ${token} extra`, `Bearer "${token}"`]) {
+          const res = await getWith(app.url, SECRETS, ['authorization', value]);
+          expectErrorShape(res, 400, 'invalid_request');
+          expect(res.headers['www-authenticate']).toBe('Bearer realm="oidc-machine-auth", error="invalid_request"');
+        }
+      });
+
+      it('TOK-09: two Authorization headers are 400 invalid_request', async () => {
+        const token = await login();
+        const res = await getWith(app.url, SECRETS, [...bearer(token), ...bearer(token)]);
+        expectErrorShape(res, 400, 'invalid_request');
+      });
+
+      it('TOK-09: a token in the query string is refused', async () => {
+        const token = await login();
+        const res = await getWith(app.url, `${SECRETS}&access_token=${token}`);
+        expectErrorShape(res, 400, 'invalid_request');
+        expect(res.text).not.toContain(token);
+      });
+
+      it('TOK-02: forged and foreign tokens are 401 invalid_token', async () => {
+        for (const token of ['omat_k1.AAAAAAAAAAAAAAAAAAAAAA.zz.' + 'A'.repeat(43), await idpToken()]) {
+          const res = await getWith(app.url, SECRETS, bearer(token));
+          expectErrorShape(res, 401, 'invalid_token');
+          expect(res.headers['www-authenticate']).toBe('Bearer realm="oidc-machine-auth", error="invalid_token"');
+        }
+      });
+
+      it('TOK-06: an expired token is 401 token_expired', async () => {
+        const token = await login('short');
+        clock.advance(61);
+        try {
+          expectErrorShape(await getWith(app.url, SECRETS, bearer(token)), 401, 'token_expired');
+        } finally {
+          clock.advance(-61);
+        }
+      });
+
+      it('TOK-08: a revoked token is 401 token_revoked', async () => {
+        const token = await login();
+        expect((await postJson(app.url, REVOKE, { accessToken: token })).json).toEqual({
+          message: 'Successfully revoked access token',
+        });
+        expectErrorShape(await getWith(app.url, SECRETS, bearer(token)), 401, 'token_revoked');
+      });
+
+      it('TOK-04: a used-up token is 401 uses_exhausted', async () => {
+        const token = await login('limited');
+        expect((await getWith(app.url, SECRETS, bearer(token))).status).toBe(200);
+        expectErrorShape(await getWith(app.url, SECRETS, bearer(token)), 401, 'uses_exhausted');
+      });
+
+      it('authorize predicate false is 403 forbidden', async () => {
+        expectErrorShape(await getWith(app.url, '/admin', bearer(await login())), 403, 'forbidden');
+        expect((await getWith(app.url, '/admin', bearer(await login('limited')))).status).toBe(200);
+      });
+
+      it('IP-01/02: a spoofed X-Forwarded-For does not pass when the proxy is not trusted', async () => {
+        // login is checked too: from 127.0.0.1 the private-net identity cannot log in directly
+        const direct = await postJson(app.url, LOGIN, { identityId: 'private-net', jwt: await idpToken() }, [
+          'x-forwarded-for',
+          '10.1.1.1',
+        ]);
+        expectErrorShape(direct, 403, 'ip_not_allowed');
+        const token = await login('loopback-only');
+        const spoofed = await getWith(app.url, SECRETS, [...bearer(token), 'x-forwarded-for', '10.1.1.1']);
+        expect(spoofed.status).toBe(200);
+        expect(spoofed.json.clientIp).toMatch(/127\.0\.0\.1|::1/);
+      });
+
+      it('IP-03: with the framework proxy setting on, the forwarded client address is used', async () => {
+        const viaProxy = await postJson(proxied.url, LOGIN, { identityId: 'private-net', jwt: await idpToken() }, [
+          'x-forwarded-for',
+          '10.1.1.1',
+        ]);
+        expect(viaProxy.status).toBe(200);
+        const token = viaProxy.json.accessToken;
+        const ok = await getWith(proxied.url, SECRETS, [...bearer(token), 'x-forwarded-for', '6.6.6.6, 10.1.1.1']);
+        expect(ok.status).toBe(200);
+        expect(ok.json.clientIp).toBe('10.1.1.1');
+        const outside = await getWith(proxied.url, SECRETS, [...bearer(token), 'x-forwarded-for', '203.0.113.9']);
+        expectErrorShape(outside, 403, 'ip_not_allowed');
+      });
+    });
+
+    describe('renew and revoke', () => {
+      it('renews with {accessToken}: same shape, new token string, same token id', async () => {
+        const token = await login();
+        clock.advance(5);
+        const res = await postJson(app.url, RENEW, { accessToken: token });
+        expect(res.status).toBe(200);
+        expect(Object.keys(res.json).sort()).toEqual(['accessToken', 'accessTokenMaxTTL', 'expiresIn', 'tokenType']);
+        expect(res.json.accessToken).not.toBe(token);
+        expect(res.json.accessToken.split('.')[1]).toBe(token.split('.')[1]);
+        expect((await getWith(app.url, SECRETS, bearer(res.json.accessToken))).status).toBe(200);
+      });
+
+      it('renew and revoke take form bodies too, and refuse bad bodies with 422', async () => {
+        const token = await login();
+        expect((await postForm(app.url, RENEW, { accessToken: token })).status).toBe(200);
+        expectErrorShape(await postJson(app.url, RENEW, {}), 422, 'invalid_body');
+        expectErrorShape(await postJson(app.url, REVOKE, { accessToken: 7 }), 422, 'invalid_body');
+        expect((await postForm(app.url, REVOKE, { accessToken: token })).status).toBe(200);
+        expectErrorShape(await postJson(app.url, RENEW, { accessToken: token }), 401, 'token_revoked');
+      });
+
+      it('renew past max TTL is 401 max_ttl_reached', async () => {
+        const token = await login('short');
+        clock.advance(30);
+        const r1 = await postJson(app.url, RENEW, { accessToken: token });
+        expect(r1.status).toBe(200);
+        clock.advance(59);
+        const r2 = await postJson(app.url, RENEW, { accessToken: r1.json.accessToken });
+        expect(r2.status).toBe(200);
+        expect(r2.json.expiresIn).toBe(31);
+        const r3 = await postJson(app.url, RENEW, { accessToken: r2.json.accessToken });
+        expectErrorShape(r3, 401, 'max_ttl_reached');
+        clock.advance(-89);
+      });
+
+      it('revoke with a forged token is 401', async () => {
+        expectErrorShape(await postJson(app.url, REVOKE, { accessToken: 'nope' }), 401, 'invalid_token');
+      });
+    });
+
+    describe('leaks', () => {
+      it('LOG-01: no answer, event or log line carries a token', async () => {
+        const token = await login();
+        const canary = `CANARY-${crypto.randomUUID()}`;
+        const bodies = [
+          (await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: canary })).text,
+          (await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken({ sub: canary }) })).text,
+          (await getWith(app.url, SECRETS, bearer(`${canary}x`))).text,
+          (await postJson(app.url, RENEW, { accessToken: canary })).text,
+        ].join('\n');
+        expect(bodies + rec.dump()).not.toContain('CANARY-');
+        expect(rec.dump()).not.toContain(token);
+      });
+    });
+  });
+}

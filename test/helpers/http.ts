@@ -1,0 +1,82 @@
+import http from 'node:http';
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  /** Parsed JSON body, or undefined. */
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/**
+ * A raw HTTP request on loopback. `headers` is a flat [name, value, name, value…] list so tests can
+ * send duplicate headers (fetch() would merge them).
+ */
+export function request(
+  base: string,
+  method: string,
+  path: string,
+  options: { headers?: string[]; body?: string | Buffer; localAddress?: string } = {},
+): Promise<RawResponse> {
+  const url = new URL(path, base);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        method,
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname + url.search,
+        headers: options.headers ?? [],
+        localAddress: options.localAddress,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}
+
+/** POST a JSON body. */
+export function postJson(base: string, path: string, body: unknown, headers: string[] = []) {
+  const text = JSON.stringify(body);
+  return request(base, 'POST', path, {
+    headers: ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(text)), ...headers],
+    body: text,
+  });
+}
+
+/** POST a form-urlencoded body. */
+export function postForm(base: string, path: string, fields: Record<string, string>, headers: string[] = []) {
+  const text = new URLSearchParams(fields).toString();
+  return request(base, 'POST', path, {
+    headers: [
+      'content-type',
+      'application/x-www-form-urlencoded',
+      'content-length',
+      String(Buffer.byteLength(text)),
+      ...headers,
+    ],
+    body: text,
+  });
+}
+
+/** GET with an optional bearer token. */
+export function getWith(base: string, path: string, headers: string[] = []) {
+  return request(base, 'GET', path, { headers });
+}
