@@ -222,7 +222,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         logger?.error({ event: 'identity.invalid', identityId, err: describe(error) }, 'invalid identity');
         throw new LoginFailure('identity_not_found', false, { invalidConfig: true });
       }
-      logger?.error({ event: 'store.error', operation: 'identity.get', err: describe(error) }, 'store failed');
+      logger?.error(
+        { event: 'store.error', operation: 'identity.get', err: describe(error) },
+        'store failed',
+      );
       throw new LoginFailure('store_unavailable', false, {}, { cause: error });
     }
     if (!config) throw new LoginFailure('identity_not_found', false);

@@ -154,12 +154,7 @@ export class ForbiddenError extends OidcAuthError {
 /** 413, 415 or 422: the request body cannot be used. */
 export class RequestBodyError extends OidcAuthError {
   override name = 'RequestBodyError';
-  constructor(
-    status: 413 | 415 | 422,
-    code: ReasonCode,
-    message: string,
-    options?: OidcAuthErrorOptions,
-  ) {
+  constructor(status: 413 | 415 | 422, code: ReasonCode, message: string, options?: OidcAuthErrorOptions) {
     super(status, code, message, options);
   }
 }

@@ -114,7 +114,11 @@ export async function explainLogin(
   report.claims = payload;
   report.checks.push({ check: 'signature', pass: true, actual: { alg: header.alg, kid: header.kid } });
   report.checks.push({ check: 'issuer', pass: true, expected: config.boundIssuer, actual: payload.iss });
-  report.checks.push({ check: 'times', pass: true, actual: pickTimes(payload, now, config.clockSkewSeconds) });
+  report.checks.push({
+    check: 'times',
+    pass: true,
+    actual: pickTimes(payload, now, config.clockSkewSeconds),
+  });
 
   const policyChecks = compileIdentityPolicy(config).explain(payload);
   let firstFailure: ReasonCode | undefined;

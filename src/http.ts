@@ -41,7 +41,8 @@ export type BodyKind = 'json' | 'form';
 export function bodyKind(contentType: string | undefined): BodyKind | undefined {
   if (!contentType) return undefined;
   const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
-  if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) return 'json';
+  if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json')))
+    return 'json';
   if (type === 'application/x-www-form-urlencoded') return 'form';
   return undefined;
 }

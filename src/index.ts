@@ -1,4 +1,10 @@
-export { createOidcAuth, type OidcAuth, type OidcAuthOptions, type AccessTokenGrant, type CallContext } from './auth.js';
+export {
+  createOidcAuth,
+  type OidcAuth,
+  type OidcAuthOptions,
+  type AccessTokenGrant,
+  type CallContext,
+} from './auth.js';
 export {
   OidcAuthError,
   BadRequestError,
@@ -12,7 +18,12 @@ export {
   type ErrorName,
   type ErrorBody,
 } from './errors.js';
-export { parseIdentityConfig, parseIdentityConfigs, IDENTITY_ID_PATTERN, DEFAULT_ALGORITHMS } from './config.js';
+export {
+  parseIdentityConfig,
+  parseIdentityConfigs,
+  IDENTITY_ID_PATTERN,
+  DEFAULT_ALGORITHMS,
+} from './config.js';
 export { KeyManager, KeyError, type KeyManagerOptions, type VerificationKey } from './keys.js';
 export { httpGet, FetchError, type HttpGet, type HttpGetOptions, type HttpGetResult } from './fetch.js';
 export { MemoryIdentityStore, MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory.js';

@@ -47,14 +47,18 @@ export class AccessTokenCodec {
   constructor(input: SigningKeysInput) {
     const list: SigningKey[] = Array.isArray(input)
       ? [...(input as readonly SigningKey[])]
-      : Object.entries(input as Record<string, string | Uint8Array>).map(([kid, secret]) => ({ kid, secret }));
+      : Object.entries(input as Record<string, string | Uint8Array>).map(([kid, secret]) => ({
+          kid,
+          secret,
+        }));
     if (list.length === 0) throw new ConfigError('signingKeys', 'at least one signing key is required');
     this.#keys = new Map();
     list.forEach((key, i) => {
       if (typeof key?.kid !== 'string' || !KID.test(key.kid)) {
         throw new ConfigError(`signingKeys[${i}].kid`, 'must be 1-16 characters of A-Z a-z 0-9 -');
       }
-      const secret = typeof key.secret === 'string' ? Buffer.from(key.secret, 'utf8') : Buffer.from(key.secret);
+      const secret =
+        typeof key.secret === 'string' ? Buffer.from(key.secret, 'utf8') : Buffer.from(key.secret);
       if (secret.length < 32) throw new ConfigError(`signingKeys[${i}].secret`, 'must be at least 32 bytes');
       if (this.#keys.has(key.kid)) throw new ConfigError(`signingKeys[${i}].kid`, 'duplicate key id');
       this.#keys.set(key.kid, secret);

@@ -1,4 +1,10 @@
-import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import express, {
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from 'express';
 import {
   DEFAULT_BODY_LIMIT,
   ForbiddenError,
@@ -85,7 +91,8 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
     try {
       const header = req.headers.authorization;
       req.auth = await guard(auth, {
-        authorization: header === undefined ? undefined : (rawHeaderValues(req.rawHeaders, 'authorization') ?? header),
+        authorization:
+          header === undefined ? undefined : (rawHeaderValues(req.rawHeaders, 'authorization') ?? header),
         tokenInQuery: hasTokenInQuery(req.url),
         clientIp: ipOf(req),
       });

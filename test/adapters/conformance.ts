@@ -63,9 +63,16 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
       auth = createOidcAuth({
         identities: [
           githubIdentity(key),
-          githubIdentity(key, { identityId: 'limited', accessTokenNumUsesLimit: 1, metadata: { role: 'admin' } }),
+          githubIdentity(key, {
+            identityId: 'limited',
+            accessTokenNumUsesLimit: 1,
+            metadata: { role: 'admin' },
+          }),
           githubIdentity(key, { identityId: 'private-net', accessTokenTrustedIps: ['10.0.0.0/8'] }),
-          githubIdentity(key, { identityId: 'loopback-only', accessTokenTrustedIps: ['127.0.0.1/32', '::1/128'] }),
+          githubIdentity(key, {
+            identityId: 'loopback-only',
+            accessTokenTrustedIps: ['127.0.0.1/32', '::1/128'],
+          }),
           githubIdentity(key, { identityId: 'short', accessTokenTTL: 60, accessTokenMaxTTL: 120 }),
         ],
         signingKeys: SIGNING_KEYS,
@@ -86,7 +93,12 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
       it('logs in with a JSON body (Infisical answer shape, no-store)', async () => {
         const res = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken() });
         expect(res.status).toBe(200);
-        expect(Object.keys(res.json).sort()).toEqual(['accessToken', 'accessTokenMaxTTL', 'expiresIn', 'tokenType']);
+        expect(Object.keys(res.json).sort()).toEqual([
+          'accessToken',
+          'accessTokenMaxTTL',
+          'expiresIn',
+          'tokenType',
+        ]);
         expect(res.json).toMatchObject({ expiresIn: 7200, accessTokenMaxTTL: 86400, tokenType: 'Bearer' });
         expect(res.headers['cache-control']).toBe('no-store');
       });
@@ -98,7 +110,11 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
       });
 
       it('treats organizationSlug "" as absent (Infisical Go SDK)', async () => {
-        const res = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken(), organizationSlug: '' });
+        const res = await postJson(app.url, LOGIN, {
+          identityId: 'gh-deployer',
+          jwt: await idpToken(),
+          organizationSlug: '',
+        });
         expect(res.status).toBe(200);
       });
 
@@ -161,7 +177,10 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
 
       it('HTTP-06: prototype keys and unknown fields neither pollute nor break', async () => {
         const body = `{"identityId":"gh-deployer","jwt":${JSON.stringify(await idpToken())},"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}},"extra":1}`;
-        const res = await request(app.url, 'POST', LOGIN, { headers: ['content-type', 'application/json'], body });
+        const res = await request(app.url, 'POST', LOGIN, {
+          headers: ['content-type', 'application/json'],
+          body,
+        });
         expect(res.status).toBe(200);
         expect(({} as Record<string, unknown>).polluted).toBeUndefined();
       });
@@ -177,11 +196,17 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
           [{ aud: 'sts.amazonaws.com' }, 'audience_not_allowed'],
           [{ repository_id: '1' }, 'claim_not_allowed'],
           [{ repository_id: undefined }, 'claim_missing'],
-          [{ exp: Math.floor(clock.ms / 1000) - 3600, iat: Math.floor(clock.ms / 1000) - 4000 }, 'token_expired'],
+          [
+            { exp: Math.floor(clock.ms / 1000) - 3600, iat: Math.floor(clock.ms / 1000) - 4000 },
+            'token_expired',
+          ],
           [{ iss: 'https://evil.example' }, 'issuer_mismatch'],
         ];
         for (const [claims, reason] of cases) {
-          const res = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken(claims) });
+          const res = await postJson(app.url, LOGIN, {
+            identityId: 'gh-deployer',
+            jwt: await idpToken(claims),
+          });
           expectErrorShape(res, 401, reason);
           expect(res.json.error).toBe('UnauthorizedError');
         }
@@ -192,12 +217,19 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         const answers = await Promise.all([
           postJson(app.url, LOGIN, { identityId: 'nobody', jwt: await idpToken() }),
           postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: 'garbage' }),
-          postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await sign(rogue, githubClaims(clock.ms)) }),
+          postJson(app.url, LOGIN, {
+            identityId: 'gh-deployer',
+            jwt: await sign(rogue, githubClaims(clock.ms)),
+          }),
         ]);
         for (const res of answers) expectErrorShape(res, 401, 'invalid_credentials');
         expect(comparable(answers[1]!)).toEqual(comparable(answers[0]!));
         expect(comparable(answers[2]!)).toEqual(comparable(answers[0]!));
-        const headerNames = answers.map((a) => Object.keys(a.headers).filter((h) => !['date', 'content-length'].includes(h)).sort());
+        const headerNames = answers.map((a) =>
+          Object.keys(a.headers)
+            .filter((h) => !['date', 'content-length'].includes(h))
+            .sort(),
+        );
         expect(headerNames[1]).toEqual(headerNames[0]);
         expect(headerNames[2]).toEqual(headerNames[0]);
       });
@@ -226,7 +258,9 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         for (const value of ['Bearer', 'Bearer ', `Bearer ${token} extra`, `Bearer "${token}"`]) {
           const res = await getWith(app.url, SECRETS, ['authorization', value]);
           expectErrorShape(res, 400, 'invalid_request');
-          expect(res.headers['www-authenticate']).toBe('Bearer realm="oidc-machine-auth", error="invalid_request"');
+          expect(res.headers['www-authenticate']).toBe(
+            'Bearer realm="oidc-machine-auth", error="invalid_request"',
+          );
         }
       });
 
@@ -247,7 +281,9 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         for (const token of ['omat_k1.AAAAAAAAAAAAAAAAAAAAAA.zz.' + 'A'.repeat(43), await idpToken()]) {
           const res = await getWith(app.url, SECRETS, bearer(token));
           expectErrorShape(res, 401, 'invalid_token');
-          expect(res.headers['www-authenticate']).toBe('Bearer realm="oidc-machine-auth", error="invalid_token"');
+          expect(res.headers['www-authenticate']).toBe(
+            'Bearer realm="oidc-machine-auth", error="invalid_token"',
+          );
         }
       });
 
@@ -294,16 +330,26 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
       });
 
       it('IP-03: with the framework proxy setting on, the forwarded client address is used', async () => {
-        const viaProxy = await postJson(proxied.url, LOGIN, { identityId: 'private-net', jwt: await idpToken() }, [
-          'x-forwarded-for',
-          '10.1.1.1',
-        ]);
+        const viaProxy = await postJson(
+          proxied.url,
+          LOGIN,
+          { identityId: 'private-net', jwt: await idpToken() },
+          ['x-forwarded-for', '10.1.1.1'],
+        );
         expect(viaProxy.status).toBe(200);
         const token = viaProxy.json.accessToken;
-        const ok = await getWith(proxied.url, SECRETS, [...bearer(token), 'x-forwarded-for', '6.6.6.6, 10.1.1.1']);
+        const ok = await getWith(proxied.url, SECRETS, [
+          ...bearer(token),
+          'x-forwarded-for',
+          '6.6.6.6, 10.1.1.1',
+        ]);
         expect(ok.status).toBe(200);
         expect(ok.json.clientIp).toBe('10.1.1.1');
-        const outside = await getWith(proxied.url, SECRETS, [...bearer(token), 'x-forwarded-for', '203.0.113.9']);
+        const outside = await getWith(proxied.url, SECRETS, [
+          ...bearer(token),
+          'x-forwarded-for',
+          '203.0.113.9',
+        ]);
         expectErrorShape(outside, 403, 'ip_not_allowed');
       });
     });
@@ -314,7 +360,12 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         clock.advance(5);
         const res = await postJson(app.url, RENEW, { accessToken: token });
         expect(res.status).toBe(200);
-        expect(Object.keys(res.json).sort()).toEqual(['accessToken', 'accessTokenMaxTTL', 'expiresIn', 'tokenType']);
+        expect(Object.keys(res.json).sort()).toEqual([
+          'accessToken',
+          'accessTokenMaxTTL',
+          'expiresIn',
+          'tokenType',
+        ]);
         expect(res.json.accessToken).not.toBe(token);
         expect(res.json.accessToken.split('.')[1]).toBe(token.split('.')[1]);
         expect((await getWith(app.url, SECRETS, bearer(res.json.accessToken))).status).toBe(200);
@@ -354,7 +405,12 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         const canary = `CANARY-${crypto.randomUUID()}`;
         const bodies = [
           (await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: canary })).text,
-          (await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken({ sub: canary }) })).text,
+          (
+            await postJson(app.url, LOGIN, {
+              identityId: 'gh-deployer',
+              jwt: await idpToken({ repository_id: canary }),
+            })
+          ).text,
           (await getWith(app.url, SECRETS, bearer(`${canary}x`))).text,
           (await postJson(app.url, RENEW, { accessToken: canary })).text,
         ].join('\n');

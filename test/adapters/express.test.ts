@@ -1,6 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { oidcAuthRouter, requireAccessToken, type AuthenticatedRequest } from '../../adapters/express/index.js';
+import {
+  oidcAuthRouter,
+  requireAccessToken,
+  type AuthenticatedRequest,
+} from '../../adapters/express/index.js';
 import { describeAdapterConformance } from './conformance.js';
 
 describeAdapterConformance('express', async (auth, { trustProxy }) => {
@@ -11,9 +15,13 @@ describeAdapterConformance('express', async (auth, { trustProxy }) => {
     const { identityId, clientIp, metadata } = (req as AuthenticatedRequest).auth;
     res.json({ identityId, clientIp, metadata });
   });
-  app.get('/admin', requireAccessToken(auth, { authorize: (ctx) => ctx.metadata.role === 'admin' }), (_req, res) => {
-    res.json({ ok: true });
-  });
+  app.get(
+    '/admin',
+    requireAccessToken(auth, { authorize: (ctx) => ctx.metadata.role === 'admin' }),
+    (_req, res) => {
+      res.json({ ok: true });
+    },
+  );
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;

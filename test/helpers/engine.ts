@@ -34,7 +34,10 @@ export class Recorder {
 export const SIGNING_KEYS = { k1: 'a-test-signing-secret-of-at-least-32-bytes!!' };
 
 /** An identity bound like a GitHub Actions deploy job, keyed by static public keys. */
-export function githubIdentity(key: TestKey, overrides: Partial<IdentityConfigInput> = {}): IdentityConfigInput {
+export function githubIdentity(
+  key: TestKey,
+  overrides: Partial<IdentityConfigInput> = {},
+): IdentityConfigInput {
   return {
     identityId: 'gh-deployer',
     publicKeys: [key.publicJwk],

@@ -19,6 +19,11 @@ export function request(
   options: { headers?: string[]; body?: string | Buffer; localAddress?: string } = {},
 ): Promise<RawResponse> {
   const url = new URL(path, base);
+  const headers = options.headers ?? [];
+  // With a raw header list Node adds no Host header of its own (HTTP/1.1 requires one).
+  const withHost = headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'host')
+    ? headers
+    : ['host', url.host, ...headers];
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -26,7 +31,7 @@ export function request(
         host: url.hostname,
         port: url.port,
         path: url.pathname + url.search,
-        headers: options.headers ?? [],
+        headers: withHost,
         localAddress: options.localAddress,
         agent: false,
       },
@@ -56,7 +61,13 @@ export function request(
 export function postJson(base: string, path: string, body: unknown, headers: string[] = []) {
   const text = JSON.stringify(body);
   return request(base, 'POST', path, {
-    headers: ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(text)), ...headers],
+    headers: [
+      'content-type',
+      'application/json',
+      'content-length',
+      String(Buffer.byteLength(text)),
+      ...headers,
+    ],
     body: text,
   });
 }

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
 
 /** A local signing key pair standing in for an IdP's. */
@@ -11,9 +11,13 @@ export interface TestKey {
 }
 
 /** Generate an IdP-like key: RSA-2048 for RS/PS, P-256/384/521 for ES, Ed25519 for EdDSA. */
-export function makeKey(alg = 'RS256', kid = `kid-${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 8)}`): TestKey {
+export function makeKey(
+  alg = 'RS256',
+  kid = `kid-${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 8)}`,
+): TestKey {
   let pair: { privateKey: KeyObject; publicKey: KeyObject };
-  if (alg.startsWith('RS') || alg.startsWith('PS')) pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  if (alg.startsWith('RS') || alg.startsWith('PS'))
+    pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
   else if (alg === 'ES256') pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   else if (alg === 'ES384') pair = generateKeyPairSync('ec', { namedCurve: 'P-384' });
   else if (alg === 'ES512') pair = generateKeyPairSync('ec', { namedCurve: 'P-521' });
@@ -70,4 +74,15 @@ export function githubClaims(nowMs: number, overrides: JWTPayload = {}): JWTPayl
     exp: iat + 300,
     ...overrides,
   };
+}
+
+/**
+ * Sign an arbitrary header and payload text with an RSA test key (RS256), bypassing jose's own
+ * checks, so tests can build genuinely signed tokens that jose would refuse to produce
+ * (`crit`, `b64: false`, duplicate keys, non-object payloads, deep nesting).
+ */
+export function signRaw(key: TestKey, header: Record<string, unknown>, payloadText: string): string {
+  const signingInput = `${b64(header)}.${Buffer.from(payloadText).toString('base64url')}`;
+  const signature = createSign('RSA-SHA256').update(signingInput).sign(key.privateKey).toString('base64url');
+  return `${signingInput}.${signature}`;
 }

@@ -83,7 +83,9 @@ describe('guard, renew, revoke', () => {
       const error = await failure(auth.authenticate(bad));
       expect(error.status).toBe(401);
       expect(error.code).toBe('invalid_token');
-      expect(error.headers['www-authenticate']).toBe('Bearer realm="oidc-machine-auth", error="invalid_token"');
+      expect(error.headers['www-authenticate']).toBe(
+        'Bearer realm="oidc-machine-auth", error="invalid_token"',
+      );
     }
   });
 
@@ -95,9 +97,13 @@ describe('guard, renew, revoke', () => {
 
   it('TOK-04: 50 parallel uses of a 1-use token give exactly one success', async () => {
     const { auth, grant } = await loggedIn({ identity: { accessTokenNumUsesLimit: 1 } });
-    const results = await Promise.allSettled(Array.from({ length: 50 }, () => auth.authenticate(grant.accessToken, { clientIp: '10.1.2.3' })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () => auth.authenticate(grant.accessToken, { clientIp: '10.1.2.3' })),
+    );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    const reasons = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as OidcAuthError).code] : []));
+    const reasons = results.flatMap((r) =>
+      r.status === 'rejected' ? [(r.reason as OidcAuthError).code] : [],
+    );
     expect(new Set(reasons)).toEqual(new Set(['uses_exhausted']));
   });
 
@@ -113,7 +119,9 @@ describe('guard, renew, revoke', () => {
   });
 
   it('TOK-06: a token used after its TTL is token_expired, refused before the store', async () => {
-    const { auth, grant, clock } = await loggedIn({ identity: { accessTokenTTL: 60, accessTokenMaxTTL: 600 } });
+    const { auth, grant, clock } = await loggedIn({
+      identity: { accessTokenTTL: 60, accessTokenMaxTTL: 600 },
+    });
     clock.advance(59);
     await auth.authenticate(grant.accessToken);
     clock.advance(2);
@@ -128,7 +136,9 @@ describe('guard, renew, revoke', () => {
   });
 
   it('TOK-07: renewals extend to min(now + TTL, created + max TTL) and never past it', async () => {
-    const { auth, grant, clock } = await loggedIn({ identity: { accessTokenTTL: 100, accessTokenMaxTTL: 250 } });
+    const { auth, grant, clock } = await loggedIn({
+      identity: { accessTokenTTL: 100, accessTokenMaxTTL: 250 },
+    });
     const created = clock.ms;
     clock.advance(90);
     const r1 = await auth.renew(grant.accessToken);
@@ -148,7 +158,9 @@ describe('guard, renew, revoke', () => {
   });
 
   it('TOK-07: renewing a live token that already reaches its max TTL is max_ttl_reached', async () => {
-    const { auth, grant, clock } = await loggedIn({ identity: { accessTokenTTL: 100, accessTokenMaxTTL: 100 } });
+    const { auth, grant, clock } = await loggedIn({
+      identity: { accessTokenTTL: 100, accessTokenMaxTTL: 100 },
+    });
     clock.advance(50);
     const error = await failure(auth.renew(grant.accessToken));
     expect(error.code).toBe('max_ttl_reached');
@@ -174,7 +186,8 @@ describe('guard, renew, revoke', () => {
     const grants = await Promise.all([1, 2, 3].map(() => e.auth.login({ identityId: 'gh-deployer', jwt })));
     await e.auth.revoke(grants[0]!.accessToken);
     expect(await e.auth.revokeIdentity('gh-deployer')).toBe(2);
-    for (const g of grants) expect((await failure(e.auth.authenticate(g.accessToken))).code).toBe('token_revoked');
+    for (const g of grants)
+      expect((await failure(e.auth.authenticate(g.accessToken))).code).toBe('token_revoked');
     expect(e.rec.last('identity.revoke')?.detail).toEqual({ revoked: 2 });
   });
 
@@ -202,7 +215,9 @@ describe('guard, renew, revoke', () => {
     e.auth.identities.get = async () => {
       throw new Error('connection reset');
     };
-    const error = await failure(e.auth.login({ identityId: 'gh-deployer', jwt: await sign(e.key, githubClaims(e.clock.ms)) }));
+    const error = await failure(
+      e.auth.login({ identityId: 'gh-deployer', jwt: await sign(e.key, githubClaims(e.clock.ms)) }),
+    );
     expect(error.status).toBe(503);
     expect(error.code).toBe('store_unavailable');
   });
@@ -235,8 +250,12 @@ describe('A10 trusted IPs', () => {
     const { auth, grant } = await loggedIn({ identity: { accessTokenTrustedIps: ['10.0.0.0/8'] } });
     await auth.authenticate(grant.accessToken, { clientIp: '::ffff:10.0.0.1' });
     await auth.authenticate(grant.accessToken, { clientIp: '::ffff:a00:1' });
-    expect((await failure(auth.authenticate(grant.accessToken, { clientIp: '64:ff9b::a00:1' }))).code).toBe('ip_not_allowed');
-    expect((await failure(auth.authenticate(grant.accessToken, { clientIp: '2001:db8::1' }))).code).toBe('ip_not_allowed');
+    expect((await failure(auth.authenticate(grant.accessToken, { clientIp: '64:ff9b::a00:1' }))).code).toBe(
+      'ip_not_allowed',
+    );
+    expect((await failure(auth.authenticate(grant.accessToken, { clientIp: '2001:db8::1' }))).code).toBe(
+      'ip_not_allowed',
+    );
   });
 
   it('the default trusted ranges allow any client, even with no address', async () => {
