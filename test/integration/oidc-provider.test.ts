@@ -411,22 +411,25 @@ describe('examples/secrets-api', () => {
     },
   );
 
-  it("the README's AzureCLI@2 inline script is pipeline-step.sh verbatim", () => {
-    const script = readFileSync(PIPELINE_STEP_FILE, 'utf8').split('\n');
-    const expected = script
-      .filter((line) => !line.startsWith('#'))
-      .join('\n')
-      .trim();
-    const readme = readFileSync(new URL('../../examples/secrets-api/README.md', import.meta.url), 'utf8');
-    const lines = readme.split('\n');
-    const start = lines.findIndex((line) => line.trim() === 'inlineScript: |');
-    expect(start).toBeGreaterThan(0);
-    const indent = /^ */.exec(lines[start + 1]!)![0].length;
-    const block: string[] = [];
-    for (const line of lines.slice(start + 1)) {
-      if (line.trim() !== '' && /^ */.exec(line)![0].length < indent) break;
-      block.push(line.slice(indent));
-    }
-    expect(block.join('\n').trim()).toBe(expected);
-  });
+  it.each(['../../examples/secrets-api/README.md', '../../README.md'])(
+    'the AzureCLI@2 inline script in %s is pipeline-step.sh verbatim',
+    (readmePath) => {
+      const script = readFileSync(PIPELINE_STEP_FILE, 'utf8').split('\n');
+      const expected = script
+        .filter((line) => !line.startsWith('#'))
+        .join('\n')
+        .trim();
+      const readme = readFileSync(new URL(readmePath, import.meta.url), 'utf8');
+      const lines = readme.split('\n');
+      const start = lines.findIndex((line) => line.trim() === 'inlineScript: |');
+      expect(start).toBeGreaterThan(0);
+      const indent = /^ */.exec(lines[start + 1]!)![0].length;
+      const block: string[] = [];
+      for (const line of lines.slice(start + 1)) {
+        if (line.trim() !== '' && /^ */.exec(line)![0].length < indent) break;
+        block.push(line.slice(indent));
+      }
+      expect(block.join('\n').trim()).toBe(expected);
+    },
+  );
 });
