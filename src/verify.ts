@@ -84,8 +84,13 @@ export async function verifyIdpToken(
     candidates = await keys.getKeys(config, header);
   } catch (error) {
     if (error instanceof KeyError) {
-      const code = error.code === 'idp_unavailable' ? 'idp_unavailable' : error.code;
-      throw new LoginFailure(code, false, { retryAfterSeconds: error.retryAfterSeconds }, { cause: error });
+      // issuer_mismatch here means the discovery document names another issuer (ISS-05): an IdP or
+      // config problem, reported uniformly to the caller and with its source in the event.
+      const detail =
+        error.code === 'issuer_mismatch'
+          ? { source: 'discovery' }
+          : { retryAfterSeconds: error.retryAfterSeconds };
+      throw new LoginFailure(error.code, false, detail, { cause: error });
     }
     throw new LoginFailure('key_not_found', false, {}, { cause: error });
   }
