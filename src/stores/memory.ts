@@ -86,7 +86,7 @@ export class MemoryTokenStore implements TokenStore {
 
   async get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined> {
     const record = this.#live(tokenId, now);
-    return record ? { ...record } : undefined;
+    return record && now < record.expiresAt ? { ...record } : undefined;
   }
 
   async consume(tokenId: string, now: number): Promise<ConsumeResult> {
@@ -96,7 +96,7 @@ export class MemoryTokenStore implements TokenStore {
     if (now >= record.expiresAt) return EXPIRED;
     if (record.usesLimit > 0 && record.usesCount >= record.usesLimit) return EXHAUSTED;
     record.usesCount++;
-    return { ok: true, record };
+    return { ok: true, record: { ...record } };
   }
 
   async extend(tokenId: string, now: number): Promise<ExtendResult> {

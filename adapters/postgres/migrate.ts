@@ -1,0 +1,111 @@
+import type { Pool } from 'pg';
+import { ServiceUnavailableError } from '../../src/errors.js';
+import { tableNames, type TableNames, type TableOptions } from './names.js';
+
+export interface MigrateOptions extends TableOptions {
+  /** Longest the migration may take, lock waits included, in ms. Default 30 000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Creates the access-token and identity tables and their indexes when missing. Idempotent, and
+ * safe when several app instances run it at once (a transaction-scoped advisory lock serialises
+ * them). Times in the token table are epoch milliseconds (`bigint`), exactly the record's numbers.
+ *
+ * Run it from a deploy step, or let the stores run it on first use with `migrate: true`.
+ */
+export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise<void> {
+  const names = tableNames(options);
+  const p = names.prefix;
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `SET LOCAL statement_timeout = ${Math.max(1, Math.floor(options.timeoutMs ?? 30_000))}`,
+    );
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+      `oidc-machine-auth:migrate:${names.schema}`,
+    ]);
+    if (names.schema !== 'public') await client.query(`CREATE SCHEMA IF NOT EXISTS "${names.schema}"`);
+    // metadata is json, not jsonb: jsonb refuses \u0000, and claim values may carry one (CLM-06).
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${names.tokens} (
+        token_id text PRIMARY KEY,
+        identity_id text NOT NULL,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL,
+        max_expires_at bigint NOT NULL,
+        ttl_seconds integer NOT NULL,
+        uses_limit integer NOT NULL DEFAULT 0,
+        uses_count bigint NOT NULL DEFAULT 0,
+        revoked boolean NOT NULL DEFAULT false,
+        trusted_ips jsonb NOT NULL,
+        metadata json NOT NULL,
+        issuer text,
+        subject text
+      )`);
+    await client.query(
+      `CREATE INDEX IF NOT EXISTS "${p}access_tokens_identity_idx" ON ${names.tokens} (identity_id)`,
+    );
+    await client.query(
+      `CREATE INDEX IF NOT EXISTS "${p}access_tokens_expires_idx" ON ${names.tokens} (expires_at)`,
+    );
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${names.identities} (
+        identity_id text PRIMARY KEY,
+        config jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`);
+    await client.query('COMMIT');
+    client.release();
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release(error instanceof Error ? error : true);
+    throw error;
+  }
+}
+
+/**
+ * `migrate` on first call, shared by later callers; a failure is retried by the next call. Waits
+ * at most `timeoutMs` and fails as `store_unavailable`.
+ *
+ * @internal
+ */
+export function migrateOnce(
+  pool: Pool,
+  names: TableNames,
+  what: string,
+  timeoutMs = 30_000,
+): () => Promise<void> {
+  let done = false;
+  let pending: Promise<void> | undefined;
+  return async () => {
+    if (done) return;
+    pending ??= migrate(pool, { schema: names.schema, tablePrefix: names.prefix, timeoutMs }).then(
+      () => {
+        done = true;
+      },
+      (error: unknown) => {
+        pending = undefined;
+        throw error;
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        pending,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('migration timed out')), timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      throw new ServiceUnavailableError('store_unavailable', `The ${what} store is unavailable`, {
+        cause: error,
+        detail: { store: 'postgres', operation: 'migrate' },
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}

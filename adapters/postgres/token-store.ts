@@ -1,0 +1,293 @@
+import type { Pool } from 'pg';
+import { ConfigError } from '../../src/errors.js';
+import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../../src/types.js';
+import { migrateOnce } from './migrate.js';
+import { tableNames, type TableOptions } from './names.js';
+import { runStatement, statement, type Statement } from './query.js';
+
+export interface PostgresTokenStoreOptions extends TableOptions {
+  /** A `pg` pool, owned by the caller: the store never ends it. Give it a `connectionTimeoutMillis`. */
+  pool: Pool;
+  /**
+   * Longest wait for one statement, in ms, waiting for a pooled connection included; past it the
+   * call throws `store_unavailable` (503). Default 1000. Also set `statement_timeout` on the pool so
+   * the server gives up too.
+   */
+  statementTimeoutMs?: number;
+  /** Run {@link migrate} before the first statement. Default false. */
+  migrate?: boolean;
+  /** Run {@link PostgresTokenStore.purgeExpired} this often, in ms (timer unref'd). Default 0: never. */
+  purgeIntervalMs?: number;
+  /**
+   * How long an expired row is kept before a purge deletes it, in ms, so that revocation stays
+   * visible to app instances whose clocks run behind. Default 300 000 (5 min).
+   */
+  purgeGraceMs?: number;
+  /**
+   * Use named (prepared) statements. Default true. Turn off behind a pooler in transaction mode
+   * that cannot keep them (PgBouncer before 1.21).
+   */
+  preparedStatements?: boolean;
+  /** Clock for `revokeIdentity` and purges. Default `Date.now`. */
+  clock?: () => number;
+}
+
+interface TokenRow {
+  outcome?: string;
+  token_id: string;
+  identity_id: string;
+  created_at: string;
+  expires_at: string;
+  max_expires_at: string;
+  ttl_seconds: number;
+  uses_limit: number;
+  uses_count: string;
+  revoked: boolean;
+  trusted_ips: string[];
+  metadata: Record<string, unknown>;
+  issuer: string | null;
+  subject: string | null;
+}
+
+/**
+ * Access-token state in PostgreSQL, shared by every app instance that uses the same database.
+ *
+ * **When to choose it:** several app instances and PostgreSQL already at hand, or tokens that must
+ * survive a restart of everything. One guarded request costs one round trip: a single statement
+ * that counts the use (`UPDATE … WHERE … uses_count < uses_limit RETURNING`) and, when no row
+ * qualifies, tells why in the same answer. Renew and revoke are one statement each; login one.
+ *
+ * **Storage:** one row per token in `<schema>.<prefix>access_tokens`: about 265 bytes of tuple with a
+ * small metadata object (370 with six mapped claims; `pg_column_size`), about 345 bytes on disk per
+ * token with its three index entries (PostgreSQL 15, 20 000 rows). Expired rows stay until
+ * {@link PostgresTokenStore.purgeExpired} deletes them, in bounded batches, `purgeGraceMs` after
+ * expiry: call it from a scheduled job or set `purgeIntervalMs`.
+ *
+ * **Cost:** every guarded request commits one small write (the use count). With the default
+ * `synchronous_commit = on` that waits for the WAL flush; `options: '-c synchronous_commit=off'` on
+ * the pool roughly halves the latency, at the price of losing the last fraction of a second of use
+ * counts and revocations if the database server crashes.
+ *
+ * **Failure:** every statement is bounded by `statementTimeoutMs`; an error or a timeout throws
+ * `ServiceUnavailableError('store_unavailable')` (503 with `Retry-After`, never access). A
+ * connection that misbehaved is destroyed; the pool opens fresh ones once the server is back. Give
+ * the pool an `'error'` listener (idle connections cut by an outage emit one; without a listener
+ * Node exits), a `connectionTimeoutMillis`, and a `statement_timeout` so the server gives up too.
+ * A statement already sent when the network stalled may still apply later (a revoke that answered
+ * 503 may have revoked); one still waiting for a connection never runs.
+ *
+ * `issuer` and `subject` are `text`, which cannot hold a NUL character: a login whose `sub`
+ * carries one fails closed (503) rather than storing it truncated. Metadata (mapped claims) is
+ * `json` and keeps it.
+ */
+export class PostgresTokenStore implements TokenStore {
+  readonly #pool: Pool;
+  readonly #timeoutMs: number;
+  readonly #graceMs: number;
+  readonly #clock: () => number;
+  readonly #sql: ReturnType<typeof tokenStatements>;
+  readonly #migrated: (() => Promise<void>) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: PostgresTokenStoreOptions) {
+    if (!options?.pool) throw new ConfigError('pool', 'a pg Pool is required');
+    const names = tableNames(options);
+    this.#pool = options.pool;
+    this.#timeoutMs = positive(options.statementTimeoutMs ?? 1000, 'statementTimeoutMs');
+    this.#graceMs = positive(options.purgeGraceMs ?? 300_000, 'purgeGraceMs', true);
+    this.#clock = options.clock ?? Date.now;
+    this.#sql = tokenStatements(names.tokens, options.preparedStatements ?? true);
+    if (options.migrate) this.#migrated = migrateOnce(this.#pool, names, 'token');
+    const every = positive(options.purgeIntervalMs ?? 0, 'purgeIntervalMs', true);
+    if (every > 0) {
+      let running = false;
+      // A purge still deleting a backlog is left to finish; failures wait for the next tick.
+      this.#timer = setInterval(() => {
+        if (running) return;
+        running = true;
+        this.purgeExpired()
+          .catch(() => {})
+          .finally(() => (running = false));
+      }, every);
+      this.#timer.unref();
+    }
+  }
+
+  async create(record: AccessTokenRecord): Promise<void> {
+    await this.#query(this.#sql.create, [
+      record.tokenId,
+      record.identityId,
+      record.createdAt,
+      record.expiresAt,
+      record.maxExpiresAt,
+      record.ttlSeconds,
+      record.usesLimit,
+      record.usesCount,
+      record.revoked,
+      JSON.stringify(record.trustedIps),
+      JSON.stringify(record.metadata),
+      record.issuer ?? null,
+      record.subject ?? null,
+    ]);
+  }
+
+  async get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined> {
+    const { rows } = await this.#query(this.#sql.get, [tokenId]);
+    const row = rows[0];
+    if (!row) return undefined;
+    const record = toRecord(row);
+    return !record.revoked && now >= record.expiresAt ? undefined : record;
+  }
+
+  async consume(tokenId: string, now: number): Promise<ConsumeResult> {
+    return (await this.#guarded(this.#sql.consume, tokenId, now)) as ConsumeResult;
+  }
+
+  async extend(tokenId: string, now: number): Promise<ExtendResult> {
+    return this.#guarded(this.#sql.extend, tokenId, now);
+  }
+
+  async revoke(tokenId: string): Promise<void> {
+    await this.#query(this.#sql.revoke, [tokenId]);
+  }
+
+  async revokeIdentity(identityId: string): Promise<number> {
+    const { rows } = await this.#query(this.#sql.revokeIdentity, [identityId, this.#clock()]);
+    return Number(rows[0]?.live ?? 0);
+  }
+
+  /**
+   * Deletes rows expired more than `purgeGraceMs` ago, `batchSize` rows per statement (each its
+   * own short transaction) until none are left. Returns how many went.
+   */
+  async purgeExpired(options: { batchSize?: number; now?: number } = {}): Promise<number> {
+    const batchSize = Math.max(1, Math.floor(options.batchSize ?? 1000));
+    const cutoff = (options.now ?? this.#clock()) - this.#graceMs;
+    let total = 0;
+    for (;;) {
+      const { rowCount } = await this.#query(this.#sql.purge, [cutoff, batchSize]);
+      total += rowCount;
+      if (rowCount < batchSize) return total;
+    }
+  }
+
+  /** Stops the purge timer. The pool is the caller's to end. */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #guarded(stmt: Statement, tokenId: string, now: number): Promise<ExtendResult> {
+    // 'raced': the row qualified when the statement began but a concurrent revoke or use changed
+    // it first. Those changes only ever close a token, so a second statement sees the final state.
+    for (let attempt = 0; ; attempt++) {
+      const { rows } = await this.#query(stmt, [tokenId, now]);
+      const row = rows[0];
+      if (!row) return { ok: false, reason: 'not_found' };
+      if (row.outcome === 'ok') return { ok: true, record: toRecord(row) };
+      if (row.outcome !== 'raced') return { ok: false, reason: row.outcome as 'revoked' };
+      if (attempt === 2) return { ok: false, reason: row.uses_limit > 0 ? 'uses_exhausted' : 'revoked' };
+    }
+  }
+
+  async #query(stmt: Statement, values: unknown[]) {
+    if (this.#migrated) await this.#migrated();
+    return runStatement<TokenRow & { live?: string }>(this.#pool, stmt, values, this.#timeoutMs, 'token');
+  }
+}
+
+function tokenStatements(table: string, prepared: boolean) {
+  const columns =
+    'token_id, identity_id, created_at, expires_at, max_expires_at, ttl_seconds, uses_limit, uses_count, ' +
+    'revoked, trusted_ips, metadata, issuer, subject';
+  const usable = `NOT revoked AND expires_at > $2::bigint`;
+  const usesLeft = `(uses_limit = 0 OR uses_count < uses_limit)`;
+  const exhausted = `t.uses_limit > 0 AND t.uses_count >= t.uses_limit`;
+  // Named columns, never `*`: a column a user adds to the table must not break the UNION.
+  const tColumns = columns
+    .split(', ')
+    .map((c) => `t.${c}`)
+    .join(', ');
+  return {
+    create: statement(
+      `INSERT INTO ${table} (${columns})
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::json, $12, $13)
+       ON CONFLICT (token_id) DO UPDATE SET ${columns
+         .split(', ')
+         .slice(1)
+         .map((c) => `${c} = EXCLUDED.${c}`)
+         .join(', ')}`,
+      prepared,
+    ),
+    get: statement(`SELECT ${columns} FROM ${table} WHERE token_id = $1`, prepared),
+    consume: statement(
+      `WITH hit AS (
+         UPDATE ${table} SET uses_count = uses_count + 1
+         WHERE token_id = $1 AND ${usable} AND ${usesLeft}
+         RETURNING ${columns})
+       SELECT 'ok' AS outcome, ${columns} FROM hit
+       UNION ALL
+       SELECT CASE WHEN t.revoked THEN 'revoked'
+                   WHEN t.expires_at <= $2::bigint THEN 'expired'
+                   WHEN ${exhausted} THEN 'uses_exhausted'
+                   ELSE 'raced' END, ${tColumns}
+       FROM ${table} t WHERE t.token_id = $1 AND NOT EXISTS (SELECT 1 FROM hit)`,
+      prepared,
+    ),
+    extend: statement(
+      `WITH hit AS (
+         UPDATE ${table} SET expires_at = LEAST($2::bigint + ttl_seconds::bigint * 1000, max_expires_at)
+         WHERE token_id = $1 AND ${usable} AND expires_at < max_expires_at AND ${usesLeft}
+         RETURNING ${columns})
+       SELECT 'ok' AS outcome, ${columns} FROM hit
+       UNION ALL
+       SELECT CASE WHEN t.revoked THEN 'revoked'
+                   WHEN t.expires_at <= $2::bigint THEN 'expired'
+                   WHEN t.expires_at >= t.max_expires_at THEN 'max_ttl_reached'
+                   WHEN ${exhausted} THEN 'uses_exhausted'
+                   ELSE 'raced' END, ${tColumns}
+       FROM ${table} t WHERE t.token_id = $1 AND NOT EXISTS (SELECT 1 FROM hit)`,
+      prepared,
+    ),
+    revoke: statement(`UPDATE ${table} SET revoked = true WHERE token_id = $1 AND NOT revoked`, prepared),
+    revokeIdentity: statement(
+      `WITH r AS (
+         UPDATE ${table} SET revoked = true WHERE identity_id = $1 AND NOT revoked RETURNING expires_at)
+       SELECT count(*) FILTER (WHERE expires_at > $2::bigint) AS live FROM r`,
+      prepared,
+    ),
+    purge: statement(
+      `WITH doomed AS (
+         SELECT token_id FROM ${table} WHERE expires_at <= $1::bigint
+         ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       DELETE FROM ${table} t USING doomed WHERE t.token_id = doomed.token_id`,
+      prepared,
+    ),
+  };
+}
+
+function toRecord(row: TokenRow): AccessTokenRecord {
+  const record: AccessTokenRecord = {
+    tokenId: row.token_id,
+    identityId: row.identity_id,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    maxExpiresAt: Number(row.max_expires_at),
+    ttlSeconds: row.ttl_seconds,
+    usesLimit: row.uses_limit,
+    usesCount: Number(row.uses_count),
+    revoked: row.revoked,
+    trustedIps: row.trusted_ips,
+    metadata: row.metadata,
+  };
+  if (row.issuer !== null) record.issuer = row.issuer;
+  if (row.subject !== null) record.subject = row.subject;
+  return record;
+}
+
+function positive(value: number, field: string, zeroAllowed = false): number {
+  if (!Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0)) {
+    throw new ConfigError(field, zeroAllowed ? 'must be a number >= 0' : 'must be a number > 0');
+  }
+  return value;
+}

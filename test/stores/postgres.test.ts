@@ -1,0 +1,279 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { migrate, PostgresIdentityStore, PostgresTokenStore } from '../../adapters/postgres/index.js';
+import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
+import type { IdentityConfigInput } from '../../src/types.js';
+import { sharedPgConfig, uniqueName } from '../helpers/servers.js';
+import { describeTokenStoreContract, makeRecord } from './contract.js';
+
+const schema = uniqueName('oma_test');
+const schemas = [schema];
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ ...sharedPgConfig(), max: 20, connectionTimeoutMillis: 2000 });
+  pool.on('error', () => {});
+  // A PostgreSQL that cannot be reached fails this file, never skips it.
+  await migrate(pool, { schema });
+});
+
+afterAll(async () => {
+  for (const name of schemas) await pool.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+  await pool.end();
+});
+
+function tokenStore(options: Partial<ConstructorParameters<typeof PostgresTokenStore>[0]> = {}) {
+  return new PostgresTokenStore({ pool, schema, ...options });
+}
+
+async function rowCount(table = 'oma_access_tokens', inSchema = schema): Promise<number> {
+  const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${inSchema}"."${table}"`);
+  return (rows[0] as { n: number }).n;
+}
+
+describeTokenStoreContract('PostgresTokenStore', () => tokenStore());
+
+describe('migrate', () => {
+  it('is idempotent and safe when many instances start at once', async () => {
+    const fresh = uniqueName('oma_mig');
+    schemas.push(fresh);
+    await Promise.all(Array.from({ length: 6 }, () => migrate(pool, { schema: fresh, tablePrefix: 'x_' })));
+    await migrate(pool, { schema: fresh, tablePrefix: 'x_' });
+    expect(await rowCount('x_access_tokens', fresh)).toBe(0);
+    expect(await rowCount('x_identities', fresh)).toBe(0);
+  });
+
+  it('runs on first use when the store is built with migrate: true', async () => {
+    const fresh = uniqueName('oma_lazy');
+    schemas.push(fresh);
+    const s = new PostgresTokenStore({ pool, schema: fresh, migrate: true });
+    const record = makeRecord();
+    await Promise.all([s.create(record), s.get(record.tokenId, Date.now())]);
+    expect(await s.get(record.tokenId, Date.now())).toEqual(record);
+  });
+
+  it('refuses a schema or prefix that is not a plain identifier', async () => {
+    expect(() => tokenStore({ schema: 'a"; DROP TABLE x; --' })).toThrow(ConfigError);
+    expect(() => tokenStore({ tablePrefix: 'x-' })).toThrow(ConfigError);
+    await expect(migrate(pool, { schema: 'bad name' })).rejects.toThrow(ConfigError);
+  });
+});
+
+describe('PostgresTokenStore', () => {
+  it('a guarded request (consume) is one round trip, as a named prepared statement', async () => {
+    const s = tokenStore();
+    const record = makeRecord({ usesLimit: 3 });
+    await s.create(record);
+    const sent = vi.spyOn(pg.Client.prototype, 'query');
+    try {
+      expect((await s.consume(record.tokenId, record.createdAt + 1)).ok).toBe(true);
+      expect(await s.consume(`${record.tokenId}x`, record.createdAt + 1)).toEqual({
+        ok: false,
+        reason: 'not_found',
+      });
+      await s.revoke(record.tokenId);
+      expect(await s.consume(record.tokenId, record.createdAt + 1)).toEqual({ ok: false, reason: 'revoked' });
+      expect(sent).toHaveBeenCalledTimes(4);
+      expect((sent.mock.calls[0]![0] as { name?: string }).name).toMatch(/^oma_[0-9a-f]{20}$/);
+    } finally {
+      sent.mockRestore();
+    }
+  });
+
+  it('a use racing a revoke is refused as revoked, not miscounted', async () => {
+    const s = tokenStore();
+    const record = makeRecord({ usesLimit: 3 });
+    await s.create(record);
+    const revoker = await pool.connect();
+    try {
+      await revoker.query('BEGIN');
+      await revoker.query(`UPDATE "${schema}".oma_access_tokens SET revoked = true WHERE token_id = $1`, [
+        record.tokenId,
+      ]);
+      const use = s.consume(record.tokenId, Date.now());
+      await vi.waitFor(async () => {
+        const { rows } = await pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH hit AS%'`,
+        );
+        expect((rows[0] as { n: number }).n).toBeGreaterThan(0);
+      });
+      await revoker.query('COMMIT');
+      expect(await use).toEqual({ ok: false, reason: 'revoked' });
+    } finally {
+      revoker.release();
+    }
+    expect((await s.get(record.tokenId, Date.now()))?.usesCount).toBe(0);
+  });
+
+  it('HTTP-04: ids with SQL metacharacters are data, never SQL', async () => {
+    const s = tokenStore();
+    const identityId = "x'); DROP TABLE oma_access_tokens; --";
+    const record = makeRecord({ identityId, tokenId: "'; DELETE FROM oma_access_tokens; --" });
+    await s.create(record);
+    expect(await s.get(record.tokenId, Date.now())).toEqual(record);
+    expect(await s.revokeIdentity(identityId)).toBe(1);
+    expect(await rowCount()).toBeGreaterThan(0);
+  });
+
+  it('CLM-06: a subject with NUL fails closed (store_unavailable), never stored truncated', async () => {
+    const s = tokenStore();
+    const record = makeRecord({ subject: 'repo:a\u0000b' });
+    await expect(s.create(record)).rejects.toMatchObject({ code: 'store_unavailable' });
+    expect(await s.get(record.tokenId, Date.now())).toBeUndefined();
+  });
+
+  it('purgeExpired deletes expired rows in bounded batches, after the grace period', async () => {
+    const fresh = uniqueName('oma_purge');
+    schemas.push(fresh);
+    const s = new PostgresTokenStore({ pool, schema: fresh, migrate: true });
+    const now = Date.now();
+    const old = { createdAt: now - 3_600_000, expiresAt: now - 600_000 };
+    await Promise.all(Array.from({ length: 25 }, () => s.create(makeRecord(old))));
+    await s.create(makeRecord({ createdAt: now - 120_000, expiresAt: now - 60_000 })); // within grace
+    await s.create(makeRecord()); // live
+    const deletes = vi.spyOn(pg.Client.prototype, 'query');
+    try {
+      expect(await s.purgeExpired({ batchSize: 10 })).toBe(25);
+      expect(deletes).toHaveBeenCalledTimes(3);
+    } finally {
+      deletes.mockRestore();
+    }
+    expect(await rowCount('oma_access_tokens', fresh)).toBe(2);
+    expect(await s.purgeExpired({ now: now + 600_000 })).toBe(2);
+  });
+
+  it('purges on a timer when purgeIntervalMs is set, and close stops it', async () => {
+    const fresh = uniqueName('oma_timer');
+    schemas.push(fresh);
+    await migrate(pool, { schema: fresh });
+    const s = new PostgresTokenStore({ pool, schema: fresh, purgeIntervalMs: 50, purgeGraceMs: 0 });
+    const now = Date.now();
+    await s.create(makeRecord({ createdAt: now - 2000, expiresAt: now - 1000 }));
+    await vi.waitFor(async () => expect(await rowCount('oma_access_tokens', fresh)).toBe(0), {
+      timeout: 3000,
+    });
+    await s.close();
+    await s.create(makeRecord({ createdAt: now - 2000, expiresAt: now - 1000 }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await rowCount('oma_access_tokens', fresh)).toBe(1);
+  });
+
+  it('reports the row size of a token', async () => {
+    const s = tokenStore();
+    const small = makeRecord({ metadata: { role: 'deployer', repo: 'acme/api' } });
+    const large = makeRecord({
+      metadata: {
+        role: 'deployer',
+        repository: 'acme/api',
+        ref: 'refs/heads/main',
+        workflow: 'deploy.yml',
+        environment: 'production',
+        runId: '1234567890',
+      },
+    });
+    await s.create(small);
+    await s.create(large);
+    const { rows } = await pool.query(
+      `SELECT token_id, pg_column_size(t.*) AS bytes FROM "${schema}".oma_access_tokens t WHERE token_id = ANY($1)`,
+      [[small.tokenId, large.tokenId]],
+    );
+    const size = new Map(rows.map((r: { token_id: string; bytes: number }) => [r.token_id, r.bytes]));
+    console.info(
+      `postgres pg_column_size(row): ${size.get(small.tokenId)} B (small metadata), ` +
+        `${size.get(large.tokenId)} B (6 mapped claims), plus index entries`,
+    );
+    expect(size.get(small.tokenId)).toBeLessThan(512);
+  });
+});
+
+const identity = (identityId: string): IdentityConfigInput => ({
+  identityId,
+  oidcDiscoveryUrl: 'https://token.actions.githubusercontent.com',
+  boundIssuer: 'https://token.actions.githubusercontent.com',
+  boundSubject: 'repo:acme/api:ref:refs/heads/main',
+  boundAudiences: 'https://github.com/acme',
+  accessTokenTTL: 3600,
+  accessTokenMaxTTL: 7200,
+  metadata: { role: 'deployer', projects: ['p1'] },
+});
+
+describe('PostgresIdentityStore', () => {
+  const store = () => new PostgresIdentityStore({ pool, schema });
+
+  it('puts, gets, lists and deletes validated configs', async () => {
+    const s = store();
+    const id = uniqueName('identity');
+    const stored = await s.put(identity(id));
+    expect(stored.accessTokenTTL).toBe(3600);
+    expect(stored.boundAudiences).toEqual(['https://github.com/acme']);
+    expect(await s.get(id)).toEqual(stored);
+    expect((await s.list()).find((c) => c.identityId === id)).toEqual(stored);
+    const replaced = await s.put({ ...identity(id), accessTokenTTL: 60 });
+    expect((await s.get(id))?.accessTokenTTL).toBe(60);
+    expect(replaced.accessTokenTTL).toBe(60);
+    expect(await s.delete(id)).toBe(true);
+    expect(await s.get(id)).toBeUndefined();
+    expect(await s.delete(id)).toBe(false);
+  });
+
+  it('refuses an invalid config on write and stores nothing', async () => {
+    const s = store();
+    const id = uniqueName('identity');
+    await expect(s.put({ ...identity(id), accessTokenTTL: 10_000, accessTokenMaxTTL: 60 })).rejects.toThrow(
+      ConfigError,
+    );
+    expect(await s.get(id)).toBeUndefined();
+  });
+
+  it('a row edited by hand into an invalid config is never used: ConfigError on read', async () => {
+    const s = store();
+    const id = uniqueName('identity');
+    await s.put(identity(id));
+    await pool.query(
+      `UPDATE "${schema}".oma_identities SET config = jsonb_set(config, '{accessTokenTrustedIps}', '["not-a-cidr"]')
+       WHERE identity_id = $1`,
+      [id],
+    );
+    await expect(s.get(id)).rejects.toThrow(ConfigError);
+    await expect(s.list()).rejects.toThrow(ConfigError);
+    await pool.query(`DELETE FROM "${schema}".oma_identities WHERE identity_id = $1`, [id]);
+  });
+
+  it('a config filed under another identity id is never used', async () => {
+    const s = store();
+    const id = uniqueName('identity');
+    const other = uniqueName('identity');
+    await s.put(identity(id));
+    await pool.query(`UPDATE "${schema}".oma_identities SET identity_id = $2 WHERE identity_id = $1`, [
+      id,
+      other,
+    ]);
+    await expect(s.get(other)).rejects.toThrow(ConfigError);
+    await pool.query(`DELETE FROM "${schema}".oma_identities WHERE identity_id = $1`, [other]);
+  });
+
+  it('HTTP-04: an identity id with SQL metacharacters is data', async () => {
+    const s = store();
+    expect(await s.get("x' OR '1'='1")).toBeUndefined();
+    expect(await s.delete("x'; DROP TABLE oma_identities; --")).toBe(false);
+    expect(await rowCount('oma_identities')).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a database that cannot answer in time throws store_unavailable', async () => {
+    const s = new PostgresIdentityStore({ pool, schema, statementTimeoutMs: 100 });
+    const id = uniqueName('identity');
+    await s.put(identity(id));
+    const locker = await pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE "${schema}".oma_identities IN ACCESS EXCLUSIVE MODE`);
+      const error = await s.get(id).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ServiceUnavailableError);
+      expect(error).toMatchObject({ code: 'store_unavailable', headers: { 'retry-after': '5' } });
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    expect((await s.get(id))?.identityId).toBe(id);
+  });
+});

@@ -1,0 +1,224 @@
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { RedisTokenStore } from '../../adapters/redis/index.js';
+import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
+import {
+  sharedRedisOptions,
+  startRedisCluster,
+  uniqueName,
+  type ThrowawayRedisCluster,
+} from '../helpers/servers.js';
+import { describeTokenStoreContract, makeRecord } from './contract.js';
+
+const prefix = `${uniqueName('oma_test')}:`;
+let client: Redis;
+
+beforeAll(async () => {
+  client = new Redis({
+    ...sharedRedisOptions(),
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+  });
+  client.on('error', () => {});
+  // A Redis that cannot be reached fails this file, never skips it.
+  await client.connect();
+});
+
+afterAll(async () => {
+  const keys = await scanKeys(`${prefix}*`);
+  if (keys.length > 0) await client.del(...keys);
+  await client.quit();
+});
+
+async function scanKeys(pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+function store(options: Partial<ConstructorParameters<typeof RedisTokenStore>[0]> = {}): RedisTokenStore {
+  return new RedisTokenStore({ client, prefix, ...options });
+}
+
+describeTokenStoreContract('RedisTokenStore', () => store());
+
+describe('RedisTokenStore', () => {
+  it('refuses a prefix with hash-tag braces and a non-positive timeout', () => {
+    expect(() => store({ prefix: 'a{b}:' })).toThrow(ConfigError);
+    expect(() => store({ commandTimeoutMs: 0 })).toThrow(ConfigError);
+  });
+
+  it('keys carry the prefix and a hash tag, and expire at max expiry + margin', async () => {
+    const s = store({ expiryMarginMs: 5000 });
+    const record = makeRecord();
+    await s.create(record);
+    expect(s.tokenKey(record.tokenId)).toBe(`${prefix}t:{${record.tokenId}}`);
+    expect(s.identityKey(record.identityId)).toBe(`${prefix}i:{${record.identityId}}`);
+    expect(await client.pexpiretime(s.tokenKey(record.tokenId))).toBe(record.maxExpiresAt + 5000);
+    expect(await client.pexpiretime(s.identityKey(record.identityId))).toBe(record.maxExpiresAt + 5000);
+    expect(await client.zscore(s.identityKey(record.identityId), record.tokenId)).toBe(
+      String(record.maxExpiresAt + 5000),
+    );
+  });
+
+  it('a renewal does not move the key expiry', async () => {
+    const s = store();
+    const record = makeRecord();
+    await s.create(record);
+    const before = await client.pexpiretime(s.tokenKey(record.tokenId));
+    expect((await s.extend(record.tokenId, record.createdAt + 1000)).ok).toBe(true);
+    expect(await client.pexpiretime(s.tokenKey(record.tokenId))).toBe(before);
+  });
+
+  it('every key goes away by itself after the max expiry: no cleanup job, no growth', async () => {
+    const s = store({ expiryMarginMs: 0 });
+    const now = Date.now();
+    const identityId = uniqueName('short');
+    const record = makeRecord({ identityId, expiresAt: now + 100, maxExpiresAt: now + 300 });
+    await s.create(record);
+    await s.revoke(record.tokenId);
+    expect(await client.exists(s.tokenKey(record.tokenId), s.identityKey(identityId))).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await client.exists(s.tokenKey(record.tokenId), s.identityKey(identityId))).toBe(0);
+  });
+
+  it('trims index entries of expired tokens at the next login of the identity', async () => {
+    const s = store({ expiryMarginMs: 0 });
+    const now = Date.now();
+    const identityId = uniqueName('trim');
+    const old = makeRecord({ identityId, expiresAt: now + 50, maxExpiresAt: now + 100 });
+    const kept = makeRecord({ identityId, maxExpiresAt: now + 600_000 });
+    await s.create(old);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await s.create(kept);
+    expect(await client.zrange(s.identityKey(identityId), '0', '-1')).toEqual([kept.tokenId]);
+    expect(await client.pexpiretime(s.identityKey(identityId))).toBe(kept.maxExpiresAt);
+  });
+
+  it('a guarded request (consume) is one round trip', async () => {
+    const s = store();
+    const record = makeRecord({ usesLimit: 3 });
+    await s.create(record);
+    await s.consume(record.tokenId, record.createdAt + 1); // scripts cached on this connection
+    const sent = vi.spyOn(client, 'sendCommand');
+    try {
+      expect((await s.consume(record.tokenId, record.createdAt + 2)).ok).toBe(true);
+      expect(sent.mock.calls.map(([command]) => (command as { name: string }).name)).toEqual(['evalsha']);
+    } finally {
+      sent.mockRestore();
+    }
+  });
+
+  it('reloads its scripts when the server lost them (SCRIPT FLUSH, restart)', async () => {
+    const s = store();
+    const record = makeRecord({ usesLimit: 2 });
+    await s.create(record);
+    await client.script('FLUSH');
+    expect((await s.consume(record.tokenId, record.createdAt + 1)).ok).toBe(true);
+    expect((await s.consume(record.tokenId, record.createdAt + 1)).ok).toBe(true);
+    expect(await s.consume(record.tokenId, record.createdAt + 1)).toEqual({
+      ok: false,
+      reason: 'uses_exhausted',
+    });
+  });
+
+  it('a damaged key fails closed with store_unavailable', async () => {
+    const s = store();
+    const record = makeRecord();
+    await client.set(s.tokenKey(record.tokenId), 'not a hash', 'PX', 60_000);
+    const error = await s.consume(record.tokenId, Date.now()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+    expect(error).toMatchObject({ code: 'store_unavailable', status: 503 });
+    expect((error as Error).message).not.toContain('WRONGTYPE');
+  });
+
+  it('revokeIdentity handles more tokens than one batch', async () => {
+    const s = store();
+    const identityId = uniqueName('many');
+    const records = Array.from({ length: 1200 }, () => makeRecord({ identityId }));
+    for (let i = 0; i < records.length; i += 200) {
+      await Promise.all(records.slice(i, i + 200).map((r) => s.create(r)));
+    }
+    expect(await s.revokeIdentity(identityId)).toBe(1200);
+    expect(await client.zcard(s.identityKey(identityId))).toBe(0);
+    expect(await s.consume(records[1100]!.tokenId, Date.now())).toEqual({ ok: false, reason: 'revoked' });
+  });
+
+  it('reports MEMORY USAGE per token key', async () => {
+    const s = store();
+    const small = makeRecord({ metadata: { role: 'deployer', repo: 'acme/api' } });
+    const large = makeRecord({
+      metadata: {
+        role: 'deployer',
+        repository: 'acme/api',
+        ref: 'refs/heads/main',
+        workflow: 'deploy.yml',
+        environment: 'production',
+        runId: '1234567890',
+      },
+    });
+    await s.create(small);
+    await s.create(large);
+    const smallBytes = await client.memory('USAGE', s.tokenKey(small.tokenId), 'SAMPLES', 0);
+    const largeBytes = await client.memory('USAGE', s.tokenKey(large.tokenId), 'SAMPLES', 0);
+    const indexBytes = await client.memory('USAGE', s.identityKey(small.identityId), 'SAMPLES', 0);
+    const identityId = uniqueName('busy');
+    const busy = Array.from({ length: 1000 }, () => makeRecord({ identityId }));
+    for (let i = 0; i < busy.length; i += 200)
+      await Promise.all(busy.slice(i, i + 200).map((r) => s.create(r)));
+    const busyIndexBytes = await client.memory('USAGE', s.identityKey(identityId), 'SAMPLES', 0);
+    console.info(
+      `redis MEMORY USAGE: token key ${smallBytes} B (small metadata), ${largeBytes} B (6 mapped claims); ` +
+        `identity index ${indexBytes} B with one token, ${busyIndexBytes} B with 1000 ` +
+        `(${Math.round(busyIndexBytes! / 1000)} B per token)`,
+    );
+    expect(smallBytes).toBeLessThan(512);
+    expect(largeBytes).toBeLessThan(1200);
+  });
+});
+
+describe('RedisTokenStore on Redis Cluster (three masters this test starts)', () => {
+  let cluster: ThrowawayRedisCluster;
+  let clusterClient: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    clusterClient = new Cluster(cluster.nodes, {
+      enableOfflineQueue: true,
+      redisOptions: { maxRetriesPerRequest: 1 },
+    });
+    clusterClient.on('error', () => {});
+    await new Promise((resolve, reject) => {
+      clusterClient.once('ready', resolve);
+      clusterClient.once('error', reject);
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    clusterClient?.disconnect();
+    await cluster?.stop();
+  });
+
+  describeTokenStoreContract(
+    'RedisTokenStore (Cluster)',
+    () => new RedisTokenStore({ client: clusterClient }),
+  );
+
+  it('spreads tokens over the slots of every master', async () => {
+    const s = new RedisTokenStore({ client: clusterClient });
+    const records = Array.from({ length: 30 }, () => makeRecord());
+    await Promise.all(records.map((r) => s.create(r)));
+    const slots = new Set(
+      await Promise.all(records.map((r) => clusterClient.cluster('KEYSLOT', s.tokenKey(r.tokenId)))),
+    );
+    expect(slots.size).toBeGreaterThan(20);
+    const keysPerNode = await Promise.all(clusterClient.nodes('master').map((node) => node.dbsize()));
+    expect(keysPerNode.every((n) => n > 0)).toBe(true);
+  });
+});
