@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  ConfigError,
   ForbiddenError,
   OidcAuthError,
   ServiceUnavailableError,
@@ -287,6 +288,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       return grant(record, config.accessTokenMaxTTL, now);
     } catch (error) {
       if (error instanceof LoginFailure) throw loginDenied(error, context);
+      if (error instanceof ConfigError) {
+        // A config that bypassed validation is never used, and the caller learns nothing of it.
+        logger?.error({ event: 'identity.invalid', identityId, err: describe(error) }, 'invalid identity');
+        throw loginDenied(new LoginFailure('identity_not_found', false, { invalidConfig: true }), context);
+      }
       if (error instanceof OidcAuthError) throw error;
       // Never a 500 for a login: an unexpected error is a refusal, with the reason in the log only.
       logger?.error({ event: 'login.error', identityId, err: describe(error) }, 'unexpected login error');
