@@ -3,7 +3,16 @@ import type { OidcAuth } from '../../src/index.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { getWith, postForm, postJson, request, type RawResponse } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
-import { createOidcAuth } from '../../src/index.js';
+import {
+  bodyTooLarge,
+  createOidcAuth,
+  errorAnswer,
+  guard,
+  loginAnswer,
+  renewAnswer,
+  unsupportedMediaType,
+  type HttpAnswer,
+} from '../../src/index.js';
 
 /** A host app built with one adapter, listening on 127.0.0.1. */
 export interface MountedApp {
@@ -399,6 +408,94 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
       });
     });
 
+    describe('parity and edges', () => {
+      /** The HTTP answer carries the core's neutral answer unchanged: status, body, every header it set. */
+      function expectNeutral(res: RawResponse, neutral: HttpAnswer): void {
+        expect(res.status).toBe(neutral.status);
+        expect(res.headers['content-type']).toMatch(/^application\/json/);
+        expect(res.json.reqId).toMatch(/^[0-9a-f-]{36}$/);
+        expect({ ...res.json, reqId: undefined }).toEqual({ ...(neutral.body as object), reqId: undefined });
+        for (const [name, value] of Object.entries(neutral.headers)) expect(res.headers[name]).toBe(value);
+      }
+      const neutralGuard = (authorization: string | string[] | undefined, tokenInQuery = false) =>
+        guard(auth, { authorization, tokenInQuery, clientIp: '127.0.0.1' }).then(
+          () => expect.fail('the guard accepted'),
+          (error: unknown) => errorAnswer(auth, error),
+        );
+
+      it('TOK-09: guard refusals are the neutral answers, identical on every framework', async () => {
+        const forged = 'omat_k1.AAAAAAAAAAAAAAAAAAAAAA.zz.' + 'A'.repeat(43);
+        const cases: Array<[string[], string | string[] | undefined]> = [
+          [[], undefined],
+          [['authorization', 'Basic dXNlcjpwYXNz'], 'Basic dXNlcjpwYXNz'],
+          [['authorization', 'Bearer'], 'Bearer'],
+          [
+            [...bearer(forged), ...bearer(forged)],
+            [`Bearer ${forged}`, `Bearer ${forged}`],
+          ],
+          [bearer(forged), `Bearer ${forged}`],
+        ];
+        for (const [headers, authorization] of cases) {
+          expectNeutral(await getWith(app.url, SECRETS, headers), await neutralGuard(authorization));
+        }
+        expectNeutral(
+          await getWith(app.url, `${SECRETS}&access_token=${forged}`),
+          await neutralGuard(undefined, true),
+        );
+        const forbidden = await getWith(app.url, '/admin', bearer(await login()));
+        expect({ ...forbidden.json, reqId: undefined }).toEqual({
+          statusCode: 403,
+          error: 'ForbiddenError',
+          message: 'Not allowed',
+          reasonCode: 'forbidden',
+          reqId: undefined,
+        });
+        expect(forbidden.headers['www-authenticate']).toBe(
+          'Bearer realm="oidc-machine-auth", error="insufficient_scope"',
+        );
+      });
+
+      it('HTTP-02/03/05: body refusals are the neutral answers, identical on every framework', async () => {
+        const text = await request(app.url, 'POST', LOGIN, {
+          headers: ['content-type', 'text/plain'],
+          body: 'x',
+        });
+        expectNeutral(text, errorAnswer(auth, unsupportedMediaType()));
+        const huge = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: 'a'.repeat(200_000) });
+        expectNeutral(huge, errorAnswer(auth, bodyTooLarge()));
+        expectNeutral(await postJson(app.url, LOGIN, { jwt: 'x' }), await loginAnswer(auth, { jwt: 'x' }));
+        const notString = { accessToken: 7 };
+        expectNeutral(await postJson(app.url, RENEW, notString), await renewAnswer(auth, notString));
+        const unknown = { identityId: 'nobody', jwt: await idpToken() };
+        expectNeutral(await postJson(app.url, LOGIN, unknown), await loginAnswer(auth, unknown, '127.0.0.1'));
+      });
+
+      it('HTTP-07: GET, HEAD, PUT and DELETE on the POST-only auth routes are 404/405 and issue nothing', async () => {
+        const body = JSON.stringify({ identityId: 'gh-deployer', jwt: await idpToken() });
+        const withBody = ['content-type', 'application/json', 'content-length', String(body.length)];
+        for (const path of [LOGIN, RENEW, REVOKE]) {
+          for (const method of ['GET', 'HEAD', 'PUT', 'DELETE']) {
+            const sendsBody = method === 'PUT' || method === 'DELETE';
+            const res = await request(app.url, method, path, {
+              headers: sendsBody ? withBody : [],
+              body: sendsBody ? body : undefined,
+            });
+            expect([404, 405]).toContain(res.status);
+            expect(res.text).not.toContain('accessToken');
+          }
+        }
+      });
+
+      it('STR-03: oversized credentials are refused, never a 500', async () => {
+        const big = await getWith(app.url, SECRETS, bearer('A'.repeat(12 * 1024)));
+        expectErrorShape(big, 401, 'invalid_token');
+        const huge = await getWith(app.url, SECRETS, bearer('A'.repeat(64 * 1024)));
+        expect([400, 401, 431]).toContain(huge.status);
+        const jwt = await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: 'a'.repeat(20 * 1024) });
+        expectErrorShape(jwt, 401, 'invalid_credentials');
+      });
+    });
+
     describe('leaks', () => {
       it('LOG-01: no answer, event or log line carries a token', async () => {
         const token = await login();
@@ -417,6 +514,74 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         expect(bodies + rec.dump()).not.toContain('CANARY-');
         expect(rec.dump()).not.toContain(token);
       });
+    });
+  });
+}
+
+/**
+ * The `examples/` secrets API, the same route on every framework: `start` builds the example app
+ * with the given engine and listens on 127.0.0.1.
+ */
+export function describeSecretsExample(name: string, start: (auth: OidcAuth) => Promise<MountedApp>): void {
+  describe(`${name} example secrets API`, () => {
+    const key = makeKey('RS256');
+    let auth: OidcAuth;
+    let app: MountedApp;
+    let token: string;
+    const read = (query: string, headers = ['authorization', `Bearer ${token}`]) =>
+      getWith(app.url, `/api/v3/secrets/raw${query}`, headers);
+
+    beforeAll(async () => {
+      auth = createOidcAuth({
+        identities: [githubIdentity(key, { metadata: { workspaces: ['payments-api'] } })],
+        signingKeys: SIGNING_KEYS,
+      });
+      app = await start(auth);
+      const jwt = await sign(key, githubClaims(Date.now()));
+      const res = await postForm(app.url, LOGIN, { identityId: 'gh-deployer', jwt });
+      expect(res.status).toBe(200);
+      token = res.json.accessToken;
+    });
+    afterAll(async () => {
+      await app?.close();
+      await auth?.close();
+    });
+
+    it('serves the granted workspace in the Infisical shape, never cached', async () => {
+      const res = await read('?environment=prod&workspaceSlug=payments-api');
+      expect(res.status).toBe(200);
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.json.imports).toEqual([]);
+      expect(res.json.secrets.map((s: { secretKey: string }) => s.secretKey)).toEqual([
+        'DATABASE_URL',
+        'STRIPE_API_KEY',
+      ]);
+      expect(Object.keys(res.json.secrets[0])).toEqual([
+        'id',
+        '_id',
+        'workspace',
+        'environment',
+        'version',
+        'type',
+        'secretKey',
+        'secretValue',
+        'secretComment',
+        'tags',
+      ]);
+    });
+
+    it('refuses other workspaces (403), bad queries (400), no token (401), unknown paths (404)', async () => {
+      expectErrorShape(await read('?environment=prod&workspaceSlug=billing-worker'), 403, 'forbidden');
+      const noEnv = await read('?workspaceSlug=payments-api');
+      expect(noEnv.status).toBe(400);
+      expect(noEnv.json.message).toBe('environment is required');
+      expect((await read('?environment=qa&workspaceSlug=payments-api')).json.message).toBe(
+        'Unknown environment',
+      );
+      expectErrorShape(await read('?environment=prod&workspaceSlug=payments-api', []), 401, 'missing_token');
+      const missing = await getWith(app.url, '/nope');
+      expect(missing.status).toBe(404);
+      expect(missing.json).toMatchObject({ statusCode: 404, error: 'NotFound' });
     });
   });
 }

@@ -1,0 +1,126 @@
+import type {
+  FastifyError,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  preHandlerAsyncHookHandler,
+} from 'fastify';
+import {
+  DEFAULT_BODY_LIMIT,
+  ForbiddenError,
+  OidcAuthError,
+  ROUTES,
+  bearerChallenge,
+  bodyTooLarge,
+  errorAnswer,
+  guard,
+  hasTokenInQuery,
+  invalidBody,
+  loginAnswer,
+  parseRequestBody,
+  rawHeaderValues,
+  renewAnswer,
+  revokeAnswer,
+  unsupportedMediaType,
+  type AuthContext,
+  type HttpAnswer,
+  type OidcAuth,
+} from '../../src/index.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `requireAccessToken` on guarded routes. */
+    auth?: AuthContext;
+  }
+}
+
+/** Options of {@link oidcAuthPlugin} (Fastify's own `prefix` goes alongside). */
+export interface OidcAuthPluginOptions {
+  /** The engine. */
+  auth: OidcAuth;
+  /** Largest body accepted, in bytes. Default 64 KiB. */
+  bodyLimit?: number;
+  /** Client address. Default `request.ip`, so Fastify's `trustProxy` decides. */
+  getClientIp?: (request: FastifyRequest) => string | undefined;
+}
+
+/** Options of {@link requireAccessToken}. */
+export interface GuardOptions {
+  /** Extra authorization: return false to answer 403 `forbidden`. */
+  authorize?: (auth: AuthContext, request: FastifyRequest) => boolean | Promise<boolean>;
+  /** Client address. Default `request.ip`, so Fastify's `trustProxy` decides. */
+  getClientIp?: (request: FastifyRequest) => string | undefined;
+}
+
+function send(reply: FastifyReply, answer: HttpAnswer): FastifyReply {
+  return reply.code(answer.status).headers(answer.headers).send(answer.body);
+}
+
+const defaultIp = (request: FastifyRequest) => request.ip;
+
+/** Fastify's own body errors, as the answers every adapter gives; undefined for anything else. */
+function bodyError(error: FastifyError): OidcAuthError | undefined {
+  if (error instanceof OidcAuthError) return error;
+  const code: unknown = error.code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return bodyTooLarge();
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType();
+  if (typeof code === 'string' && code.startsWith('FST_ERR_CTP_')) return invalidBody('Malformed body');
+  return undefined;
+}
+
+/**
+ * The three auth routes as an encapsulated plugin, with their own JSON and form parsers (prototype
+ * keys are kept as data, never merged) and body errors answered as 413/415/422. Use:
+ * `app.register(oidcAuthPlugin, { auth, prefix: '/api/v1/auth' })`; without `prefix` the routes
+ * sit at the root.
+ */
+export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async function oidcAuthPlugin(
+  app,
+  options,
+) {
+  const { auth } = options;
+  const ipOf = options.getClientIp ?? defaultIp;
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'string', bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT },
+    async (request: FastifyRequest, raw: string) => parseRequestBody(request.headers['content-type'], raw),
+  );
+  app.setErrorHandler(function oidcAuthErrorHandler(error: FastifyError, _request, reply) {
+    const known = bodyError(error);
+    if (!known) throw error; // the host's error handler decides
+    return send(reply, errorAnswer(auth, known));
+  });
+  const route = (handle: typeof loginAnswer) => async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.body === undefined) return send(reply, errorAnswer(auth, unsupportedMediaType()));
+    return send(reply, await handle(auth, request.body, ipOf(request)));
+  };
+  app.post(ROUTES.login, route(loginAnswer));
+  app.post(ROUTES.renew, route(renewAnswer));
+  app.post(ROUTES.revoke, route(revokeAnswer));
+};
+
+/** Bearer guard as a `preHandler`: sets `request.auth`, or answers 401/400/403/503 with an RFC 6750 challenge. */
+export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): preHandlerAsyncHookHandler {
+  const ipOf = options.getClientIp ?? defaultIp;
+  const { authorize } = options;
+  const denied = new ForbiddenError('forbidden', 'Not allowed', {
+    headers: { 'www-authenticate': bearerChallenge(auth.realm, 'insufficient_scope') },
+  });
+  return async function requireAccessTokenHook(request, reply) {
+    try {
+      const header = request.headers.authorization;
+      request.auth = await guard(auth, {
+        authorization:
+          header === undefined
+            ? undefined
+            : (rawHeaderValues(request.raw.rawHeaders, 'authorization') ?? header),
+        tokenInQuery: hasTokenInQuery(request.url),
+        clientIp: ipOf(request),
+      });
+      if (authorize && !(await authorize(request.auth, request))) throw denied;
+    } catch (error) {
+      return send(reply, errorAnswer(auth, error));
+    }
+  };
+}
