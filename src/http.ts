@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { AccessTokenGrant, OidcAuth } from './auth.js';
 import { describe } from './auth.js';
 import {
   BadRequestError,
+  ForbiddenError,
   OidcAuthError,
   RequestBodyError,
   UnauthorizedError,
@@ -231,4 +233,92 @@ export function hasTokenInQuery(url: string): boolean {
   const q = url.indexOf('?');
   if (q < 0) return false;
   return url.indexOf('access_token', q) > 0 && new URLSearchParams(url.slice(q + 1)).has('access_token');
+}
+
+/** The parts of Node's `IncomingMessage` the guard reads. */
+export interface NodeRequestLike {
+  headers: { authorization?: string | undefined };
+  rawHeaders: readonly string[];
+  url?: string | undefined;
+}
+
+/**
+ * The guard's view of a Node request: every `Authorization` value (Node keeps only the first in
+ * `headers`, so duplicates are read from `rawHeaders`, and only when there is one at all) and whether
+ * the URL carries `access_token`.
+ */
+export function nodeGuardRequest(req: NodeRequestLike, clientIp: string | undefined): GuardRequest {
+  const header = req.headers.authorization;
+  return {
+    authorization:
+      header === undefined ? undefined : (rawHeaderValues(req.rawHeaders, 'authorization') ?? header),
+    tokenInQuery: hasTokenInQuery(req.url ?? ''),
+    clientIp,
+  };
+}
+
+/** An adapter's extra authorization: a predicate on the auth context and the framework's request. */
+export type Authorize<Req> = (auth: AuthContext, req: Req) => boolean | Promise<boolean>;
+
+/** Run an `authorize` predicate; false answers 403 `forbidden` with an `insufficient_scope` challenge. */
+export async function authorizeRequest<Req>(
+  auth: Pick<OidcAuth, 'realm'>,
+  context: AuthContext,
+  authorize: Authorize<Req> | undefined,
+  req: Req,
+): Promise<void> {
+  if (!authorize || (await authorize(context, req))) return;
+  throw new ForbiddenError('forbidden', 'Not allowed', {
+    headers: { 'www-authenticate': bearerChallenge(auth.realm, 'insufficient_scope') },
+  });
+}
+
+/**
+ * Read a Node request body as UTF-8 up to `limit` bytes (413 past it, announced or streamed; the
+ * rest is drained so the answer reaches the client). Refuses media types the routes don't take (415).
+ */
+export function readRequestBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+  const contentType = req.headers['content-type'];
+  if (!bodyKind(contentType)) return Promise.reject(unsupportedMediaType());
+  if (Number(req.headers['content-length']) > limit) {
+    req.resume();
+    return Promise.reject(bodyTooLarge());
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      req.off('data', onData).off('end', onEnd).resume();
+      reject(bodyTooLarge());
+    };
+    const onEnd = () => {
+      try {
+        resolve(parseRequestBody(contentType, Buffer.concat(chunks).toString('utf8')));
+      } catch (error) {
+        reject(error);
+      }
+    };
+    req.on('data', onData).once('end', onEnd).once('error', reject);
+  });
+}
+
+/**
+ * The client address behind reverse proxies (IP-03): from the socket address, walk `X-Forwarded-For`
+ * right to left past trusted proxies and return the first hop that is not one. The left-most entries
+ * are the client's to write, so they are never taken blindly.
+ */
+export function rightmostUntrustedHop(
+  socketIp: string | undefined,
+  forwardedFor: string | undefined,
+  isTrustedProxy: (address: string) => boolean,
+): string | undefined {
+  let ip = socketIp;
+  if (ip === undefined || !isTrustedProxy(ip)) return ip;
+  const hops = forwardedFor?.split(',') ?? [];
+  for (let i = hops.length - 1; i >= 0 && ip !== undefined && isTrustedProxy(ip); i--) {
+    ip = hops[i]!.trim() || undefined;
+  }
+  return ip;
 }

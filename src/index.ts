@@ -40,6 +40,10 @@ export {
   bodyKind,
   rawHeaderValues,
   hasTokenInQuery,
+  nodeGuardRequest,
+  authorizeRequest,
+  readRequestBody,
+  rightmostUntrustedHop,
   bodyTooLarge,
   unsupportedMediaType,
   invalidBody,
@@ -49,5 +53,7 @@ export {
   type HttpAnswer,
   type GuardRequest,
   type BodyKind,
+  type Authorize,
+  type NodeRequestLike,
 } from './http.js';
 export type * from './types.js';

@@ -1,26 +1,17 @@
-import express, {
-  type NextFunction,
-  type Request,
-  type RequestHandler,
-  type Response,
-  type Router,
-} from 'express';
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import {
   DEFAULT_BODY_LIMIT,
-  ForbiddenError,
   ROUTES,
-  bearerChallenge,
-  bodyTooLarge,
+  authorizeRequest,
   errorAnswer,
   guard,
-  hasTokenInQuery,
-  invalidBody,
   loginAnswer,
-  rawHeaderValues,
+  nodeGuardRequest,
+  readRequestBody,
   renewAnswer,
   revokeAnswer,
-  unsupportedMediaType,
   type AuthContext,
+  type Authorize,
   type HttpAnswer,
   type OidcAuth,
 } from '../../src/index.js';
@@ -36,7 +27,7 @@ declare module 'express-serve-static-core' {
 export type AuthenticatedRequest = Request & { auth: AuthContext };
 
 export interface RouterOptions {
-  /** Largest body accepted, in bytes. Default 64 KiB. */
+  /** Largest body read, in bytes. Default 64 KiB. Ignored when a host body parser already set `req.body`. */
   bodyLimit?: number;
   /** Client address. Default `req.ip`, so Express's `trust proxy` setting decides. */
   getClientIp?: (req: Request) => string | undefined;
@@ -44,7 +35,7 @@ export interface RouterOptions {
 
 export interface GuardOptions {
   /** Extra authorization: return false to answer 403 `forbidden`. */
-  authorize?: (auth: AuthContext, req: Request) => boolean | Promise<boolean>;
+  authorize?: Authorize<Request>;
   /** Client address. Default `req.ip`, so Express's `trust proxy` setting decides. */
   getClientIp?: (req: Request) => string | undefined;
   /** Pass errors to `next(err)` (they carry `status` and `headers`) instead of answering JSON. */
@@ -62,21 +53,18 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Rou
   const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const ipOf = options.getClientIp ?? defaultIp;
   const router = express.Router();
-  router.use(express.json({ limit, strict: true }), express.urlencoded({ extended: false, limit }));
   const route = (handle: typeof loginAnswer) => async (req: Request, res: Response) => {
-    if (req.body === undefined) return send(res, errorAnswer(auth, unsupportedMediaType()));
-    send(res, await handle(auth, req.body, ipOf(req)));
+    let body: unknown;
+    try {
+      body = req.body !== undefined ? req.body : await readRequestBody(req, limit);
+    } catch (error) {
+      return send(res, errorAnswer(auth, error));
+    }
+    send(res, await handle(auth, body, ipOf(req)));
   };
   router.post(ROUTES.login, route(loginAnswer));
   router.post(ROUTES.renew, route(renewAnswer));
   router.post(ROUTES.revoke, route(revokeAnswer));
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const type = (err as { type?: unknown })?.type;
-    if (type === 'entity.too.large') return send(res, errorAnswer(auth, bodyTooLarge()));
-    if (type === 'entity.parse.failed') return send(res, errorAnswer(auth, invalidBody('Malformed body')));
-    if (typeof type === 'string') return send(res, errorAnswer(auth, unsupportedMediaType()));
-    next(err);
-  });
   return router;
 }
 
@@ -84,19 +72,10 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Rou
 export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): RequestHandler {
   const ipOf = options.getClientIp ?? defaultIp;
   const { authorize, passErrors } = options;
-  const denied = new ForbiddenError('forbidden', 'Not allowed', {
-    headers: { 'www-authenticate': bearerChallenge(auth.realm, 'insufficient_scope') },
-  });
   return async function requireAccessTokenMiddleware(req, res, next) {
     try {
-      const header = req.headers.authorization;
-      req.auth = await guard(auth, {
-        authorization:
-          header === undefined ? undefined : (rawHeaderValues(req.rawHeaders, 'authorization') ?? header),
-        tokenInQuery: hasTokenInQuery(req.url),
-        clientIp: ipOf(req),
-      });
-      if (authorize && !(await authorize(req.auth, req))) throw denied;
+      req.auth = await guard(auth, nodeGuardRequest(req, ipOf(req)));
+      if (authorize) await authorizeRequest(auth, req.auth, authorize, req);
     } catch (error) {
       if (passErrors) return next(error);
       return send(res, errorAnswer(auth, error));

@@ -7,22 +7,21 @@ import type {
 } from 'fastify';
 import {
   DEFAULT_BODY_LIMIT,
-  ForbiddenError,
   OidcAuthError,
   ROUTES,
-  bearerChallenge,
+  authorizeRequest,
   bodyTooLarge,
   errorAnswer,
   guard,
-  hasTokenInQuery,
   invalidBody,
   loginAnswer,
+  nodeGuardRequest,
   parseRequestBody,
-  rawHeaderValues,
   renewAnswer,
   revokeAnswer,
   unsupportedMediaType,
   type AuthContext,
+  type Authorize,
   type HttpAnswer,
   type OidcAuth,
 } from '../../src/index.js';
@@ -47,7 +46,7 @@ export interface OidcAuthPluginOptions {
 /** Options of {@link requireAccessToken}. */
 export interface GuardOptions {
   /** Extra authorization: return false to answer 403 `forbidden`. */
-  authorize?: (auth: AuthContext, request: FastifyRequest) => boolean | Promise<boolean>;
+  authorize?: Authorize<FastifyRequest>;
   /** Client address. Default `request.ip`, so Fastify's `trustProxy` decides. */
   getClientIp?: (request: FastifyRequest) => string | undefined;
 }
@@ -104,21 +103,10 @@ export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async f
 export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): preHandlerAsyncHookHandler {
   const ipOf = options.getClientIp ?? defaultIp;
   const { authorize } = options;
-  const denied = new ForbiddenError('forbidden', 'Not allowed', {
-    headers: { 'www-authenticate': bearerChallenge(auth.realm, 'insufficient_scope') },
-  });
   return async function requireAccessTokenHook(request, reply) {
     try {
-      const header = request.headers.authorization;
-      request.auth = await guard(auth, {
-        authorization:
-          header === undefined
-            ? undefined
-            : (rawHeaderValues(request.raw.rawHeaders, 'authorization') ?? header),
-        tokenInQuery: hasTokenInQuery(request.url),
-        clientIp: ipOf(request),
-      });
-      if (authorize && !(await authorize(request.auth, request))) throw denied;
+      request.auth = await guard(auth, nodeGuardRequest(request.raw, ipOf(request)));
+      if (authorize) await authorizeRequest(auth, request.auth, authorize, request);
     } catch (error) {
       return send(reply, errorAnswer(auth, error));
     }

@@ -4,21 +4,22 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import {
   DEFAULT_BODY_LIMIT,
-  ForbiddenError,
   ROUTES,
-  bearerChallenge,
+  authorizeRequest,
   bodyKind,
   bodyTooLarge,
   errorAnswer,
   guard,
   hasTokenInQuery,
   loginAnswer,
+  nodeGuardRequest,
   parseRequestBody,
-  rawHeaderValues,
   renewAnswer,
   revokeAnswer,
+  rightmostUntrustedHop,
   unsupportedMediaType,
   type AuthContext,
+  type Authorize,
   type GuardRequest,
   type HttpAnswer,
   type OidcAuth,
@@ -41,7 +42,7 @@ export interface RoutesOptions {
 /** Options of {@link requireAccessToken}. */
 export interface GuardOptions {
   /** Extra authorization: return false to answer 403 `forbidden`. */
-  authorize?: (auth: AuthContext, c: Context<AuthEnv>) => boolean | Promise<boolean>;
+  authorize?: Authorize<Context<AuthEnv>>;
   /** Client address. Default: the socket address (`@hono/node-server`'s `getConnInfo`); proxies are not trusted. */
   getClientIp?: GetClientIp;
 }
@@ -63,15 +64,7 @@ export const socketAddress: GetClientIp = (c) => incomingOf(c)?.socket?.remoteAd
  * @param isTrustedProxy True for your proxies' addresses (e.g. loopback when one runs on the host).
  */
 export function forwardedClientIp(isTrustedProxy: (address: string) => boolean): GetClientIp {
-  return (c) => {
-    let ip = socketAddress(c);
-    if (ip === undefined || !isTrustedProxy(ip)) return ip;
-    const hops = c.req.header('x-forwarded-for')?.split(',') ?? [];
-    for (let i = hops.length - 1; i >= 0 && ip !== undefined && isTrustedProxy(ip); i--) {
-      ip = hops[i]!.trim() || undefined;
-    }
-    return ip;
-  };
+  return (c) => rightmostUntrustedHop(socketAddress(c), c.req.header('x-forwarded-for'), isTrustedProxy);
 }
 
 function reply(c: Context, answer: HttpAnswer): Response {
@@ -88,13 +81,7 @@ function guardRequest(c: Context, clientIp: string | undefined): GuardRequest {
       clientIp,
     };
   }
-  const header = incoming.headers.authorization;
-  return {
-    authorization:
-      header === undefined ? undefined : (rawHeaderValues(incoming.rawHeaders, 'authorization') ?? header),
-    tokenInQuery: hasTokenInQuery(incoming.url ?? ''),
-    clientIp,
-  };
+  return nodeGuardRequest(incoming, clientIp);
 }
 
 /** The three auth routes as a sub-app. Use: `app.route('/api/v1/auth', oidcAuthRoutes(auth))`. */
@@ -125,14 +112,11 @@ export function oidcAuthRoutes(auth: OidcAuth, options: RoutesOptions = {}): Hon
 export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): MiddlewareHandler<AuthEnv> {
   const ipOf = options.getClientIp ?? socketAddress;
   const { authorize } = options;
-  const denied = new ForbiddenError('forbidden', 'Not allowed', {
-    headers: { 'www-authenticate': bearerChallenge(auth.realm, 'insufficient_scope') },
-  });
   return async function requireAccessTokenMiddleware(c, next) {
     let context: AuthContext;
     try {
       context = await guard(auth, guardRequest(c, ipOf(c)));
-      if (authorize && !(await authorize(context, c))) throw denied;
+      if (authorize) await authorizeRequest(auth, context, authorize, c);
     } catch (error) {
       return reply(c, errorAnswer(auth, error));
     }

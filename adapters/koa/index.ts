@@ -1,23 +1,20 @@
-import type { IncomingMessage } from 'node:http';
 import type { Context, Middleware, ParameterizedContext } from 'koa';
 import {
   DEFAULT_BODY_LIMIT,
   DEFAULT_PREFIX,
-  ForbiddenError,
   ROUTES,
-  bearerChallenge,
+  authorizeRequest,
   bodyKind,
-  bodyTooLarge,
   errorAnswer,
   guard,
-  hasTokenInQuery,
   loginAnswer,
-  parseRequestBody,
-  rawHeaderValues,
+  nodeGuardRequest,
+  readRequestBody,
   renewAnswer,
   revokeAnswer,
   unsupportedMediaType,
   type AuthContext,
+  type Authorize,
   type HttpAnswer,
   type OidcAuth,
 } from '../../src/index.js';
@@ -40,7 +37,7 @@ export interface RouterOptions {
 /** Options of {@link requireAccessToken}. */
 export interface GuardOptions {
   /** Extra authorization: return false to answer 403 `forbidden`. */
-  authorize?: (auth: AuthContext, ctx: ParameterizedContext<AuthState>) => boolean | Promise<boolean>;
+  authorize?: Authorize<ParameterizedContext<AuthState>>;
   /** Client address. Default `ctx.ip`, so `app.proxy` (with `app.maxIpsCount`) decides. */
   getClientIp?: (ctx: Context) => string | undefined;
   /** Throw the error (http-errors style: `status`, `expose`, `headers`) for Koa's `onerror` instead of answering JSON. Default false. */
@@ -55,27 +52,11 @@ function send(ctx: Context, answer: HttpAnswer): void {
 
 const defaultIp = (ctx: Context) => ctx.ip || undefined;
 
-function readRaw(req: IncomingMessage, limit: number): Promise<string> {
-  if (Number(req.headers['content-length']) > limit) return Promise.reject(bodyTooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) return void chunks.push(chunk);
-      req.off('data', onData).off('end', onEnd).resume(); // discard the rest so the 413 reaches the client
-      reject(bodyTooLarge());
-    };
-    const onEnd = () => resolve(Buffer.concat(chunks).toString('utf8'));
-    req.on('data', onData).once('end', onEnd).once('error', reject);
-  });
-}
-
 async function readBody(ctx: Context, limit: number): Promise<unknown> {
-  const type = ctx.get('content-type');
-  if (!bodyKind(type)) throw unsupportedMediaType();
   const parsed = (ctx.request as { body?: unknown }).body;
-  return parsed !== undefined ? parsed : parseRequestBody(type, await readRaw(ctx.req, limit));
+  if (parsed === undefined) return readRequestBody(ctx.req, limit);
+  if (!bodyKind(ctx.get('content-type'))) throw unsupportedMediaType();
+  return parsed;
 }
 
 /** The auth routes as Koa middleware, plus their full paths for `@koa/router`: `router.post(routes.paths, routes)`. */
@@ -112,19 +93,10 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Oid
 export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): Middleware<AuthState> {
   const ipOf = options.getClientIp ?? defaultIp;
   const { authorize, throwErrors } = options;
-  const denied = new ForbiddenError('forbidden', 'Not allowed', {
-    headers: { 'www-authenticate': bearerChallenge(auth.realm, 'insufficient_scope') },
-  });
   return async function requireAccessTokenMiddleware(ctx, next) {
     try {
-      const header = ctx.req.headers.authorization;
-      ctx.state.auth = await guard(auth, {
-        authorization:
-          header === undefined ? undefined : (rawHeaderValues(ctx.req.rawHeaders, 'authorization') ?? header),
-        tokenInQuery: hasTokenInQuery(ctx.url),
-        clientIp: ipOf(ctx),
-      });
-      if (authorize && !(await authorize(ctx.state.auth, ctx))) throw denied;
+      ctx.state.auth = await guard(auth, nodeGuardRequest(ctx.req, ipOf(ctx)));
+      if (authorize) await authorizeRequest(auth, ctx.state.auth, authorize, ctx);
     } catch (error) {
       if (throwErrors) throw error;
       return send(ctx, errorAnswer(auth, error));

@@ -9,6 +9,7 @@ import {
   errorAnswer,
   guard,
   loginAnswer,
+  parseRequestBody,
   renewAnswer,
   unsupportedMediaType,
   type HttpAnswer,
@@ -468,6 +469,19 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         expectNeutral(await postJson(app.url, RENEW, notString), await renewAnswer(auth, notString));
         const unknown = { identityId: 'nobody', jwt: await idpToken() };
         expectNeutral(await postJson(app.url, LOGIN, unknown), await loginAnswer(auth, unknown, '127.0.0.1'));
+        for (const raw of ['{"identityId":', '[1,2]']) {
+          const res = await request(app.url, 'POST', LOGIN, {
+            headers: ['content-type', 'application/json'],
+            body: raw,
+          });
+          let neutral: HttpAnswer | undefined;
+          try {
+            parseRequestBody('application/json', raw);
+          } catch (error) {
+            neutral = errorAnswer(auth, error);
+          }
+          expectNeutral(res, neutral!);
+        }
       });
 
       it('HTTP-07: GET, HEAD, PUT and DELETE on the POST-only auth routes are 404/405 and issue nothing', async () => {

@@ -1,0 +1,77 @@
+import express, {
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from 'express';
+import {
+  ADMIN_ROUTES,
+  adminErrorAnswer,
+  createIdentityAdmin,
+  type IdentityAdminOptions,
+} from '../../src/admin.js';
+import {
+  ConfigError,
+  DEFAULT_BODY_LIMIT,
+  bodyTooLarge,
+  invalidBody,
+  unsupportedMediaType,
+} from '../../src/index.js';
+import type { HttpAnswer, OidcAuth } from '../../src/index.js';
+
+/** Options of {@link oidcAdminRouter}. */
+export interface AdminRouterOptions extends IdentityAdminOptions {
+  /**
+   * Required. Runs before every admin route and must end the request unless the caller may manage
+   * identities, e.g. `requireAccessToken(auth, { authorize: (a) => a.metadata.role === 'admin' })`.
+   */
+  guard: RequestHandler | readonly RequestHandler[];
+  /** Largest body accepted, in bytes. Default 64 KiB. */
+  bodyLimit?: number;
+}
+
+function send(res: Response, answer: HttpAnswer): void {
+  res.status(answer.status).set(answer.headers).json(answer.body);
+}
+
+/**
+ * Infisical's identity OIDC-config routes (`POST/GET/PATCH/DELETE /oidc-auth/identities/:identityId`,
+ * plus `GET /oidc-auth/identities`), each behind `options.guard`. Mount it next to the login router:
+ * `app.use('/api/v1/auth', oidcAdminRouter(auth, { guard }))`; other paths pass through untouched.
+ *
+ * @throws {ConfigError} `guard` when no guard is given: these routes decide who can log in.
+ */
+export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Router {
+  const guards = [options?.guard ?? []].flat();
+  if (guards.length === 0 || guards.some((g) => typeof g !== 'function')) {
+    throw new ConfigError('guard', 'is required: the admin routes change who can log in; pass a middleware');
+  }
+  const admin = createIdentityAdmin(auth, options);
+  const json = express.json({ limit: options.bodyLimit ?? DEFAULT_BODY_LIMIT, strict: true });
+  const answer = async (req: Request, res: Response) => {
+    if ((req.method === 'POST' || req.method === 'PATCH') && req.body === undefined) {
+      return send(res, adminErrorAnswer(auth, unsupportedMediaType()));
+    }
+    const identityId = req.params.identityId as string | undefined;
+    send(res, await admin.handle({ method: req.method, identityId, body: req.body }));
+  };
+  const router = express.Router();
+  router.get(ADMIN_ROUTES.identities, ...guards, answer);
+  router
+    .route(ADMIN_ROUTES.identity)
+    .all(...guards)
+    .get(answer)
+    .post(json, answer)
+    .patch(json, answer)
+    .delete(answer);
+  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const type = (err as { type?: unknown })?.type;
+    if (type === 'entity.too.large') return send(res, adminErrorAnswer(auth, bodyTooLarge()));
+    if (type === 'entity.parse.failed')
+      return send(res, adminErrorAnswer(auth, invalidBody('Malformed body')));
+    if (typeof type === 'string') return send(res, adminErrorAnswer(auth, unsupportedMediaType()));
+    next(err);
+  });
+  return router;
+}
