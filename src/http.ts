@@ -275,11 +275,17 @@ export async function authorizeRequest<Req>(
 
 /**
  * Read a Node request body as UTF-8 up to `limit` bytes (413 past it, announced or streamed; the
- * rest is drained so the answer reaches the client). Refuses media types the routes don't take (415).
+ * rest is drained so the answer reaches the client). Refuses media types the routes don't take and
+ * any `Content-Encoding` but identity (415).
  */
 export function readRequestBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const contentType = req.headers['content-type'];
-  if (!bodyKind(contentType)) return Promise.reject(unsupportedMediaType());
+  const encoding = req.headers['content-encoding'];
+  // Compressed bodies are refused, never inflated: a small gzip bomb cannot grow past any limit.
+  if (!bodyKind(contentType) || (encoding !== undefined && encoding.toLowerCase() !== 'identity')) {
+    req.resume();
+    return Promise.reject(unsupportedMediaType());
+  }
   if (Number(req.headers['content-length']) > limit) {
     req.resume();
     return Promise.reject(bodyTooLarge());
