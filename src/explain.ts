@@ -2,7 +2,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import type { ReasonCode } from './errors.js';
 import type { IpAllowList } from './ip.js';
 import type { KeyManager } from './keys.js';
-import { compileIdentityPolicy } from './policy.js';
+import { compileIdentityPolicy, matchesGlob } from './policy.js';
 import type { Clock, IdentityConfig, IdentityStore } from './types.js';
 import { LoginFailure, readHeader, verifyIdpToken } from './verify.js';
 
@@ -17,6 +17,34 @@ export interface ExplainCheck {
   reason?: string;
   /** A suggestion that would make it pass (e.g. a glob that would match). */
   hint?: string;
+  /**
+   * One entry per value looked at, for checks over several values: each token audience (`audience`)
+   * or each element of an array claim (`claim:<path>`), with the first bound pattern it matched.
+   */
+  items?: ExplainItem[];
+}
+
+/** One value of a multi-valued check and whether a bound pattern matched it. */
+export interface ExplainItem {
+  value: unknown;
+  pass: boolean;
+  /** The first bound pattern that matched. */
+  matched?: string;
+}
+
+/** The `actual` of the `times` check: epoch seconds, as in the token. */
+export interface ExplainTimes {
+  /** The clock used, epoch seconds. */
+  now: number;
+  /** Tolerance on `exp`/`nbf`/`iat`, seconds. */
+  skew: number;
+  iat: unknown;
+  nbf: unknown;
+  exp: unknown;
+  /** `exp - iat` in seconds, when both are numbers. */
+  lifetime?: number;
+  /** The identity's `maxTokenLifetimeSeconds`. */
+  maxLifetime: number;
 }
 
 /** Every login check in order, for an operator debugging a pipeline. */
@@ -58,7 +86,11 @@ const FAILURE_WORDS: Partial<Record<ReasonCode, string>> = {
   store_unavailable: 'the identity store is unavailable',
 };
 
-/** Run the login checks without minting anything. */
+/**
+ * Run the login checks without minting anything. Stops at the first failure before the signature
+ * verified (nothing in an unverified token can be trusted); once it verified, every later check is
+ * reported even after one failed, so an operator sees all that needs fixing at once.
+ */
 export async function explainLogin(
   input: { identityId: string; jwt: string; clientIp?: string | undefined },
   deps: ExplainDeps,
@@ -104,46 +136,43 @@ export async function explainLogin(
       extra.expected = config.boundIssuer;
       extra.actual = report.claims?.iss;
     } else if (check === 'times') {
-      extra.actual = pickTimes(report.claims, now, config.clockSkewSeconds);
+      extra.actual = pickTimes(report.claims, now, config);
     } else if (failure.code === 'claim_missing') {
       extra.expected = failure.detail.claim;
     }
-    if (failure.verified) report.checks.push({ check: 'signature', pass: true, actual: { kid: header.kid } });
-    return fail(check, failure.code, extra);
+    if (!failure.verified) return fail(check, failure.code, extra);
+    // The signature verified: the claims are the IdP's, so every later check is still worth showing.
+    report.checks.push({ check: 'signature', pass: true, actual: { alg: header.alg, kid: header.kid } });
+    if (failure.code === 'issuer_mismatch') {
+      const hint = issuerHint(report.claims?.iss, config.boundIssuer);
+      if (hint) extra.hint = hint;
+    }
+    // jose checks iss before the times, so a time failure means the issuer matched.
+    if (check === 'times') {
+      report.checks.push({
+        check: 'issuer',
+        pass: true,
+        expected: config.boundIssuer,
+        actual: report.claims?.iss,
+      });
+    }
+    fail(check, failure.code, extra);
+    if (check === 'issuer') report.checks.push(timesCheck(report.claims, now, config));
+    const claims = report.claims;
+    if (claims) {
+      policyChecks(report, config, claims);
+      ipCheck(report, config, deps, input.clientIp);
+    }
+    return report;
   }
   report.claims = payload;
   report.checks.push({ check: 'signature', pass: true, actual: { alg: header.alg, kid: header.kid } });
   report.checks.push({ check: 'issuer', pass: true, expected: config.boundIssuer, actual: payload.iss });
-  report.checks.push({
-    check: 'times',
-    pass: true,
-    actual: pickTimes(payload, now, config.clockSkewSeconds),
-  });
+  report.checks.push({ check: 'times', pass: true, actual: pickTimes(payload, now, config) });
 
-  const policyChecks = compileIdentityPolicy(config).explain(payload);
-  let firstFailure: ReasonCode | undefined;
-  for (const c of policyChecks) {
-    report.checks.push({ ...c });
-    if (!c.pass && !firstFailure) {
-      firstFailure =
-        c.check === 'audience'
-          ? 'audience_not_allowed'
-          : c.check === 'subject'
-            ? 'subject_not_allowed'
-            : c.actual === undefined
-              ? 'claim_missing'
-              : 'claim_not_allowed';
-    }
-  }
-  const ipOk = deps.ipAllowList(config.accessTokenTrustedIps).allows(input.clientIp);
-  report.checks.push({
-    check: 'trusted_ip',
-    pass: ipOk,
-    expected: config.accessTokenTrustedIps,
-    actual: input.clientIp ?? null,
-    ...(ipOk ? {} : { reason: 'the client address is outside accessTokenTrustedIps' }),
-  });
-  if (!ipOk && !firstFailure) firstFailure = 'ip_not_allowed';
+  const policyFailure = policyChecks(report, config, payload);
+  const ipFailure = ipCheck(report, config, deps, input.clientIp);
+  const firstFailure = policyFailure ?? ipFailure;
   if (firstFailure) {
     report.reasonCode = firstFailure;
     return report;
@@ -158,12 +187,110 @@ export async function explainLogin(
   return report;
 }
 
+/** Audience, subject and bound-claim checks; returns the reason of the first failure. */
+function policyChecks(
+  report: ExplainReport,
+  config: IdentityConfig,
+  payload: JWTPayload,
+): ReasonCode | undefined {
+  let first: ReasonCode | undefined;
+  for (const c of compileIdentityPolicy(config).explain(payload)) {
+    const check: ExplainCheck = { ...c };
+    const patterns = c.expected;
+    if (patterns.length > 0 && (c.check === 'audience' || Array.isArray(c.actual))) {
+      const values = Array.isArray(c.actual) ? c.actual.slice(0, 64) : [c.actual];
+      if (c.actual !== undefined) check.items = values.map((value) => item(value, patterns));
+    }
+    report.checks.push(check);
+    if (!c.pass && !first) {
+      first =
+        c.check === 'audience'
+          ? 'audience_not_allowed'
+          : c.check === 'subject'
+            ? 'subject_not_allowed'
+            : c.actual === undefined
+              ? 'claim_missing'
+              : 'claim_not_allowed';
+    }
+  }
+  if (first && !report.reasonCode) report.reasonCode = first;
+  return first;
+}
+
+function item(value: unknown, patterns: readonly string[]): ExplainItem {
+  const matched = patterns.find((pattern) => matchesGlob(value, pattern));
+  return matched === undefined ? { value, pass: false } : { value, pass: true, matched };
+}
+
+function ipCheck(
+  report: ExplainReport,
+  config: IdentityConfig,
+  deps: ExplainDeps,
+  clientIp: string | undefined,
+): ReasonCode | undefined {
+  const ipOk = deps.ipAllowList(config.accessTokenTrustedIps).allows(clientIp);
+  report.checks.push({
+    check: 'trusted_ip',
+    pass: ipOk,
+    expected: config.accessTokenTrustedIps,
+    actual: clientIp ?? null,
+    ...(ipOk ? {} : { reason: 'the client address is outside accessTokenTrustedIps' }),
+  });
+  if (ipOk) return undefined;
+  report.reasonCode ??= 'ip_not_allowed';
+  return 'ip_not_allowed';
+}
+
+/** Near misses people make with issuers: a trailing slash, or Azure's v1 issuer against a v2 config. */
+function issuerHint(actual: unknown, expected: readonly string[]): string | undefined {
+  if (typeof actual !== 'string') return undefined;
+  const bare = (value: string) => value.replace(/\/+$/, '');
+  const near = expected.find((e) => bare(e) === bare(actual));
+  if (near !== undefined) {
+    return `the issuers differ only by a trailing "/": boundIssuer must be exactly ${JSON.stringify(actual)}`;
+  }
+  const v1 = /^https:\/\/sts\.windows\.net\/([0-9a-f-]{36})\/$/i.exec(actual);
+  const v2 = /^https:\/\/login\.microsoftonline\.com\/([0-9a-f-]{36})\/v2\.0$/i.exec(actual);
+  const tenant = (v1 ?? v2)?.[1];
+  if (tenant && expected.some((e) => e.toLowerCase().includes(tenant.toLowerCase()))) {
+    return (
+      `this is an Entra ${v1 ? 'v1' : 'v2'} token of the same tenant (its version follows the resource app's ` +
+      `accessTokenAcceptedVersion); add ${JSON.stringify(actual)} to boundIssuer to accept it`
+    );
+  }
+  return undefined;
+}
+
+/** The time checks, evaluated here when jose stopped before them (an issuer mismatch). */
+function timesCheck(claims: JWTPayload | undefined, now: number, config: IdentityConfig): ExplainCheck {
+  const times = pickTimes(claims, now, config);
+  const t = times.now;
+  const skew = times.skew;
+  let code: ReasonCode | undefined;
+  if (typeof times.exp !== 'number' || typeof times.iat !== 'number') code = 'claim_missing';
+  else if (times.exp <= t - skew) code = 'token_expired';
+  else if (typeof times.nbf === 'number' && times.nbf > t + skew) code = 'token_not_yet_valid';
+  else if (times.iat > t + skew) code = 'token_issued_in_future';
+  else if (times.exp - times.iat > times.maxLifetime) code = 'token_lifetime_too_long';
+  if (!code) return { check: 'times', pass: true, actual: times };
+  return { check: 'times', pass: false, actual: times, reason: FAILURE_WORDS[code] ?? code };
+}
+
 function checkName(code: ReasonCode): string {
   if (code === 'issuer_mismatch') return 'issuer';
   if (code === 'claim_missing' || code === 'token_malformed') return 'claims';
   return 'times';
 }
 
-function pickTimes(claims: JWTPayload | undefined, now: number, skew: number) {
-  return { now: Math.floor(now / 1000), skew, iat: claims?.iat, nbf: claims?.nbf, exp: claims?.exp };
+function pickTimes(claims: JWTPayload | undefined, now: number, config: IdentityConfig): ExplainTimes {
+  const times: ExplainTimes = {
+    now: Math.floor(now / 1000),
+    skew: config.clockSkewSeconds,
+    iat: claims?.iat,
+    nbf: claims?.nbf,
+    exp: claims?.exp,
+    maxLifetime: config.maxTokenLifetimeSeconds,
+  };
+  if (typeof times.iat === 'number' && typeof times.exp === 'number') times.lifetime = times.exp - times.iat;
+  return times;
 }

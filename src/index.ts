@@ -24,11 +24,55 @@ export {
   IDENTITY_ID_PATTERN,
   DEFAULT_ALGORITHMS,
 } from './config.js';
-export { KeyManager, KeyError, type KeyManagerOptions, type VerificationKey } from './keys.js';
-export { httpGet, FetchError, type HttpGet, type HttpGetOptions, type HttpGetResult } from './fetch.js';
+export {
+  KeyManager,
+  KeyError,
+  MemoryKeyCache,
+  type KeyCache,
+  type CachedJwks,
+  type KeyManagerOptions,
+  type KeyManagerStats,
+  type VerificationKey,
+} from './keys.js';
+export {
+  httpGet,
+  createHttpGet,
+  FetchError,
+  type HttpGet,
+  type HttpGetOptions,
+  type HttpGetResult,
+  type Resolver,
+  type ResolvedAddress,
+} from './fetch.js';
 export { MemoryIdentityStore, MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
-export type { ExplainReport, ExplainCheck } from './explain.js';
+export type { ExplainReport, ExplainCheck, ExplainItem, ExplainTimes } from './explain.js';
+export {
+  createIdentityAdmin,
+  identityOidcAuthView,
+  adminErrorAnswer,
+  ADMIN_ROUTES,
+  type IdentityAdmin,
+  type IdentityAdminOptions,
+  type IdentityChange,
+  type IdentityOidcAuthView,
+  type TrustedIpView,
+  type AdminRequest,
+} from './admin.js';
+export {
+  createMetrics,
+  combineEventHandlers,
+  redactingLogger,
+  pinoLogger,
+  redact,
+  redactString,
+  REDACTED,
+  type AuthMetrics,
+  type MetricsOptions,
+  type MetricsSnapshot,
+  type KeyStatsSource,
+  type PinoLike,
+} from './observe.js';
 export {
   loginAnswer,
   renewAnswer,

@@ -83,3 +83,5 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
     next();
   };
 }
+
+export { oidcAdminRouter, type AdminRouterOptions } from './admin.js';

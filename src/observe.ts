@@ -1,0 +1,374 @@
+import type { ReasonCode } from './errors.js';
+import type { KeyManagerStats } from './keys.js';
+import type { AuthEvent, Logger } from './types.js';
+
+/** What {@link AuthMetrics.snapshot} returns: every counter since creation (or the last reset). */
+export interface MetricsSnapshot {
+  logins: { success: number; failure: Record<string, number> };
+  /** Bearer-guard refusals by reason code (`invalid_token`, `token_expired`, `ip_not_allowed`…). */
+  guardDenials: Record<string, number>;
+  renewals: { success: number; failure: Record<string, number> };
+  /** `token`: one token id revoked; `identity`: every token of an identity (e.g. its config deleted). */
+  revocations: { token: number; identity: number };
+  /** Tokens that identity revocations found live. */
+  revokedIdentityTokens: number;
+  /** Discovery and JWKS fetches. From `auth.keys.stats()` once {@link AuthMetrics.track} was called. */
+  keyFetches: { success: number; failure: number };
+  /** Key lookups served from cache or not; only known once {@link AuthMetrics.track} was called. */
+  keyCache: { hits: number; misses: number } | undefined;
+}
+
+/** Where key statistics come from: the engine (`auth`) or its `KeyManager` (`auth.keys`). */
+export type KeyStatsSource = { stats(): KeyManagerStats } | { keys: { stats(): KeyManagerStats } };
+
+/** Options of {@link createMetrics}. */
+export interface MetricsOptions {
+  /** Metric name prefix. Default `oidc_machine_auth`. */
+  prefix?: string;
+}
+
+/** Counters a host exports; fed by the engine's `onEvent` hook. No metrics library needed. */
+export interface AuthMetrics {
+  /** Pass as `createOidcAuth({ onEvent })` (or through {@link combineEventHandlers}). Never throws. */
+  readonly onEvent: (event: AuthEvent) => void;
+  /**
+   * Pass as `createOidcAuth({ keys: { onFetch } })` to count key fetches when {@link track} is not used.
+   * Ignored for counting once a key stats source is tracked (the stats are exact).
+   */
+  readonly onKeyFetch: (info: { ok: boolean }) => void;
+  /** Read key fetch and cache counters from the engine (`metrics.track(auth)`) at snapshot time. */
+  track(source: KeyStatsSource): void;
+  snapshot(): MetricsSnapshot;
+  /** Prometheus text exposition format (0.0.4): serve it with `content-type: text/plain; version=0.0.4`. */
+  render(): string;
+  /** Zero the event counters (key stats belong to the engine and are not reset). */
+  reset(): void;
+}
+
+const REASON = /^[a-z][a-z0-9_]{0,63}$/;
+
+/** A reason label value: a known-shaped code, or `other` (labels are never free text). */
+function reasonLabel(code: ReasonCode | undefined): string {
+  return code && REASON.test(code) ? code : 'other';
+}
+
+function bump(map: Record<string, number>, key: string, by = 1): void {
+  map[key] = (map[key] ?? 0) + by;
+}
+
+/**
+ * Login, guard, renewal, revocation and key counters for a host to export.
+ *
+ * ```ts
+ * const metrics = createMetrics();
+ * const auth = createOidcAuth({ identities, onEvent: metrics.onEvent });
+ * metrics.track(auth); // key fetches and cache hits from auth.keys.stats()
+ * app.get('/metrics', (_req, res) => res.type('text/plain; version=0.0.4').send(metrics.render()));
+ * ```
+ *
+ * Labels are reason codes only (never identity ids, subjects or addresses), so cardinality stays
+ * bounded by the {@link ReasonCode} list.
+ */
+export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
+  const prefix = options.prefix ?? 'oidc_machine_auth';
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw new TypeError('metrics prefix is not a metric name');
+  let counts = fresh();
+  let keySource: { stats(): KeyManagerStats } | undefined;
+
+  function fresh() {
+    return {
+      loginSuccess: 0,
+      loginFailure: Object.create(null) as Record<string, number>,
+      guardDenials: Object.create(null) as Record<string, number>,
+      renewSuccess: 0,
+      renewFailure: Object.create(null) as Record<string, number>,
+      revokeToken: 0,
+      revokeIdentity: 0,
+      revokedIdentityTokens: 0,
+      fetchOk: 0,
+      fetchFailed: 0,
+    };
+  }
+
+  const onEvent = (event: AuthEvent): void => {
+    switch (event?.type) {
+      case 'login.success':
+        counts.loginSuccess++;
+        break;
+      case 'login.failure':
+        bump(counts.loginFailure, reasonLabel(event.reasonCode));
+        break;
+      case 'guard.denied':
+        bump(counts.guardDenials, reasonLabel(event.reasonCode));
+        break;
+      case 'token.renew':
+        counts.renewSuccess++;
+        break;
+      case 'token.renew.failure':
+        bump(counts.renewFailure, reasonLabel(event.reasonCode));
+        break;
+      case 'token.revoke':
+        counts.revokeToken++;
+        break;
+      case 'identity.revoke': {
+        counts.revokeIdentity++;
+        const revoked = event.detail?.revoked;
+        if (typeof revoked === 'number' && Number.isSafeInteger(revoked) && revoked > 0) {
+          counts.revokedIdentityTokens += revoked;
+        }
+        break;
+      }
+      case 'keys.fetch':
+        counts.fetchOk++;
+        break;
+      case 'keys.fetch.failure':
+        counts.fetchFailed++;
+        break;
+      default:
+        break;
+    }
+  };
+
+  const onKeyFetch = (info: { ok: boolean }): void => {
+    if (info?.ok) counts.fetchOk++;
+    else counts.fetchFailed++;
+  };
+
+  function keyStats(): KeyManagerStats | undefined {
+    if (!keySource) return undefined;
+    try {
+      return keySource.stats();
+    } catch {
+      return undefined;
+    }
+  }
+
+  function snapshot(): MetricsSnapshot {
+    const stats = keyStats();
+    return {
+      logins: { success: counts.loginSuccess, failure: { ...counts.loginFailure } },
+      guardDenials: { ...counts.guardDenials },
+      renewals: { success: counts.renewSuccess, failure: { ...counts.renewFailure } },
+      revocations: { token: counts.revokeToken, identity: counts.revokeIdentity },
+      revokedIdentityTokens: counts.revokedIdentityTokens,
+      keyFetches: stats
+        ? { success: stats.fetches - stats.failures, failure: stats.failures }
+        : { success: counts.fetchOk, failure: counts.fetchFailed },
+      keyCache: stats ? { hits: stats.hits, misses: stats.misses } : undefined,
+    };
+  }
+
+  function render(): string {
+    const s = snapshot();
+    const out: string[] = [];
+    const counter = (name: string, help: string, samples: Array<[Record<string, string>, number]>) => {
+      const full = `${prefix}_${name}_total`;
+      out.push(`# HELP ${full} ${help}`, `# TYPE ${full} counter`);
+      for (const [labels, value] of samples) out.push(`${full}${labelText(labels)} ${value}`);
+    };
+    const byReason = (result: Record<string, string>, map: Record<string, number>) =>
+      Object.keys(map)
+        .sort()
+        .map((reason): [Record<string, string>, number] => [{ ...result, reason }, map[reason] ?? 0]);
+    counter('logins', 'Logins with an IdP token, by result and reason code.', [
+      [{ result: 'success' }, s.logins.success],
+      ...byReason({ result: 'failure' }, s.logins.failure),
+    ]);
+    counter(
+      'guard_denials',
+      'Requests refused by the bearer guard, by reason code.',
+      byReason({}, s.guardDenials),
+    );
+    counter('renewals', 'Access token renewals, by result and reason code.', [
+      [{ result: 'success' }, s.renewals.success],
+      ...byReason({ result: 'failure' }, s.renewals.failure),
+    ]);
+    counter('revocations', 'Revocations: one token id, or every token of an identity.', [
+      [{ scope: 'token' }, s.revocations.token],
+      [{ scope: 'identity' }, s.revocations.identity],
+    ]);
+    counter('identity_revoked_tokens', 'Live tokens revoked by identity revocations.', [
+      [{}, s.revokedIdentityTokens],
+    ]);
+    counter('key_fetches', 'Discovery document and JWKS fetches, by result.', [
+      [{ result: 'success' }, s.keyFetches.success],
+      [{ result: 'failure' }, s.keyFetches.failure],
+    ]);
+    if (s.keyCache) {
+      counter('key_cache_lookups', 'IdP key lookups served from cache (hit) or not (miss).', [
+        [{ result: 'hit' }, s.keyCache.hits],
+        [{ result: 'miss' }, s.keyCache.misses],
+      ]);
+    }
+    return `${out.join('\n')}\n`;
+  }
+
+  return {
+    onEvent,
+    onKeyFetch,
+    track(source: KeyStatsSource) {
+      const candidate = 'keys' in source ? source.keys : source;
+      if (typeof candidate?.stats !== 'function') throw new TypeError('track() needs auth or auth.keys');
+      keySource = candidate;
+    },
+    snapshot,
+    render,
+    reset() {
+      counts = fresh();
+    },
+  };
+}
+
+function labelText(labels: Record<string, string>): string {
+  const keys = Object.keys(labels);
+  if (keys.length === 0) return '';
+  const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+  return `{${keys.map((k) => `${k}="${escape(labels[k] ?? '')}"`).join(',')}}`;
+}
+
+/**
+ * One `onEvent` handler that calls each given handler in turn (`undefined` entries are skipped).
+ * A handler that throws does not stop the others; the first error is rethrown after all ran, so the
+ * engine logs it.
+ */
+export function combineEventHandlers(
+  ...handlers: Array<((event: AuthEvent) => void) | undefined>
+): (event: AuthEvent) => void {
+  const list = handlers.filter((h): h is (event: AuthEvent) => void => typeof h === 'function');
+  return (event: AuthEvent) => {
+    let failed = false;
+    let first: unknown;
+    for (const handler of list) {
+      try {
+        handler(event);
+      } catch (error) {
+        if (!failed) first = error;
+        failed = true;
+      }
+    }
+    if (failed) throw first;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redaction
+
+/** What stands in for a redacted value. */
+export const REDACTED = '[REDACTED]';
+
+/** Keys whose values are always redacted (compared lower-case, `-` and `_` ignored). */
+const SECRET_KEYS: ReadonlySet<string> = new Set([
+  'authorization',
+  'proxyauthorization',
+  'jwt',
+  'accesstoken',
+  'idtoken',
+  'refreshtoken',
+  'token',
+  'bearer',
+  'cookie',
+  'setcookie',
+  'password',
+  'secret',
+  'clientsecret',
+  'privatekey',
+  'signingkeys',
+]);
+
+/**
+ * Token-shaped substrings: our own access tokens (`omat_…`), JWS/JWE compact tokens starting with a
+ * base64url JSON header (`eyJ…`), and the credentials after `Bearer`/`Basic`.
+ */
+const TOKEN_SHAPES =
+  /omat_[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,3}|\b(Bearer|bearer|BEARER|Basic|basic|BASIC)\s+(?!realm\b|error\b)[A-Za-z0-9._~+/=-]+/g;
+
+/** Replace every token-shaped substring of a string with `[REDACTED]`. */
+export function redactString(text: string): string {
+  return text.replace(TOKEN_SHAPES, (_match, scheme: string | undefined) =>
+    scheme ? `${scheme} ${REDACTED}` : REDACTED,
+  );
+}
+
+const MAX_DEPTH = 10;
+const MAX_ENTRIES = 1000;
+
+/**
+ * A deep copy of a value to be logged, with token-shaped strings and secret-named keys
+ * (`authorization`, `jwt`, `accessToken`, `token`, `cookie`, `password`…) replaced by `[REDACTED]`,
+ * anywhere in the object. Errors become `{ type, message, stack, code }` with the same redaction;
+ * cycles become `[Circular]`; nesting past 10 levels becomes `[Truncated]`.
+ */
+export function redact(value: unknown): unknown {
+  const seen = new WeakSet<object>();
+  const walk = (node: unknown, depth: number): unknown => {
+    if (typeof node === 'string') return redactString(node);
+    if (node === null || typeof node !== 'object') return node;
+    if (seen.has(node)) return '[Circular]';
+    if (depth >= MAX_DEPTH) return '[Truncated]';
+    const original = node;
+    seen.add(original);
+    try {
+      if (node instanceof Error) {
+        const out: Record<string, unknown> = { type: node.name, message: redactString(node.message) };
+        if (typeof node.stack === 'string') out.stack = redactString(node.stack);
+        const code = (node as { code?: unknown }).code;
+        if (typeof code === 'string' || typeof code === 'number') out.code = code;
+        return out;
+      }
+      if (node instanceof Date) return node;
+      if (ArrayBuffer.isView(node) || node instanceof ArrayBuffer) return `[${node.byteLength} bytes]`;
+      if (node instanceof Map) node = Object.fromEntries(node);
+      if (node instanceof Set) node = [...node];
+      if (Array.isArray(node)) {
+        const out = node.slice(0, MAX_ENTRIES).map((item: unknown) => walk(item, depth + 1));
+        if (node.length > MAX_ENTRIES) out.push(`[${node.length - MAX_ENTRIES} more]`);
+        return out;
+      }
+      const out: Record<string, unknown> = {};
+      let n = 0;
+      for (const key of Object.keys(node as object)) {
+        if (++n > MAX_ENTRIES) break;
+        const item = (node as Record<string, unknown>)[key];
+        out[key] = isSecretKey(key) && item !== undefined && item !== null ? REDACTED : walk(item, depth + 1);
+      }
+      return out;
+    } finally {
+      seen.delete(original);
+    }
+  };
+  return walk(value, 0);
+}
+
+function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.has(key.toLowerCase().replace(/[-_]/g, ''));
+}
+
+/** A pino-style logger: the four levels this library uses, each `(obj, msg?)`. */
+export type PinoLike = Logger & { child?: (bindings: Record<string, unknown>) => unknown };
+
+/**
+ * Wrap any pino-style logger so every object and message it receives is passed through
+ * {@link redact} first. Works for the engine's own logs and for a host's.
+ */
+export function redactingLogger(logger: Logger): Logger {
+  const level =
+    (name: keyof Logger) =>
+    (obj: object, msg?: string): void => {
+      const clean = redact(obj) as object;
+      if (msg === undefined) logger[name](clean);
+      else logger[name](clean, redactString(msg));
+    };
+  return { debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') };
+}
+
+/**
+ * Adapt a pino logger for `createOidcAuth({ logger })`: a `child({ lib: 'oidc-machine-auth' })` when
+ * the logger has `child`, wrapped by {@link redactingLogger}.
+ */
+export function pinoLogger(
+  pino: PinoLike,
+  bindings: Record<string, unknown> = { lib: 'oidc-machine-auth' },
+): Logger {
+  const child = typeof pino.child === 'function' ? (pino.child(bindings) as Logger) : pino;
+  return redactingLogger(child);
+}

@@ -1,0 +1,306 @@
+import { describe, expect, it } from 'vitest';
+import {
+  REDACTED,
+  combineEventHandlers,
+  createMetrics,
+  pinoLogger,
+  redact,
+  redactString,
+  redactingLogger,
+} from '../src/observe.js';
+import { createOidcAuth, type AuthEvent } from '../src/index.js';
+import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from './helpers/engine.js';
+import { githubClaims, makeKey, sign } from './helpers/jwt.js';
+import { startTestIdp } from './helpers/idp-server.js';
+
+/** An engine wired to metrics through `combineEventHandlers`, as a host would. */
+function meteredEngine(identity = {}) {
+  const key = makeKey();
+  const clock = new FakeClock();
+  const rec = new Recorder();
+  const metrics = createMetrics();
+  const auth = createOidcAuth({
+    identities: [githubIdentity(key, identity)],
+    signingKeys: SIGNING_KEYS,
+    clock: clock.now,
+    onEvent: combineEventHandlers(metrics.onEvent, rec.onEvent),
+    logger: rec.logger,
+  });
+  metrics.track(auth);
+  return { auth, key, clock, rec, metrics };
+}
+
+describe('createMetrics', () => {
+  it('counts logins by result and reason, guard denials, renewals and revocations from real engine events', async () => {
+    const { auth, key, clock, metrics } = meteredEngine();
+    const good = await sign(key, githubClaims(clock.ms));
+    const grant = await auth.login({ identityId: 'gh-deployer', jwt: good });
+    await auth.login({ identityId: 'gh-deployer', jwt: good });
+    await expect(
+      auth.login({
+        identityId: 'gh-deployer',
+        jwt: await sign(key, githubClaims(clock.ms, { repository_id: '1' })),
+      }),
+    ).rejects.toThrow();
+    await expect(auth.login({ identityId: 'nobody', jwt: good })).rejects.toThrow();
+    await expect(auth.authenticate('omat_garbage')).rejects.toThrow();
+    await auth.renew(grant.accessToken);
+    await auth.revoke(grant.accessToken);
+    await expect(auth.authenticate(grant.accessToken)).rejects.toThrow();
+    await auth.revokeIdentity('gh-deployer');
+
+    const snap = metrics.snapshot();
+    expect(snap.logins).toEqual({
+      success: 2,
+      failure: { claim_not_allowed: 1, identity_not_found: 1 },
+    });
+    expect(snap.guardDenials).toEqual({ invalid_token: 1, token_revoked: 1 });
+    expect(snap.renewals).toEqual({ success: 1, failure: {} });
+    expect(snap.revocations).toEqual({ token: 1, identity: 1 });
+    expect(snap.revokedIdentityTokens).toBe(1);
+    expect(snap.keyCache).toEqual({ hits: expect.any(Number), misses: expect.any(Number) });
+    expect(snap.keyCache!.hits + snap.keyCache!.misses).toBeGreaterThan(0);
+  });
+
+  it('renders the Prometheus text format with HELP/TYPE lines and reason labels', async () => {
+    const { auth, key, clock, metrics } = meteredEngine();
+    await auth.login({ identityId: 'gh-deployer', jwt: await sign(key, githubClaims(clock.ms)) });
+    await expect(
+      auth.login({ identityId: 'gh-deployer', jwt: await sign(key, githubClaims(clock.ms, { aud: 'x' })) }),
+    ).rejects.toThrow();
+    const text = metrics.render();
+    expect(text).toContain('# TYPE oidc_machine_auth_logins_total counter');
+    expect(text).toContain('oidc_machine_auth_logins_total{result="success"} 1');
+    expect(text).toContain(
+      'oidc_machine_auth_logins_total{result="failure",reason="audience_not_allowed"} 1',
+    );
+    expect(text).toContain('oidc_machine_auth_key_fetches_total{result="success"} 0');
+    expect(text).toMatch(/oidc_machine_auth_key_cache_lookups_total\{result="hit"\} \d+/);
+    expect(text.endsWith('\n')).toBe(true);
+    for (const line of text.trimEnd().split('\n')) {
+      expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[a-z_]+="[a-z_]+"(,[a-z_]+="[a-z_]+")*\})? \d+)$/);
+    }
+  });
+
+  it('counts key fetches from the engine key stats (a discovery IdP on loopback)', async () => {
+    const idp = await startTestIdp();
+    try {
+      const metrics = createMetrics({ prefix: 'app_auth' });
+      const clock = new FakeClock(Date.now());
+      const auth = createOidcAuth({
+        identities: [
+          {
+            identityId: 'loop',
+            oidcDiscoveryUrl: idp.issuer,
+            allowInsecureLoopback: true,
+            boundIssuer: idp.issuer,
+            boundSubject: 'repo:acme-corp/payments-api:ref:refs/heads/main',
+          },
+        ],
+        signingKeys: SIGNING_KEYS,
+        clock: clock.now,
+        onEvent: metrics.onEvent,
+      });
+      metrics.track(auth.keys);
+      const jwt = await idp.sign({ sub: 'repo:acme-corp/payments-api:ref:refs/heads/main' });
+      await auth.login({ identityId: 'loop', jwt });
+      await auth.login({ identityId: 'loop', jwt });
+      const snap = metrics.snapshot();
+      expect(snap.keyFetches).toEqual({ success: 2, failure: 0 });
+      expect(snap.keyCache!.hits).toBeGreaterThanOrEqual(1);
+      expect(metrics.render()).toContain('app_auth_key_fetches_total{result="success"} 2');
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('without a tracked engine, counts fetches reported by onKeyFetch and leaves cache stats out', () => {
+    const metrics = createMetrics();
+    metrics.onKeyFetch({ ok: true });
+    metrics.onKeyFetch({ ok: false });
+    expect(metrics.snapshot().keyFetches).toEqual({ success: 1, failure: 1 });
+    expect(metrics.snapshot().keyCache).toBeUndefined();
+    expect(metrics.render()).not.toContain('key_cache');
+  });
+
+  it('labels only reason codes: free text never becomes a label (bounded cardinality)', () => {
+    const metrics = createMetrics();
+    metrics.onEvent({
+      type: 'login.failure',
+      time: 0,
+      reasonCode: 'x"} 1\nevil' as never,
+      subject: 'repo:a',
+    });
+    metrics.onEvent({ type: 'guard.denied', time: 0 });
+    metrics.onEvent({ type: 'something.else' as never, time: 0 });
+    expect(metrics.snapshot().logins.failure).toEqual({ other: 1 });
+    expect(metrics.snapshot().guardDenials).toEqual({ other: 1 });
+    expect(metrics.render()).not.toContain('evil');
+  });
+
+  it('reset() zeroes the event counters', () => {
+    const metrics = createMetrics();
+    metrics.onEvent({ type: 'login.success', time: 0 });
+    metrics.reset();
+    expect(metrics.snapshot().logins.success).toBe(0);
+  });
+
+  it('refuses a prefix that is not a metric name, and a track() source without stats', () => {
+    expect(() => createMetrics({ prefix: 'bad name' })).toThrow(TypeError);
+    expect(() => createMetrics().track({} as never)).toThrow(TypeError);
+  });
+});
+
+describe('combineEventHandlers', () => {
+  it('calls every handler even when one throws, then rethrows the first error', () => {
+    const seen: string[] = [];
+    const first = new Error('first');
+    const handler = combineEventHandlers(
+      () => void seen.push('a'),
+      () => {
+        throw first;
+      },
+      undefined,
+      () => {
+        throw new Error('second');
+      },
+      () => void seen.push('d'),
+    );
+    expect(() => handler({ type: 'login.success', time: 0 })).toThrow(first);
+    expect(seen).toEqual(['a', 'd']);
+  });
+
+  it('the engine logs a throwing handler and the others still see the event', async () => {
+    const { auth, key, clock, rec } = (() => {
+      const k = makeKey();
+      const c = new FakeClock();
+      const r = new Recorder();
+      const events: AuthEvent[] = [];
+      const a = createOidcAuth({
+        identities: [githubIdentity(k)],
+        signingKeys: SIGNING_KEYS,
+        clock: c.now,
+        logger: r.logger,
+        onEvent: combineEventHandlers(
+          () => {
+            throw new Error('boom');
+          },
+          (e) => void events.push(e),
+        ),
+      });
+      return { auth: a, key: k, clock: c, rec: Object.assign(r, { events }) };
+    })();
+    await auth.login({ identityId: 'gh-deployer', jwt: await sign(key, githubClaims(clock.ms)) });
+    expect(rec.events.map((e) => e.type)).toEqual(['login.success']);
+    expect(rec.logs.some((l) => (l.obj as { event?: string }).event === 'on_event.error')).toBe(true);
+  });
+});
+
+const JWT =
+  'eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJyZXBvOmFjbWUvYXBwIn0.c2lnbmF0dXJlLWJ5dGVzLWhlcmUtMTIzNDU2Nzg5MA';
+const OWN = 'omat_k1.AAAAAAAAAAAAAAAAAAAAAA.t3x0ab.QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI';
+
+describe('redaction', () => {
+  it('LOG-01: replaces own access tokens, JWTs and bearer credentials inside any string', () => {
+    expect(redactString(`token ${OWN} end`)).toBe(`token ${REDACTED} end`);
+    expect(redactString(`jwt=${JWT}&x=1`)).toBe(`jwt=${REDACTED}&x=1`);
+    expect(redactString('Authorization: Bearer abc.def-ghi')).toBe(`Authorization: Bearer ${REDACTED}`);
+    expect(redactString('Bearer realm="oidc-machine-auth", error="invalid_token"')).toBe(
+      'Bearer realm="oidc-machine-auth", error="invalid_token"',
+    );
+    expect(redactString('repo:acme/app:ref:refs/heads/main')).toBe('repo:acme/app:ref:refs/heads/main');
+  });
+
+  it('LOG-01: redacts secret-named keys and token-shaped values anywhere in an object, without mutating it', () => {
+    const input = {
+      event: 'request',
+      headers: { Authorization: 'Bearer xyz', 'x-request-id': 'r1' },
+      body: { identityId: 'gh-deployer', jwt: JWT, nested: [{ accessToken: OWN }, `see ${OWN}`] },
+      access_token: 'opaque',
+      tokenId: 'kept',
+      count: 3,
+      ok: false,
+      none: null,
+    };
+    const copy = structuredClone(input);
+    const out = redact(input) as typeof input;
+    expect(out).toEqual({
+      event: 'request',
+      headers: { Authorization: REDACTED, 'x-request-id': 'r1' },
+      body: {
+        identityId: 'gh-deployer',
+        jwt: REDACTED,
+        nested: [{ accessToken: REDACTED }, `see ${REDACTED}`],
+      },
+      access_token: REDACTED,
+      tokenId: 'kept',
+      count: 3,
+      ok: false,
+      none: null,
+    });
+    expect(input).toEqual(copy);
+  });
+
+  it('serialises errors with redacted message and stack, and survives cycles and depth', () => {
+    const error = Object.assign(new Error(`bad token ${JWT}`), { code: 'E_BAD' });
+    const cyclic: Record<string, unknown> = { name: 'a' };
+    cyclic.self = cyclic;
+    let deep: Record<string, unknown> = { leaf: OWN };
+    for (let i = 0; i < 50; i++) deep = { deep };
+    const out = redact({ err: error, cyclic, deep, buffer: Buffer.from('secret') }) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(out.err).toMatchObject({ type: 'Error', message: `bad token ${REDACTED}`, code: 'E_BAD' });
+    expect(out.err.stack).not.toContain('eyJ');
+    expect(out.cyclic.self).toBe('[Circular]');
+    expect(JSON.stringify(out.deep)).toContain('[Truncated]');
+    expect(out.buffer).toBe('[6 bytes]');
+  });
+
+  it('LOG-01: redactingLogger and pinoLogger pass redacted objects and messages to a pino-style logger', () => {
+    const lines: Array<{ level: string; obj: unknown; msg?: string }> = [];
+    const base = {
+      bindings: {} as Record<string, unknown>,
+      debug: (obj: object, msg?: string) => void lines.push({ level: 'debug', obj, msg }),
+      info: (obj: object, msg?: string) => void lines.push({ level: 'info', obj, msg }),
+      warn: (obj: object, msg?: string) => void lines.push({ level: 'warn', obj, msg }),
+      error: (obj: object, msg?: string) => void lines.push({ level: 'error', obj, msg }),
+    };
+    const pino = {
+      ...base,
+      child(bindings: Record<string, unknown>) {
+        return { ...base, bindings };
+      },
+    };
+    const logger = redactingLogger(base);
+    logger.info({ authorization: 'Bearer x' }, `login with ${JWT}`);
+    logger.warn({ jwt: JWT });
+    expect(lines[0]).toEqual({
+      level: 'info',
+      obj: { authorization: REDACTED },
+      msg: `login with ${REDACTED}`,
+    });
+    expect(lines[1]).toEqual({ level: 'warn', obj: { jwt: REDACTED }, msg: undefined });
+    expect(lines[1]).not.toHaveProperty('msg', expect.anything());
+
+    const viaPino = pinoLogger(pino);
+    viaPino.error({ accessToken: OWN }, 'x');
+    expect(lines[2]).toEqual({ level: 'error', obj: { accessToken: REDACTED }, msg: 'x' });
+    expect(JSON.stringify(lines)).not.toContain('eyJhbGci');
+    expect(JSON.stringify(lines)).not.toContain('omat_k1');
+  });
+
+  it('LOG-01: an engine logging through redactingLogger never passes a token to the logger', async () => {
+    const key = makeKey();
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    const auth = createOidcAuth({
+      identities: [githubIdentity(key)],
+      signingKeys: SIGNING_KEYS,
+      clock: clock.now,
+      logger: redactingLogger(rec.logger),
+    });
+    const jwt = await sign(key, githubClaims(clock.ms, { aud: 'nope' }));
+    await expect(auth.login({ identityId: 'gh-deployer', jwt })).rejects.toThrow();
+    expect(rec.logs.length).toBeGreaterThan(0);
+    expect(rec.dump()).not.toContain(jwt.split('.')[2]!);
+  });
+});

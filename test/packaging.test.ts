@@ -1,0 +1,149 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The package as users get it: built once (`npm run build`), packed once (`npm pack`), and the
+ * tarball checked by publint and @arethetypeswrong/cli, installed by hand into a scratch
+ * node_modules and loaded from CommonJS and ESM, and its CLI run.
+ *
+ * attw runs with the `esm-only` profile: the package ships ESM only (`"type": "module"`, no `require`
+ * condition), so the node10 resolution (no `exports` support) and TypeScript's node16-from-CJS view
+ * (which models `require()` of ESM as impossible) do not apply; on Node >= 20.19 (`engines`)
+ * `require(esm)` works at run time, which the CommonJS test below proves.
+ */
+
+const exec = promisify(execFile);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  name: string;
+  engines: { node: string };
+  dependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
+  bin: Record<string, string>;
+};
+
+let scratch = '';
+let tarball = '';
+let files: string[] = [];
+let consumer = '';
+
+async function run(command: string, args: string[], cwd = ROOT) {
+  return exec(command, args, { cwd, encoding: 'utf8', timeout: 90_000, maxBuffer: 16 * 1024 * 1024 });
+}
+
+beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'oidc-pack-'));
+  await run('npm', ['run', 'build']);
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch]);
+  const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  tarball = join(scratch, packed!.filename);
+  files = packed!.files.map((f) => f.path);
+
+  // A consumer project with the tarball "installed" and the dependencies linked from this checkout.
+  consumer = join(scratch, 'consumer');
+  const modules = join(consumer, 'node_modules');
+  mkdirSync(join(modules, pkg.name), { recursive: true });
+  await run('tar', ['-xzf', tarball, '-C', join(modules, pkg.name), '--strip-components=1']);
+  for (const dep of [...Object.keys(pkg.dependencies), 'express']) {
+    symlinkSync(join(ROOT, 'node_modules', dep), join(modules, dep), 'dir');
+  }
+}, 180_000);
+
+afterAll(() => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('packaging', () => {
+  it('npm pack --dry-run lists the built code, the CLI and the README, and no tests, examples or bench', async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']);
+    const dryRun = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map(
+      (f) => f.path,
+    );
+    expect(dryRun.sort()).toEqual([...files].sort());
+    for (const path of files) {
+      expect(path).toMatch(
+        /^(dist\/(src|adapters)\/.+\.(js|d\.ts)|bin\/oidc-machine-auth\.js|README\.md|package\.json|LICENSE)$/,
+      );
+      expect(path).not.toMatch(/(^|\/)(test|tests|examples|bench)\/|\.test\.|\.spec\./);
+    }
+    expect(files).toContain('dist/src/index.js');
+    expect(files).toContain('dist/src/index.d.ts');
+    expect(files).toContain('dist/src/cli.js');
+    expect(files).toContain(pkg.bin['oidc-machine-auth']!.replace(/^\.\//, ''));
+  });
+
+  it('publint --strict passes on the tarball', async () => {
+    const { stdout } = await run(bin('publint'), ['run', tarball, '--strict']);
+    expect(stdout).toContain('All good');
+  });
+
+  it('@arethetypeswrong/cli passes on the tarball (esm-only profile): ESM and bundler resolution are clean', async () => {
+    // exec rejects on a non-zero exit, which attw gives for any problem the profile does not ignore.
+    const { stdout } = await run(bin('attw'), [tarball, '--profile', 'esm-only', '--format', 'json']);
+    const { analysis } = JSON.parse(stdout) as {
+      analysis: { problems: Array<{ kind: string; resolutionKind?: string }> };
+    };
+    // What the profile ignores, listed so that nothing else can hide in it.
+    for (const problem of analysis.problems) {
+      expect(['node10', 'node16-cjs']).toContain(problem.resolutionKind);
+    }
+  });
+
+  it(`require('${pkg.name}') works from CommonJS on this Node (${process.version}, engines ${pkg.engines.node})`, async () => {
+    const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+    expect(major > 20 || (major === 20 && minor >= 19), 'the engines floor is what the test runs on').toBe(
+      true,
+    );
+    const script = join(consumer, 'consumer.cjs');
+    writeFileSync(
+      script,
+      `const lib = require('${pkg.name}');
+const express = require('${pkg.name}/express');
+const config = lib.parseIdentityConfig({
+  identityId: 'x', jwksUrl: 'https://idp.example.com/jwks', boundIssuer: 'https://idp.example.com', boundSubject: 'a',
+});
+const auth = lib.createOidcAuth({ identities: [config], signingKeys: { k1: 'a-test-signing-secret-of-at-least-32-bytes!!' } });
+console.log(JSON.stringify({
+  createOidcAuth: typeof lib.createOidcAuth,
+  login: typeof auth.login,
+  router: typeof express.oidcAuthRouter,
+  error: new lib.ConfigError('f', 'p') instanceof lib.OidcAuthError,
+}));
+`,
+    );
+    const { stdout } = await run(process.execPath, [script], consumer);
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
+      createOidcAuth: 'function',
+      login: 'function',
+      router: 'function',
+      error: true,
+    });
+  });
+
+  it('import() works from ESM', async () => {
+    const script = join(consumer, 'consumer.mjs');
+    writeFileSync(
+      script,
+      `const lib = await import('${pkg.name}');\nconsole.log(typeof lib.createOidcAuth);\n`,
+    );
+    const { stdout } = await run(process.execPath, [script], consumer);
+    expect(stdout.trim()).toBe('function');
+  });
+
+  it('the packed bin runs: validate an example identity file', async () => {
+    const cli = join(consumer, 'node_modules', pkg.name, pkg.bin['oidc-machine-auth']!);
+    const example = join(ROOT, 'examples', 'ci', 'github-actions', 'identity.json');
+    const { stdout } = await run(process.execPath, [cli, 'validate', '--config', example], consumer);
+    expect(stdout).toContain('✔ all valid');
+    const usage = await run(process.execPath, [cli, 'nope'], consumer).catch(
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(usage).toMatchObject({ code: 2 });
+  });
+});
