@@ -36,7 +36,16 @@ export const GLOB_LIMITS = Object.freeze({
   maxAmbiguousWildcards: 2,
   /** Elements of an array claim that are looked at; a longer array never matches. */
   maxArrayElements: 256,
+  /**
+   * Characters of claim values run through wildcard patterns in one login, all bindings together.
+   * Each match is fast, but a token can multiply them (many patterns × a long array claim); past
+   * this budget further glob matches fail, so one login's matching stays in the tens of ms.
+   */
+  maxGlobCharsPerCheck: 64 * 1024,
 });
+
+/** What is left of {@link GLOB_LIMITS.maxGlobCharsPerCheck} in the current synchronous check. */
+let globBudget = Number.POSITIVE_INFINITY;
 
 const MAX_CLAIM_PATH_LENGTH = 256;
 const MAX_CLAIM_PATH_SEGMENTS = 32;
@@ -117,6 +126,7 @@ function globProblem(pattern: unknown): string | undefined {
   if (pattern.startsWith('!')) {
     return 'starts with "!": a negation pattern matches every other value; bind the values you allow';
   }
+  if (pattern.startsWith('./')) return 'starts with "./", which micromatch strips before matching';
   const shape = scanGlob(pattern);
   if (typeof shape === 'string') return shape;
   if (shape.wildcard && /^[*?/]+$/.test(pattern)) {
@@ -178,6 +188,9 @@ function scanGlob(pattern: string): GlobShape | string {
     }
     if (c === '*') {
       wildcard = true;
+      if (pattern[i - 1] === '*' && pattern[i - 2] === '*') {
+        return 'has "***": write "*" (within a segment) or "**" (across segments)';
+      }
       if (pattern[i - 1] !== '*') {
         runs++;
         segmentRuns++;
@@ -282,6 +295,7 @@ function matchString(value: string, matcher: Matcher): boolean {
   if (value === matcher.pattern) return true;
   const re = matcher.re;
   if (re === undefined || value === '' || value.length > GLOB_LIMITS.maxValueLength) return false;
+  if ((globBudget -= value.length) < 0) return false;
   try {
     return re.test(value);
   } catch {
@@ -566,6 +580,15 @@ class CompiledPolicy implements IdentityPolicy {
   }
 
   check(payload: Record<string, unknown>): PolicyResult {
+    globBudget = GLOB_LIMITS.maxGlobCharsPerCheck;
+    try {
+      return this.#check(payload);
+    } finally {
+      globBudget = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  #check(payload: Record<string, unknown>): PolicyResult {
     if (this.audiences.length > 0 && !audienceMatches(ownValue(payload, 'aud'), this.audiences)) {
       return AUDIENCE_FAILED;
     }
@@ -585,6 +608,15 @@ class CompiledPolicy implements IdentityPolicy {
   }
 
   explain(payload: Record<string, unknown>): PolicyCheck[] {
+    globBudget = GLOB_LIMITS.maxGlobCharsPerCheck;
+    try {
+      return this.#explain(payload);
+    } finally {
+      globBudget = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  #explain(payload: Record<string, unknown>): PolicyCheck[] {
     const checks: PolicyCheck[] = [];
     const aud = ownValue(payload, 'aud');
     checks.push(
