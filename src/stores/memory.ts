@@ -60,6 +60,8 @@ export interface MemoryTokenStoreOptions {
 export class MemoryTokenStore implements TokenStore {
   readonly #records = new Map<string, AccessTokenRecord>();
   readonly #byIdentity = new Map<string, Set<string>>();
+  /** Interned issuer/subject/identity strings: every login parses fresh copies of the same few values. */
+  readonly #strings = new Map<string, string>();
   readonly #clock: () => number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -78,7 +80,12 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   async create(record: AccessTokenRecord): Promise<void> {
-    this.#records.set(record.tokenId, { ...record });
+    this.#records.set(record.tokenId, {
+      ...record,
+      identityId: this.#intern(record.identityId),
+      issuer: record.issuer === undefined ? undefined : this.#intern(record.issuer),
+      subject: record.subject === undefined ? undefined : this.#intern(record.subject),
+    });
     let ids = this.#byIdentity.get(record.identityId);
     if (!ids) this.#byIdentity.set(record.identityId, (ids = new Set()));
     ids.add(record.tokenId);
@@ -144,6 +151,14 @@ export class MemoryTokenStore implements TokenStore {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  #intern(value: string): string {
+    const known = this.#strings.get(value);
+    if (known !== undefined) return known;
+    if (this.#strings.size >= 10_000) this.#strings.clear();
+    this.#strings.set(value, value);
+    return value;
   }
 
   #live(tokenId: string, now: number): AccessTokenRecord | undefined {
