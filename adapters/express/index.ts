@@ -46,7 +46,8 @@ function send(res: Response, answer: HttpAnswer): void {
   res.status(answer.status).set(answer.headers).json(answer.body);
 }
 
-const defaultIp = (req: Request) => req.ip;
+/** `req.ip`, read straight from the socket when `trust proxy` is off (what `req.ip` returns then, cheaper). */
+const defaultIp = (req: Request) => (req.app.get('trust proxy') ? req.ip : req.socket.remoteAddress);
 
 /** Mounts `POST /oidc-auth/login`, `/token/renew`, `/token/revoke`. Use: `app.use('/api/v1/auth', oidcAuthRouter(auth))`. */
 export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Router {

@@ -56,6 +56,24 @@ describe('access token format', () => {
     for (const t of altered) expect(codec.parse(t)).toBeUndefined();
   });
 
+  it('a remembered genuine token does not make altered MACs of it pass, with or without the cache', () => {
+    for (const verifiedCacheSize of [10, 0]) {
+      const cached = new AccessTokenCodec({ a: 'x'.repeat(32) }, { verifiedCacheSize });
+      const token = cached.mint('BBBBBBBBBBBBBBBBBBBBBB', Date.UTC(2030, 0, 1));
+      expect(cached.parse(token)?.tokenId).toBe('BBBBBBBBBBBBBBBBBBBBBB');
+      expect(cached.parse(token)?.tokenId).toBe('BBBBBBBBBBBBBBBBBBBBBB');
+      const mac = token.slice(-43);
+      for (let i = 0; i < 43; i += 7) {
+        const flipped = mac.slice(0, i) + (mac[i] === 'A' ? 'B' : 'A') + mac.slice(i + 1);
+        expect(cached.parse(token.slice(0, -43) + flipped)).toBeUndefined();
+      }
+      expect(cached.parse(token.slice(0, -1) + 'é')).toBeUndefined();
+      // forged strings never evict or replace the genuine entry
+      for (let i = 0; i < 50; i++) cached.parse(`omat_a.${'C'.repeat(21)}${i % 10}.zz.${'A'.repeat(43)}`);
+      expect(cached.parse(token)?.expiresAt).toBe(Date.UTC(2030, 0, 1));
+    }
+  });
+
   it('rotation: a token minted with the old first key still verifies after a new key is put first', () => {
     const oldToken = codec.mint('AAAAAAAAAAAAAAAAAAAAAA', Date.UTC(2030, 0, 1));
     const rotated = new AccessTokenCodec([
