@@ -1,0 +1,193 @@
+/**
+ * The benchmark table. Adding a candidate = one server file under `bench/servers/` + one entry here
+ * (and a comparison when it has a target). Scale variants reuse a server file with `env` knobs.
+ */
+
+/** One server configuration measured under load. */
+export interface Candidate {
+  /** Stable id, used by `--only` and in the report. */
+  id: string;
+  /** What the report calls it. */
+  label: string;
+  /** File under `bench/servers/`. */
+  server: string;
+  /** `BENCH_*` knobs passed to the server (store, identities, live tokens). */
+  env?: Record<string, string>;
+  framework: 'express' | 'koa' | 'hono' | 'fastify' | 'node';
+  /** Id of the bare route of the same framework: "extra server CPU per request" is measured over it. */
+  bare: string;
+  /** Sets it belongs to; `--set` picks one (default `default`). */
+  sets: readonly string[];
+}
+
+/** A ratio the report computes per round: `candidate` rps / `baseline` rps, same round. */
+export interface Comparison {
+  label: string;
+  candidate: string;
+  baseline: string;
+  /** Minimum ratio the issues set; none for informative ratios. */
+  target?: number;
+  /** Where the target comes from. */
+  source?: string;
+}
+
+/** Every candidate, in report order. Sets: `default` (issue 2's Express run), `express`, `peers`, `login`, `scale`, `diagnose`. */
+export const CANDIDATES: readonly Candidate[] = [
+  {
+    id: 'express-bare',
+    label: 'Express bare',
+    server: 'express-bare.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'scale', 'diagnose'],
+  },
+  {
+    id: 'express-guard-memory',
+    label: 'Express + requireAccessToken (memory store)',
+    server: 'express-guard.ts',
+    env: { BENCH_STORE: 'memory' },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'scale', 'diagnose'],
+  },
+  {
+    id: 'express-oauth2-jwt-bearer',
+    label: 'Express + express-oauth2-jwt-bearer (RS256, cached JWKS)',
+    server: 'express-oauth2-jwt-bearer.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'peers'],
+  },
+  {
+    id: 'express-jwt',
+    label: 'Express + express-jwt + jwks-rsa (RS256, cached JWKS)',
+    server: 'express-jwt.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'peers'],
+  },
+  {
+    id: 'express-login',
+    label: 'Express login: oidcAuthRouter POST /oidc-auth/login (RS256, static key)',
+    server: 'express-login.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'login', 'scale'],
+  },
+  {
+    id: 'express-login-jose',
+    label: 'Express minimal login: jose jwtVerify + node:crypto HMAC',
+    server: 'express-login-jose.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'login'],
+  },
+  // Diagnostics: what requireAccessToken's extra CPU is made of (see servers/express-guard-variants.ts).
+  ...(
+    [
+      ['noop-async', 'async no-op middleware (header compare)'],
+      ['floor-hmac', 'floor: sync node:crypto HMAC + Map lookup'],
+      ['floor-map', 'floor: sync Map lookup, no crypto'],
+      ['cached-mac', 'sync Map lookup + timingSafeEqual against a cached MAC'],
+      ['direct', 'async middleware calling auth.authenticate directly'],
+      ['fixed-ip', 'requireAccessToken with getClientIp fixed (no req.ip)'],
+      ['codec-mac-cache', 'requireAccessToken, AccessTokenCodec.parse with a verified-MAC cache'],
+    ] as const
+  ).map(([variant, what]): Candidate => ({
+    id: `express-guard-${variant}`,
+    label: `Express + ${what}`,
+    server: 'express-guard-variants.ts',
+    env: { BENCH_VARIANT: variant },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['diagnose'],
+  })),
+  // Scale: the same guard and login with many identities / live tokens (not in the default set).
+  ...[10_000, 1_000_000].map((n): Candidate => ({
+    id: `express-guard-memory-tokens-${n}`,
+    label: `Express + requireAccessToken (memory, ${n.toLocaleString('en-US')} live tokens)`,
+    server: 'express-guard.ts',
+    env: { BENCH_STORE: 'memory', BENCH_LIVE_TOKENS: String(n - 1) },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['scale'],
+  })),
+  ...[10_000, 1_000_000].map((n): Candidate => ({
+    id: `express-login-identities-${n}`,
+    label: `Express login (${n.toLocaleString('en-US')} identities)`,
+    server: 'express-login.ts',
+    env: { BENCH_IDENTITIES: String(n - 1) },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['scale'],
+  })),
+];
+
+/** The ratios reported; those with a `target` get a met/MISSED verdict. */
+export const COMPARISONS: readonly Comparison[] = [
+  {
+    label: 'guard (memory) vs bare Express',
+    candidate: 'express-guard-memory',
+    baseline: 'express-bare',
+    target: 0.85,
+    source: 'issue 2',
+  },
+  {
+    label: 'guard (memory) vs express-oauth2-jwt-bearer',
+    candidate: 'express-guard-memory',
+    baseline: 'express-oauth2-jwt-bearer',
+    target: 1.5,
+    source: 'issues 2, 6',
+  },
+  {
+    label: 'guard (memory) vs express-jwt + jwks-rsa',
+    candidate: 'express-guard-memory',
+    baseline: 'express-jwt',
+    target: 2,
+    source: 'issue 6',
+  },
+  {
+    label: 'login vs minimal jose login',
+    candidate: 'express-login',
+    baseline: 'express-login-jose',
+    target: 0.85,
+    source: 'issues 2, 6',
+  },
+  { label: 'login vs bare Express', candidate: 'express-login', baseline: 'express-bare' },
+  {
+    label: 'express-oauth2-jwt-bearer vs bare',
+    candidate: 'express-oauth2-jwt-bearer',
+    baseline: 'express-bare',
+  },
+  { label: 'express-jwt vs bare', candidate: 'express-jwt', baseline: 'express-bare' },
+  // Scale: largest vs smallest (issue 6 wants ≥ 1/1.2 of the cost, i.e. rps ratio ≥ 0.83).
+  {
+    label: 'guard, 1,000,000 vs 1 live tokens',
+    candidate: 'express-guard-memory-tokens-1000000',
+    baseline: 'express-guard-memory',
+    target: 1 / 1.2,
+    source: 'issue 6',
+  },
+  {
+    label: 'login, 1,000,000 vs 1 identities',
+    candidate: 'express-login-identities-1000000',
+    baseline: 'express-login',
+    target: 1 / 1.2,
+    source: 'issue 6',
+  },
+];
+
+/**
+ * The candidates to run: the members of `set` (`all` for every one), narrowed by `only` (a candidate
+ * stays when its id contains a pattern or its framework equals one); bare baselines of the chosen
+ * ones are added. Table order is kept.
+ */
+export function selectCandidates(only: readonly string[] | undefined, set: string): Candidate[] {
+  const chosen = new Set<string>();
+  for (const c of CANDIDATES) {
+    if (set !== 'all' && !c.sets.includes(set)) continue;
+    if (only && !only.some((p) => c.id.includes(p) || c.framework === p)) continue;
+    chosen.add(c.id).add(c.bare);
+  }
+  return CANDIDATES.filter((c) => chosen.has(c.id));
+}

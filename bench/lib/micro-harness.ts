@@ -1,0 +1,135 @@
+/** One micro-benchmarked operation. */
+export interface MicroCase {
+  /** What is measured, e.g. `jose jwtVerify RS256`. */
+  name: string;
+  /** Table section, e.g. `IdP token verify`. */
+  group: string;
+  /** One operation; sync, or returning a promise (then awaited). */
+  op: () => unknown;
+  /** Operations kept in flight for async ops. Default 1. */
+  inFlight?: number;
+}
+
+/** Timing of one case: medians (and spread) over batches, per operation. */
+export interface MicroResult {
+  name: string;
+  group: string;
+  inFlight: number;
+  /** Wall-clock ns per operation: median, min, max over batches. */
+  wallNs: number;
+  wallMinNs: number;
+  wallMaxNs: number;
+  /** Process CPU (all threads, so WebCrypto's thread pool counts) ns per operation, median over batches. */
+  cpuNs: number;
+  batches: number;
+  batchSize: number;
+}
+
+/** Harness settings. */
+export interface MicroOptions {
+  /** Measured batches per case. Default 15. */
+  batches: number;
+  /** Target wall time of one batch, ms. Default 60. */
+  batchMs: number;
+  /** Unmeasured warm-up per case, ms. Default 400. */
+  warmupMs: number;
+}
+
+let sink: unknown;
+
+/** Keeps results alive so the optimiser cannot drop the measured work. */
+export function consumeSink(): unknown {
+  return sink;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+async function runBatch(op: () => unknown, size: number, isAsync: boolean, inFlight: number): Promise<void> {
+  if (!isAsync) {
+    for (let i = 0; i < size; i++) sink = op();
+    return;
+  }
+  if (inFlight <= 1) {
+    for (let i = 0; i < size; i++) sink = await op();
+    return;
+  }
+  const each = size / inFlight;
+  const lanes: Promise<void>[] = [];
+  for (let l = 0; l < inFlight; l++) {
+    lanes.push(
+      (async () => {
+        for (let i = 0; i < each; i++) sink = await op();
+      })(),
+    );
+  }
+  await Promise.all(lanes);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * Measure one case: warm up (growing batches until `warmupMs` passed, which also sizes the batch to
+ * about `batchMs`), then time `batches` batches with `process.hrtime.bigint()` and `process.cpuUsage()`.
+ */
+export async function measureCase(c: MicroCase, options: MicroOptions): Promise<MicroResult> {
+  const inFlight = Math.max(1, c.inFlight ?? 1);
+  const first = c.op();
+  const isAsync = isThenable(first);
+  if (isAsync) await first;
+  let size = inFlight;
+  let perOpNs = 0;
+  const warmEnd = process.hrtime.bigint() + BigInt(Math.round(options.warmupMs * 1e6));
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    await runBatch(c.op, size, isAsync, inFlight);
+    const t1 = process.hrtime.bigint();
+    perOpNs = Number(t1 - t0) / size;
+    if (t1 >= warmEnd) break;
+    if (perOpNs * size < options.batchMs * 1e6) size *= 2;
+  }
+  const batchSize = Math.max(inFlight, Math.ceil((options.batchMs * 1e6) / perOpNs / inFlight) * inFlight);
+  (globalThis as { gc?: () => void }).gc?.();
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let b = 0; b < options.batches; b++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await runBatch(c.op, batchSize, isAsync, inFlight);
+    const t1 = process.hrtime.bigint();
+    const c1 = process.cpuUsage(c0);
+    wall.push(Number(t1 - t0) / batchSize);
+    cpu.push(((c1.user + c1.system) * 1000) / batchSize);
+  }
+  return {
+    name: c.name,
+    group: c.group,
+    inFlight,
+    wallNs: median(wall),
+    wallMinNs: Math.min(...wall),
+    wallMaxNs: Math.max(...wall),
+    cpuNs: median(cpu),
+    batches: options.batches,
+    batchSize,
+  };
+}
+
+/** Micro results as a Markdown table (µs per operation). */
+export function microMarkdown(results: readonly MicroResult[]): string {
+  const us = (ns: number) => (ns / 1000).toFixed(ns < 10_000 ? 2 : 1);
+  const lines = [
+    '| group | operation | in flight | wall µs/op (median) | wall spread | CPU µs/op (median) |',
+    '|---|---|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.group} | ${r.name} | ${r.inFlight} | ${us(r.wallNs)} | ${us(r.wallMinNs)}–${us(r.wallMaxNs)} | ${us(r.cpuNs)} |`,
+    );
+  }
+  return lines.join('\n');
+}

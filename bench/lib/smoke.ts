@@ -1,0 +1,39 @@
+import type { BenchRequest, SmokeCase } from './protocol.js';
+
+/** The guard smoke checks: the real request 200, no token 401, a forged token 401. */
+export function guardSmoke(path: string, token: string, forged: string): SmokeCase[] {
+  return [
+    { name: 'real token', request: bearerGet(path, token), status: 200 },
+    { name: 'no token', request: { method: 'GET', path }, status: 401 },
+    { name: 'forged token', request: bearerGet(path, forged), status: 401 },
+  ];
+}
+
+/** `GET path` with `authorization: Bearer <token>`. */
+export function bearerGet(path: string, token: string): BenchRequest {
+  return { method: 'GET', path, headers: { authorization: `Bearer ${token}` } };
+}
+
+/** `POST path` with a JSON body. */
+export function jsonPost(path: string, body: unknown): BenchRequest {
+  return {
+    method: 'POST',
+    path,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  };
+}
+
+/** The login smoke checks: a valid IdP token 200 with an access token, a forged one 401, no jwt 422. */
+export function loginSmoke(path: string, identityId: string, jwt: string, forged: string): SmokeCase[] {
+  return [
+    {
+      name: 'valid IdP token',
+      request: jsonPost(path, { identityId, jwt }),
+      status: 200,
+      bodyIncludes: 'accessToken',
+    },
+    { name: 'forged IdP token', request: jsonPost(path, { identityId, jwt: forged }), status: 401 },
+    { name: 'no jwt', request: jsonPost(path, { identityId }), status: 422 },
+  ];
+}

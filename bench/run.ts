@@ -1,0 +1,311 @@
+/**
+ * `npm run bench`: HTTP candidates under autocannon (each server in its own process, alternating
+ * order, several rounds) and micro-benchmarks, written to `bench/RESULTS.md`. See `--help`.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseBenchArgs, type BenchArgs } from './lib/args.js';
+import { COMPARISONS, selectCandidates, type Candidate } from './lib/candidates.js';
+import { startServer, type ServerProcess } from './lib/child.js';
+import { combineMeasures, measure, smokeCheck, warmUp, type RunMeasure } from './lib/load.js';
+import type { MicroResult } from './lib/micro-harness.js';
+import { profileMarkdown, summariseProfile } from './lib/profile.js';
+import { compare, renderReport, type BenchReport, type RunRecord } from './lib/report.js';
+import { fmt, median } from './lib/stats.js';
+import { idleNoise, machineInfo } from './lib/system.js';
+
+const BENCH = fileURLToPath(new URL('./', import.meta.url));
+const OUT = `${BENCH}out/`;
+
+const args = parseBenchArgs();
+const startedAt = new Date();
+const machine = machineInfo();
+const candidates = args.skipHttp ? [] : selectCandidates(args.only, args.set);
+const fullRun =
+  !args.only && args.set === 'default' && !args.quick && !args.profile && !args.skipHttp && !args.skipMicro;
+const outFile = args.out ?? (fullRun ? `${BENCH}RESULTS.md` : `${OUT}RESULTS.partial.md`);
+mkdirSync(`${OUT}profiles`, { recursive: true });
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Wait until other processes are quiet (or the limit passed); returns the last noise sample. */
+async function waitQuiet(a: BenchArgs): Promise<number | undefined> {
+  if (a.quietWait <= 0) return undefined;
+  const end = Date.now() + a.quietWait * 1000;
+  let noise: number | undefined;
+  do {
+    noise = await idleNoise(1000);
+    if (noise === undefined || noise <= a.noisyShare) return noise;
+  } while (Date.now() < end);
+  log(`  machine still busy (${fmt(noise, 2)} core used by others); measuring anyway`);
+  return noise;
+}
+
+function profilePath(id: string, round: number, attempt: number): string {
+  return `${OUT}profiles/${id}-r${round + 1}-a${attempt + 1}.cpuprofile`;
+}
+
+async function runOnce(c: Candidate, round: number, position: number, attempt: number): Promise<RunRecord> {
+  const record: RunRecord = { candidate: c.id, round, position, attempt, used: true, noisy: false };
+  record.preNoise = await waitQuiet(args);
+  const profileFile = profilePath(c.id, round, attempt);
+  if (args.profile) rmSync(profileFile, { force: true });
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({
+      server: c.server,
+      env: args.profile ? { ...c.env, BENCH_PROFILE_FILE: profileFile } : c.env,
+    });
+    record.info = server.spec.info;
+    const failures = await smokeCheck(server.url, server.spec.smoke);
+    if (failures.length > 0) throw new Error(`smoke check failed: ${failures.join('; ')}`);
+    const load = { connections: args.connections, pipelining: args.pipelining };
+    await warmUp(server.url, server.spec.request, { ...load, duration: args.warmup });
+    const m = await measure(server.url, server.spec.request, {
+      ...load,
+      duration: args.duration,
+      profile: args.profile,
+    });
+    record.measure = m;
+    record.noisy = m.otherCores !== undefined && m.otherCores > args.noisyShare;
+    if (m.requests === 0) throw new Error('no 2xx answers under load');
+    if (m.non2xx + m.errors > m.requests * 0.001) {
+      throw new Error(`${m.non2xx} non-2xx answers and ${m.errors} errors under load`);
+    }
+  } catch (error) {
+    record.error = (error as Error).message.split('\n')[0]!.slice(0, 300);
+    log(`  ${c.id}: ${(error as Error).message}`);
+  } finally {
+    await server?.stop();
+  }
+  return record;
+}
+
+interface LiveServer {
+  candidate: Candidate;
+  server: ServerProcess;
+  record: RunRecord;
+  parts: RunMeasure[];
+}
+
+/** Start, smoke-check and warm a candidate's server for a sliced round; `undefined` (and a failed record) on error. */
+async function bringUp(
+  c: Candidate,
+  round: number,
+  position: number,
+  runs: RunRecord[],
+): Promise<LiveServer | undefined> {
+  const record: RunRecord = { candidate: c.id, round, position, attempt: 0, used: true, noisy: false };
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({ server: c.server, env: c.env });
+    record.info = server.spec.info;
+    const failures = await smokeCheck(server.url, server.spec.smoke);
+    if (failures.length > 0) throw new Error(`smoke check failed: ${failures.join('; ')}`);
+    return { candidate: c, server, record, parts: [] };
+  } catch (error) {
+    await server?.stop();
+    record.error = (error as Error).message.split('\n')[0]!.slice(0, 300);
+    log(`  ${c.id}: ${(error as Error).message}`);
+    runs.push(record);
+    return undefined;
+  }
+}
+
+/**
+ * One round in slices: every server up at once, warmed, then `slices` passes over the candidates
+ * (order reversed every pass), each measuring `duration / slices` seconds; noisy slices are retried.
+ */
+async function runRoundSliced(
+  round: number,
+  order: readonly Candidate[],
+  runs: RunRecord[],
+  broken: Set<string>,
+) {
+  const live: LiveServer[] = [];
+  const load = { connections: args.connections, pipelining: args.pipelining };
+  try {
+    for (const c of order) {
+      if (broken.has(c.id)) continue;
+      const up = await bringUp(c, round, live.length + 1, runs);
+      if (up) live.push(up);
+      else broken.add(c.id);
+    }
+    for (const l of live)
+      await warmUp(l.server.url, l.server.spec.request, { ...load, duration: args.warmup });
+    const sliceSeconds = args.duration / args.slices;
+    for (let k = 0; k < args.slices; k++) {
+      const pass = k % 2 === 0 ? live : [...live].reverse();
+      for (const l of pass) {
+        if (l.record.error) continue;
+        let best: RunMeasure | undefined;
+        for (let attempt = 0; attempt <= args.retries; attempt++) {
+          await waitQuiet(args);
+          try {
+            const m = await measure(l.server.url, l.server.spec.request, { ...load, duration: sliceSeconds });
+            if (!best || (m.otherCores ?? 0) < (best.otherCores ?? 0)) best = m;
+            if (m.otherCores === undefined || m.otherCores <= args.noisyShare) break;
+          } catch (error) {
+            l.record.error = (error as Error).message.split('\n')[0]!.slice(0, 300);
+            break;
+          }
+        }
+        if (best) l.parts.push(best);
+      }
+    }
+  } finally {
+    await Promise.all(live.map((l) => l.server.stop()));
+  }
+  for (const l of live) {
+    const record = l.record;
+    if (l.parts.length > 0) {
+      const m = combineMeasures(l.parts);
+      record.measure = m;
+      record.noisy = m.otherCores !== undefined && m.otherCores > args.noisyShare;
+      if (!record.error && m.requests === 0) record.error = 'no 2xx answers under load';
+      if (!record.error && m.non2xx + m.errors > m.requests * 0.001) {
+        record.error = `${m.non2xx} non-2xx answers and ${m.errors} errors under load`;
+      }
+    }
+    runs.push(record);
+    log(`  ${describeRun(record)}${record.error ? `  error: ${record.error}` : ''}`);
+  }
+}
+
+function describeRun(r: RunRecord): string {
+  const m = r.measure;
+  if (!m) return `${r.candidate}: failed`;
+  return (
+    `${r.candidate.padEnd(36)} ${fmt(m.rps).padStart(7)} req/s  p50 ${fmt(m.p50, 1)} ms  p99 ${fmt(m.p99, 1)} ms  ` +
+    `server ${fmt(m.serverUsPerReq)} µs/req  cores s/c/o ${fmt(m.serverCores, 2)}/${fmt(m.clientCores, 2)}/${
+      m.otherCores === undefined ? '?' : fmt(m.otherCores, 2)
+    }${r.noisy ? '  NOISY' : ''}`
+  );
+}
+
+async function runHttp(): Promise<RunRecord[]> {
+  const runs: RunRecord[] = [];
+  const broken = new Set<string>();
+  for (let round = 0; round < args.rounds; round++) {
+    const order = round % 2 === 0 ? candidates : [...candidates].reverse();
+    log(`round ${round + 1}/${args.rounds}: ${order.map((c) => c.id).join(' → ')}`);
+    if (args.slices > 1) {
+      await runRoundSliced(round, order, runs, broken);
+      continue;
+    }
+    let position = 0;
+    for (const c of order) {
+      if (broken.has(c.id)) continue;
+      position++;
+      const attempts: RunRecord[] = [];
+      for (let attempt = 0; attempt <= args.retries; attempt++) {
+        const record = await runOnce(c, round, position, attempt);
+        attempts.push(record);
+        runs.push(record);
+        log(`  ${describeRun(record)}`);
+        if (record.error && !record.measure) {
+          if (record.error.startsWith('smoke') || attempt === args.retries) broken.add(c.id);
+          break;
+        }
+        if (!record.noisy) break;
+      }
+      // Keep the quietest measured attempt of this candidate in this round.
+      const measured = attempts.filter((r) => r.measure && !r.error);
+      const best = measured.sort((a, b) => (a.measure!.otherCores ?? 0) - (b.measure!.otherCores ?? 0))[0];
+      for (const r of attempts) r.used = r === (best ?? attempts.at(-1));
+    }
+  }
+  return runs;
+}
+
+function runMicro(): Promise<MicroResult[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', `${BENCH}micro.ts`, '--json', ...(args.quick ? ['--quick'] : [])],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const last = stdout.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !last.startsWith('[')) return reject(new Error(`micro.ts exited ${code}`));
+      resolve(JSON.parse(last) as MicroResult[]);
+    });
+  });
+}
+
+function printSummary(report: BenchReport): void {
+  for (const c of compare(report)) {
+    const target = c.comparison.target;
+    const mark = (pass: boolean | undefined) => (pass === undefined ? '' : pass ? ' met' : ' MISSED');
+    log(
+      `${c.comparison.label.padEnd(48)} rps ${fmt(median(c.ratios), 2)}x${mark(c.pass)}  ` +
+        `CPU ${fmt(median(c.cpuRatios), 2)}x${mark(c.cpuPass)}${target ? `  (target ≥ ${fmt(target, 2)})` : ''}`,
+    );
+  }
+}
+
+if (args.render) {
+  // Re-render a saved run (bench/out/results-*.json) with the current report code.
+  const saved = JSON.parse(readFileSync(args.render, 'utf8')) as BenchReport & { outFile?: string };
+  const report: BenchReport = {
+    ...saved,
+    startedAt: new Date(saved.startedAt),
+    finishedAt: new Date(saved.finishedAt),
+    comparisons: COMPARISONS,
+  };
+  const file = args.out ?? saved.outFile ?? `${OUT}RESULTS.partial.md`;
+  writeFileSync(file, renderReport(report));
+  printSummary(report);
+  log(`report: ${file}`);
+  process.exit(0);
+}
+
+const runs = candidates.length > 0 ? await runHttp() : [];
+let micro: MicroResult[] | undefined;
+let microError: string | undefined;
+if (!args.skipMicro) {
+  log('micro-benchmarks…');
+  await waitQuiet(args);
+  try {
+    micro = await runMicro();
+  } catch (error) {
+    microError = (error as Error).message;
+  }
+}
+let profiles: string[] | undefined;
+if (args.profile) {
+  profiles = [];
+  for (const r of runs) {
+    if (!r.measure) continue;
+    const file = profilePath(r.candidate, r.round, r.attempt);
+    if (existsSync(file)) {
+      profiles.push(
+        profileMarkdown(`${r.candidate}, round ${r.round + 1}`, summariseProfile(file), r.measure.requests),
+      );
+    }
+  }
+}
+
+const report: BenchReport = {
+  startedAt,
+  finishedAt: new Date(),
+  command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
+  args,
+  machine,
+  candidates,
+  comparisons: COMPARISONS,
+  runs,
+  micro,
+  microError,
+  profiles,
+};
+writeFileSync(outFile, renderReport(report));
+const json = `${OUT}results-${startedAt.toISOString().replaceAll(':', '-')}.json`;
+writeFileSync(json, JSON.stringify({ ...report, outFile }, null, 2));
+printSummary(report);
+if (profiles) for (const p of profiles) log(p);
+log(`report: ${outFile} (raw data: ${json})`);
