@@ -1,67 +1,15 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
 import { oidcAuthRouter, requireAccessToken } from '../../adapters/express/index.js';
 import type { AuthContext, OidcAuth } from '../../src/index.js';
+import { loadSecrets, readSecrets, workspaceGranted, type SecretsFile } from './secrets.js';
 
-/** One project ("workspace" in Infisical's API) and its environments. */
-export interface Workspace {
-  id: string;
-  slug: string;
-  environments: string[];
-}
+export * from './secrets.js';
 
-/** One stored secret. */
-export interface StoredSecret {
-  id: string;
-  /** Slug of the workspace it belongs to. */
-  workspace: string;
-  environment: string;
-  secretKey: string;
-  secretValue: string;
-  secretComment: string;
-}
-
-/** The shape of `secrets.json`. */
-export interface SecretsFile {
-  workspaces: Workspace[];
-  secrets: StoredSecret[];
-}
-
-/** A secret as Infisical's `GET /api/v3/secrets/raw` returns it. */
-export interface RawSecret {
-  id: string;
-  _id: string;
-  /** The workspace id. */
-  workspace: string;
-  environment: string;
-  version: number;
-  type: 'shared';
-  secretKey: string;
-  secretValue: string;
-  secretComment: string;
-  tags: never[];
-}
-
-/** The demo's secrets file, next to this module. */
-export const SECRETS_FILE = new URL('./secrets.json', import.meta.url);
-
-/** Read a secrets file. Default: {@link SECRETS_FILE}. */
-export function loadSecrets(path: string | URL = SECRETS_FILE): SecretsFile {
-  return JSON.parse(readFileSync(path, 'utf8')) as SecretsFile;
-}
-
-/**
- * The authorization pattern: an identity's `metadata.workspaces` (set in its config) lists the
- * workspace slugs it may read. A request that names no workspace is left to the route, which answers
- * 400; one naming a workspace that is not granted gets 403, whether or not the workspace exists.
- */
+/** The authorize predicate of the secrets route (see {@link workspaceGranted}). */
 export function grantsWorkspace(auth: AuthContext, req: Request): boolean {
-  const slug = req.query.workspaceSlug;
-  if (typeof slug !== 'string' || slug === '') return true;
-  const granted = auth.metadata.workspaces;
-  return Array.isArray(granted) && granted.includes(slug);
+  return workspaceGranted(auth, req.query.workspaceSlug);
 }
 
 function badRequest(res: Response, message: string): void {
@@ -83,7 +31,6 @@ export interface SecretsAppOptions {
 export function createSecretsApp(options: SecretsAppOptions): Express {
   const { auth } = options;
   const data = options.secrets ?? loadSecrets();
-  const workspaces = new Map(data.workspaces.map((w) => [w.slug, w]));
   const app = express();
   app.disable('x-powered-by');
 
@@ -93,30 +40,8 @@ export function createSecretsApp(options: SecretsAppOptions): Express {
     '/api/v3/secrets/raw',
     requireAccessToken(auth, { authorize: grantsWorkspace }),
     (req: Request, res: Response) => {
-      const { environment, workspaceSlug } = req.query;
-      if (typeof workspaceSlug !== 'string' || workspaceSlug === '') {
-        return badRequest(res, 'workspaceSlug is required');
-      }
-      if (typeof environment !== 'string' || environment === '') {
-        return badRequest(res, 'environment is required');
-      }
-      const workspace = workspaces.get(workspaceSlug);
-      if (!workspace) return badRequest(res, 'Unknown workspace');
-      if (!workspace.environments.includes(environment)) return badRequest(res, 'Unknown environment');
-      const secrets: RawSecret[] = data.secrets
-        .filter((s) => s.workspace === workspaceSlug && s.environment === environment)
-        .map((s) => ({
-          id: s.id,
-          _id: s.id,
-          workspace: workspace.id,
-          environment: s.environment,
-          version: 1,
-          type: 'shared',
-          secretKey: s.secretKey,
-          secretValue: s.secretValue,
-          secretComment: s.secretComment,
-          tags: [],
-        }));
+      const secrets = readSecrets(data, req.query.workspaceSlug, req.query.environment);
+      if (typeof secrets === 'string') return badRequest(res, secrets);
       res.set('cache-control', 'no-store').json({ secrets, imports: [] });
     },
   );
