@@ -1,10 +1,4 @@
-import express, {
-  type NextFunction,
-  type Request,
-  type RequestHandler,
-  type Response,
-  type Router,
-} from 'express';
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import {
   ADMIN_ROUTES,
   adminErrorAnswer,
@@ -14,8 +8,8 @@ import {
 import {
   ConfigError,
   DEFAULT_BODY_LIMIT,
-  bodyTooLarge,
-  invalidBody,
+  bodyKind,
+  readRequestBody,
   unsupportedMediaType,
 } from '../../src/index.js';
 import type { HttpAnswer, OidcAuth } from '../../src/index.js';
@@ -27,7 +21,7 @@ export interface AdminRouterOptions extends IdentityAdminOptions {
    * identities, e.g. `requireAccessToken(auth, { authorize: (a) => a.metadata.role === 'admin' })`.
    */
   guard: RequestHandler | readonly RequestHandler[];
-  /** Largest body accepted, in bytes. Default 64 KiB. */
+  /** Largest body read, in bytes. Default 64 KiB. Ignored when a host body parser already set `req.body`. */
   bodyLimit?: number;
 }
 
@@ -48,13 +42,21 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Ro
     throw new ConfigError('guard', 'is required: the admin routes change who can log in; pass a middleware');
   }
   const admin = createIdentityAdmin(auth, options);
-  const json = express.json({ limit: options.bodyLimit ?? DEFAULT_BODY_LIMIT, strict: true });
+  const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const answer = async (req: Request, res: Response) => {
-    if ((req.method === 'POST' || req.method === 'PATCH') && req.body === undefined) {
-      return send(res, adminErrorAnswer(auth, unsupportedMediaType()));
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    let body: unknown;
+    try {
+      // Read after the guard, JSON only (configs nest objects a form cannot), as every adapter reads it.
+      if (method === 'POST' || method === 'PATCH') {
+        if (bodyKind(req.headers['content-type']) !== 'json') throw unsupportedMediaType();
+        body = req.body !== undefined ? req.body : await readRequestBody(req, limit);
+      }
+    } catch (error) {
+      return send(res, adminErrorAnswer(auth, error));
     }
     const identityId = req.params.identityId as string | undefined;
-    send(res, await admin.handle({ method: req.method, identityId, body: req.body }));
+    send(res, await admin.handle({ method, identityId, body }));
   };
   const router = express.Router();
   router.get(ADMIN_ROUTES.identities, ...guards, answer);
@@ -62,16 +64,8 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Ro
     .route(ADMIN_ROUTES.identity)
     .all(...guards)
     .get(answer)
-    .post(json, answer)
-    .patch(json, answer)
+    .post(answer)
+    .patch(answer)
     .delete(answer);
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const type = (err as { type?: unknown })?.type;
-    if (type === 'entity.too.large') return send(res, adminErrorAnswer(auth, bodyTooLarge()));
-    if (type === 'entity.parse.failed')
-      return send(res, adminErrorAnswer(auth, invalidBody('Malformed body')));
-    if (typeof type === 'string') return send(res, adminErrorAnswer(auth, unsupportedMediaType()));
-    next(err);
-  });
   return router;
 }

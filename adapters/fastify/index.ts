@@ -112,3 +112,5 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
     }
   };
 }
+
+export { oidcAdminPlugin, type OidcAdminPluginOptions } from './admin.js';

@@ -124,3 +124,5 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
     await next();
   };
 }
+
+export { oidcAdminRoutes, type AdminRoutesOptions } from './admin.js';

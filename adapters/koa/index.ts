@@ -104,3 +104,5 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
     return next();
   };
 }
+
+export { oidcAdminRouter, type AdminRouterOptions, type OidcAdminRoutes } from './admin.js';
