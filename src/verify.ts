@@ -1,5 +1,6 @@
-import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { ReasonCode } from './errors.js';
+import { verifyJwsSignature } from './jws.js';
 import { KeyError, type KeyManager } from './keys.js';
 import type { IdentityConfig } from './types.js';
 
@@ -52,6 +53,10 @@ export function readHeader(jwt: string): UnverifiedHeader {
   }
   const { alg, kid } = header as { alg?: unknown; kid?: unknown };
   if (typeof alg !== 'string') throw new LoginFailure('token_malformed', false);
+  // No JWS extension is understood here: any `crit` (RFC 7515 §4.1.11) or `b64` (RFC 7797) is refused.
+  if (Object.hasOwn(header, 'crit') || Object.hasOwn(header, 'b64')) {
+    throw new LoginFailure('token_malformed', false);
+  }
   if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH)) {
     throw new LoginFailure('token_malformed', false);
   }
@@ -96,48 +101,54 @@ export async function verifyIdpToken(
   }
   if (candidates.length === 0) throw new LoginFailure('key_not_found', false);
 
-  const skew = config.clockSkewSeconds;
-  const options = {
-    algorithms: [header.alg],
-    issuer: config.boundIssuer as string[],
-    requiredClaims: ['exp', 'iat', 'iss'],
-    clockTolerance: skew,
-    currentDate: new Date(now),
-  };
-  let payload: JWTPayload | undefined;
-  let lastError: unknown;
-  for (const candidate of candidates) {
-    try {
-      payload = (await jwtVerify(jwt, candidate.key, options)).payload;
-      break;
-    } catch (error) {
-      lastError = error;
-      // Only a bad signature is worth trying the next candidate key for.
-      if (!(error instanceof joseErrors.JWSSignatureVerificationFailed)) break;
-    }
+  const dot = jwt.lastIndexOf('.');
+  const signingInput = jwt.slice(0, dot);
+  const signature = Buffer.from(jwt.slice(dot + 1), 'base64url');
+  let verified = false;
+  for (let i = 0; i < candidates.length && !verified; i++) {
+    verified = verifyJwsSignature(header.alg, candidates[i]!.key, signingInput, signature);
   }
-  if (!payload) throw joseFailure(lastError);
+  if (!verified) throw new LoginFailure('signature_invalid', false);
 
-  const nowSeconds = now / 1000;
-  const iat = payload.iat as number;
-  const exp = payload.exp as number;
-  if (iat > nowSeconds + skew) throw new LoginFailure('token_issued_in_future', true);
-  if (exp - iat > config.maxTokenLifetimeSeconds) throw new LoginFailure('token_lifetime_too_long', true);
-  return { payload, header };
+  let payload: unknown;
+  try {
+    const bytes = Buffer.from(signingInput.slice(signingInput.indexOf('.') + 1), 'base64url');
+    payload = JSON.parse(UTF8.decode(bytes));
+  } catch {
+    throw new LoginFailure('token_malformed', false);
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new LoginFailure('token_malformed', false);
+  }
+  checkClaims(payload as JWTPayload, config, now);
+  return { payload: payload as JWTPayload, header };
 }
 
-function joseFailure(error: unknown): LoginFailure {
-  if (error instanceof joseErrors.JWTExpired) return new LoginFailure('token_expired', true);
-  if (error instanceof joseErrors.JWTClaimValidationFailed) {
-    const claim = error.claim;
-    if (error.reason === 'missing') return new LoginFailure('claim_missing', true, { claim });
-    if (claim === 'iss') return new LoginFailure('issuer_mismatch', true);
-    if (claim === 'nbf') return new LoginFailure('token_not_yet_valid', true);
-    return new LoginFailure('token_malformed', true, { claim });
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+const REQUIRED_CLAIMS = ['iss', 'iat', 'exp'] as const;
+
+/**
+ * The registered claims of a verified payload (RFC 7519 §4.1), in jose's order: presence of `iss`,
+ * `iat`, `exp`; `iss` exactly one of the bound issuers; NumericDates are numbers; `nbf` not after
+ * now + skew; `exp` after now - skew; then ours: `iat` not after now + skew, `exp - iat` capped.
+ */
+function checkClaims(payload: JWTPayload, config: IdentityConfig, now: number): void {
+  for (const claim of REQUIRED_CLAIMS) {
+    if (!Object.hasOwn(payload, claim)) throw new LoginFailure('claim_missing', true, { claim });
   }
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
-    return new LoginFailure('signature_invalid', false);
+  if (!(config.boundIssuer as readonly unknown[]).includes(payload.iss)) {
+    throw new LoginFailure('issuer_mismatch', true);
   }
-  if (error instanceof joseErrors.JOSEAlgNotAllowed) return new LoginFailure('algorithm_not_allowed', false);
-  return new LoginFailure('token_malformed', false, {}, { cause: error });
+  const skew = config.clockSkewSeconds;
+  const nowSeconds = Math.floor(now / 1000);
+  const { iat, nbf, exp } = payload;
+  if (typeof iat !== 'number') throw new LoginFailure('token_malformed', true, { claim: 'iat' });
+  if (nbf !== undefined && typeof nbf !== 'number') {
+    throw new LoginFailure('token_malformed', true, { claim: 'nbf' });
+  }
+  if (nbf !== undefined && nbf > nowSeconds + skew) throw new LoginFailure('token_not_yet_valid', true);
+  if (typeof exp !== 'number') throw new LoginFailure('token_malformed', true, { claim: 'exp' });
+  if (exp <= nowSeconds - skew) throw new LoginFailure('token_expired', true);
+  if (iat > now / 1000 + skew) throw new LoginFailure('token_issued_in_future', true);
+  if (exp - iat > config.maxTokenLifetimeSeconds) throw new LoginFailure('token_lifetime_too_long', true);
 }

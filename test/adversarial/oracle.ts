@@ -29,8 +29,8 @@ function scalarEquals(value: unknown, pattern: string): boolean {
 
 /**
  * What a login with this genuinely signed (RS256, right key) token must do, decided from the
- * decoded bytes alone: `reject` when any binding or time rule fails, `accept` when every one holds
- * and the header carries nothing jose may legitimately refuse (`crit`), `either` otherwise.
+ * decoded bytes alone: `reject` when any binding or time rule fails or the header carries a JWS
+ * extension (`crit`, `b64`: the library understands none and refuses them), `accept` otherwise.
  */
 export function expectedVerdict(jwt: string, nowMs: number, b: Bindings): 'accept' | 'reject' | 'either' {
   if (jwt.length > MAX_JWT_LENGTH) return 'reject';
@@ -41,6 +41,7 @@ export function expectedVerdict(jwt: string, nowMs: number, b: Bindings): 'accep
   if (!isObject(header) || !isObject(payload)) return 'reject';
 
   if (own(header, 'alg') !== 'RS256') return 'reject';
+  if (Object.hasOwn(header, 'crit') || Object.hasOwn(header, 'b64')) return 'reject';
   const kid = own(header, 'kid');
   if (kid !== undefined && kid !== b.kid) return 'reject';
 
@@ -69,6 +70,5 @@ export function expectedVerdict(jwt: string, nowMs: number, b: Bindings): 'accep
     : scalarEquals(repo, b.repositoryId);
   if (!repoOk) return 'reject';
 
-  if (Object.hasOwn(header, 'crit')) return 'either';
   return 'accept';
 }
