@@ -26,9 +26,11 @@ const SCHEMES: Readonly<Record<string, Scheme>> = Object.freeze({
 });
 
 /**
- * Verify the signature of a compact JWS with one public key, through node:crypto directly (about
- * 5x less CPU than jose's WebCrypto path for RS256 here). The key must be of the type and curve the
- * algorithm names; HMAC and `none` have no scheme and never verify. Never throws.
+ * Verify the signature of a compact JWS with one public key, through node:crypto directly. The
+ * callback form runs the math on libuv's thread pool, so the event loop pays ~6 µs per RS256 verify
+ * (jose's WebCrypto path ~25-50 µs, the synchronous form ~22 µs and ~66-106 µs for ES256/EdDSA).
+ * The key must be of the type and curve the algorithm names; HMAC and `none` have no scheme and
+ * never verify. Never rejects.
  *
  * @param signingInput `base64url(header) + '.' + base64url(payload)`, exactly as received.
  * @param signature The decoded signature bytes (ES*: raw `r || s`, as JWS encodes it).
@@ -38,28 +40,27 @@ export function verifyJwsSignature(
   key: KeyObject,
   signingInput: string,
   signature: Buffer,
-): boolean {
+): Promise<boolean> {
   const scheme = Object.hasOwn(SCHEMES, alg) ? SCHEMES[alg] : undefined;
-  if (!scheme || key.type !== 'public' || key.asymmetricKeyType !== scheme.keyType) return false;
-  if (scheme.curve && key.asymmetricKeyDetails?.namedCurve !== scheme.curve) return false;
-  try {
-    const data = Buffer.from(signingInput, 'latin1');
-    if (scheme.keyType === 'ec') {
-      return verify(scheme.hash, data, { key, dsaEncoding: 'ieee-p1363' }, signature);
-    }
-    if (scheme.pssSalt !== undefined) {
-      return verify(
-        scheme.hash,
-        data,
-        { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: scheme.pssSalt },
-        signature,
+  if (!scheme || key.type !== 'public' || key.asymmetricKeyType !== scheme.keyType) return NO;
+  if (scheme.curve && key.asymmetricKeyDetails?.namedCurve !== scheme.curve) return NO;
+  const options =
+    scheme.keyType === 'ec'
+      ? { key, dsaEncoding: 'ieee-p1363' as const }
+      : scheme.pssSalt !== undefined
+        ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: scheme.pssSalt }
+        : scheme.keyType === 'rsa'
+          ? { key, padding: constants.RSA_PKCS1_PADDING }
+          : key;
+  return new Promise((resolve) => {
+    try {
+      verify(scheme.hash, Buffer.from(signingInput, 'latin1'), options, signature, (error, ok) =>
+        resolve(!error && ok === true),
       );
+    } catch {
+      resolve(false);
     }
-    if (scheme.keyType === 'rsa') {
-      return verify(scheme.hash, data, { key, padding: constants.RSA_PKCS1_PADDING }, signature);
-    }
-    return verify(null, data, key, signature);
-  } catch {
-    return false;
-  }
+  });
 }
+
+const NO = Promise.resolve(false);

@@ -106,7 +106,7 @@ export async function verifyIdpToken(
   const signature = Buffer.from(jwt.slice(dot + 1), 'base64url');
   let verified = false;
   for (let i = 0; i < candidates.length && !verified; i++) {
-    verified = verifyJwsSignature(header.alg, candidates[i]!.key, signingInput, signature);
+    verified = await verifyJwsSignature(header.alg, candidates[i]!.key, signingInput, signature);
   }
   if (!verified) throw new LoginFailure('signature_invalid', false);
 
