@@ -31,7 +31,10 @@ export interface Comparison {
   source?: string;
 }
 
-/** Every candidate, in report order. Sets: `default` (issue 2's Express run), `express`, `peers`, `login`, `scale`, `diagnose`. */
+/**
+ * Every candidate, in report order. Sets: `default` (issue 2's Express run), `express`, `peers`, `login`, `scale`,
+ * `diagnose`, `frameworks` (issue 3: Koa, Hono, Fastify), `stores` (issue 4: Redis and PostgreSQL).
+ */
 export const CANDIDATES: readonly Candidate[] = [
   {
     id: 'express-bare',
@@ -48,7 +51,7 @@ export const CANDIDATES: readonly Candidate[] = [
     env: { BENCH_STORE: 'memory' },
     framework: 'express',
     bare: 'express-bare',
-    sets: ['default', 'express', 'scale', 'diagnose'],
+    sets: ['default', 'express', 'scale', 'diagnose', 'stores'],
   },
   {
     id: 'express-oauth2-jwt-bearer',
@@ -121,6 +124,18 @@ export const CANDIDATES: readonly Candidate[] = [
     bare: 'express-bare',
     sets: ['scale'],
   })),
+  // Issue 3: Koa, Hono and Fastify, each bare, behind our guard (memory store) and behind its usual JWT peer.
+  ...frameworkCandidates(),
+  // Issue 4: the Express guard on the shared stores (the memory one above is the baseline).
+  ...(['redis', 'postgres'] as const).map((store): Candidate => ({
+    id: `express-guard-${store}`,
+    label: `Express + requireAccessToken (${store === 'redis' ? 'Redis' : 'PostgreSQL'} store)`,
+    server: 'express-guard-stores.ts',
+    env: { BENCH_STORE: store },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['stores'],
+  })),
 ];
 
 /** The ratios reported; those with a `target` get a met/MISSED verdict. */
@@ -175,6 +190,68 @@ export const COMPARISONS: readonly Comparison[] = [
     target: 1 / 1.2,
     source: 'issue 6',
   },
+  // Issue 3: each framework's guard against its own bare route and against its usual JWT peer.
+  {
+    label: 'Koa guard vs bare Koa',
+    candidate: 'koa-guard',
+    baseline: 'koa-bare',
+    target: 0.75,
+    source: 'issue 3',
+  },
+  {
+    label: 'Fastify guard vs bare Fastify',
+    candidate: 'fastify-guard',
+    baseline: 'fastify-bare',
+    target: 0.75,
+    source: 'issue 3',
+  },
+  {
+    label: 'Hono guard vs bare Hono',
+    candidate: 'hono-guard',
+    baseline: 'hono-bare',
+    target: 0.6,
+    source: 'issue 3',
+  },
+  {
+    label: 'Hono guard vs hono/jwk (keys given once)',
+    candidate: 'hono-guard',
+    baseline: 'hono-jwk',
+    target: 3,
+    source: 'issue 3',
+  },
+  { label: 'Hono guard vs hono/jwk (jwks_uri)', candidate: 'hono-guard', baseline: 'hono-jwk-uri' },
+  {
+    label: 'Koa guard vs koa-jwt + jwks-rsa',
+    candidate: 'koa-guard',
+    baseline: 'koa-jwt',
+    target: 2,
+    source: 'issue 3',
+  },
+  { label: 'Fastify guard vs @fastify/jwt', candidate: 'fastify-guard', baseline: 'fastify-jwt' },
+  { label: 'koa-jwt vs bare Koa', candidate: 'koa-jwt', baseline: 'koa-bare' },
+  { label: 'hono/jwk (keys) vs bare Hono', candidate: 'hono-jwk', baseline: 'hono-bare' },
+  { label: '@fastify/jwt vs bare Fastify', candidate: 'fastify-jwt', baseline: 'fastify-bare' },
+  // Issue 4: the shared stores against the memory store, same run.
+  {
+    label: 'guard, Redis vs memory store (Express)',
+    candidate: 'express-guard-redis',
+    baseline: 'express-guard-memory',
+    target: 0.6,
+    source: 'issue 4',
+  },
+  {
+    label: 'guard, PostgreSQL vs memory store (Express)',
+    candidate: 'express-guard-postgres',
+    baseline: 'express-guard-memory',
+    target: 0.4,
+    source: 'issue 4',
+  },
+  { label: 'guard, Redis store vs bare Express', candidate: 'express-guard-redis', baseline: 'express-bare' },
+  {
+    label: 'guard, PostgreSQL store vs bare Express',
+    candidate: 'express-guard-postgres',
+    baseline: 'express-bare',
+  },
 ];
 
 /**
@@ -190,4 +267,33 @@ export function selectCandidates(only: readonly string[] | undefined, set: strin
     chosen.add(c.id).add(c.bare);
   }
   return CANDIDATES.filter((c) => chosen.has(c.id));
+}
+
+/**
+ * Issue 3's candidates: per framework the bare route, our guard (memory store) and the framework's usual
+ * JWT guard verifying an IdP-style RS256 token with cached keys (`BENCH_VARIANT` of `servers/<framework>.ts`).
+ * A function so the table above can list them before this declaration runs.
+ */
+function frameworkCandidates(): Candidate[] {
+  const rows: [Candidate['framework'], string, string][] = [
+    ['koa', 'bare', 'Koa bare'],
+    ['koa', 'guard', 'Koa + requireAccessToken (memory store)'],
+    ['koa', 'koa-jwt', 'Koa + koa-jwt + jwks-rsa (RS256, cached JWKS)'],
+    ['hono', 'bare', 'Hono bare (@hono/node-server)'],
+    ['hono', 'guard', 'Hono + requireAccessToken (memory store)'],
+    ['hono', 'jwk', 'Hono + hono/jwk (RS256, keys given once)'],
+    ['hono', 'jwk-uri', 'Hono + hono/jwk (RS256, jwks_uri on loopback)'],
+    ['fastify', 'bare', 'Fastify bare'],
+    ['fastify', 'guard', 'Fastify + requireAccessToken preHandler (memory store)'],
+    ['fastify', 'fastify-jwt', 'Fastify + @fastify/jwt (RS256, public key given once)'],
+  ];
+  return rows.map(([framework, variant, label]) => ({
+    id: variant.startsWith(framework) ? variant : `${framework}-${variant}`,
+    label,
+    server: `${framework}.ts`,
+    env: { BENCH_VARIANT: variant },
+    framework,
+    bare: `${framework}-bare`,
+    sets: ['frameworks'],
+  }));
 }

@@ -140,12 +140,18 @@ export function renderReport(report: BenchReport): string {
     out.push('');
   }
 
+  out.push(...storeRoundTripsMarkdown(runs));
+
   const measured = report.candidates.filter((c) => runs.some((r) => r.candidate === c.id));
   if (measured.length > 0) {
     out.push('## HTTP candidates', '');
     out.push(
       `autocannon \`-c ${args.connections} -d ${args.duration} -p ${args.pipelining}\` on 127.0.0.1, ` +
-        `${args.warmup} s unmeasured warm-up per run, ${args.rounds} round(s), a fresh server process per run.`,
+        `${args.warmup} s unmeasured warm-up per server, ${args.rounds} round(s), ` +
+        ((args.slices ?? 1) > 1
+          ? `each run measured as ${args.slices} interleaved slices of ${fmt(args.duration / args.slices!, 1)} s ` +
+            '(fresh servers every round).'
+          : 'a fresh server process per run.'),
       '',
     );
     out.push(
@@ -259,14 +265,59 @@ export function renderReport(report: BenchReport): string {
     "- Each run starts the candidate's server (`bench/servers/*.ts`) in its own `node --import tsx` process, " +
       'checks it (the real request answers 200; no token and a forged token answer 401; logins: forged IdP ' +
       'token 401, missing jwt 422), loads it unmeasured for the warm-up, then measures with autocannon in the runner process.',
-    '- Candidates alternate within a round and the order is reversed every other round, so drift hits all alike.',
+    '- Candidates alternate within a round and the order is reversed every other round, so drift hits all alike. ' +
+      'With `--slices N` (default 5) every server of a round is started and warmed first, then each candidate is ' +
+      'measured N times for duration/N seconds in turn, the order reversed every pass, and its slices are summed: ' +
+      'drift slower than a slice (this VM host shows ±15% swings over minutes that no process here accounts for) ' +
+      "then hits all candidates alike. p50/p99 of a sliced run are the medians of its slices' values.",
     '- Server CPU per request comes from `process.cpuUsage()` in the server (read through `GET /__cpu` before and ' +
       'after the run) divided by the requests it served. On 2 cores client and server compete, so "extra server ' +
       'CPU per request over bare" and the server-CPU ratio are the steadiest figures.',
     '- Before each run the runner waits (up to the quiet-wait limit) until other processes use less than the noisy share of a core.',
-    '- Reproduce: `npm run bench` (full, ~5 min); `npm run bench -- --quick` (smoke); `npm run bench -- --only guard`; ' +
-      '`npm run bench -- --set scale`; `npm run bench -- --only login --profile`.',
+    '- Micro-benchmarks report wall time, CPU of all threads and main-thread time (event-loop utilisation) per ' +
+      "operation: the last is what an operation takes from a server's one JS thread when thread-pool work overlaps.",
+    '- Reproduce: `npm run bench` (full, ~7 min); `npm run bench -- --quick` (smoke); `npm run bench -- --only login ' +
+      '--rounds 5 --slices 10`; `npm run bench -- --set diagnose` (what the guard costs, piece by piece); ' +
+      '`npm run bench -- --set scale`; `npm run bench -- --only login --profile` (CPU profile of the measured window); ' +
+      '`tsx bench/micro.ts --only auth.login --profile`.',
     '',
   );
   return out.join('\n');
+}
+
+/**
+ * Issue 4's "one guarded request makes exactly one round trip to the store": the per-request counts the
+ * store servers (`servers/express-guard-stores.ts`) measure at start-up and report in `info`, one row per
+ * candidate with the values of every run (empty when no run reported them).
+ */
+export function storeRoundTripsMarkdown(runs: readonly RunRecord[]): string[] {
+  const byCandidate = new Map<string, { client: number[]; server: number[] }>();
+  for (const r of runs) {
+    const client = r.info?.storeRoundTripsPerRequest;
+    if (typeof client !== 'number') continue;
+    const row = byCandidate.get(r.candidate) ?? { client: [], server: [] };
+    row.client.push(client);
+    const server = r.info?.evalshaPerRequest;
+    if (typeof server === 'number') row.server.push(server);
+    byCandidate.set(r.candidate, row);
+  }
+  if (byCandidate.size === 0) return [];
+  const list = (xs: number[]) => (xs.length === 0 ? '–' : [...new Set(xs.map((x) => fmt(x, 3)))].join(', '));
+  const out = [
+    '## Store round trips per guarded request (target: exactly 1, issue 4)',
+    '',
+    'Counted by each store server before it starts answering the harness: warm-up, then a few hundred guarded ' +
+      'requests through the same app. Client side = ioredis commands sent / pg `client.query` calls; server side ' +
+      '= `INFO commandstats` EVALSHA calls delta (other clients of the shared Redis can only raise it). ' +
+      'Distinct values over all runs.',
+    '',
+    '| candidate | client side | server side (Redis EVALSHA) | verdict |',
+    '|---|---:|---:|---|',
+  ];
+  for (const [id, row] of byCandidate) {
+    const exact = row.client.every((x) => x === 1);
+    out.push(`| ${id} | ${list(row.client)} | ${list(row.server)} | ${exact ? '**met**' : '**MISSED**'} |`);
+  }
+  out.push('');
+  return out;
 }
