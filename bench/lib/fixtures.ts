@@ -1,5 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
+import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { newTokenId } from '../../src/tokens.js';
 import type { AccessTokenRecord, IdentityConfigInput, TokenStore } from '../../src/types.js';
 
@@ -137,4 +138,17 @@ export async function fillTokens(store: TokenStore, count: number, ttlSeconds = 
     };
     await store.create(record);
   }
+}
+
+/** An engine with the bench identity, logged in once: the access token and a tampered copy of it. */
+export async function loggedInEngine(
+  key: IdpKey,
+): Promise<{ auth: OidcAuth; token: string; forged: string }> {
+  const auth = createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS });
+  const grant = await auth.login({
+    identityId: IDENTITY_ID,
+    jwt: await signIdpToken(key),
+    clientIp: '127.0.0.1',
+  });
+  return { auth, token: grant.accessToken, forged: tamper(grant.accessToken) };
 }

@@ -10,18 +10,14 @@ import { createServer, type RequestListener } from 'node:http';
 import fastifyJwt from '@fastify/jwt';
 import Fastify, { type FastifyReply, type FastifyRequest, type preHandlerAsyncHookHandler } from 'fastify';
 import { requireAccessToken } from '../../adapters/fastify/index.js';
-import { createOidcAuth } from '../../src/index.js';
 import { HELLO } from '../lib/express-app.js';
 import {
   AUDIENCE,
-  benchIdentity,
   forgeIdpToken,
-  IDENTITY_ID,
+  loggedInEngine,
   ISSUER,
   makeIdpKey,
-  SIGNING_KEYS,
   signIdpToken,
-  tamper,
 } from '../lib/fixtures.js';
 import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
@@ -43,14 +39,9 @@ await startBenchServer(async () => {
   let token: string | undefined;
   let forged = '';
   if (variant === 'guard') {
-    const auth = createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS });
-    const grant = await auth.login({
-      identityId: IDENTITY_ID,
-      jwt: await signIdpToken(key),
-      clientIp: '127.0.0.1',
-    });
-    token = grant.accessToken;
-    forged = tamper(token);
+    const engine = await loggedInEngine(key);
+    const auth = engine.auth;
+    ({ token, forged } = engine);
     preHandler = requireAccessToken(auth);
   } else if (variant === 'fastify-jwt') {
     await app.register(fastifyJwt, {

@@ -10,18 +10,14 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { jwk } from 'hono/jwk';
 import type { HonoJsonWebKey } from 'hono/utils/jwt/jws';
 import { requireAccessToken } from '../../adapters/hono/index.js';
-import { createOidcAuth } from '../../src/index.js';
 import { HELLO } from '../lib/express-app.js';
 import {
   AUDIENCE,
-  benchIdentity,
   forgeIdpToken,
-  IDENTITY_ID,
+  loggedInEngine,
   ISSUER,
   makeIdpKey,
-  SIGNING_KEYS,
   signIdpToken,
-  tamper,
 } from '../lib/fixtures.js';
 import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
@@ -36,14 +32,9 @@ await startBenchServer(async (port) => {
   let forged = '';
   let documents: Record<string, unknown> | undefined;
   if (variant === 'guard') {
-    const auth = createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS });
-    const grant = await auth.login({
-      identityId: IDENTITY_ID,
-      jwt: await signIdpToken(key),
-      clientIp: '127.0.0.1',
-    });
-    token = grant.accessToken;
-    forged = tamper(token);
+    const engine = await loggedInEngine(key);
+    const auth = engine.auth;
+    ({ token, forged } = engine);
     guards.push(requireAccessToken(auth) as unknown as MiddlewareHandler);
   } else if (variant === 'jwk' || variant === 'jwk-uri') {
     const verification = { iss: ISSUER, aud: AUDIENCE };

@@ -11,18 +11,14 @@ import Koa, { type Middleware } from 'koa';
 import compose from 'koa-compose';
 import koaJwt from 'koa-jwt';
 import { requireAccessToken } from '../../adapters/koa/index.js';
-import { createOidcAuth } from '../../src/index.js';
 import { HELLO } from '../lib/express-app.js';
 import {
   AUDIENCE,
-  benchIdentity,
   forgeIdpToken,
-  IDENTITY_ID,
+  loggedInEngine,
   ISSUER,
   makeIdpKey,
-  SIGNING_KEYS,
   signIdpToken,
-  tamper,
 } from '../lib/fixtures.js';
 import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
@@ -53,14 +49,9 @@ await startBenchServer(async (port) => {
   if (variant === 'bare') {
     app = koaApp([]);
   } else if (variant === 'guard') {
-    const auth = createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS });
-    const grant = await auth.login({
-      identityId: IDENTITY_ID,
-      jwt: await signIdpToken(key),
-      clientIp: '127.0.0.1',
-    });
-    token = grant.accessToken;
-    forged = tamper(token);
+    const engine = await loggedInEngine(key);
+    const auth = engine.auth;
+    ({ token, forged } = engine);
     app = koaApp([requireAccessToken(auth) as Middleware]);
   } else if (variant === 'koa-jwt') {
     const secret = jwksRsa.koaJwtSecret({
