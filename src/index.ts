@@ -44,7 +44,12 @@ export {
   type Resolver,
   type ResolvedAddress,
 } from './fetch.js';
-export { MemoryIdentityStore, MemoryTokenStore, type MemoryTokenStoreOptions } from './stores/memory.js';
+export {
+  MemoryIdentityStore,
+  MemoryTokenStore,
+  type MemoryIdentityStoreOptions,
+  type MemoryTokenStoreOptions,
+} from './stores/memory.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
 export type { ExplainReport, ExplainCheck, ExplainItem, ExplainTimes } from './explain.js';
 export {

@@ -87,6 +87,8 @@ export class PostgresTokenStore implements TokenStore {
   readonly #clock: () => number;
   readonly #sql: ReturnType<typeof tokenStatements>;
   readonly #migrated: (() => Promise<void>) | undefined;
+  /** Per token with a consume statement in flight: the uses queued for the next one. */
+  readonly #waiting = new Map<string, PendingUse[]>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: PostgresTokenStoreOptions) {
@@ -139,8 +141,25 @@ export class PostgresTokenStore implements TokenStore {
     return !record.revoked && now >= record.expiresAt ? undefined : record;
   }
 
-  async consume(tokenId: string, now: number): Promise<ConsumeResult> {
-    return (await this.#guarded(this.#sql.consume, tokenId, now)) as ConsumeResult;
+  /**
+   * Counts one use. Uses of one token that arrive while a statement for it is in flight wait and
+   * go together as the next statement (`uses_count + n`, all or none when the limit is finite), so
+   * a token used by many concurrent requests costs one row lock per batch instead of one per
+   * request. Each use still sees the token's state after the statement before it (a revoke that
+   * landed meanwhile refuses it), each success gets the use count it would get in sequence, and a
+   * waiting use never waits past `statementTimeoutMs` in total.
+   */
+  consume(tokenId: string, now: number): Promise<ConsumeResult> {
+    return new Promise((resolve, reject) => {
+      const use: PendingUse = { now, since: performance.now(), resolve, reject };
+      const waiting = this.#waiting.get(tokenId);
+      if (waiting) {
+        waiting.push(use);
+        return;
+      }
+      this.#waiting.set(tokenId, []);
+      void this.#consumeLoop(tokenId, [use]);
+    });
   }
 
   async extend(tokenId: string, now: number): Promise<ExtendResult> {
@@ -177,6 +196,62 @@ export class PostgresTokenStore implements TokenStore {
     this.#timer = undefined;
   }
 
+  /** Runs `batch`, then whatever queued for `tokenId` meanwhile, until nothing waits. */
+  async #consumeLoop(tokenId: string, batch: PendingUse[]): Promise<void> {
+    for (;;) {
+      try {
+        await this.#consumeBatch(tokenId, batch);
+      } catch (error) {
+        // The store just failed: the uses waiting behind this one fail closed now too.
+        for (const use of [...batch, ...(this.#waiting.get(tokenId) ?? [])]) use.reject(error);
+        this.#waiting.delete(tokenId);
+        return;
+      }
+      const next = this.#waiting.get(tokenId);
+      if (!next?.length) {
+        this.#waiting.delete(tokenId);
+        return;
+      }
+      this.#waiting.set(tokenId, []);
+      batch = next;
+    }
+  }
+
+  /** Counts `batch.length` uses in one statement (fewer when the limit leaves fewer), settling each. */
+  async #consumeBatch(tokenId: string, batch: PendingUse[]): Promise<void> {
+    let todo = batch;
+    let raced = 0;
+    while (todo.length > 0) {
+      const now = Math.max(...todo.map((use) => use.now));
+      // The oldest use's deadline bounds the statement: no use waits past statementTimeoutMs.
+      const left = todo[0]!.since + this.#timeoutMs - performance.now();
+      const { rows } = await this.#query(this.#sql.consume, [tokenId, now, todo.length], Math.max(1, left));
+      const row = rows[0];
+      if (!row) return settle(todo, { ok: false, reason: 'not_found' });
+      if (row.outcome === 'ok') {
+        // In sequence, the i-th of n uses would have seen count - (n - 1 - i).
+        const count = Number(row.uses_count);
+        todo.forEach((use, i) => {
+          const record = toRecord(row);
+          record.usesCount = count - (todo.length - 1 - i);
+          use.resolve({ ok: true, record });
+        });
+        return;
+      }
+      if (row.outcome === 'uses_exhausted') {
+        // Not enough uses left for all: counts only grow, so at most `usesLeft` of them can succeed.
+        const usesLeft = Math.max(0, row.uses_limit - Number(row.uses_count));
+        settle(todo.slice(usesLeft), { ok: false, reason: 'uses_exhausted' });
+        todo = todo.slice(0, usesLeft);
+        continue;
+      }
+      if (row.outcome === 'raced' && ++raced < 3) continue;
+      const reason =
+        row.outcome === 'raced' ? (row.uses_limit > 0 ? 'uses_exhausted' : 'revoked') : row.outcome;
+      return settle(todo, { ok: false, reason: reason as 'revoked' });
+    }
+  }
+
   async #guarded(stmt: Statement, tokenId: string, now: number): Promise<ExtendResult> {
     // 'raced': the row qualified when the statement began but a concurrent revoke or use changed
     // it first. Those changes only ever close a token, so a second statement sees the final state.
@@ -190,9 +265,9 @@ export class PostgresTokenStore implements TokenStore {
     }
   }
 
-  async #query(stmt: Statement, values: unknown[]) {
+  async #query(stmt: Statement, values: unknown[], timeoutMs = this.#timeoutMs) {
     if (this.#migrated) await this.#migrated();
-    return runStatement<TokenRow & { live?: string }>(this.#pool, stmt, values, this.#timeoutMs, 'token');
+    return runStatement<TokenRow & { live?: string }>(this.#pool, stmt, values, timeoutMs, 'token');
   }
 }
 
@@ -220,16 +295,17 @@ function tokenStatements(table: string, prepared: boolean) {
       prepared,
     ),
     get: statement(`SELECT ${columns} FROM ${table} WHERE token_id = $1`, prepared),
+    // $3 uses at once: all of them or none.
     consume: statement(
       `WITH hit AS (
-         UPDATE ${table} SET uses_count = uses_count + 1
-         WHERE token_id = $1 AND ${usable} AND ${usesLeft}
+         UPDATE ${table} SET uses_count = uses_count + $3::int
+         WHERE token_id = $1 AND ${usable} AND (uses_limit = 0 OR uses_count + $3::int <= uses_limit)
          RETURNING ${columns})
        SELECT 'ok' AS outcome, ${columns} FROM hit
        UNION ALL
        SELECT CASE WHEN t.revoked THEN 'revoked'
                    WHEN t.expires_at <= $2::bigint THEN 'expired'
-                   WHEN ${exhausted} THEN 'uses_exhausted'
+                   WHEN t.uses_limit > 0 AND t.uses_count + $3::int > t.uses_limit THEN 'uses_exhausted'
                    ELSE 'raced' END, ${tColumns}
        FROM ${table} t WHERE t.token_id = $1 AND NOT EXISTS (SELECT 1 FROM hit)`,
       prepared,
@@ -264,6 +340,18 @@ function tokenStatements(table: string, prepared: boolean) {
       prepared,
     ),
   };
+}
+
+interface PendingUse {
+  now: number;
+  /** `performance.now()` when the use arrived. */
+  since: number;
+  resolve: (result: ConsumeResult) => void;
+  reject: (error: unknown) => void;
+}
+
+function settle(uses: PendingUse[], result: ConsumeResult): void {
+  for (const use of uses) use.resolve(result);
 }
 
 function toRecord(row: TokenRow): AccessTokenRecord {

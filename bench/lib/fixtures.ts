@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
-import { newTokenId } from '../../src/tokens.js';
+import { AccessTokenCodec, newTokenId } from '../../src/tokens.js';
 import type { AccessTokenRecord, IdentityConfigInput, TokenStore } from '../../src/types.js';
 
 /** Issuer of every IdP-style token in the benchmarks (GitHub Actions'). */
@@ -117,8 +117,23 @@ export function fillerIdentities(key: IdpKey, count: number): IdentityConfigInpu
   return list;
 }
 
-/** Put `count` live token records in a store (as logins would), for scale runs. */
-export async function fillTokens(store: TokenStore, count: number, ttlSeconds = 7200): Promise<void> {
+/**
+ * Put `count` live token records in a store (as logins would), for scale runs. Returns `Bearer`
+ * authorizations for `sample` of them, evenly spaced (token ids are random, so a random sample),
+ * minted with {@link SIGNING_KEYS} like the engine's own.
+ */
+export async function fillTokens(
+  store: TokenStore,
+  count: number,
+  options: { ttlSeconds?: number; sample?: number } = {},
+): Promise<string[]> {
+  const ttlSeconds = options.ttlSeconds ?? 7200;
+  const sample = Math.min(count, options.sample ?? 0);
+  const every = sample > 0 ? count / sample : Infinity;
+  const codec = new AccessTokenCodec(SIGNING_KEYS);
+  // Logins of one identity share its config's trusted-IP array; the metadata object is per login.
+  const trustedIps = ['0.0.0.0/0', '::/0'];
+  const authorizations: string[] = [];
   const now = Date.now();
   for (let i = 0; i < count; i++) {
     const record: AccessTokenRecord = {
@@ -131,13 +146,17 @@ export async function fillTokens(store: TokenStore, count: number, ttlSeconds = 
       usesLimit: 0,
       usesCount: 0,
       revoked: false,
-      trustedIps: ['0.0.0.0/0', '::/0'],
+      trustedIps,
       metadata: { role: 'deployer' },
       issuer: ISSUER,
       subject: 'repo:acme-corp/payments-api:ref:refs/heads/main',
     };
     await store.create(record);
+    if (authorizations.length < sample && i >= authorizations.length * every) {
+      authorizations.push(`Bearer ${codec.mint(record.tokenId, record.expiresAt)}`);
+    }
   }
+  return authorizations;
 }
 
 /** An engine with the bench identity, logged in once: the access token and a tampered copy of it. */

@@ -161,11 +161,22 @@ export async function measure(
 }
 
 function cannon(baseUrl: string, request: BenchRequest, options: LoadOptions) {
+  const spread = request.authorizations;
   return autocannon({
     url: baseUrl + request.path,
     method: request.method,
     headers: request.headers,
     body: request.body,
+    ...(spread?.length && {
+      requests: [
+        {
+          setupRequest: (req) => ({
+            ...req,
+            headers: { ...req.headers, authorization: spread[(Math.random() * spread.length) | 0]! },
+          }),
+        },
+      ],
+    }),
     connections: options.connections,
     pipelining: options.pipelining,
     duration: options.duration,

@@ -5,6 +5,11 @@ export interface BenchRequest {
   path: string;
   headers?: Record<string, string>;
   body?: string;
+  /**
+   * Under load, each request takes the `authorization` header of one of these, picked at random
+   * (requests spread over many tokens); `headers` is used for the smoke check and the warm-up.
+   */
+  authorizations?: string[];
 }
 
 /** A request sent once before measuring, with the status it must get. */

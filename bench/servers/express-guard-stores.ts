@@ -6,6 +6,10 @@
  *   `test` user `postgres`, tables in a per-process schema (`omabench_<pid>`) made by `migrate` and dropped
  *   at exit (schemas left by dead bench processes are dropped at start).
  *
+ * `BENCH_SPREAD` (default 0): under load, requests spread at random over this many other live tokens (made
+ * at start, as logins would) instead of all using one; a token used by many requests at once is the
+ * PostgreSQL store's best case (concurrent uses share statements), spread tokens its common case.
+ *
  * Before answering its spec line the server sends `BENCH_RT_REQUESTS` (default 400) guarded requests to a
  * throw-away listener of the same app and reports store round trips per request in `info`: client-side
  * (ioredis commands sent / pg `client.query` calls) and, for Redis, server-side (`INFO commandstats`
@@ -24,6 +28,7 @@ import { createOidcAuth, type TokenStore } from '../../src/index.js';
 import { expressApp, hello } from '../lib/express-app.js';
 import {
   benchIdentity,
+  fillTokens,
   IDENTITY_ID,
   makeIdpKey,
   SIGNING_KEYS,
@@ -35,6 +40,7 @@ import { bearerGet, guardSmoke } from '../lib/smoke.js';
 
 const storeKind = process.env.BENCH_STORE ?? '';
 const rtRequests = intEnv('BENCH_RT_REQUESTS', 400);
+const spread = intEnv('BENCH_SPREAD', 0);
 const HOST = '127.0.0.1';
 
 /** Store round trips sent by this process (client side). */
@@ -45,7 +51,7 @@ interface StoreSetup {
   /** Server-side count of the store's per-request command, when the server keeps one. */
   serverCount?: () => Promise<number>;
   /** Synchronous clean-up, run from the `exit` handler (the harness exits on SIGTERM). */
-  cleanUp: (tokenId: string) => void;
+  cleanUp: () => void;
 }
 
 async function redisStore(): Promise<StoreSetup> {
@@ -65,10 +71,11 @@ async function redisStore(): Promise<StoreSetup> {
       const info = await stats.info('commandstats');
       return Number(/cmdstat_evalsha:calls=(\d+)/.exec(info)?.[1] ?? 0);
     },
-    cleanUp: (tokenId) => {
+    cleanUp: () => {
+      // Bench keys only (a per-process prefix); SCAN, never KEYS, on the shared server.
       execFileSync(
-        'redis-cli',
-        ['-h', HOST, 'DEL', store.tokenKey(tokenId), store.identityKey(IDENTITY_ID)],
+        'sh',
+        ['-c', `redis-cli -h ${HOST} --scan --pattern '${prefix}*' | xargs -r redis-cli -h ${HOST} DEL`],
         {
           stdio: 'ignore',
         },
@@ -161,7 +168,8 @@ await startBenchServer(async () => {
     jwt: await signIdpToken(key),
     clientIp: '127.0.0.1',
   });
-  process.on('exit', () => setup.cleanUp(grant.tokenId));
+  process.on('exit', () => setup.cleanUp());
+  const authorizations = await fillTokens(setup.store, spread, { sample: spread });
   const app = expressApp();
   app.get('/hello', requireAccessToken(auth), hello);
 
@@ -173,13 +181,14 @@ await startBenchServer(async () => {
   const info: Record<string, string | number> = {
     store: storeKind,
     storeRoundTripsPerRequest: (roundTrips - client0) / rtRequests,
+    spread,
   };
   if (server0 !== undefined && server1 !== undefined)
     info.evalshaPerRequest = (server1 - server0) / rtRequests;
   return {
     listener: app,
     spec: {
-      request: bearerGet('/hello', grant.accessToken),
+      request: { ...bearerGet('/hello', grant.accessToken), ...(spread > 0 && { authorizations }) },
       smoke: guardSmoke('/hello', grant.accessToken, tamper(grant.accessToken)),
       info,
     },

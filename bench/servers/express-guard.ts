@@ -1,6 +1,8 @@
 /**
  * Express 5 + `requireAccessToken(auth)`. Knobs: `BENCH_STORE` (`memory`, the default),
- * `BENCH_IDENTITIES` (filler identities added, default 0), `BENCH_LIVE_TOKENS` (filler live tokens, default 0).
+ * `BENCH_IDENTITIES` (filler identities added, default 0), `BENCH_LIVE_TOKENS` (filler live tokens, default 0),
+ * `BENCH_SPREAD` (under load, requests spread at random over this many of the filler tokens instead of
+ * all using the logged-in one; default 0).
  */
 import { requireAccessToken } from '../../adapters/express/index.js';
 import { createOidcAuth, MemoryTokenStore } from '../../src/index.js';
@@ -22,6 +24,7 @@ const storeKind = process.env.BENCH_STORE || 'memory';
 if (storeKind !== 'memory') throw new Error(`BENCH_STORE=${storeKind} is not wired yet`);
 const identities = intEnv('BENCH_IDENTITIES', 0);
 const liveTokens = intEnv('BENCH_LIVE_TOKENS', 0);
+const spread = intEnv('BENCH_SPREAD', 0);
 
 await startBenchServer(async () => {
   const key = makeIdpKey('RS256');
@@ -31,7 +34,7 @@ await startBenchServer(async () => {
     tokens,
     signingKeys: SIGNING_KEYS,
   });
-  await fillTokens(tokens, liveTokens);
+  const authorizations = await fillTokens(tokens, liveTokens, { sample: spread });
   const grant = await auth.login({
     identityId: IDENTITY_ID,
     jwt: await signIdpToken(key),
@@ -42,9 +45,9 @@ await startBenchServer(async () => {
   return {
     listener: app,
     spec: {
-      request: bearerGet('/hello', grant.accessToken),
+      request: { ...bearerGet('/hello', grant.accessToken), ...(spread > 0 && { authorizations }) },
       smoke: guardSmoke('/hello', grant.accessToken, tamper(grant.accessToken)),
-      info: { store: storeKind, identities: identities + 1, liveTokens: liveTokens + 1 },
+      info: { store: storeKind, identities: identities + 1, liveTokens: liveTokens + 1, spread },
     },
   };
 });

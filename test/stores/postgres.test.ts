@@ -105,6 +105,74 @@ describe('PostgresTokenStore', () => {
     expect((await s.get(record.tokenId, Date.now()))?.usesCount).toBe(0);
   });
 
+  it('concurrent uses of one token share statements; each success sees its own count', async () => {
+    const s = tokenStore();
+    const record = makeRecord({ usesLimit: 0 });
+    await s.create(record);
+    const sent = vi.spyOn(pg.Client.prototype, 'query');
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => s.consume(record.tokenId, record.createdAt + 1)),
+      );
+      const counts = results.map((r) => (r.ok ? r.record.usesCount : -1));
+      expect(counts.sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      // The first use goes alone; the 49 that arrived while it was in flight go as one statement.
+      expect(sent).toHaveBeenCalledTimes(2);
+    } finally {
+      sent.mockRestore();
+    }
+    expect((await s.get(record.tokenId, record.createdAt + 1))?.usesCount).toBe(50);
+  });
+
+  it('uses queued behind a statement see what changed meanwhile, and never overspend', async () => {
+    const s = tokenStore();
+    const record = makeRecord({ usesLimit: 3 });
+    await s.create(record);
+    const other = await pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM "${schema}".oma_access_tokens WHERE token_id = $1 FOR UPDATE`, [
+        record.tokenId,
+      ]);
+      const first = s.consume(record.tokenId, Date.now());
+      await vi.waitFor(async () => {
+        const { rows } = await pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH hit AS%'`,
+        );
+        expect((rows[0] as { n: number }).n).toBe(1);
+      });
+      const queued = Array.from({ length: 4 }, () => s.consume(record.tokenId, Date.now()));
+      // Another instance spends one of the three uses while they wait.
+      await other.query(`UPDATE "${schema}".oma_access_tokens SET uses_count = 1 WHERE token_id = $1`, [
+        record.tokenId,
+      ]);
+      await other.query('COMMIT');
+      expect(await first).toMatchObject({ ok: true, record: { usesCount: 2 } });
+      const rest = await Promise.all(queued);
+      expect(rest[0]).toMatchObject({ ok: true, record: { usesCount: 3 } });
+      expect(rest.slice(1)).toEqual(Array(3).fill({ ok: false, reason: 'uses_exhausted' }));
+    } finally {
+      other.release();
+    }
+    expect((await s.get(record.tokenId, Date.now()))?.usesCount).toBe(3);
+  });
+
+  it('a use queued behind a statement that fails is refused with it, within the timeout', async () => {
+    const stalled = { connect: () => new Promise(() => {}) } as unknown as pg.Pool;
+    const s = new PostgresTokenStore({ pool: stalled, schema, statementTimeoutMs: 300 });
+    const started = performance.now();
+    const settled = await Promise.allSettled(
+      Array.from({ length: 3 }, () => s.consume('tok-stalled', Date.now())),
+    );
+    const elapsed = performance.now() - started;
+    for (const result of settled) {
+      expect(result.status).toBe('rejected');
+      if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(ServiceUnavailableError);
+    }
+    // Run one after another, the queued ones would take 300 ms more each.
+    expect(elapsed).toBeLessThan(550);
+  });
+
   it('HTTP-04: ids with SQL metacharacters are data, never SQL', async () => {
     const s = tokenStore();
     const identityId = "x'); DROP TABLE oma_access_tokens; --";
