@@ -156,10 +156,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
   const ipLists = new WeakMap<readonly string[], IpAllowList>();
 
+  // Closures below take single fields, never `options`: holding it would keep the caller's whole
+  // `identities` array (a million input objects, say) alive beside the store's own copy.
+  const onEvent = options.onEvent;
+
   function emit(event: Omit<AuthEvent, 'time'>): void {
-    if (!options.onEvent) return;
+    if (!onEvent) return;
     try {
-      options.onEvent({ time: clock(), ...event });
+      onEvent({ time: clock(), ...event });
     } catch (error) {
       logger?.error({ event: 'on_event.error', err: describe(error) }, 'onEvent hook threw');
     }
