@@ -131,7 +131,8 @@ export async function fillTokens(
   const sample = Math.min(count, options.sample ?? 0);
   const every = sample > 0 ? count / sample : Infinity;
   const codec = new AccessTokenCodec(SIGNING_KEYS);
-  // Logins of one identity share its config's trusted-IP array; the metadata object is per login.
+  // Like logins of one identity: they share its config's trusted-IP array; each login makes its own
+  // frozen metadata object (base metadata + mapped claims).
   const trustedIps = ['0.0.0.0/0', '::/0'];
   const authorizations: string[] = [];
   const now = Date.now();
@@ -147,7 +148,11 @@ export async function fillTokens(
       usesCount: 0,
       revoked: false,
       trustedIps,
-      metadata: { role: 'deployer' },
+      metadata: Object.freeze({
+        role: 'deployer',
+        repository: 'acme-corp/payments-api',
+        ref: 'refs/heads/main',
+      }),
       issuer: ISSUER,
       subject: 'repo:acme-corp/payments-api:ref:refs/heads/main',
     };

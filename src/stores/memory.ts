@@ -107,6 +107,8 @@ export class MemoryTokenStore implements TokenStore {
   readonly #byIdentity = new Map<string, Set<string>>();
   /** Interned issuer/subject/identity strings: every login parses fresh copies of the same few values. */
   readonly #strings = new Map<string, string>();
+  /** Interned metadata objects, by their JSON. */
+  readonly #metadata = new Map<string, Readonly<Record<string, unknown>>>();
   readonly #clock: () => number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -130,6 +132,7 @@ export class MemoryTokenStore implements TokenStore {
       identityId: this.#intern(record.identityId),
       issuer: record.issuer === undefined ? undefined : this.#intern(record.issuer),
       subject: record.subject === undefined ? undefined : this.#intern(record.subject),
+      metadata: this.#internMetadata(record.metadata),
     });
     let ids = this.#byIdentity.get(record.identityId);
     if (!ids) this.#byIdentity.set(record.identityId, (ids = new Set()));
@@ -196,6 +199,25 @@ export class MemoryTokenStore implements TokenStore {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /**
+   * Tokens of one job or pipeline carry equal metadata (same repository, same ref): keep one frozen
+   * object for them all, so a million live tokens are not a million more objects for the collector.
+   * Only frozen objects of primitive values are shared; anything else is kept as given.
+   */
+  #internMetadata(metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+    if (!Object.isFrozen(metadata)) return metadata;
+    for (const key in metadata) {
+      const value = metadata[key];
+      if (value !== null && typeof value === 'object') return metadata;
+    }
+    const key = JSON.stringify(metadata);
+    const known = this.#metadata.get(key);
+    if (known !== undefined) return known;
+    if (this.#metadata.size >= 10_000) this.#metadata.clear();
+    this.#metadata.set(key, metadata);
+    return metadata;
   }
 
   #intern(value: string): string {
