@@ -147,10 +147,13 @@ function parseRange(entry: unknown, field: string, identityId: string | undefine
 function isStrictIPv6(address: string): boolean {
   if (!address.includes(':') || address.includes('%')) return false;
   if (!ipaddr.IPv6.isValid(address)) return false;
-  // An embedded dotted quad (`::ffff:1.2.3.4`) must itself be four-part decimal.
   const lastColon = address.lastIndexOf(':');
   const tail = address.slice(lastColon + 1);
-  return !tail.includes('.') || ipaddr.IPv4.isValidFourPartDecimal(tail);
+  if (!tail.includes('.')) return true;
+  // An embedded dotted quad must itself be four-part decimal, and only in the IPv4-mapped form
+  // spelled out (`::ffff:1.2.3.4`): ipaddr.js 2 reads the deprecated IPv4-compatible `::1.2.3.4` as
+  // `::ffff:1.2.3.4` but `0:0:0:0:0:0:1.2.3.4` as IPv6, so one address would match by spelling.
+  return ipaddr.IPv4.isValidFourPartDecimal(tail) && /(?:^|:)ffff$/i.test(address.slice(0, lastColon));
 }
 
 function canonicalAddress(address: ipaddr.IPv4 | ipaddr.IPv6): string {
