@@ -11,7 +11,7 @@ import { startServer, type ServerProcess } from './lib/child.js';
 import { combineMeasures, measure, smokeCheck, warmUp, type RunMeasure } from './lib/load.js';
 import type { MicroResult } from './lib/micro-harness.js';
 import { profileMarkdown, summariseProfile } from './lib/profile.js';
-import { compare, renderReport, type BenchReport, type RunRecord } from './lib/report.js';
+import { compare, renderReport, type BenchReport, type ExtraSection, type RunRecord } from './lib/report.js';
 import { fmt, median } from './lib/stats.js';
 import { idleNoise, machineInfo } from './lib/system.js';
 
@@ -178,9 +178,10 @@ function describeRun(r: RunRecord): string {
   if (!m) return `${r.candidate}: failed`;
   return (
     `${r.candidate.padEnd(36)} ${fmt(m.rps).padStart(7)} req/s  p50 ${fmt(m.p50, 1)} ms  p99 ${fmt(m.p99, 1)} ms  ` +
-    `server ${fmt(m.serverUsPerReq)} µs/req  cores s/c/o ${fmt(m.serverCores, 2)}/${fmt(m.clientCores, 2)}/${
-      m.otherCores === undefined ? '?' : fmt(m.otherCores, 2)
-    }${r.noisy ? '  NOISY' : ''}`
+    `server ${fmt(m.serverUsPerReq)} µs/req  cores s/c/db/o ${fmt(m.serverCores, 2)}/${fmt(m.clientCores, 2)}/${fmt(
+      m.storeCores ?? 0,
+      2,
+    )}/${m.otherCores === undefined ? '?' : fmt(m.otherCores, 2)}${r.noisy ? '  NOISY' : ''}`
   );
 }
 
@@ -237,6 +238,59 @@ function runMicro(): Promise<MicroResult[]> {
   });
 }
 
+/** Runs `node <nodeArgs> --import tsx bench/<script> <scriptArgs>` and returns its stdout (Markdown). */
+function runScript(script: string, scriptArgs: string[], nodeArgs: string[] = []): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs, '--import', 'tsx', `${BENCH}${script}`, ...scriptArgs],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve(stdout.trim()) : reject(new Error(`${script} exited ${code}`)),
+    );
+  });
+}
+
+/** The non-HTTP sections of a full run: cold-start fetch counts and memory per live token. */
+async function runExtras(): Promise<ExtraSection[]> {
+  const jobs: [string, string, () => Promise<string>][] = [
+    [
+      'Cold start and key rotation',
+      'A fresh engine meets a burst of concurrent logins against a loopback IdP (`npx tsx bench/coldstart.ts`): ' +
+        'IdP fetches counted by the IdP, latency per login.',
+      () => runScript('coldstart.ts', ['--logins', args.quick ? '50' : '200']),
+    ],
+    [
+      'Memory per live token',
+      'Heap per token after `gc()`, each size in a fresh process, and Redis `MEMORY USAGE` ' +
+        '(`node --expose-gc --import tsx bench/memory.ts`; see docs/STORES.md for the breakdown).',
+      () =>
+        runScript(
+          'memory.ts',
+          ['--sizes', args.quick ? '1000,10000' : '1000,100000,1000000'],
+          ['--expose-gc'],
+        ),
+    ],
+  ];
+  const sections: ExtraSection[] = [];
+  for (const [title, intro, job] of jobs) {
+    log(`${title.toLowerCase()}…`);
+    await waitQuiet(args);
+    try {
+      sections.push({ title, intro, markdown: await job() });
+    } catch (error) {
+      sections.push({ title, intro, markdown: `Failed: ${(error as Error).message}` });
+    }
+  }
+  return sections;
+}
+
 function printSummary(report: BenchReport): void {
   for (const c of compare(report)) {
     const target = c.comparison.target;
@@ -276,6 +330,7 @@ if (!args.skipMicro) {
     microError = (error as Error).message;
   }
 }
+const extras = args.skipMicro ? undefined : await runExtras();
 let profiles: string[] | undefined;
 if (args.profile) {
   profiles = [];
@@ -301,6 +356,7 @@ const report: BenchReport = {
   runs,
   micro,
   microError,
+  extras,
   profiles,
 };
 writeFileSync(outFile, renderReport(report));

@@ -53,9 +53,12 @@ interface TokenRow {
  * Access-token state in PostgreSQL, shared by every app instance that uses the same database.
  *
  * **When to choose it:** several app instances and PostgreSQL already at hand, or tokens that must
- * survive a restart of everything. One guarded request costs one round trip: a single statement
- * that counts the use (`UPDATE … WHERE … uses_count < uses_limit RETURNING`) and, when no row
- * qualifies, tells why in the same answer. Renew and revoke are one statement each; login one.
+ * survive a restart of everything. One guarded request costs at most one round trip: a single
+ * statement that counts the use (`UPDATE … WHERE … uses_count < uses_limit RETURNING`) and, when no
+ * row qualifies, tells why in the same answer. Uses of one token that arrive while its statement is
+ * in flight go together as the next one (see {@link PostgresTokenStore.consume}): a token that many
+ * requests use at once would otherwise queue them all on its row lock, one commit each. Renew and
+ * revoke are one statement each; login one.
  *
  * **Storage:** one row per token in `<schema>.<prefix>access_tokens`: about 265 bytes of tuple with a
  * small metadata object (370 with six mapped claims; `pg_column_size`), about 345 bytes on disk per

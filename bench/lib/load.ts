@@ -7,7 +7,7 @@ import {
   type ControlAnswer,
   type SmokeCase,
 } from './protocol.js';
-import { ownCpuUs, readCpuTotals } from './system.js';
+import { ownCpuUs, readCpuTotals, storeServersCpuUs } from './system.js';
 
 /** autocannon settings of a run. */
 export interface LoadOptions {
@@ -33,13 +33,22 @@ export interface RunMeasure {
   /** Shares of one core over the run (1 = one core busy the whole run). */
   serverCores: number;
   clientCores: number;
-  /** Everything else on the machine: `/proc/stat` busy time minus client and server. */
+  /** The local PostgreSQL and Redis server processes (a store candidate's own cost, not noise). */
+  storeCores: number;
+  /** Everything else on the machine: `/proc/stat` busy time minus client, server and store servers. */
   otherCores: number | undefined;
   /** Server RSS and heap at the end, bytes. */
   rss: number;
   heapUsed: number;
   /** Raw sums, so slices of one run can be combined: wall, server, client and other CPU µs; requests the server saw. */
-  raw: { wallUs: number; serverUs: number; clientUs: number; otherUs: number | undefined; served: number };
+  raw: {
+    wallUs: number;
+    serverUs: number;
+    clientUs: number;
+    storeUs: number;
+    otherUs: number | undefined;
+    served: number;
+  };
 }
 
 /**
@@ -56,6 +65,7 @@ export function combineMeasures(parts: readonly RunMeasure[]): RunMeasure {
   const wallUs = sum((m) => m.raw.wallUs);
   const serverUs = sum((m) => m.raw.serverUs);
   const clientUs = sum((m) => m.raw.clientUs);
+  const storeUs = sum((m) => m.raw.storeUs ?? 0);
   const served = sum((m) => m.raw.served);
   const otherUs = parts.some((m) => m.raw.otherUs === undefined) ? undefined : sum((m) => m.raw.otherUs!);
   const requests = sum((m) => m.requests);
@@ -70,10 +80,11 @@ export function combineMeasures(parts: readonly RunMeasure[]): RunMeasure {
     serverUsPerReq: served > 0 ? serverUs / served : Number.NaN,
     serverCores: serverUs / wallUs,
     clientCores: clientUs / wallUs,
+    storeCores: storeUs / wallUs,
     otherCores: otherUs === undefined ? undefined : otherUs / wallUs,
     rss: last.rss,
     heapUsed: last.heapUsed,
-    raw: { wallUs, serverUs, clientUs, otherUs, served },
+    raw: { wallUs, serverUs, clientUs, storeUs, otherUs, served },
   };
 }
 
@@ -130,19 +141,23 @@ export async function measure(
   if (options.profile) await control(baseUrl, PROFILE_START_PATH);
   const server0 = await readControl(baseUrl);
   const machine0 = readCpuTotals();
+  const stores0 = storeServersCpuUs();
   const client0 = ownCpuUs();
   const t0 = process.hrtime.bigint();
   const result = await cannon(baseUrl, request, options);
   const wallUs = Number(process.hrtime.bigint() - t0) / 1000;
   const client1 = ownCpuUs();
   const machine1 = readCpuTotals();
+  const storeUs = storeServersCpuUs() - stores0;
   const server1 = await readControl(baseUrl);
   if (options.profile) await control(baseUrl, PROFILE_STOP_PATH);
   const serverUs = server1.cpu.user + server1.cpu.system - (server0.cpu.user + server0.cpu.system);
   const clientUs = client1 - client0;
   const served = server1.requests - server0.requests;
   const otherUs =
-    machine0 && machine1 ? Math.max(0, machine1.busyUs - machine0.busyUs - serverUs - clientUs) : undefined;
+    machine0 && machine1
+      ? Math.max(0, machine1.busyUs - machine0.busyUs - serverUs - clientUs - storeUs)
+      : undefined;
   return {
     rps: result['2xx'] / (wallUs / 1e6),
     p50: result.latency.p50,
@@ -153,10 +168,11 @@ export async function measure(
     serverUsPerReq: served > 0 ? serverUs / served : Number.NaN,
     serverCores: serverUs / wallUs,
     clientCores: clientUs / wallUs,
+    storeCores: storeUs / wallUs,
     otherCores: otherUs === undefined ? undefined : otherUs / wallUs,
     rss: server1.memory.rss,
     heapUsed: server1.memory.heapUsed,
-    raw: { wallUs, serverUs, clientUs, otherUs, served },
+    raw: { wallUs, serverUs, clientUs, storeUs, otherUs, served },
   };
 }
 

@@ -36,7 +36,16 @@ export interface BenchReport {
   runs: readonly RunRecord[];
   micro?: readonly MicroResult[];
   microError?: string;
+  /** Sections measured by other scripts (cold start, memory per token), already Markdown. */
+  extras?: readonly ExtraSection[];
   profiles?: readonly string[];
+}
+
+/** One section of the report written by another script. */
+export interface ExtraSection {
+  title: string;
+  intro: string;
+  markdown: string;
 }
 
 const isUsable = (r: RunRecord, id: string) => r.used && r.candidate === id && !!r.measure && !r.error;
@@ -208,14 +217,17 @@ export function renderReport(report: BenchReport): string {
     }
   }
 
+  for (const extra of report.extras ?? [])
+    out.push(`## ${extra.title}`, '', extra.intro, '', extra.markdown, '');
+
   if (runs.length > 0) {
     out.push('## Every run', '');
     out.push(
-      `Cores = share of one core over the run. "others" = machine busy time from /proc/stat minus client and ` +
-        `server; a run is flagged noisy above ${args.noisyShare} core, and retried up to ${args.retries} time(s).`,
+      `Cores = share of one core over the run. "others" = machine busy time from /proc/stat minus client, server and ` +
+        `the local PostgreSQL and Redis servers ("store server", a store candidate's own cost); a run is flagged noisy above ${args.noisyShare} core, and retried up to ${args.retries} time(s).`,
       '',
-      '| round | # | candidate | attempt | req/s | p50 ms | p99 ms | server µs/req | server cores | client cores | others cores | notes |',
-      '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      '| round | # | candidate | attempt | req/s | p50 ms | p99 ms | server µs/req | server cores | client cores | store server cores | others cores | notes |',
+      '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     );
     for (const r of runs) {
       const m = r.measure;
@@ -238,7 +250,7 @@ export function renderReport(report: BenchReport): string {
           m ? fmt(m.p50, 1) : '–'
         } | ${m ? fmt(m.p99, 1) : '–'} | ${m ? fmt(m.serverUsPerReq) : '–'} | ${m ? fmt(m.serverCores, 2) : '–'} | ${
           m ? fmt(m.clientCores, 2) : '–'
-        } | ${m?.otherCores !== undefined ? fmt(m.otherCores, 2) : '–'} | ${notes} |`,
+        } | ${m ? fmt(m.storeCores ?? 0, 2) : '–'} | ${m?.otherCores !== undefined ? fmt(m.otherCores, 2) : '–'} | ${notes} |`,
       );
     }
     out.push('');

@@ -25,3 +25,9 @@ export function fmtSpread(values: readonly number[], digits = 0): string {
   if (values.length === 1) return fmt(values[0]!, digits);
   return `${fmt(median(values), digits)} (${fmt(min, digits)}–${fmt(max, digits)})`;
 }
+
+/** The `q` quantile (0–1) of ascending-sorted `sorted`, nearest rank. */
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
