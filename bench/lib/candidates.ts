@@ -163,6 +163,7 @@ export const CANDIDATES: readonly Candidate[] = [
     bare: 'express-bare',
     sets: ['default', 'stores'],
   })),
+  ...frameworkStoreCandidates(),
 ];
 
 /** The ratios reported; those with a `target` get a met/MISSED verdict. */
@@ -303,6 +304,7 @@ export const COMPARISONS: readonly Comparison[] = [
     candidate: 'express-guard-postgres',
     baseline: 'express-bare',
   },
+  ...frameworkStoreComparisons(),
 ];
 
 /**
@@ -345,6 +347,43 @@ function frameworkCandidates(): Candidate[] {
     env: { BENCH_VARIANT: variant },
     framework,
     bare: `${framework}-bare`,
-    sets: ['default', 'frameworks'],
+    // The memory-store guard is also the baseline of the framework's shared-store runs.
+    sets: variant === 'guard' ? ['default', 'frameworks', 'stores'] : ['default', 'frameworks'],
   }));
+}
+
+// Functions, not constants: the lists at the top of the file call them before constants here exist.
+function frameworkName(framework: 'koa' | 'hono' | 'fastify'): string {
+  return { koa: 'Koa', hono: 'Hono', fastify: 'Fastify' }[framework];
+}
+
+function storeName(store: 'redis' | 'postgres'): string {
+  return store === 'redis' ? 'Redis' : 'PostgreSQL';
+}
+
+/** Issue 6: each framework's guard on the shared stores, against its guard on the memory store. */
+function frameworkStoreCandidates(): Candidate[] {
+  return (['koa', 'hono', 'fastify'] as const).flatMap((framework) =>
+    (['redis', 'postgres'] as const).map((store): Candidate => ({
+      id: `${framework}-guard-${store}`,
+      label: `${frameworkName(framework)} + requireAccessToken (${storeName(store)} store)`,
+      server: `${framework}.ts`,
+      env: { BENCH_VARIANT: 'guard', BENCH_STORE: store },
+      framework,
+      bare: `${framework}-bare`,
+      sets: ['default', 'stores'],
+    })),
+  );
+}
+
+function frameworkStoreComparisons(): Comparison[] {
+  return (['koa', 'hono', 'fastify'] as const).flatMap((framework) =>
+    (['redis', 'postgres'] as const).map((store): Comparison => ({
+      label: `${frameworkName(framework)} guard, ${storeName(store)} vs memory store`,
+      candidate: `${framework}-guard-${store}`,
+      baseline: `${framework}-guard`,
+      target: store === 'redis' ? 0.6 : 0.4,
+      source: 'issues 4, 6',
+    })),
+  );
 }

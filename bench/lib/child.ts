@@ -22,7 +22,7 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Extra `node` flags (e.g. `--cpu-prof`). */
   nodeFlags?: string[];
-  /** Longest wait for the spec line, in ms. Default 60 000 (scale fixtures take time). */
+  /** Longest wait for the spec line, in ms. Default 240 000: a million identity configs take ~40 s to validate alone, longer while other servers start. */
   timeoutMs?: number;
 }
 
@@ -50,7 +50,7 @@ export function startServer(options: StartOptions): Promise<ServerProcess> {
       void stop(1000);
       reject(new Error(`${options.server}: ${why}${stderr ? `\n${stderr.trim()}` : ''}`));
     };
-    const timer = setTimeout(() => fail('no spec line in time'), options.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => fail('no spec line in time'), options.timeoutMs ?? 240_000);
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       if (!line.startsWith('{')) return;

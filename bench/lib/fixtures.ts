@@ -164,11 +164,15 @@ export async function fillTokens(
   return authorizations;
 }
 
-/** An engine with the bench identity, logged in once: the access token and a tampered copy of it. */
+/**
+ * An engine with the bench identity, logged in once: the access token and a tampered copy of it.
+ * `tokens`: the token store (default: the engine's memory store).
+ */
 export async function loggedInEngine(
   key: IdpKey,
+  tokens?: TokenStore,
 ): Promise<{ auth: OidcAuth; token: string; forged: string }> {
-  const auth = createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS });
+  const auth = createOidcAuth({ identities: [benchIdentity(key)], tokens, signingKeys: SIGNING_KEYS });
   const grant = await auth.login({
     identityId: IDENTITY_ID,
     jwt: await signIdpToken(key),

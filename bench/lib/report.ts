@@ -316,19 +316,22 @@ export function storeRoundTripsMarkdown(runs: readonly RunRecord[]): string[] {
   if (byCandidate.size === 0) return [];
   const list = (xs: number[]) => (xs.length === 0 ? '–' : [...new Set(xs.map((x) => fmt(x, 3)))].join(', '));
   const out = [
-    '## Store round trips per guarded request (target: exactly 1, issue 4)',
+    '## Store round trips per guarded request (target: one, never more; issue 4)',
     '',
     'Counted by each store server before it starts answering the harness: warm-up, then a few hundred guarded ' +
       'requests through the same app. Client side = ioredis commands sent / pg `client.query` calls; server side ' +
       '= `INFO commandstats` EVALSHA calls delta (other clients of the shared Redis can only raise it). ' +
-      'Distinct values over all runs.',
+      'Distinct values over all runs. The probe sends 10 requests at a time on one token: the PostgreSQL store ' +
+      'sends uses of one token that arrive while its statement runs as one next statement, so it makes fewer.',
     '',
     '| candidate | client side | server side (Redis EVALSHA) | verdict |',
     '|---|---:|---:|---|',
   ];
   for (const [id, row] of byCandidate) {
-    const exact = row.client.every((x) => x === 1);
-    out.push(`| ${id} | ${list(row.client)} | ${list(row.server)} | ${exact ? '**met**' : '**MISSED**'} |`);
+    const atMostOne = row.client.every((x) => x > 0 && x <= 1) && row.server.every((x) => x <= 1);
+    out.push(
+      `| ${id} | ${list(row.client)} | ${list(row.server)} | ${atMostOne ? '**met**' : '**MISSED**'} |`,
+    );
   }
   out.push('');
   return out;

@@ -1,7 +1,7 @@
 /**
  * Fastify 5: `GET /hello` answering a small JSON. `BENCH_VARIANT`:
  * - `bare` (default): the route alone, the baseline of every Fastify run;
- * - `guard`: behind `requireAccessToken(auth)` from `adapters/fastify` as the route's `preHandler` (memory store);
+ * - `guard`: behind `requireAccessToken(auth)` from `adapters/fastify` as the route's `preHandler` (`BENCH_STORE`: memory by default, or redis / postgres, see `lib/stores.ts`);
  * - `fastify-jwt`: behind @fastify/jwt (`request.jwtVerify()` as `preHandler`) verifying an IdP-style RS256 JWT
  *   with the public key given once (PEM), `iss` and `aud` checked, fast-jwt's token cache left off (its default).
  * The harness owns the `node:http` server, so Fastify's request handler is taken through `serverFactory`.
@@ -22,6 +22,7 @@ import {
 import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
 import { bearerGet, guardSmoke } from '../lib/smoke.js';
+import { setupStore, storeKind } from '../lib/stores.js';
 
 const variant = process.env.BENCH_VARIANT || 'bare';
 
@@ -39,7 +40,7 @@ await startBenchServer(async () => {
   let token: string | undefined;
   let forged = '';
   if (variant === 'guard') {
-    const engine = await loggedInEngine(key);
+    const engine = await loggedInEngine(key, (await setupStore()).store);
     const auth = engine.auth;
     ({ token, forged } = engine);
     preHandler = requireAccessToken(auth);
@@ -64,7 +65,11 @@ await startBenchServer(async () => {
   await app.ready();
   if (!handler) throw new Error('fastify did not call serverFactory');
   const spec: Omit<ServerSpec, 'port'> = token
-    ? { request: bearerGet('/hello', token), smoke: guardSmoke('/hello', token, forged), info: { variant } }
+    ? {
+        request: bearerGet('/hello', token),
+        smoke: guardSmoke('/hello', token, forged),
+        info: { variant, store: storeKind() },
+      }
     : {
         request: { method: 'GET', path: '/hello' },
         smoke: [

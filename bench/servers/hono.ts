@@ -1,7 +1,7 @@
 /**
  * Hono 4 on `@hono/node-server` (`getRequestListener`): `GET /hello` answering a small JSON. `BENCH_VARIANT`:
  * - `bare` (default): the route alone, the baseline of every Hono run;
- * - `guard`: behind `requireAccessToken(auth)` from `adapters/hono` (memory store, socket address);
+ * - `guard`: behind `requireAccessToken(auth)` from `adapters/hono` (`BENCH_STORE`: memory by default, or redis / postgres, see `lib/stores.ts`, socket address);
  * - `jwk`: behind `hono/jwk` with the IdP's public JWK given once in `keys` (RS256, `iss` and `aud` checked);
  * - `jwk-uri`: the same with `jwks_uri` pointing at a loopback JWKS (hono/jwk has no cache of its own).
  */
@@ -22,6 +22,7 @@ import {
 import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
 import { bearerGet, guardSmoke } from '../lib/smoke.js';
+import { setupStore, storeKind } from '../lib/stores.js';
 
 const variant = process.env.BENCH_VARIANT || 'bare';
 
@@ -32,7 +33,7 @@ await startBenchServer(async (port) => {
   let forged = '';
   let documents: Record<string, unknown> | undefined;
   if (variant === 'guard') {
-    const engine = await loggedInEngine(key);
+    const engine = await loggedInEngine(key, (await setupStore()).store);
     const auth = engine.auth;
     ({ token, forged } = engine);
     guards.push(requireAccessToken(auth) as unknown as MiddlewareHandler);
@@ -53,7 +54,11 @@ await startBenchServer(async (port) => {
   for (const g of guards) app.use('/hello', g);
   app.get('/hello', (c) => c.json(HELLO));
   const spec: Omit<ServerSpec, 'port'> = token
-    ? { request: bearerGet('/hello', token), smoke: guardSmoke('/hello', token, forged), info: { variant } }
+    ? {
+        request: bearerGet('/hello', token),
+        smoke: guardSmoke('/hello', token, forged),
+        info: { variant, store: storeKind() },
+      }
     : {
         request: { method: 'GET', path: '/hello' },
         smoke: [

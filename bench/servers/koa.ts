@@ -1,7 +1,7 @@
 /**
  * Koa 3: `GET /hello` answering a small JSON. `BENCH_VARIANT`:
  * - `bare` (default): the route alone, the baseline of every Koa run;
- * - `guard`: behind `requireAccessToken(auth)` from `adapters/koa` (memory store);
+ * - `guard`: behind `requireAccessToken(auth)` from `adapters/koa` (`BENCH_STORE`: memory by default, or redis / postgres, see `lib/stores.ts`);
  * - `koa-jwt`: behind koa-jwt with jwks-rsa (`koaJwtSecret`, cache on) verifying an IdP-style RS256 JWT
  *   whose keys come from a loopback JWKS.
  * Every variant routes with the same hand-written path check, so only the guard differs.
@@ -23,6 +23,7 @@ import {
 import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
 import { bearerGet, guardSmoke } from '../lib/smoke.js';
+import { setupStore, storeKind } from '../lib/stores.js';
 
 const variant = process.env.BENCH_VARIANT || 'bare';
 
@@ -49,7 +50,7 @@ await startBenchServer(async (port) => {
   if (variant === 'bare') {
     app = koaApp([]);
   } else if (variant === 'guard') {
-    const engine = await loggedInEngine(key);
+    const engine = await loggedInEngine(key, (await setupStore()).store);
     const auth = engine.auth;
     ({ token, forged } = engine);
     app = koaApp([requireAccessToken(auth) as Middleware]);
@@ -67,7 +68,11 @@ await startBenchServer(async (port) => {
     throw new Error(`unknown BENCH_VARIANT ${JSON.stringify(variant)}`);
   }
   const spec: Omit<ServerSpec, 'port'> = token
-    ? { request: bearerGet('/hello', token), smoke: guardSmoke('/hello', token, forged), info: { variant } }
+    ? {
+        request: bearerGet('/hello', token),
+        smoke: guardSmoke('/hello', token, forged),
+        info: { variant, store: storeKind() },
+      }
     : {
         request: { method: 'GET', path: '/hello' },
         smoke: [
