@@ -9,9 +9,10 @@
  * fresh engine unless said otherwise:
  * - `cold`: N concurrent logins before anything is cached;
  * - `warm`: N more on the same engine (no fetch expected);
- * - `rotated`: the IdP signs with a new key; N concurrent logins with it on the warm engine;
- * - `unknown kids`: N concurrent logins each naming a different unknown `kid` (refused, 401) on the
- *   warm engine: the refetch cooldown must hold the JWKS fetches down.
+ * - `rotated`: 31 s later (the engine's clock; past the 30 s refetch cooldown) the IdP signs with a
+ *   new key; N concurrent logins with it on the warm engine;
+ * - `unknown kids`: 31 s later again, N concurrent logins each naming a different unknown `kid`
+ *   (refused, 401): one refetch at most, whatever the number of kids.
  * Prints a Markdown table (or JSON with `--json`, for `bench/run.ts`).
  */
 import { parseArgs } from 'node:util';
@@ -37,8 +38,12 @@ const N = Number(values.logins);
 const AUDIENCE = 'https://bench.example/app';
 const SUBJECT = 'repo:acme-corp/payments-api:ref:refs/heads/main';
 
+/** The engines' clock: moved forward between scenarios instead of waiting. */
+let now = Date.now();
+
 function engine(idp: TestIdp): OidcAuth {
   return createOidcAuth({
+    clock: () => now,
     identities: [
       {
         identityId: 'ci',
@@ -86,20 +91,27 @@ async function burst(scenario: string, idp: TestIdp, auth: OidcAuth, jwts: strin
 
 const idp = await startTestIdp({ keys: [createSigningKey('RS256', 'key-1')] });
 try {
-  const claims = { sub: SUBJECT, aud: AUDIENCE };
+  const claims = () => {
+    const iat = Math.floor(now / 1000);
+    return { sub: SUBJECT, aud: AUDIENCE, iat, exp: iat + 300 };
+  };
   const signed = (options?: Parameters<TestIdp['sign']>[1]) =>
-    Promise.all(Array.from({ length: N }, () => idp.sign(claims, options)));
+    Promise.all(Array.from({ length: N }, () => idp.sign(claims(), options)));
   const rows: ColdStartRow[] = [];
   const auth = engine(idp);
   rows.push(await burst('cold: fresh engine', idp, auth, await signed()));
   rows.push(await burst('warm: same engine', idp, auth, await signed()));
+  now += 31_000;
   const rotated = createSigningKey('RS256', 'key-2');
   idp.setKeys([rotated, ...idp.keys]);
-  rows.push(await burst('rotated: IdP signs with a new kid', idp, auth, await signed({ key: rotated })));
-  const unknown = await Promise.all(
-    Array.from({ length: N }, (_, i) => idp.sign(claims, { kid: `unknown-${i}` })),
+  rows.push(
+    await burst('rotated: IdP signs with a new kid (31 s later)', idp, auth, await signed({ key: rotated })),
   );
-  rows.push(await burst('unknown kids: one per login (refused)', idp, auth, unknown));
+  now += 31_000;
+  const unknown = await Promise.all(
+    Array.from({ length: N }, (_, i) => idp.sign(claims(), { kid: `unknown-${i}` })),
+  );
+  rows.push(await burst('unknown kids: one per login, refused (31 s later)', idp, auth, unknown));
 
   if (values.json) {
     process.stdout.write(`${JSON.stringify(rows)}\n`);
