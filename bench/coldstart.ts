@@ -17,7 +17,12 @@
  */
 import { parseArgs } from 'node:util';
 import { createOidcAuth, type OidcAuth } from '../src/index.js';
-import { createSigningKey, startTestIdp, type TestIdp } from '../test/helpers/idp-server.js';
+import {
+  createSigningKey,
+  loopbackIdentity,
+  startTestIdp,
+  type TestIdp,
+} from '../test/helpers/idp-server.js';
 import { fmt, percentile } from './lib/stats.js';
 
 interface ColdStartRow {
@@ -44,16 +49,7 @@ let now = Date.now();
 function engine(idp: TestIdp): OidcAuth {
   return createOidcAuth({
     clock: () => now,
-    identities: [
-      {
-        identityId: 'ci',
-        oidcDiscoveryUrl: idp.issuer,
-        allowInsecureLoopback: true,
-        boundIssuer: idp.issuer,
-        boundSubject: SUBJECT,
-        boundAudiences: AUDIENCE,
-      },
-    ],
+    identities: [loopbackIdentity(idp, SUBJECT, AUDIENCE)],
     signingKeys: { k1: 'a-bench-signing-secret-of-at-least-32-bytes!' },
   });
 }

@@ -4,7 +4,13 @@ import { createOidcAuth, type OidcAuth, type OidcAuthError } from '../../src/ind
 import type { KeyManagerOptions } from '../../src/keys.js';
 import { FakeClock, Recorder, SIGNING_KEYS } from '../helpers/engine.js';
 import { postJson } from '../helpers/http.js';
-import { createSigningKey, startTestIdp, type SigningKey, type TestIdp } from '../helpers/idp-server.js';
+import {
+  createSigningKey,
+  loopbackIdentity,
+  startTestIdp,
+  type SigningKey,
+  type TestIdp,
+} from '../helpers/idp-server.js';
 import { rawToken, seconds } from '../helpers/jwt.js';
 import { startFloodServer, type FloodServer } from './flood-server.js';
 import { LOGIN, expectSafeAnswer, failOnUnhandled, mountExpress, type MountedApp } from './support.js';
@@ -46,16 +52,7 @@ async function setup(keys: Omit<KeyManagerOptions, 'httpGet' | 'clock' | 'logger
   const rec = new Recorder();
   const fetches: Fault['fetches'] = [];
   const auth = createOidcAuth({
-    identities: [
-      {
-        identityId: 'ci',
-        oidcDiscoveryUrl: idp.issuer,
-        allowInsecureLoopback: true,
-        boundIssuer: idp.issuer,
-        boundSubject: SUBJECT,
-        boundAudiences: AUDIENCE,
-      },
-    ],
+    identities: [loopbackIdentity(idp, SUBJECT, AUDIENCE)],
     signingKeys: SIGNING_KEYS,
     clock: clock.now,
     onEvent: rec.onEvent,

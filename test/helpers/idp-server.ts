@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
+import type { IdentityConfigInput } from '../../src/types.js';
 
 /**
  * A tiny loopback OIDC identity provider for tests: serves a discovery document and a JWKS over
@@ -390,4 +391,16 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     },
   };
   return idp;
+}
+
+/** An identity `ci` that discovers `idp` over loopback (opted in), bound to `subject` and `audience`. */
+export function loopbackIdentity(idp: TestIdp, subject: string, audience: string): IdentityConfigInput {
+  return {
+    identityId: 'ci',
+    oidcDiscoveryUrl: idp.issuer,
+    allowInsecureLoopback: true,
+    boundIssuer: idp.issuer,
+    boundSubject: subject,
+    boundAudiences: audience,
+  };
 }

@@ -26,6 +26,14 @@ function tokenStore(options: Partial<ConstructorParameters<typeof PostgresTokenS
   return new PostgresTokenStore({ pool, schema, ...options });
 }
 
+/** How many consume/renew statements (`WITH hit AS …`) wait on a row lock now. */
+async function statementsWaitingOnLock(): Promise<number> {
+  const { rows } = await pool.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH hit AS%'`,
+  );
+  return (rows[0] as { n: number }).n;
+}
+
 async function rowCount(table = 'oma_access_tokens', inSchema = schema): Promise<number> {
   const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${inSchema}"."${table}"`);
   return (rows[0] as { n: number }).n;
@@ -91,12 +99,7 @@ describe('PostgresTokenStore', () => {
         record.tokenId,
       ]);
       const use = s.consume(record.tokenId, Date.now());
-      await vi.waitFor(async () => {
-        const { rows } = await pool.query(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH hit AS%'`,
-        );
-        expect((rows[0] as { n: number }).n).toBeGreaterThan(0);
-      });
+      await vi.waitFor(async () => expect(await statementsWaitingOnLock()).toBeGreaterThan(0));
       await revoker.query('COMMIT');
       expect(await use).toEqual({ ok: false, reason: 'revoked' });
     } finally {
@@ -135,12 +138,7 @@ describe('PostgresTokenStore', () => {
         record.tokenId,
       ]);
       const first = s.consume(record.tokenId, Date.now());
-      await vi.waitFor(async () => {
-        const { rows } = await pool.query(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH hit AS%'`,
-        );
-        expect((rows[0] as { n: number }).n).toBe(1);
-      });
+      await vi.waitFor(async () => expect(await statementsWaitingOnLock()).toBe(1));
       const queued = Array.from({ length: 4 }, () => s.consume(record.tokenId, Date.now()));
       // Another instance spends one of the three uses while they wait.
       await other.query(`UPDATE "${schema}".oma_access_tokens SET uses_count = 1 WHERE token_id = $1`, [
