@@ -30,7 +30,7 @@ export interface StartOptions {
 export function startServer(options: StartOptions): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    [...(options.nodeFlags ?? []), '--import', 'tsx', `${SERVERS}${options.server}`],
+    [...(options.nodeFlags ?? []), '--expose-gc', '--import', 'tsx', `${SERVERS}${options.server}`],
     { env: { ...process.env, ...options.env, NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
