@@ -145,7 +145,7 @@ export const CANDIDATES: readonly Candidate[] = [
   ...(['redis', 'postgres'] as const).map((store): Candidate => ({
     id: `express-guard-${store}`,
     label: `Express + requireAccessToken (${store === 'redis' ? 'Redis' : 'PostgreSQL'} store)`,
-    server: 'express-guard-stores.ts',
+    server: 'express-guard.ts',
     env: { BENCH_STORE: store },
     framework: 'express',
     bare: 'express-bare',
@@ -154,11 +154,8 @@ export const CANDIDATES: readonly Candidate[] = [
   ...(['memory', 'redis', 'postgres'] as const).map((store): Candidate => ({
     id: `express-guard-${store}-spread`,
     label: `Express + requireAccessToken (${{ memory: 'memory', redis: 'Redis', postgres: 'PostgreSQL' }[store]} store, requests over 1,000 tokens)`,
-    server: store === 'memory' ? 'express-guard.ts' : 'express-guard-stores.ts',
-    env:
-      store === 'memory'
-        ? { BENCH_STORE: store, BENCH_LIVE_TOKENS: '1000', BENCH_SPREAD: '1000' }
-        : { BENCH_STORE: store, BENCH_SPREAD: '1000' },
+    server: 'express-guard.ts',
+    env: { BENCH_STORE: store, BENCH_SPREAD: '1000' },
     framework: 'express',
     bare: 'express-bare',
     sets: ['default', 'stores'],

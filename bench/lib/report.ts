@@ -299,7 +299,7 @@ export function renderReport(report: BenchReport): string {
 
 /**
  * Issue 4's "one guarded request makes exactly one round trip to the store": the per-request counts the
- * store servers (`servers/express-guard-stores.ts`) measure at start-up and report in `info`, one row per
+ * store servers (`servers/express-guard.ts` with `BENCH_STORE=redis|postgres`) measure at start-up and report in `info`, one row per
  * candidate with the values of every run (empty when no run reported them).
  */
 export function storeRoundTripsMarkdown(runs: readonly RunRecord[]): string[] {
