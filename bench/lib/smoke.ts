@@ -1,4 +1,4 @@
-import type { BenchRequest, SmokeCase } from './protocol.js';
+import type { BenchRequest, ServerSpec, SmokeCase } from './protocol.js';
 
 /** The guard smoke checks: the real request 200, no token 401, a forged token 401. */
 export function guardSmoke(path: string, token: string, forged: string): SmokeCase[] {
@@ -36,4 +36,24 @@ export function loginSmoke(path: string, identityId: string, jwt: string, forged
     { name: 'forged IdP token', request: jsonPost(path, { identityId, jwt: forged }), status: 401 },
     { name: 'no jwt', request: jsonPost(path, { identityId }), status: 422 },
   ];
+}
+
+/**
+ * The spec of a `GET /hello` server: with a `token`, the guarded request and {@link guardSmoke};
+ * without, the bare route (200 with the hello body; an unknown route 404).
+ */
+export function helloSpec(
+  info: Record<string, string | number> | undefined,
+  token?: string,
+  forged = '',
+): Omit<ServerSpec, 'port'> {
+  if (token) return { request: bearerGet('/hello', token), smoke: guardSmoke('/hello', token, forged), info };
+  return {
+    request: { method: 'GET', path: '/hello' },
+    smoke: [
+      { name: 'route', request: { method: 'GET', path: '/hello' }, status: 200, bodyIncludes: 'hello' },
+      { name: 'unknown route', request: { method: 'GET', path: '/nope' }, status: 404 },
+    ],
+    info,
+  };
 }

@@ -19,9 +19,8 @@ import {
   makeIdpKey,
   signIdpToken,
 } from '../lib/fixtures.js';
-import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
-import { bearerGet, guardSmoke } from '../lib/smoke.js';
+import { helloSpec } from '../lib/smoke.js';
 import { setupStore, storeKind } from '../lib/stores.js';
 
 const variant = process.env.BENCH_VARIANT || 'bare';
@@ -53,19 +52,6 @@ await startBenchServer(async (port) => {
   const app = new Hono();
   for (const g of guards) app.use('/hello', g);
   app.get('/hello', (c) => c.json(HELLO));
-  const spec: Omit<ServerSpec, 'port'> = token
-    ? {
-        request: bearerGet('/hello', token),
-        smoke: guardSmoke('/hello', token, forged),
-        info: { variant, store: storeKind() },
-      }
-    : {
-        request: { method: 'GET', path: '/hello' },
-        smoke: [
-          { name: 'route', request: { method: 'GET', path: '/hello' }, status: 200, bodyIncludes: 'hello' },
-          { name: 'unknown route', request: { method: 'GET', path: '/nope' }, status: 404 },
-        ],
-        info: { variant },
-      };
+  const spec = helloSpec(token ? { variant, store: storeKind() } : { variant }, token, forged);
   return { listener: getRequestListener(app.fetch), documents, spec };
 });

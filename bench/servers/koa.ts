@@ -20,9 +20,8 @@ import {
   makeIdpKey,
   signIdpToken,
 } from '../lib/fixtures.js';
-import type { ServerSpec } from '../lib/protocol.js';
 import { startBenchServer } from '../lib/server-kit.js';
-import { bearerGet, guardSmoke } from '../lib/smoke.js';
+import { helloSpec } from '../lib/smoke.js';
 import { setupStore, storeKind } from '../lib/stores.js';
 
 const variant = process.env.BENCH_VARIANT || 'bare';
@@ -67,19 +66,6 @@ await startBenchServer(async (port) => {
   } else {
     throw new Error(`unknown BENCH_VARIANT ${JSON.stringify(variant)}`);
   }
-  const spec: Omit<ServerSpec, 'port'> = token
-    ? {
-        request: bearerGet('/hello', token),
-        smoke: guardSmoke('/hello', token, forged),
-        info: { variant, store: storeKind() },
-      }
-    : {
-        request: { method: 'GET', path: '/hello' },
-        smoke: [
-          { name: 'route', request: { method: 'GET', path: '/hello' }, status: 200, bodyIncludes: 'hello' },
-          { name: 'unknown route', request: { method: 'GET', path: '/nope' }, status: 404 },
-        ],
-        info: { variant },
-      };
+  const spec = helloSpec(token ? { variant, store: storeKind() } : { variant }, token, forged);
   return { listener: app.callback(), documents, spec };
 });
