@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
 import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../../src/types.js';
-import { decodeRecord, encodeRecord } from './record.js';
-import { CONSUME, CREATE, EXTEND, INDEX, REVOKE } from './scripts.js';
+import { decodeFields, decodeRecord, encodeRecord } from './record.js';
+import { CONSUME, CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE } from './scripts.js';
 
 export interface RedisTokenStoreOptions {
   /**
@@ -26,6 +26,21 @@ export interface RedisTokenStoreOptions {
   expiryMarginMs?: number;
   /** Clock for `revokeIdentity` and index trimming. Default `Date.now`. */
   clock?: () => number;
+  /**
+   * Send the uses of tokens that arrive in one turn of the event loop (a burst of guarded
+   * requests) to Redis as one script call, one write and one reply for them all, instead of one
+   * each. Each use is still checked and counted atomically, in arrival order. Default true; always
+   * off for a `Cluster` client (the tokens' keys live in different slots). Turn it off behind a
+   * proxy that refuses scripts with many keys.
+   */
+  batchConsumes?: boolean;
+}
+
+interface PendingConsume {
+  tokenId: string;
+  now: number;
+  resolve: (result: ConsumeResult) => void;
+  reject: (error: unknown) => void;
 }
 
 interface Script {
@@ -37,8 +52,11 @@ interface Script {
  * Access-token state in Redis, shared by every app instance that uses the same server.
  *
  * **When to choose it:** several app instances, a guard on a hot path, Redis already at hand. One
- * guarded request costs one round trip (`EVALSHA` of a Lua script: check and count a use
- * atomically); renew and revoke one each; login two (token hash, then the identity index).
+ * guarded request costs at most one round trip (`EVALSHA` of a Lua script: check and count a use
+ * atomically); renew and revoke one each; login two (token hash, then the identity index). Uses
+ * that arrive in one turn of the event loop go as one script call over their keys (`batchConsumes`):
+ * one socket write and one reply for the burst instead of one each, which on a busy server costs
+ * less than the guard's own work (the write system call was most of a Redis guard's CPU).
  *
  * **Keys** (with the default prefix):
  * - `oma:t:{<tokenId>}`: a hash with the record, expiring by itself at `maxExpiresAt` +
@@ -46,8 +64,9 @@ interface Script {
  * - `oma:i:{<identityId>}`: a sorted set of the identity's token ids (score: when each token's hash
  *   expires), trimmed on each login and expiring with its longest-lived member.
  *
- * Every script touches exactly one key, so the store runs on Redis Cluster: consume needs only
- * the token id (its own slot), and only login and `revokeIdentity` touch the identity's index.
+ * Every script but the batched consume touches exactly one key, so the store runs on Redis
+ * Cluster (where batching is off): consume needs only the token id (its own slot), and only login
+ * and `revokeIdentity` touch the identity's index.
  * `revokeIdentity` reads that index and revokes each listed token with one script call each
  * (pipelined, 500 at a time): no keyspace scan. (A per-identity revocation watermark checked by
  * consume would put the identity's key in the consume script, which Cluster allows only in the
@@ -78,6 +97,8 @@ export class RedisTokenStore implements TokenStore {
   readonly #marginMs: number;
   readonly #clock: () => number;
   readonly #waitForReady: boolean;
+  readonly #batchConsumes: boolean;
+  #pending: PendingConsume[] = [];
   #seenReady = false;
   #readyPromise: Promise<void> | undefined;
 
@@ -91,6 +112,7 @@ export class RedisTokenStore implements TokenStore {
     this.#marginMs = positive(options.expiryMarginMs ?? 300_000, 'expiryMarginMs', true);
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
+    this.#batchConsumes = options.batchConsumes !== false && !(options.client as Cluster).isCluster;
     this.#prefix = prefix;
     this.#clock = options.clock ?? Date.now;
     this.#waitForReady = this.#client.options?.enableOfflineQueue === false;
@@ -134,10 +156,54 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async consume(tokenId: string, now: number): Promise<ConsumeResult> {
-    const result = await this.#run(async () =>
-      toResult(tokenId, await this.#eval(CONSUME_SCRIPT, this.tokenKey(tokenId), String(now))),
-    );
-    return result as ConsumeResult;
+    if (!this.#batchConsumes) {
+      const result = await this.#run(async () =>
+        toResult(tokenId, await this.#eval(CONSUME_SCRIPT, this.tokenKey(tokenId), String(now))),
+      );
+      return result as ConsumeResult;
+    }
+    return new Promise((resolve, reject) => {
+      // The first use of a turn schedules the call; uses that arrive before it runs (other
+      // requests read in the same poll phase) join it.
+      if (this.#pending.push({ tokenId, now, resolve, reject }) === 1) setImmediate(this.#flushConsumes);
+    });
+  }
+
+  readonly #flushConsumes = (): void => {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (let start = 0; start < pending.length; start += CONSUME_BATCH) {
+      void this.#consumeMany(
+        pending.length <= CONSUME_BATCH ? pending : pending.slice(start, start + CONSUME_BATCH),
+      );
+    }
+  };
+
+  /** One `CONSUME_MANY` call for `batch`; settles every use of it, never throws. */
+  async #consumeMany(batch: readonly PendingConsume[]): Promise<void> {
+    let replies: unknown[];
+    try {
+      replies = (await this.#run(() =>
+        this.#evalKeys(
+          CONSUME_MANY_SCRIPT,
+          batch.map((use) => this.tokenKey(use.tokenId)),
+          batch.map((use) => String(use.now)),
+        ),
+      )) as unknown[];
+    } catch (error) {
+      for (const use of batch) use.reject(error);
+      return;
+    }
+    batch.forEach((use, i) => {
+      const reply = replies[i];
+      try {
+        if (Array.isArray(reply)) use.resolve({ ok: true, record: decodeFields(use.tokenId, reply) });
+        else if (typeof reply === 'string' && REFUSALS.has(reply)) use.resolve(REFUSALS.get(reply)!);
+        else throw new TypeError('token key is not a token hash');
+      } catch (error) {
+        use.reject(unavailable(error));
+      }
+    });
   }
 
   async extend(tokenId: string, now: number): Promise<ExtendResult> {
@@ -167,12 +233,16 @@ export class RedisTokenStore implements TokenStore {
   }
 
   /** Runs a script by its SHA; loads it with `EVAL` once per server when the server lacks it. */
-  async #eval(script: Script, key: string, ...args: string[]): Promise<unknown> {
+  #eval(script: Script, key: string, ...args: string[]): Promise<unknown> {
+    return this.#evalKeys(script, [key], args);
+  }
+
+  async #evalKeys(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     try {
-      return await this.#client.evalsha(script.sha, 1, key, ...args);
+      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(script.lua, 1, key, ...args);
+      return this.#client.eval(script.lua, keys.length, ...keys, ...args);
     }
   }
 
@@ -185,10 +255,7 @@ export class RedisTokenStore implements TokenStore {
       if (this.#waitForReady && !this.#seenReady) await Promise.race([this.#ready(), deadline]);
       return await Promise.race([operation(), deadline]);
     } catch (error) {
-      throw new ServiceUnavailableError('store_unavailable', 'The token store is unavailable', {
-        cause: error,
-        detail: { store: 'redis' },
-      });
+      throw unavailable(error);
     } finally {
       clearTimeout(timer);
     }
@@ -213,6 +280,22 @@ export class RedisTokenStore implements TokenStore {
 }
 
 const REVOKE_BATCH = 500;
+/** Most uses sent in one `CONSUME_MANY` call. */
+const CONSUME_BATCH = 256;
+
+const REFUSALS = new Map<string, ConsumeResult>(
+  (['not_found', 'revoked', 'expired', 'uses_exhausted'] as const).map((reason) => [
+    reason,
+    { ok: false, reason },
+  ]),
+);
+
+function unavailable(cause: unknown): ServiceUnavailableError {
+  return new ServiceUnavailableError('store_unavailable', 'The token store is unavailable', {
+    cause,
+    detail: { store: 'redis' },
+  });
+}
 
 /** A consume or extend script's reply: `['ok', field, value, …]` or `[reason]`. */
 function toResult(tokenId: string, reply: unknown): ExtendResult {
@@ -228,6 +311,7 @@ function script(lua: string): Script {
 const CREATE_SCRIPT = script(CREATE);
 const INDEX_SCRIPT = script(INDEX);
 const CONSUME_SCRIPT = script(CONSUME);
+const CONSUME_MANY_SCRIPT = script(CONSUME_MANY);
 const EXTEND_SCRIPT = script(EXTEND);
 const REVOKE_SCRIPT = script(REVOKE);
 

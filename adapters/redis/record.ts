@@ -1,4 +1,5 @@
 import type { AccessTokenRecord } from '../../src/types.js';
+import { RECORD_FIELDS } from './scripts.js';
 
 /**
  * A record as the flat `field, value, …` list the hash stores (field names in `scripts.ts`).
@@ -43,34 +44,54 @@ export function encodeRecord(record: AccessTokenRecord): string[] {
 export function decodeRecord(tokenId: string, flat: readonly unknown[], offset = 0): AccessTokenRecord {
   const map = new Map<string, string>();
   for (let i = offset; i + 1 < flat.length; i += 2) map.set(String(flat[i]), String(flat[i + 1]));
+  return recordFrom(tokenId, (field) => map.get(field));
+}
+
+const POSITION = new Map<string, number>(RECORD_FIELDS.map((field, i) => [field, i]));
+
+/**
+ * The record from the values of `RECORD_FIELDS`, in that order (`HMGET`; nil for an absent field).
+ * Throws on values that are not one of our records, so a damaged key fails closed.
+ *
+ * @internal
+ */
+export function decodeFields(tokenId: string, values: readonly unknown[]): AccessTokenRecord {
+  if (values.length !== RECORD_FIELDS.length) throw new TypeError('token hash reply has the wrong length');
+  return recordFrom(tokenId, (field) => {
+    const value = values[POSITION.get(field)!];
+    return value === null || value === undefined ? undefined : String(value);
+  });
+}
+
+function recordFrom(tokenId: string, get: (field: string) => string | undefined): AccessTokenRecord {
   const record: AccessTokenRecord = {
     tokenId,
-    identityId: text(map, 'i'),
-    createdAt: num(map, 'c'),
-    expiresAt: num(map, 'e'),
-    maxExpiresAt: num(map, 'm'),
-    ttlSeconds: num(map, 't'),
-    usesLimit: num(map, 'l'),
-    usesCount: num(map, 'u'),
-    revoked: text(map, 'r') === '1',
-    trustedIps: JSON.parse(text(map, 'ip')) as string[],
-    metadata: JSON.parse(text(map, 'md')) as Record<string, unknown>,
+    identityId: text(get, 'i'),
+    createdAt: num(get, 'c'),
+    expiresAt: num(get, 'e'),
+    maxExpiresAt: num(get, 'm'),
+    ttlSeconds: num(get, 't'),
+    usesLimit: num(get, 'l'),
+    usesCount: num(get, 'u'),
+    revoked: text(get, 'r') === '1',
+    trustedIps: JSON.parse(text(get, 'ip')) as string[],
+    metadata: JSON.parse(text(get, 'md')) as Record<string, unknown>,
   };
-  const issuer = map.get('is');
+  const issuer = get('is');
   if (issuer !== undefined) record.issuer = issuer;
-  const subject = map.get('sb');
+  const subject = get('sb');
   if (subject !== undefined) record.subject = subject;
   return record;
 }
 
-function text(map: Map<string, string>, field: string): string {
-  const value = map.get(field);
+function text(get: (field: string) => string | undefined, field: string): string {
+  const value = get(field);
   if (value === undefined) throw new TypeError(`token hash lacks field ${field}`);
   return value;
 }
 
-function num(map: Map<string, string>, field: string): number {
-  const value = Number(text(map, field));
+function num(get: (field: string) => string | undefined, field: string): number {
+  const value = Number(text(get, field));
   if (Number.isNaN(value)) throw new TypeError(`token hash field ${field} is not a number`);
   return value;
 }

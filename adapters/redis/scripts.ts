@@ -46,6 +46,44 @@ return all
 `;
 
 /**
+ * Fields a consume returns, in this order (`HMGET`; an absent `is`/`sb` comes back as nil). Positional
+ * replies carry half the strings of `HGETALL` and need no field names decoded.
+ */
+export const RECORD_FIELDS = ['i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb'] as const;
+
+/**
+ * Consume of many tokens in one call (a standalone server only: the keys hash to many Cluster slots).
+ * KEYS[n] token hash, ARGV[n] that use's now. Each key is checked and counted exactly as `CONSUME`
+ * does, in KEYS order (two uses of one token in a call count twice). Returns one reply per key: a
+ * reason string, `'store_error'` when the key is not one of our hashes (that key alone fails, closed),
+ * or the `RECORD_FIELDS` values after counting the use.
+ */
+export const CONSUME_MANY = `
+local out = {}
+for n = 1, #KEYS do
+  local key = KEYS[n]
+  local v = redis.pcall('HMGET', key, 'r', 'e', 'l', 'u')
+  if type(v) ~= 'table' or v.err then
+    out[n] = 'store_error'
+  elseif not v[2] then
+    out[n] = 'not_found'
+  elseif not (tonumber(v[2]) and tonumber(v[3]) and tonumber(v[4])) then
+    out[n] = 'store_error'
+  elseif v[1] == '1' then
+    out[n] = 'revoked'
+  elseif tonumber(ARGV[n]) >= tonumber(v[2]) then
+    out[n] = 'expired'
+  elseif tonumber(v[3]) > 0 and tonumber(v[4]) >= tonumber(v[3]) then
+    out[n] = 'uses_exhausted'
+  else
+    redis.call('HINCRBY', key, 'u', 1)
+    out[n] = redis.call('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb')
+  end
+end
+return out
+`;
+
+/**
  * KEYS[1] token hash; ARGV[1] now. `expiresAt = min(now + ttl, maxExpiresAt)`; a token already
  * renewed up to its max expiry is refused with `max_ttl_reached`. The key's own expiry (max expiry +
  * margin) never moves. Returns `{'ok', field, value, …}` or `{reason}`, checks in the memory store's

@@ -115,6 +115,84 @@ describe('RedisTokenStore', () => {
     }
   });
 
+  it('uses arriving in one turn share one script call, each counted in order', async () => {
+    const s = store();
+    const limited = makeRecord({ usesLimit: 3 });
+    const others = Array.from({ length: 20 }, () => makeRecord());
+    await Promise.all([limited, ...others].map((r) => s.create(r)));
+    await s.consume(others[0]!.tokenId, Date.now()); // scripts cached on this connection
+    const sent = vi.spyOn(client, 'sendCommand');
+    try {
+      const now = Date.now();
+      const results = await Promise.all([
+        ...Array.from({ length: 5 }, () => s.consume(limited.tokenId, now)),
+        ...others.map((r) => s.consume(r.tokenId, now)),
+        s.consume('unknown-token-id-000000', now),
+      ]);
+      expect(sent.mock.calls.map(([command]) => (command as { name: string }).name)).toEqual(['evalsha']);
+      expect(results.slice(0, 5).map((r) => (r.ok ? r.record.usesCount : r.reason))).toEqual([
+        1,
+        2,
+        3,
+        'uses_exhausted',
+        'uses_exhausted',
+      ]);
+      expect(results.slice(5, 25).every((r, i) => r.ok && r.record.tokenId === others[i]!.tokenId)).toBe(
+        true,
+      );
+      expect(results[25]).toEqual({ ok: false, reason: 'not_found' });
+    } finally {
+      sent.mockRestore();
+    }
+  });
+
+  it('a damaged key in a shared call fails closed alone', async () => {
+    const s = store();
+    const good = makeRecord();
+    const missingFields = makeRecord();
+    await s.create(good);
+    await s.create(missingFields);
+    const notAHash = makeRecord();
+    await client.set(s.tokenKey(notAHash.tokenId), 'not a hash', 'PX', 60_000);
+    await client.hdel(s.tokenKey(missingFields.tokenId), 'l');
+    const now = Date.now();
+    const [ok, wrongType, partial] = await Promise.allSettled([
+      s.consume(good.tokenId, now),
+      s.consume(notAHash.tokenId, now),
+      s.consume(missingFields.tokenId, now),
+    ]);
+    expect(ok).toMatchObject({ status: 'fulfilled', value: { ok: true, record: { tokenId: good.tokenId } } });
+    for (const failed of [wrongType, partial]) {
+      expect(failed.status).toBe('rejected');
+      const error = (failed as PromiseRejectedResult).reason as Error;
+      expect(error).toBeInstanceOf(ServiceUnavailableError);
+      expect(error).toMatchObject({ code: 'store_unavailable', status: 503 });
+    }
+  });
+
+  it('with batchConsumes: false, every use is its own script call', async () => {
+    const s = store({ batchConsumes: false });
+    const record = makeRecord({ usesLimit: 2 });
+    await s.create(record);
+    await s.consume(record.tokenId, Date.now()); // scripts cached on this connection
+    const sent = vi.spyOn(client, 'sendCommand');
+    try {
+      const results = await Promise.all([1, 2, 3].map(() => s.consume(record.tokenId, Date.now())));
+      expect(sent.mock.calls.map(([command]) => (command as { name: string }).name)).toEqual([
+        'evalsha',
+        'evalsha',
+        'evalsha',
+      ]);
+      expect(results.map((r) => (r.ok ? r.record.usesCount : r.reason))).toEqual([
+        2,
+        'uses_exhausted',
+        'uses_exhausted',
+      ]);
+    } finally {
+      sent.mockRestore();
+    }
+  });
+
   it('reloads its scripts when the server lost them (SCRIPT FLUSH, restart)', async () => {
     const s = store();
     const record = makeRecord({ usesLimit: 2 });
