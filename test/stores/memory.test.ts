@@ -3,7 +3,7 @@ import { ConfigError } from '../../src/errors.js';
 import { MemoryIdentityStore, MemoryTokenStore } from '../../src/stores/memory.js';
 import { githubIdentity } from '../helpers/engine.js';
 import { makeKey } from '../helpers/jwt.js';
-import { describeTokenStoreContract } from './contract.js';
+import { describeTokenStoreContract, makeRecord } from './contract.js';
 
 describeTokenStoreContract('MemoryTokenStore', () => new MemoryTokenStore({ sweepIntervalMs: 0 }));
 
@@ -49,5 +49,67 @@ describe('MemoryIdentityStore', () => {
     );
     expect(await store.get('b')).toBeUndefined();
     expect(() => new MemoryIdentityStore([], { cacheSize: 0 })).toThrow(ConfigError);
+  });
+});
+
+describe('MemoryTokenStore layout (slots in typed arrays)', () => {
+  it('keeps every record apart past its initial capacity, across growth', async () => {
+    const store = new MemoryTokenStore({ sweepIntervalMs: 0 });
+    const records = Array.from({ length: 3000 }, (_, i) =>
+      makeRecord({ usesLimit: (i % 7) + 1, ttlSeconds: 60 + i, metadata: Object.freeze({ i }) }),
+    );
+    for (const record of records) await store.create(record);
+    expect(store.size).toBe(3000);
+    for (const record of records) {
+      const result = await store.consume(record.tokenId, record.createdAt + 1);
+      expect(result).toEqual({ ok: true, record: { ...record, usesCount: 1 } });
+    }
+  });
+
+  it('a freed slot carries nothing of its previous token into the next', async () => {
+    let now = Date.now();
+    const store = new MemoryTokenStore({ sweepIntervalMs: 0, clock: () => now });
+    const old = makeRecord({ createdAt: now, expiresAt: now + 1000, usesLimit: 1, usesCount: 1 });
+    await store.create(old);
+    await store.revoke(old.tokenId);
+    now += 2000;
+    expect(store.sweep()).toBe(1);
+    const next = makeRecord({
+      createdAt: now,
+      expiresAt: now + 60_000,
+      issuer: undefined,
+      subject: undefined,
+    });
+    delete next.issuer;
+    delete next.subject;
+    await store.create(next);
+    expect(await store.consume(old.tokenId, now)).toEqual({ ok: false, reason: 'not_found' });
+    const used = await store.consume(next.tokenId, now);
+    expect(used.ok && used.record).toMatchObject({ revoked: false, usesCount: 1, usesLimit: 0 });
+    expect(used.ok && used.record.issuer).toBeUndefined();
+    expect(await store.revokeIdentity(old.identityId)).toBe(0);
+    expect(await store.revokeIdentity(next.identityId)).toBe(1);
+  });
+
+  it('create on a known id replaces its record in place', async () => {
+    const store = new MemoryTokenStore({ sweepIntervalMs: 0 });
+    const record = makeRecord({ usesLimit: 1 });
+    await store.create(record);
+    await store.consume(record.tokenId, record.createdAt + 1);
+    await store.create({ ...record, usesLimit: 5, usesCount: 0 });
+    expect(store.size).toBe(1);
+    const result = await store.consume(record.tokenId, record.createdAt + 1);
+    expect(result.ok && result.record.usesCount).toBe(1);
+  });
+
+  it('shares one frozen object among tokens with equal flat metadata, keeps others as given', async () => {
+    const store = new MemoryTokenStore({ sweepIntervalMs: 0 });
+    const a = makeRecord({ metadata: Object.freeze({ repo: 'acme/api' }) });
+    const b = makeRecord({ metadata: Object.freeze({ repo: 'acme/api' }) });
+    const nested = makeRecord({ metadata: Object.freeze({ list: ['x'] }) });
+    for (const r of [a, b, nested]) await store.create(r);
+    const got = await Promise.all([a, b, nested].map((r) => store.get(r.tokenId, r.createdAt + 1)));
+    expect(got[1]!.metadata).toBe(got[0]!.metadata);
+    expect(got[2]!.metadata).toBe(nested.metadata);
   });
 });
