@@ -4,14 +4,13 @@
  *   node --expose-gc --import tsx bench/memory.ts [--sizes 1000,100000,1000000] [--skip-heap]
  *     [--skip-redis] [--redis-url redis://127.0.0.1:6379]
  *
- * Memory store: each (store, metadata variant, size) runs in a fresh child process, which creates
- * the tokens through `store.create` with records built as the engine builds them, then reports the
- * `heapUsed` delta after `global.gc()`, and times `consume` and `revokeIdentity` on the result.
- * Stores: `MemoryTokenStore` (`src/stores/memory.ts`) as the engine feeds it today; the same fed
- * interned `issuer`/`subject` strings (the cheapest fix); `CompactMemoryTokenStore`, the prototype
- * of the proposed layout (`bench/lib/compact-memory-store.ts`). "Where the bytes go" rebuilds the
- * memory store's structures one layer at a time. Redis: 1,000 tokens per variant created through
- * `RedisTokenStore` under a unique prefix (deleted afterwards), measured key by key. Prints markdown.
+ * Memory store: each (metadata variant, size) runs in a fresh child process, which creates the
+ * tokens through `store.create` with records built as the engine builds them, then reports the
+ * `heapUsed` and `arrayBuffers` (the store's typed arrays, outside the V8 heap) deltas after
+ * `global.gc()`, the time of one full collection with the tokens alive (what every major GC of a
+ * server holding them pays), and times `consume` and `revokeIdentity` on the result. Redis: 1,000
+ * tokens per variant created through `RedisTokenStore` under a unique prefix (deleted afterwards),
+ * measured key by key. Prints markdown.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,25 +19,19 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { RedisTokenStore } from '../adapters/redis/index.js';
 import { MemoryTokenStore } from '../src/stores/memory.js';
-import type { TokenStore } from '../src/types.js';
-import { CompactMemoryTokenStore } from './lib/compact-memory-store.js';
 import { benchTokenId, recordFactory, type MetadataVariant } from './lib/token-records.js';
 
-/** `memory-interned`: the memory store given records whose `issuer`/`subject` the caller interned. */
-type StoreKind = 'memory' | 'memory-interned' | 'compact';
-const STORES = ['memory', 'memory-interned', 'compact'] as const;
-/** Cumulative rebuilds of the memory store's structures, for the breakdown. */
-type Layer = 'ids' | 'records-interned' | 'records' | 'store';
-
 interface ChildJob {
-  store: StoreKind;
   variant: MetadataVariant;
   size: number;
-  layer?: Layer;
 }
 
 interface ChildResult extends ChildJob {
   bytesPerToken: number;
+  /** Of which in typed arrays (outside the V8 heap). */
+  arrayBytesPerToken: number;
+  /** One full `gc()` with the tokens alive, ms; median of 3. */
+  fullGcMs: number;
   /** Mean `consume` time over every token, µs; median of 3 passes (full stores only). */
   consumeUs?: number;
   /** `revokeIdentity` of the identity holding every token, ms; median of 3 calls (full stores only). */
@@ -48,33 +41,36 @@ interface ChildResult extends ChildJob {
 const gc = (globalThis as { gc?: () => void }).gc;
 const THIS_FILE = fileURLToPath(import.meta.url);
 
-function heapAfterGc(): number {
+/** V8 heap and ArrayBuffer bytes after two full collections. */
+function afterGc(): { heap: number; arrays: number } {
   gc!();
   gc!();
-  return process.memoryUsage().heapUsed;
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return { heap: heapUsed, arrays: arrayBuffers };
 }
 
-/** Runs in the child: build one structure, measure it, keep it alive until measured. */
+/** Runs in the child: build one store, measure it, keep it alive until measured. */
 async function measure(job: ChildJob): Promise<ChildResult> {
-  const build = recordFactory(job.variant, { internClaims: job.store === 'memory-interned' });
+  const build = recordFactory(job.variant);
   const start = Date.now();
-  const layer = job.layer ?? 'store';
-  const store: TokenStore & { size: number } =
-    job.store === 'compact' ? new CompactMemoryTokenStore() : new MemoryTokenStore({ sweepIntervalMs: 0 });
-  const map = new Map<string, unknown>();
-  const constant = {};
-  const before = heapAfterGc();
-  for (let i = 0; i < job.size; i++) {
-    const record = build(i, start + i);
-    if (layer === 'store') await store.create(record);
-    else if (layer === 'ids') map.set(record.tokenId, constant);
-    else if (layer === 'records') map.set(record.tokenId, { ...record });
-    else map.set(record.tokenId, { ...record, issuer: ISSUER, subject: SUBJECT });
+  const store = new MemoryTokenStore({ sweepIntervalMs: 0 });
+  const before = afterGc();
+  for (let i = 0; i < job.size; i++) await store.create(build(i, start + i));
+  const after = afterGc();
+  if (store.size !== job.size) throw new Error('store lost entries');
+  const gcMs: number[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    const t0 = process.hrtime.bigint();
+    gc!();
+    gcMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
-  const after = heapAfterGc();
-  const result: ChildResult = { ...job, bytesPerToken: (after - before) / job.size };
-  if (store.size + map.size !== job.size) throw new Error('structure lost entries');
-  if (layer !== 'store') return result;
+  const arrays = after.arrays - before.arrays;
+  const result: ChildResult = {
+    ...job,
+    bytesPerToken: (after.heap - before.heap + arrays) / job.size,
+    arrayBytesPerToken: arrays / job.size,
+    fullGcMs: median(gcMs),
+  };
 
   const now = start;
   const ids = Array.from({ length: job.size }, (_, i) => benchTokenId(i));
@@ -103,9 +99,6 @@ async function measure(job: ChildJob): Promise<ChildResult> {
 function median(values: number[]): number {
   return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 }
-
-const ISSUER = 'https://token.actions.githubusercontent.com';
-const SUBJECT = 'repo:acme-corp/payments-api:ref:refs/heads/main';
 
 function runChild(job: ChildJob): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
@@ -189,12 +182,6 @@ async function measureRedis(url: string, tokens = 1000): Promise<RedisReport> {
 }
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
-const STORE_NAMES: Record<StoreKind, string> = {
-  memory: '`MemoryTokenStore` (src/stores/memory.ts)',
-  'memory-interned': '`MemoryTokenStore`, `iss`/`sub` interned by the engine',
-  compact: '`CompactMemoryTokenStore` (prototype)',
-};
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -224,56 +211,38 @@ async function main(): Promise<void> {
 async function heapReport(sizes: number[]): Promise<string[]> {
   const largest = Math.max(...sizes);
   const results: ChildResult[] = [];
-  for (const store of STORES) {
-    for (const variant of ['shared', 'mapped'] as const) {
-      for (const size of sizes) results.push(await runChild({ store, variant, size }));
-    }
+  for (const variant of ['shared', 'mapped'] as const) {
+    for (const size of sizes) results.push(await runChild({ variant, size }));
   }
-  const full = (store: StoreKind, variant: MetadataVariant, size = largest) =>
-    results.find((r) => r.store === store && r.variant === variant && r.size === size)!;
-  const layer = async (name: Layer) =>
-    (await runChild({ store: 'memory', variant: 'shared', size: largest, layer: name })).bytesPerToken;
-  const ids = await layer('ids');
-  const records = await layer('records-interned');
-  const strings = await layer('records');
-  const store = full('memory', 'shared').bytesPerToken;
-
-  const lines = [`## Memory store: V8 heap per token (\`heapUsed\` delta after \`gc()\`, bytes)`, ''];
-  lines.push(`| store | metadata | ${sizes.map((s) => `${int(s)} tokens`).join(' | ')} |`);
-  lines.push(`|---|---|${sizes.map(() => '---:').join('|')}|`);
-  for (const store of STORES) {
-    for (const variant of ['shared', 'mapped'] as const) {
-      const cells = sizes.map((size) => int(full(store, variant, size).bytesPerToken));
-      lines.push(`| ${STORE_NAMES[store]} | ${variant} | ${cells.join(' | ')} |`);
-    }
+  const at = (variant: MetadataVariant, size: number) =>
+    results.find((r) => r.variant === variant && r.size === size)!;
+  const lines = [
+    '## Memory store: bytes per token (`heapUsed` + `arrayBuffers` delta after `gc()`)',
+    '',
+    `| metadata | ${sizes.map((s) => `${int(s)} tokens`).join(' | ')} | of which typed arrays, ${int(largest)} | one full GC, ${sizes.map((s) => int(s)).join(' / ')} tokens (ms) |`,
+    `|---|${sizes.map(() => '---:').join('|')}|---:|---:|`,
+  ];
+  for (const variant of ['shared', 'mapped'] as const) {
+    const cells = sizes.map((size) => int(at(variant, size).bytesPerToken));
+    const gcs = sizes.map((size) => at(variant, size).fullGcMs.toFixed(0)).join(' / ');
+    lines.push(
+      `| ${variant} | ${cells.join(' | ')} | ${int(at(variant, largest).arrayBytesPerToken)} | ${gcs} |`,
+    );
   }
   lines.push(
     '',
     '`shared`: no claim mapping, every token holds the identity metadata object. `mapped`: two mapped ' +
-      'claims (`repository`, and the per-run `run_id`), a small object per token. Target: < 400 at 1,000,000.',
-    '',
-    `## Where the bytes go: \`MemoryTokenStore\`, ${int(largest)} tokens`,
-    '',
-    '| part | bytes per token |',
-    '|---|---:|',
-    `| token id string (22 chars) + \`Map\` entry | ${int(ids)} |`,
-    `| record object (13 fields) + 3 boxed epoch-ms numbers | ${int(records - ids)} |`,
-    `| \`issuer\` + \`subject\` strings, one copy per login | ${int(strings - records)} |`,
-    `| per-identity \`Set\` index entry | ${int(store - strings)} |`,
-    `| mapped metadata object + its strings (\`mapped\` only) | ${int(full('memory', 'mapped').bytesPerToken - store)} |`,
+      'claims (`repository`, and the per-run `run_id`), a small object per token. Target: < 400 at 1,000,000. ' +
+      'Typed arrays double when full, so sizes just past a power of two carry up to 2x their numbers part.',
     '',
     `## Operation costs, ${int(largest)} live tokens of one identity (median of 3 passes)`,
     '',
-    '| store | metadata | `consume` µs/op | `revokeIdentity` ms |',
-    '|---|---|---:|---:|',
+    '| metadata | `consume` µs/op | `revokeIdentity` ms |',
+    '|---|---:|---:|',
   );
-  for (const store of STORES) {
-    for (const variant of ['shared', 'mapped'] as const) {
-      const r = full(store, variant);
-      lines.push(
-        `| ${STORE_NAMES[store]} | ${variant} | ${r.consumeUs!.toFixed(2)} | ${r.revokeIdentityMs!.toFixed(0)} |`,
-      );
-    }
+  for (const variant of ['shared', 'mapped'] as const) {
+    const r = at(variant, largest);
+    lines.push(`| ${variant} | ${r.consumeUs!.toFixed(2)} | ${r.revokeIdentityMs!.toFixed(0)} |`);
   }
   lines.push('');
   return lines;

@@ -191,12 +191,11 @@ async function runHttp(): Promise<RunRecord[]> {
   for (let round = 0; round < args.rounds; round++) {
     const order = round % 2 === 0 ? candidates : [...candidates].reverse();
     log(`round ${round + 1}/${args.rounds}: ${order.map((c) => c.id).join(' → ')}`);
-    if (args.slices > 1) {
-      await runRoundSliced(round, order, runs, broken);
-      continue;
-    }
-    let position = 0;
-    for (const c of order) {
+    // Candidates marked `alone` (million-record servers) run whole, after the sliced ones.
+    const sliced = args.slices > 1 ? order.filter((c) => !c.alone) : [];
+    if (sliced.length > 0) await runRoundSliced(round, sliced, runs, broken);
+    let position = sliced.length;
+    for (const c of args.slices > 1 ? order.filter((c) => c.alone) : order) {
       if (broken.has(c.id)) continue;
       position++;
       const attempts: RunRecord[] = [];

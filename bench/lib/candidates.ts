@@ -18,6 +18,14 @@ export interface Candidate {
   bare: string;
   /** Sets it belongs to; `--set` picks one (default `default`). */
   sets: readonly string[];
+  /**
+   * Measured in whole runs with a fresh server of its own, never up beside the other candidates
+   * of a sliced round. A server holding a million records or configs does major-GC work of that
+   * heap while it idles between its slices (V8's memory reducer), on the same two cores as the
+   * candidate being measured, and resumes mid-collection: sliced, the million-token guard measured
+   * 0.76-0.82x of the thousand-token one in some rounds, alone 0.91-0.99x.
+   */
+  alone?: boolean;
 }
 
 /** A ratio the report computes per round: `candidate` rps / `baseline` rps, same round. */
@@ -128,6 +136,7 @@ export const CANDIDATES: readonly Candidate[] = [
     framework: 'express',
     bare: 'express-bare',
     sets: ['default', 'scale'],
+    alone: true,
   })),
   ...[10, 10_000, 1_000_000].map((n): Candidate => ({
     id: `express-login-scale-${n}i`,
@@ -137,6 +146,7 @@ export const CANDIDATES: readonly Candidate[] = [
     framework: 'express',
     bare: 'express-bare',
     sets: ['default', 'scale'],
+    alone: true,
   })),
   // Issue 3: Koa, Hono and Fastify, each bare, behind our guard (memory store) and behind its usual JWT peer.
   ...frameworkCandidates(),

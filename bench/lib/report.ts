@@ -159,7 +159,15 @@ export function renderReport(report: BenchReport): string {
         `${args.warmup} s unmeasured warm-up per server, ${args.rounds} round(s), ` +
         ((args.slices ?? 1) > 1
           ? `each run measured as ${args.slices} interleaved slices of ${fmt(args.duration / args.slices!, 1)} s ` +
-            '(fresh servers every round).'
+            '(fresh servers every round)' +
+            (measured.some((c) => c.alone)
+              ? `, except ${measured
+                  .filter((c) => c.alone)
+                  .map((c) => c.id)
+                  .join(', ')}: whole runs after the sliced ones, each on a fresh server alone ` +
+                '(an idle server holding a million records runs major GCs of that heap on the cores the ' +
+                'measured candidate uses).'
+              : '.')
           : 'a fresh server process per run.'),
       '',
     );

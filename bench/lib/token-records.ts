@@ -21,11 +21,6 @@ function payloadText(runId: number): string {
 export interface RecordFactoryOptions {
   /** Default `2f1e6c1a-8b7d-4c3e-9f10-5a6b7c8d9e0f`. */
   identityId?: string;
-  /**
-   * Hand every record the same `issuer` and `subject` string instances (what an engine that interns
-   * them would do) instead of the copies each parse makes. Default false.
-   */
-  internClaims?: boolean;
 }
 
 /**
@@ -38,13 +33,6 @@ export function recordFactory(
   options: RecordFactoryOptions = {},
 ): (i: number, now: number) => AccessTokenRecord {
   const identityId = options.identityId ?? '2f1e6c1a-8b7d-4c3e-9f10-5a6b7c8d9e0f';
-  const interned = new Map<string, string>();
-  const intern = (value: string): string => {
-    const known = interned.get(value);
-    if (known !== undefined) return known;
-    interned.set(value, value);
-    return value;
-  };
   const config = parseIdentityConfig({
     identityId,
     oidcDiscoveryUrl: ISSUER,
@@ -71,8 +59,8 @@ export function recordFactory(
       revoked: false,
       trustedIps: config.accessTokenTrustedIps,
       metadata: policy.metadata(payload),
-      issuer: options.internClaims ? intern(payload.iss as string) : (payload.iss as string),
-      subject: options.internClaims ? intern(payload.sub as string) : (payload.sub as string),
+      issuer: payload.iss as string,
+      subject: payload.sub as string,
     };
   };
 }
