@@ -195,8 +195,8 @@ export class RedisTokenStore implements TokenStore {
       return;
     }
     batch.forEach((use, i) => {
-      const reply = replies[i];
       try {
+        const reply = Array.isArray(replies) ? replies[i] : undefined;
         if (Array.isArray(reply)) use.resolve({ ok: true, record: decodeFields(use.tokenId, reply) });
         else if (typeof reply === 'string' && REFUSALS.has(reply)) use.resolve(REFUSALS.get(reply)!);
         else throw new TypeError('token key is not a token hash');

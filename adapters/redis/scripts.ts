@@ -55,29 +55,43 @@ export const RECORD_FIELDS = ['i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md'
  * Consume of many tokens in one call (a standalone server only: the keys hash to many Cluster slots).
  * KEYS[n] token hash, ARGV[n] that use's now. Each key is checked and counted exactly as `CONSUME`
  * does, in KEYS order (two uses of one token in a call count twice). Returns one reply per key: a
- * reason string, `'store_error'` when the key is not one of our hashes (that key alone fails, closed),
- * or the `RECORD_FIELDS` values after counting the use.
+ * reason string, `'store_error'` when the key is not one of our hashes or its use could not be counted
+ * (that key alone fails, closed; nothing in the loop aborts the script, so no other key's counted use
+ * goes unanswered), or the `RECORD_FIELDS` values after counting the use.
  */
 export const CONSUME_MANY = `
+-- A use count or limit as HINCRBY reads it: digits only, small enough not to overflow.
+local function count(x)
+  if type(x) ~= 'string' or #x > 15 or not string.match(x, '^%d+$') then return nil end
+  return tonumber(x)
+end
 local out = {}
 for n = 1, #KEYS do
   local key = KEYS[n]
+  local now = tonumber(ARGV[n])
   local v = redis.pcall('HMGET', key, 'r', 'e', 'l', 'u')
-  if type(v) ~= 'table' or v.err then
+  if type(v) ~= 'table' or v.err or not now then
     out[n] = 'store_error'
   elseif not v[2] then
     out[n] = 'not_found'
-  elseif not (tonumber(v[2]) and tonumber(v[3]) and tonumber(v[4])) then
+  elseif not (tonumber(v[2]) and count(v[3]) and count(v[4])) then
     out[n] = 'store_error'
   elseif v[1] == '1' then
     out[n] = 'revoked'
-  elseif tonumber(ARGV[n]) >= tonumber(v[2]) then
+  elseif now >= tonumber(v[2]) then
     out[n] = 'expired'
-  elseif tonumber(v[3]) > 0 and tonumber(v[4]) >= tonumber(v[3]) then
+  elseif count(v[3]) > 0 and count(v[4]) >= count(v[3]) then
     out[n] = 'uses_exhausted'
   else
-    redis.call('HINCRBY', key, 'u', 1)
-    out[n] = redis.call('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb')
+    -- Nothing below may abort the script: uses already counted for earlier keys must be answered.
+    local used = redis.pcall('HINCRBY', key, 'u', 1)
+    local fields = type(used) == 'number'
+      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb')
+    if type(fields) ~= 'table' or fields.err then
+      out[n] = 'store_error'
+    else
+      out[n] = fields
+    end
   end
 end
 return out

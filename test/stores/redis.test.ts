@@ -170,6 +170,29 @@ describe('RedisTokenStore', () => {
     }
   });
 
+  it('a use that cannot be counted fails alone: the others of the call are granted, not spent unanswered', async () => {
+    const s = store();
+    const [a, bad, c] = [
+      makeRecord({ usesLimit: 1 }),
+      makeRecord({ usesLimit: 1 }),
+      makeRecord({ usesLimit: 1 }),
+    ];
+    for (const r of [a, bad, c]) await s.create(r);
+    // Passes a loose number check but HINCRBY refuses it (not an integer).
+    await client.hset(s.tokenKey(bad.tokenId), 'u', '0.5');
+    const now = Date.now();
+    const [first, broken, last] = await Promise.allSettled([
+      s.consume(a.tokenId, now),
+      s.consume(bad.tokenId, now),
+      s.consume(c.tokenId, now),
+    ]);
+    expect(first).toMatchObject({ status: 'fulfilled', value: { ok: true, record: { usesCount: 1 } } });
+    expect(last).toMatchObject({ status: 'fulfilled', value: { ok: true, record: { usesCount: 1 } } });
+    expect(broken.status).toBe('rejected');
+    expect((broken as PromiseRejectedResult).reason).toBeInstanceOf(ServiceUnavailableError);
+    expect(await client.hget(s.tokenKey(bad.tokenId), 'u')).toBe('0.5');
+  });
+
   it('with batchConsumes: false, every use is its own script call', async () => {
     const s = store({ batchConsumes: false });
     const record = makeRecord({ usesLimit: 2 });
