@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
 import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../../src/types.js';
 import { decodeFields, decodeRecord, encodeRecord } from './record.js';
-import { CONSUME, CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE } from './scripts.js';
+import { CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE } from './scripts.js';
 
 export interface RedisTokenStoreOptions {
   /**
@@ -156,16 +156,13 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async consume(tokenId: string, now: number): Promise<ConsumeResult> {
-    if (!this.#batchConsumes) {
-      const result = await this.#run(async () =>
-        toResult(tokenId, await this.#eval(CONSUME_SCRIPT, this.tokenKey(tokenId), String(now))),
-      );
-      return result as ConsumeResult;
-    }
     return new Promise((resolve, reject) => {
+      const use = { tokenId, now, resolve, reject };
+      // Unbatched (Cluster): the same script over this one key, so it stays in the token's slot.
+      if (!this.#batchConsumes) void this.#consumeMany([use]);
       // The first use of a turn schedules the call; uses that arrive before it runs (other
       // requests read in the same poll phase) join it.
-      if (this.#pending.push({ tokenId, now, resolve, reject }) === 1) setImmediate(this.#flushConsumes);
+      else if (this.#pending.push(use) === 1) setImmediate(this.#flushConsumes);
     });
   }
 
@@ -297,7 +294,7 @@ function unavailable(cause: unknown): ServiceUnavailableError {
   });
 }
 
-/** A consume or extend script's reply: `['ok', field, value, …]` or `[reason]`. */
+/** An extend script's reply: `['ok', field, value, …]` or `[reason]`. */
 function toResult(tokenId: string, reply: unknown): ExtendResult {
   const [outcome] = reply as [string];
   if (outcome === 'ok') return { ok: true, record: decodeRecord(tokenId, reply as unknown[], 1) };
@@ -310,7 +307,6 @@ function script(lua: string): Script {
 
 const CREATE_SCRIPT = script(CREATE);
 const INDEX_SCRIPT = script(INDEX);
-const CONSUME_SCRIPT = script(CONSUME);
 const CONSUME_MANY_SCRIPT = script(CONSUME_MANY);
 const EXTEND_SCRIPT = script(EXTEND);
 const REVOKE_SCRIPT = script(REVOKE);

@@ -1,6 +1,6 @@
 /**
- * Lua scripts of the Redis token store. Each touches exactly one key, so each runs on Redis
- * Cluster whatever slot the key hashes to.
+ * Lua scripts of the Redis token store. Each touches exactly one key (`CONSUME_MANY` as the store
+ * calls it on Cluster), so each runs on Redis Cluster whatever slot the key hashes to.
  *
  * Token hash fields (short names keep small records in Redis's compact listpack encoding):
  * `i` identityId, `c` createdAt, `e` expiresAt, `m` maxExpiresAt, `t` ttlSeconds, `l` usesLimit,
@@ -31,20 +31,6 @@ redis.call('PEXPIREAT', KEYS[1], top[2])
 return 1
 `;
 
-/** KEYS[1] token hash; ARGV[1] now. Returns `{'ok', field, value, …}` or `{reason}`. */
-export const CONSUME = `
-local v = redis.call('HMGET', KEYS[1], 'r', 'e', 'l', 'u')
-if not v[2] then return {'not_found'} end
-if v[1] == '1' then return {'revoked'} end
-if tonumber(ARGV[1]) >= tonumber(v[2]) then return {'expired'} end
-local limit = tonumber(v[3])
-if limit > 0 and tonumber(v[4]) >= limit then return {'uses_exhausted'} end
-redis.call('HINCRBY', KEYS[1], 'u', 1)
-local all = redis.call('HGETALL', KEYS[1])
-table.insert(all, 1, 'ok')
-return all
-`;
-
 /**
  * Fields a consume returns, in this order (`HMGET`; an absent `is`/`sb` comes back as nil). Positional
  * replies carry half the strings of `HGETALL` and need no field names decoded.
@@ -52,9 +38,9 @@ return all
 export const RECORD_FIELDS = ['i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb'] as const;
 
 /**
- * Consume of many tokens in one call (a standalone server only: the keys hash to many Cluster slots).
- * KEYS[n] token hash, ARGV[n] that use's now. Each key is checked and counted exactly as `CONSUME`
- * does, in KEYS order (two uses of one token in a call count twice). Returns one reply per key: a
+ * Consume: check and count one use of each key, in KEYS order (two uses of one token in a call count
+ * twice). KEYS[n] token hash, ARGV[n] that use's now. Many keys in one call only on a standalone
+ * server (the keys hash to many Cluster slots); one key per call on Cluster. Returns one reply per key: a
  * reason string, `'store_error'` when the key is not one of our hashes or its use could not be counted
  * (that key alone fails, closed; nothing in the loop aborts the script, so no other key's counted use
  * goes unanswered), or the `RECORD_FIELDS` values after counting the use.
