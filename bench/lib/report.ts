@@ -329,8 +329,9 @@ export function storeRoundTripsMarkdown(runs: readonly RunRecord[]): string[] {
     'Counted by each store server before it starts answering the harness: warm-up, then a few hundred guarded ' +
       'requests through the same app. Client side = ioredis commands sent / pg `client.query` calls; server side ' +
       '= `INFO commandstats` EVALSHA calls delta (other clients of the shared Redis can only raise it). ' +
-      'Distinct values over all runs. The probe sends 10 requests at a time on one token: the PostgreSQL store ' +
-      'sends uses of one token that arrive while its statement runs as one next statement, so it makes fewer.',
+      'Distinct values over all runs. The probe sends 10 requests at a time on one token: the Redis store sends ' +
+      'the uses that arrive in one event-loop turn as one script call, and the PostgreSQL store sends uses of ' +
+      'one token that arrive while its statement runs as one next statement, so both make fewer.',
     '',
     '| candidate | client side | server side (Redis EVALSHA) | verdict |',
     '|---|---:|---:|---|',
