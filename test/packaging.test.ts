@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +31,31 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   name: string;
+  license: string;
+  repository: { type: string; url: string };
+  homepage: string;
+  bugs: { url: string };
   engines: { node: string };
   dependencies: Record<string, string>;
   peerDependencies: Record<string, string>;
   bin: Record<string, string>;
 };
+
+/** Where the README's links to this repository's files point (they are not all in the pack). */
+const REPOSITORY = 'https://github.com/oidc-machine-auth/oidc-machine-auth';
+
+/**
+ * Every link target of a markdown text: inline links and images `[text](target "title")`, reference
+ * definitions `[id]: target`, and HTML `href`/`src`. Code blocks and inline code are not links.
+ */
+function markdownLinks(markdown: string): string[] {
+  const text = markdown.replace(/^```[^\n]*\n[\s\S]*?^```\s*$/gm, '').replace(/`[^`\n]*`/g, '');
+  const links: string[] = [];
+  for (const m of text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) links.push(m[1]!);
+  for (const m of text.matchAll(/^ {0,3}\[[^\]]+\]:\s*<?([^\s>]+)>?/gm)) links.push(m[1]!);
+  for (const m of text.matchAll(/\b(?:href|src)\s*=\s*["']([^"']+)["']/g)) links.push(m[1]!);
+  return links;
+}
 
 let scratch = '';
 let tarball = '';
@@ -145,5 +174,55 @@ console.log(JSON.stringify({
       (error: { code: number; stderr: string }) => error,
     );
     expect(usage).toMatchObject({ code: 2 });
+  });
+  it('#13.17 packaging: LICENSE (MIT) is in npm pack --dry-run --json', async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']);
+    const dryRun = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map(
+      (f) => f.path,
+    );
+    expect(dryRun).toContain('LICENSE');
+    expect(files).toContain('LICENSE');
+    const license = readFileSync(join(ROOT, 'LICENSE'), 'utf8');
+    expect(license).toMatch(/^MIT License\n\nCopyright \(c\) 2026 The oidc-machine-auth authors\n/);
+    expect(license).toContain('THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND');
+    expect(pkg.license).toBe('MIT');
+  });
+
+  it('#13.17 packaging: package.json names the repository, homepage and issue tracker', () => {
+    expect(pkg.repository).toEqual({ type: 'git', url: `git+${REPOSITORY}.git` });
+    expect(pkg.homepage).toBe(`${REPOSITORY}#readme`);
+    expect(pkg.bugs).toEqual({ url: `${REPOSITORY}/issues` });
+  });
+
+  it('#13.17 packaging: every README link is absolute or points at a file in the pack, and links into the repository name paths that exist', () => {
+    const links = markdownLinks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+    expect(links.length).toBeGreaterThan(10);
+    const broken: string[] = [];
+    for (const link of links) {
+      if (link.startsWith('#')) continue; // an anchor of the README itself
+      if (!/^[a-z][a-z0-9+.-]*:/i.test(link)) {
+        // Relative: must resolve inside the published package, where npm and node_modules readers look.
+        const path = decodeURIComponent(link.replace(/[?#].*$/, '')).replace(/^\.\//, '');
+        if (!files.includes(path)) broken.push(`${link}: relative, and not a file of the pack`);
+        continue;
+      }
+      const inRepo = new RegExp(`^${REPOSITORY}/(blob|tree)/main/([^?#]+)`).exec(link);
+      if (!inRepo) continue;
+      const path = join(ROOT, decodeURIComponent(inRepo[2]!));
+      const isDir = existsSync(path) && statSync(path).isDirectory();
+      if (!existsSync(path)) broken.push(`${link}: no such path in the repository`);
+      else if (inRepo[1] === 'blob' && isDir) broken.push(`${link}: a directory, link it with /tree/`);
+      else if (inRepo[1] === 'tree' && !isDir) broken.push(`${link}: a file, link it with /blob/`);
+    }
+    expect(broken).toEqual([]);
+  });
+
+  it('#13.17 packaging: the README link reader finds inline, titled and reference links, and skips code', () => {
+    expect(markdownLinks('[a](docs/STORES.md) `[b](x)` [c](https://x.test/ "t")\n\n[d]: ./LICENSE')).toEqual([
+      'docs/STORES.md',
+      'https://x.test/',
+      './LICENSE',
+    ]);
+    expect(files).not.toContain('docs/STORES.md');
   });
 });
