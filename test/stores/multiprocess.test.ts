@@ -1,5 +1,3 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,48 +6,7 @@ import { RedisTokenStore } from '../../adapters/redis/index.js';
 import type { TokenStore } from '../../src/types.js';
 import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';
 import { makeRecord } from './contract.js';
-import type { WorkerReply, WorkerRequest } from './worker.js';
-
-type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
-/** A worker process: one message in, one reply out. */
-class Worker {
-  readonly #child: ChildProcess;
-  readonly #waiting = new Map<number, (reply: WorkerReply) => void>();
-  #next = 0;
-
-  constructor() {
-    this.#child = fork(fileURLToPath(new URL('./worker.ts', import.meta.url)), [], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.#child.on('message', (reply: WorkerReply) => {
-      this.#waiting.get(reply.id)?.(reply);
-      this.#waiting.delete(reply.id);
-    });
-  }
-
-  async send(request: Request): Promise<WorkerReply> {
-    const id = this.#next++;
-    const reply = await new Promise<WorkerReply>((resolve) => {
-      this.#waiting.set(id, resolve);
-      this.#child.send({ ...request, id });
-    });
-    if (reply.error) throw new Error(`worker: ${reply.error}`);
-    return reply;
-  }
-
-  get pid(): number | undefined {
-    return this.#child.pid;
-  }
-
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
-    await this.send({ type: 'close' }).catch(() => {});
-    await exited;
-  }
-}
+import { Worker, type Request } from './worker-client.js';
 
 interface Backend {
   kind: 'redis' | 'postgres';
