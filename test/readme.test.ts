@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
  * to its source file), so a snippet can only import what the package exports.
  *
  * A block may use names it does not define when the line right above its fence says which ones:
- * `<!-- ts-check: app auth -->` (invisible on GitHub and npm). Each name is a declaration from
+ * `<!-- ts-check: app auth -->` (invisible on GitHub and npm; blank lines may separate the two). Each name is a declaration from
  * {@link CONTEXT}, put before the block; a block without the comment compiles alone.
  */
 
@@ -62,7 +62,9 @@ function typescriptBlocks(file: string, text: string): Snippet[] {
     if (!FENCE_OPEN.test(lines[i]!)) continue;
     const end = lines.findIndex((line, j) => j > i && /^```\s*$/.test(line));
     if (end < 0) throw new Error(`${file}:${i + 1}: unclosed code block`);
-    const marker = i > 0 ? MARKER.exec(lines[i - 1]!) : null;
+    let above = i - 1; // Prettier puts a blank line between the comment and the fence.
+    while (above >= 0 && lines[above]!.trim() === '') above--;
+    const marker = above >= 0 ? MARKER.exec(lines[above]!) : null;
     out.push({
       file,
       line: i + 2,
@@ -133,7 +135,7 @@ function checkSnippets(snippets: Snippet[], scratch: string): SnippetError[] {
     const unknown = snippet.context.filter((name) => !(name in CONTEXT));
     if (unknown.length > 0) {
       errors.push({
-        where: `${snippet.file}:${snippet.line - 1}`,
+        where: `${snippet.file}:${snippet.line - 1} (ts-check context)`,
         message: `unknown ts-check context ${unknown.join(', ')} (known: ${Object.keys(CONTEXT).join(' ')})`,
       });
     }
@@ -231,5 +233,87 @@ describe('#13.16 README snippets compile as written', () => {
   it('#13.16 README snippets compile as written: the README says which module resolution TypeScript needs', () => {
     for (const mode of ['node16', 'nodenext', 'bundler'])
       expect(readme.includes(`\`${mode}\``), mode).toBe(true);
+  });
+});
+
+/** The README's `## ` sections, each with its text. */
+function sections(markdown: string): Array<{ title: string; text: string }> {
+  const parts = markdown.split(/^## /m).slice(1);
+  return parts.map((part) => ({ title: part.slice(0, part.indexOf('\n')), text: part }));
+}
+
+/** Words outside code blocks. */
+const proseWords = (markdown: string) =>
+  markdown
+    .replace(/^```[^\n]*\n[\s\S]*?^```\s*$/gm, '')
+    .split(/\s+/)
+    .filter(Boolean).length;
+
+describe("#13.18 README reads in a user's order", () => {
+  const all = sections(readme);
+  const section = (title: RegExp) => all.find((s) => title.test(s.title))?.text ?? '';
+
+  it("#13.18 README reads in a user's order: the two commands, quickstart, GitHub Actions then Azure DevOps, other frameworks, many instances, config, explain, security, performance, API", () => {
+    const order = [
+      /^Try it$/,
+      /^Quickstart \(Express\)$/,
+      /GitHub Actions/,
+      /Azure DevOps/,
+      /^Koa, Hono and Fastify$/,
+      /many instances/i,
+      /^Identity config$/,
+      /`explain`/,
+      /^Security$/,
+      /^Performance$/,
+      /^API$/,
+    ];
+    const titles = all.map((s) => s.title);
+    const positions = order.map((title) => titles.findIndex((t) => title.test(t)));
+    expect(positions.map((p, i) => (p < 0 ? `missing: ${order[i]}` : p))).toEqual(
+      [...positions].sort((a, b) => a - b),
+    );
+    // What it is comes first, before any section.
+    expect(readme.indexOf('## ')).toBeGreaterThan(readme.indexOf('workload'));
+  });
+
+  it("#13.18 README reads in a user's order: depth lives in docs/ (no benchmark table, config reference or full Azure pipeline; under 2,200 words of prose)", () => {
+    expect(proseWords(readme)).toBeLessThan(2200);
+    expect(readme).not.toMatch(/^\| comparison/m); // the benchmark table: docs/PERFORMANCE.md
+    expect(readme).not.toMatch(/^\| `maxTokenLifetimeSeconds`/m); // the field reference: docs/CONFIG.md
+    expect(readme).not.toContain('inlineScript:'); // the whole AzureCLI@2 step: examples/secrets-api
+  });
+
+  it("#13.18 README reads in a user's order: the quickstart has the two commands to start and the loopback-IdP flags for a local try", () => {
+    expect(section(/^Try it$/)).toContain('npm install && npm start');
+    expect(section(/^Try it$/)).toContain('npm test');
+    const quickstart = section(/^Quickstart/);
+    expect(quickstart).toContain('openssl rand -base64 32');
+    expect(quickstart).toContain('allowInsecureLoopback: true');
+    expect(quickstart).toContain('allowPrivateNetwork');
+  });
+
+  it("#13.18 README reads in a user's order: the GitHub Actions workflow asks for an id token with the audience and identity of the quickstart", () => {
+    const github = section(/GitHub Actions/);
+    const workflow = /```yaml\n([\s\S]*?)```/.exec(github)?.[1] ?? '';
+    expect(workflow).toMatch(/^permissions:\n {2}id-token: write/m);
+    expect(workflow).toContain('"$ACTIONS_ID_TOKEN_REQUEST_URL&audience=$API"');
+    expect(workflow).toContain('Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN');
+    expect(workflow).toContain('/api/v1/auth/oidc-auth/login');
+    const quickstart = section(/^Quickstart/);
+    const audience = /boundAudiences: '([^']+)'/.exec(quickstart)?.[1];
+    const identityId = /identityId: '([^']+)'/.exec(quickstart)?.[1];
+    const branch = /boundSubject: 'repo:[^:]+:ref:refs\/heads\/([^']+)'/.exec(quickstart)?.[1];
+    expect(workflow).toMatch(new RegExp(`^ +API: ${audience} `, 'm'));
+    expect(workflow).toMatch(new RegExp(`^ +IDENTITY_ID: ${identityId}$`, 'm'));
+    expect(workflow).toMatch(new RegExp(`branches: \\[${branch}\\]`));
+  });
+
+  it("#13.18 README reads in a user's order: the Azure DevOps excerpt is lines of the step npm start runs (pipeline-step.sh)", () => {
+    const script = read('examples/secrets-api/pipeline-step.sh').split('\n');
+    const excerpt = /```sh\n([\s\S]*?)```/.exec(section(/Azure DevOps/))?.[1] ?? '';
+    const lines = excerpt.split('\n').filter((line) => line.trim() !== '');
+    expect(lines.join('\n')).toContain('az account get-access-token --resource api://AzureADTokenExchange');
+    expect(lines.join('\n')).toContain('/api/v1/auth/oidc-auth/login');
+    for (const line of lines) expect(script).toContain(line);
   });
 });
