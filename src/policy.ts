@@ -1,27 +1,14 @@
 import { LRUCache } from 'lru-cache';
-import micromatch from 'micromatch';
 import { ConfigError } from './errors.js';
 import type { IdentityConfig } from './types.js';
 
 /**
- * micromatch options for every bound pattern. `dot` lets `*`/`**` match `.github` segments (GLOB-04);
- * braces, extglobs and negation never have syntax power; `windows: false` keeps `/` the only
- * separator on every platform.
- */
-const GLOB_OPTIONS = Object.freeze({
-  dot: true,
-  nobrace: true,
-  noextglob: true,
-  nonegate: true,
-  windows: false,
-});
-
-/**
- * Caps that keep every glob match fast (GLOB-05). micromatch compiles `*` to a lazy `[^/]*?` and
- * `**` to a lazy any-segments group, run by V8's backtracking engine: the cost of a failed match
- * grows with the product of the choices each ambiguous wildcard has. Measured on 1 KiB values:
- * one segment with two `*` plus a `**` stays under 10 ms; one segment with three `*` (`*a*a*b`)
- * takes ~110 ms, two segments with two `*` each ~45 ms and three such segments in a row 4.4 s.
+ * Caps that keep every glob match fast (GLOB-05). A pattern compiles to a RegExp in which `*` is
+ * `[^/]*` and `**` a repeated whole-segment group, run by V8's backtracking engine: the cost of a
+ * failed match grows with the product of the choices each ambiguous wildcard has. Measured with the
+ * equivalent micromatch RegExps on 1 KiB values: one segment with two `*` plus a `**` stays under
+ * 10 ms; one segment with three `*` (`*a*a*b`) takes ~110 ms, two segments with two `*` each ~45 ms
+ * and three such segments in a row 4.4 s.
  */
 export const GLOB_LIMITS = Object.freeze({
   /** Longest pattern, in characters. */
@@ -87,35 +74,74 @@ export interface IdentityPolicy {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Glob validation and compilation
+// Globs: the pattern language, validated and compiled here
 
-interface GlobShape {
-  /** `*`, `?` or `[` outside escapes: the pattern needs the regex. */
-  wildcard: boolean;
-  /** Contains a backslash escape: equality with the raw pattern is not the literal it denotes. */
-  escaped: boolean;
-}
+// Bound patterns (`boundSubject`, `boundAudiences` and `boundClaims` values) are globs of a small
+// language this module parses and compiles itself, so that a pattern admits only what it spells
+// (issue 13.7: micromatch's brackets, escapes, trailing-`/` rule and equality shortcut let patterns
+// admit values they did not spell). A pattern and a value are split at `/` into segments, matched
+// one for one, except that a `**` segment stands for any number of segments.
+//
+// - Any character not named below is literal and matches itself (case-sensitive), `{`, `}`, `+`,
+//   `!` (not first), `]`, `.`, `@` and spaces included.
+// - `\` makes the next character literal when it is ASCII punctuation other than `/` (`\*`, `\?`,
+//   `\[`, `\]`, `\\`, `\(`, `\|`…).
+// - `*` matches any run of characters other than `/`, possibly empty, within one segment.
+// - `?` matches exactly one character (one Unicode code point) other than `/`.
+// - `[…]` matches one character of a set of printable ASCII characters, listed or given as ranges
+//   inside `0-9`, `a-z` or `A-Z` (`[a-z0-9._-]`); `-` is literal first or last. A set never holds `/`.
+// - `**` as a whole segment matches zero or more whole segments: `a/**/b` matches `a/b` and
+//   `a/x/y/b`; `a/**` matches `a` and `a/x/y`; `**/b` matches `b` and `x/b`.
+// - A segment with `*` or `?` never matches an empty, `.` or `..` segment, and `**` never takes one:
+//   `repo:acme/*` does not match `repo:acme/app/` or `repo:acme/`, `a/*/b` not `a//b` or `a/../b`.
+//   Only the same characters spelled out match those.
+// - A pattern without `*`, `?`, `[…]` or `**` is compared by equality with the literal it spells (so
+//   `release\*` matches `release*`, never `release\*`); any other pattern only by the compiled
+//   matcher (so `v[0-9]` matches `v7`, never the text `v[0-9]`). Values longer than
+//   {@link GLOB_LIMITS.maxValueLength} never match a pattern with a wildcard or a set.
+//
+// Refused at config time: empty, whitespace-padded and control characters (GLOB-07); a leading `!`
+// (a negation elsewhere, GLOB-03); unescaped `(`, `)` and `|` (extglob and regex syntax elsewhere);
+// `\` before anything but ASCII punctuation other than `/`, or at the end; `[` without its `]`; an
+// empty or negated (`[^…]`, `[!…]`) set, a set holding `/`, `\`, `[` or a character outside
+// printable ASCII, a range outside `0-9`/`a-z`/`A-Z` or reversed, a `-` that is neither first, last
+// nor a range; `**` that is not a whole segment (`acme/**:ref` would not cross `/`), `***`, `**/**`;
+// a pattern with a `*`, `?` or `**` and no literal character at all (`*/*`, `[a-z]*`: it binds
+// nothing); anything over {@link GLOB_LIMITS} (GLOB-05, GLOB-06).
+
+/** One element of a pattern segment. */
+type GlobToken =
+  | { readonly kind: 'char'; readonly char: string }
+  | { readonly kind: 'one' }
+  | { readonly kind: 'star' }
+  | { readonly kind: 'set'; readonly source: string };
+
+/** A `/`-segment: `**` alone, or tokens (none for an empty segment). */
+type GlobSegment = { readonly kind: 'globstar' } | { readonly kind: 'tokens'; readonly tokens: GlobToken[] };
+
+/** ASCII punctuation a `\` may make literal (`/` is always a separator). */
+const ESCAPABLE = /^[!-.:-@[-`{-~]$/;
+const RANGE_CLASSES = ['0123456789', 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'];
 
 /**
- * Check one bound pattern (`boundSubject`, `boundAudiences`, `boundClaims` values) at config time.
- *
- * Refused: empty or whitespace-padded patterns and control characters (GLOB-07); a leading `!`
- * negation, which would match everything else (GLOB-03); regex groups and extglobs (`(`, `)`, `|`,
- * `@(…)`, `!(…)`); `[!…]` (not a negated class in micromatch 4: write `[^…]`); `/` or nested `[` (POSIX
- * classes) inside brackets;
- * backslash before a letter or digit (a regex class like `\d`, not an escape); patterns made only of
- * wildcards (they bind nothing); patterns over {@link GLOB_LIMITS} (GLOB-05, GLOB-06). Braces and
- * `+` are literal characters.
+ * Check one bound pattern (`boundSubject`, `boundAudiences`, `boundClaims` values) at config time
+ * against the language and caps described above.
  *
  * @param field Config field named in the error, e.g. `boundClaims["ref"][1]`.
  * @throws {ConfigError}
  */
 export function validateGlob(pattern: string, field: string, identityId?: string): void {
-  const problem = globProblem(pattern);
-  if (problem) throw new ConfigError(field, problem, identityId);
+  const problem = parseGlob(pattern);
+  if (typeof problem === 'string') throw new ConfigError(field, problem, identityId);
 }
 
 function globProblem(pattern: unknown): string | undefined {
+  const parsed = parseGlob(pattern);
+  return typeof parsed === 'string' ? parsed : undefined;
+}
+
+/** Parse a pattern into segments, or say why it is refused. */
+function parseGlob(pattern: unknown): GlobSegment[] | string {
   if (typeof pattern !== 'string') return 'must be a string';
   if (pattern === '') return 'must not be empty';
   if (pattern.length > GLOB_LIMITS.maxPatternLength) {
@@ -126,97 +152,135 @@ function globProblem(pattern: unknown): string | undefined {
   if (pattern.startsWith('!')) {
     return 'starts with "!": a negation pattern matches every other value; bind the values you allow';
   }
-  if (pattern.startsWith('./')) return 'starts with "./", which micromatch strips before matching';
-  const shape = scanGlob(pattern);
-  if (typeof shape === 'string') return shape;
-  if (shape.wildcard && /^[*?/]+$/.test(pattern)) {
-    return 'is only wildcards, so it binds nothing; bind a real value or remove the binding';
+  const segments: GlobSegment[] = [];
+  // Neither an escape nor a set may hold "/", so every "/" separates segments.
+  const texts = pattern.split('/');
+  for (let i = 0; i < texts.length; i++) {
+    const text = texts[i] as string;
+    if (text === '**') {
+      if (segments.at(-1)?.kind === 'globstar') return 'has "**/**": write "**" once';
+      segments.push({ kind: 'globstar' });
+      continue;
+    }
+    const tokens = parseSegment(text, i === texts.length - 1);
+    if (typeof tokens === 'string') return tokens;
+    segments.push({ kind: 'tokens', tokens });
   }
-  if (shape.wildcard || shape.escaped) {
-    const re = globRegex(pattern);
-    if (!re) return 'is not a valid glob';
-  }
-  return undefined;
+  return checkShape(segments) ?? segments;
 }
 
-/** Scan a pattern: syntax that is refused, and the wildcard complexity caps. */
-function scanGlob(pattern: string): GlobShape | string {
-  let wildcard = false;
-  let escaped = false;
+function parseSegment(text: string, last: boolean): GlobToken[] | string {
+  const tokens: GlobToken[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (c === '\\') {
+      const next = text[i + 1];
+      if (next === undefined) {
+        return last
+          ? 'ends with a lone "\\"'
+          : 'has "\\/": "/" always separates segments and cannot be escaped';
+      }
+      if (!ESCAPABLE.test(next)) {
+        return `has "\\${next}": "\\" makes only ASCII punctuation other than "/" literal (\\*, \\?, \\[, \\\\ …)`;
+      }
+      tokens.push({ kind: 'char', char: next });
+      i++;
+    } else if (c === '*') {
+      if (text[i + 1] === '*') {
+        return text[i + 2] === '*'
+          ? 'has "***": write "*" (within a segment) or "**" (a whole segment, across "/")'
+          : 'has "**" inside a segment, where it cannot cross "/": "**" crosses "/" only as a whole segment (a/**/b); within a segment write "*"';
+      }
+      tokens.push({ kind: 'star' });
+    } else if (c === '?') {
+      tokens.push({ kind: 'one' });
+    } else if (c === '[') {
+      const close = text.indexOf(']', i + 1);
+      if (close === -1) {
+        return 'has "[" without its "]" in the same "/" segment (a [...] set never holds "/"); write "\\[" for a literal "["';
+      }
+      const source = setSource(text.slice(i + 1, close));
+      if (source.startsWith('!')) return source.slice(1);
+      tokens.push({ kind: 'set', source });
+      i = close;
+    } else if (c === '(' || c === ')' || c === '|') {
+      return `has "${c}": regex groups and extglobs are not supported; escape it as "\\${c}" to match it literally`;
+    } else {
+      // A surrogate pair stays one literal character (a code point), as "?" counts them.
+      const code = text.codePointAt(i) as number;
+      const char = String.fromCodePoint(code);
+      tokens.push({ kind: 'char', char });
+      i += char.length - 1;
+    }
+  }
+  return tokens;
+}
+
+/**
+ * The RegExp class of a `[…]` body, every member as a `\xHH` escape; or `!` and why it is refused.
+ */
+function setSource(body: string): string {
+  if (body === '') return '!has an empty "[]" set; write "\\[\\]" for the literal text';
+  if (body.startsWith('^') || body.startsWith('!')) {
+    return '!has a negated set ([^...] or [!...]): it admits every character nobody listed; list the allowed ones';
+  }
+  const hex = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  let out = '';
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i] as string;
+    const code = c.charCodeAt(0);
+    if (c === '/') return '!has "/" inside a [...] set: "/" always separates segments';
+    if (c === '\\' || c === '[') {
+      return `!has "${c}" inside a [...] set (no escapes or POSIX classes there; write ranges like [a-z])`;
+    }
+    if (code < 0x20 || code > 0x7e) return '!has a character outside printable ASCII inside a [...] set';
+    const end = body[i + 2];
+    if (body[i + 1] === '-' && end !== undefined) {
+      const range = RANGE_CLASSES.find((r) => r.includes(c) && r.includes(end));
+      if (!range || range.indexOf(c) > range.indexOf(end)) {
+        return `!has the range "${c}-${end}" in a [...] set: a range must go up within 0-9, a-z or A-Z (put a literal "-" first or last)`;
+      }
+      out += `${hex(c)}-${hex(end)}`;
+      i += 2;
+      continue;
+    }
+    if (c === '-' && i > 0 && i < body.length - 1) {
+      return '!has a "-" in a [...] set that is neither a range nor first or last';
+    }
+    out += hex(c);
+  }
+  return `[${out}]`;
+}
+
+/** The "binds nothing" rule and the caps of {@link GLOB_LIMITS}, on a parsed pattern. */
+function checkShape(segments: readonly GlobSegment[]): string | undefined {
   let runs = 0;
   let globstars = 0;
   let twoStarSegments = 0;
-  let segmentRuns = 0;
-  let segmentOnlyStars = true;
-  let segmentLength = 0;
-
-  const endSegment = (): string | undefined => {
-    if (segmentOnlyStars && segmentLength >= 2) {
+  let open = false;
+  let literal = false;
+  for (const segment of segments) {
+    if (segment.kind === 'globstar') {
+      runs++;
       globstars++;
-    } else if (segmentRuns === 2) {
-      twoStarSegments++;
-    } else if (segmentRuns > GLOB_LIMITS.maxStarsPerSegment) {
-      return `has ${segmentRuns} "*" in one "/" segment (at most ${GLOB_LIMITS.maxStarsPerSegment}): such globs backtrack for seconds on long values`;
-    }
-    segmentRuns = 0;
-    segmentOnlyStars = true;
-    segmentLength = 0;
-    return undefined;
-  };
-
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '/') {
-      const problem = endSegment();
-      if (problem) return problem;
+      open = true;
       continue;
     }
-    segmentLength++;
-    if (c !== '*') segmentOnlyStars = false;
-    if (c === '\\') {
-      const next = pattern[i + 1];
-      if (next === undefined) return 'ends with a lone "\\"';
-      if (/[A-Za-z0-9]/.test(next)) {
-        return `has "\\${next}", which micromatch reads as a regex class; escape only punctuation`;
-      }
-      escaped = true;
-      i++;
-      continue;
+    let stars = 0;
+    for (const token of segment.tokens) {
+      if (token.kind === 'star') stars++;
+      if (token.kind === 'star' || token.kind === 'one') open = true;
+      if (token.kind === 'char') literal = true;
     }
-    if (c === '(' || c === ')' || c === '|') {
-      return `has "${c}": regex groups and extglobs are not supported; escape it as "\\${c}" to match it literally`;
+    if (stars > GLOB_LIMITS.maxStarsPerSegment) {
+      return `has ${stars} "*" in one "/" segment (at most ${GLOB_LIMITS.maxStarsPerSegment}): such globs backtrack for seconds on long values`;
     }
-    if (c === '*') {
-      wildcard = true;
-      if (pattern[i - 1] === '*' && pattern[i - 2] === '*') {
-        return 'has "***": write "*" (within a segment) or "**" (across segments)';
-      }
-      if (pattern[i - 1] !== '*') {
-        runs++;
-        segmentRuns++;
-      }
-      continue;
-    }
-    if (c === '?') {
-      wildcard = true;
-      continue;
-    }
-    if (c === '[') {
-      const close = bracketEnd(pattern, i);
-      if (close === -1) continue; // an unclosed "[" is literal
-      const body = pattern.slice(i + 1, close);
-      if (body.includes('/')) return 'has "/" inside a [...] class';
-      if (body.includes('['))
-        return 'has "[" inside a [...] class (POSIX classes are not supported; use ranges like [a-z])';
-      if (body.startsWith('!')) return 'has "[!...]", which micromatch 4 does not negate; write "[^...]"';
-      wildcard = true;
-      segmentLength += close - i;
-      i = close;
-      continue;
-    }
+    if (stars === 2) twoStarSegments++;
+    runs += stars;
   }
-  const problem = endSegment();
-  if (problem) return problem;
+  if (open && !literal) {
+    return 'has wildcards and no literal character, so it binds nothing; bind a real value or remove the binding';
+  }
   if (runs > GLOB_LIMITS.maxWildcards) {
     return `has ${runs} wildcards (at most ${GLOB_LIMITS.maxWildcards})`;
   }
@@ -226,51 +290,64 @@ function scanGlob(pattern: string): GlobShape | string {
   if (globstars + twoStarSegments > GLOB_LIMITS.maxAmbiguousWildcards) {
     return `combines too many "**" segments and segments with two "*" (at most ${GLOB_LIMITS.maxAmbiguousWildcards} in all)`;
   }
-  return { wildcard, escaped };
+  return undefined;
 }
 
-function bracketEnd(pattern: string, open: number): number {
-  // A "]" right after "[" or "[^" is a member, as in picomatch.
-  let i = open + 1;
-  if (pattern[i] === '^' || pattern[i] === '!') i++;
-  if (pattern[i] === ']') i++;
-  for (; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '\\') i++;
-    else if (c === ']') return i;
-  }
-  return -1;
-}
+/** No `.` or `..` segment ahead (a wildcard never matches one). */
+const NOT_DOTS = '(?!\\.\\.?(?:/|$))';
+/** One whole segment a `**` may take: not empty, not `.` or `..`. */
+const GLOBSTAR_SEGMENT = `${NOT_DOTS}[^/]+`;
 
-/** `{`, `}` and `+` go to the regex unescaped under `nobrace` (`a{1000}` would be a quantifier). */
-function escapeLiterals(pattern: string): string {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '\\') {
-      out += c + (pattern[i + 1] ?? '');
-      i++;
-    } else if (c === '{' || c === '}' || c === '+') {
-      out += `\\${c}`;
-    } else {
-      out += c;
+/**
+ * The RegExp of a parsed pattern (`u` flag: `?` takes one code point), or `undefined` when it has no
+ * wildcard or set: then it is the literal it spells, compared by equality.
+ */
+function globRegex(segments: readonly GlobSegment[]): RegExp | undefined {
+  const wild = segments.some((s) => s.kind === 'globstar' || s.tokens.some((t) => t.kind !== 'char'));
+  if (!wild) return undefined;
+  let source = '';
+  segments.forEach((segment, i) => {
+    const last = i === segments.length - 1;
+    if (segment.kind === 'globstar') {
+      // Leading "**/b" and middle "a/**/b" take "x/" units; trailing "a/**" takes "/x" units.
+      // Lazy, like "*": fewer steps before a long value of many segments fails.
+      if (last && i > 0) source += `(?:/${GLOBSTAR_SEGMENT})*?`;
+      else source += `${i > 0 ? '/' : ''}(?:${GLOBSTAR_SEGMENT}/)*?`;
+      return;
     }
+    if (i > 0 && segments[i - 1]?.kind !== 'globstar') source += '/';
+    source += segmentSource(segment.tokens);
+  });
+  return new RegExp(`^(?:${source})$`, 'u');
+}
+
+function segmentSource(tokens: readonly GlobToken[]): string {
+  if (tokens.length === 1 && tokens[0]?.kind === 'star') return `${NOT_DOTS}[^/]+?`;
+  let out = tokens.some((t) => t.kind === 'star' || t.kind === 'one') ? NOT_DOTS : '';
+  for (const token of tokens) {
+    if (token.kind === 'char') out += token.char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+    // Lazy: a failed match of a long run costs about a third of the greedy form's backtracking.
+    else if (token.kind === 'star') out += '[^/]*?';
+    else if (token.kind === 'one') out += '[^/]';
+    else out += token.source;
   }
   return out;
 }
 
-function globRegex(pattern: string): RegExp | undefined {
-  try {
-    const re = micromatch.makeRe(escapeLiterals(pattern), GLOB_OPTIONS);
-    return re.source === '$^' ? undefined : re;
-  } catch {
-    return undefined;
-  }
+/** The literal text a pattern without wildcards or sets spells. */
+function literalOf(segments: readonly GlobSegment[]): string {
+  return segments
+    .map((s) => (s.kind === 'tokens' ? s.tokens.map((t) => (t.kind === 'char' ? t.char : '')).join('') : ''))
+    .join('/');
 }
 
-/** A compiled bound pattern. `re` is absent for a pattern without wildcards or escapes (equality only). */
+/**
+ * A compiled bound pattern: `literal` for a pattern without wildcards or sets (equality only),
+ * `re` for any other.
+ */
 interface Matcher {
   readonly pattern: string;
+  readonly literal: string | undefined;
   readonly re: RegExp | undefined;
 }
 
@@ -279,20 +356,20 @@ const matchers = new LRUCache<string, Matcher>({ max: 10_000 });
 function compileGlob(pattern: string, field: string, identityId: string | undefined): Matcher {
   let matcher = matchers.get(pattern);
   if (matcher) return matcher;
-  const problem = globProblem(pattern);
-  if (problem) throw new ConfigError(field, problem, identityId);
-  const shape = scanGlob(pattern) as GlobShape;
-  matcher = Object.freeze({
-    pattern,
-    re: shape.wildcard || shape.escaped ? globRegex(pattern) : undefined,
-  });
+  const parsed = parseGlob(pattern);
+  if (typeof parsed === 'string') throw new ConfigError(field, parsed, identityId);
+  const re = globRegex(parsed);
+  matcher = Object.freeze({ pattern, re, literal: re ? undefined : literalOf(parsed) });
   matchers.set(pattern, matcher);
   return matcher;
 }
 
-/** A string claim value against one pattern: equality first (the value is data, never a pattern). */
+/**
+ * A string claim value against one pattern: a literal pattern by equality, any other by its compiled
+ * matcher only (the value is data: equality with the pattern's text means nothing).
+ */
 function matchString(value: string, matcher: Matcher): boolean {
-  if (value === matcher.pattern) return true;
+  if (matcher.literal !== undefined) return value === matcher.literal;
   const re = matcher.re;
   if (re === undefined || value === '' || value.length > GLOB_LIMITS.maxValueLength) return false;
   if ((globBudget -= value.length) < 0) return false;
@@ -304,18 +381,18 @@ function matchString(value: string, matcher: Matcher): boolean {
 }
 
 /**
- * One claim value against one pattern (CLM-02): strings by equality or glob; numbers and booleans
- * only when their canonical `String(v)` equals the pattern (numeric ids want equality; `"01"` and
- * `"1*"` never match `1`); everything else never.
+ * One claim value against one pattern (CLM-02): strings by the glob; numbers and booleans only when
+ * the pattern has no wildcard or set and spells their canonical `String(v)` (numeric ids want
+ * equality; `"01"` and `"1*"` never match `1`); everything else never.
  */
 function matchScalar(value: unknown, matcher: Matcher): boolean {
   switch (typeof value) {
     case 'string':
       return matchString(value, matcher);
     case 'number':
-      return Number.isFinite(value) && String(value) === matcher.pattern;
+      return Number.isFinite(value) && String(value) === matcher.literal;
     case 'boolean':
-      return String(value) === matcher.pattern;
+      return String(value) === matcher.literal;
     default:
       return false;
   }
@@ -338,8 +415,9 @@ function matchValue(value: unknown, list: readonly Matcher[]): boolean {
 
 /**
  * Whether a claim value matches a glob, with the library's semantics (CLM-02, GLOB-01): strings by
- * equality or micromatch glob, numbers and booleans by exact canonical string, arrays when any
- * scalar element matches. Never throws; an invalid pattern matches nothing.
+ * the pattern language described above, numbers and booleans only by a pattern without wildcards
+ * or sets that spells their canonical string, arrays when any scalar element matches. Never throws;
+ * a pattern outside the language matches nothing.
  */
 export function matchesGlob(value: unknown, pattern: string): boolean {
   let matcher: Matcher;
@@ -774,9 +852,9 @@ function hintFor(actual: unknown, list: readonly Matcher[]): string | undefined 
 }
 
 /**
- * When a glob failed only because micromatch's `*` stops at `/`, suggest the pattern that would
- * match. The "would it match if `*` crossed `/`" test uses a linear-time matcher, never a merged
- * micromatch regex (that would undo the backtracking caps).
+ * When a glob failed only because `*` stops at `/`, suggest the pattern that would match. The
+ * "would it match if `*` crossed `/`" test uses a linear-time matcher, never a RegExp merged from
+ * the patterns (that would undo the backtracking caps).
  */
 function slashHint(value: string, matcher: Matcher): string | undefined {
   const pattern = matcher.pattern;
@@ -789,13 +867,13 @@ function slashHint(value: string, matcher: Matcher): string | undefined {
   for (const candidate of candidates) {
     if (globProblem(candidate) === undefined && matchesGlob(value, candidate)) {
       return (
-        `"*" does not match "/" in micromatch; "${candidate}" would match, ` +
+        `"*" does not match "/"; "${candidate}" would match, ` +
         'but "**" crosses "/" and so also matches every deeper value (any branch, any subgroup)'
       );
     }
   }
   return (
-    '"*" does not match "/" in micromatch, and "**" crosses "/" only as a whole segment (a/**/b); ' +
+    '"*" does not match "/", and "**" crosses "/" only as a whole segment (a/**/b); ' +
     'the value has a "/" where the pattern has "*": list the exact value or bind a claim without "/"'
   );
 }

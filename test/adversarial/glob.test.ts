@@ -10,8 +10,12 @@ import {
   accepted,
   acceptedPatternWithMatch,
   adversarialValue,
+  globSyntaxString,
   patternAndValues,
+  probeValue,
+  subsetPatternWithInstance,
 } from './globs.js';
+import { acceptsGlobOracle, globOracle, parseGlobOracle } from './oracle.js';
 
 failOnUnhandled();
 
@@ -170,5 +174,107 @@ describe('GLOB: matching cannot be made slow', () => {
       }),
       { numRuns: runs(3000) },
     );
+  });
+});
+
+describe('#13.7 a pattern admits only what it spells', () => {
+  const show = (text: string) => JSON.stringify(text);
+
+  it('#13.7 a pattern admits only what it spells: the cases found (a range over "/", binds-nothing classes, the raw pattern text, a trailing "/")', () => {
+    // A range that spans "/" (".-_" holds "/"), and classes that bind nothing, are refused.
+    for (const pattern of ['release[.-_]*', '[ -~]*/**', '[^]]*', '[^a]x', '[!a]x', '[a-z]*', '**/[0-9]*']) {
+      expect(refusedByConfig(pattern), pattern).toBe(true);
+    }
+    expect(matchesGlob('release/x', 'release[.-_]*')).toBe(false);
+    // The raw pattern text is not a match unless the pattern spells it.
+    expect(matchesGlob('release\\*', 'release\\*')).toBe(false);
+    expect(matchesGlob('release*', 'release\\*')).toBe(true);
+    expect(matchesGlob('v[0-9]', 'v[0-9]')).toBe(false);
+    expect(matchesGlob('v7', 'v[0-9]')).toBe(true);
+    expect(matchesGlob('prod*', 'prod*')).toBe(true);
+    // "*" never fills an empty segment, and "**" never takes one.
+    expect(matchesGlob('repo:acme/app/', 'repo:acme/*')).toBe(false);
+    expect(matchesGlob('repo:acme/app', 'repo:acme/*')).toBe(true);
+    expect(matchesGlob('repo:acme/', 'repo:acme/*')).toBe(false);
+    expect(matchesGlob('a//b', 'a/*/b')).toBe(false);
+    expect(matchesGlob('a//b', 'a/**/b')).toBe(false);
+    expect(matchesGlob('a/x/', 'a/**')).toBe(false);
+    expect(matchesGlob('a/b', 'a/**/b')).toBe(true);
+    // "**" inside a segment does not cross "/" whatever it looks like: refused.
+    expect(refusedByConfig('project_path:acme/**:ref_type:branch:ref:main')).toBe(true);
+  });
+
+  it('#13.7 a pattern admits only what it spells: random patterns of the supported subset x probing values, the matcher agrees with an independent oracle', () => {
+    const cases = subsetPatternWithInstance
+      .filter(([pattern]) => accepted(pattern))
+      .chain(([pattern, instance]) =>
+        fc.tuple(
+          fc.constant(pattern),
+          fc.array(probeValue(pattern, instance), { minLength: 1, maxLength: 12 }),
+        ),
+      );
+    fc.assert(
+      fc.property(cases, ([pattern, values]) => {
+        for (const value of values) {
+          expect(matchesGlob(value, pattern), `${show(value)} vs ${show(pattern)}`).toBe(
+            globOracle(value, pattern),
+          );
+        }
+      }),
+      { numRuns: runs(3000) },
+    );
+  });
+
+  it('#13.7 a pattern admits only what it spells: config validation accepts exactly the documented subset within the caps', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          subsetPatternWithInstance.map(([p]) => p),
+          globSyntaxString,
+        ),
+        (pattern) => {
+          expect(accepted(pattern), show(pattern)).toBe(acceptsGlobOracle(pattern));
+        },
+      ),
+      { numRuns: runs(5000) },
+    );
+  });
+
+  it('#13.7 a pattern admits only what it spells: random glob syntax x probing values, an accepted pattern matches exactly as the oracle says', () => {
+    const cases = globSyntaxString
+      .filter((pattern) => accepted(pattern) && parseGlobOracle(pattern) !== undefined)
+      .chain((pattern) =>
+        fc.tuple(
+          fc.constant(pattern),
+          fc.array(probeValue(pattern, pattern.replace(/\\(.)/g, '$1').replace(/[*?]/g, 'a')), {
+            minLength: 1,
+            maxLength: 12,
+          }),
+        ),
+      );
+    fc.assert(
+      fc.property(cases, ([pattern, values]) => {
+        for (const value of values) {
+          expect(matchesGlob(value, pattern), `${show(value)} vs ${show(pattern)}`).toBe(
+            globOracle(value, pattern),
+          );
+        }
+      }),
+      { numRuns: runs(2000) },
+    );
+  });
+
+  it('#13.7 a pattern admits only what it spells: numbers and booleans match only a pattern without wildcards that spells their canonical string', () => {
+    for (const [value, pattern, expected] of [
+      [7, '7', true],
+      [7, '[7]', false],
+      [7, '7*', false],
+      [1.5, '1\\.5', true],
+      [true, 'true', true],
+      [true, 't?ue', false],
+    ] as const) {
+      expect(matchesGlob(value, pattern), `${value} vs ${pattern}`).toBe(expected);
+      expect(globOracle(value, pattern)).toBe(expected);
+    }
   });
 });

@@ -15,28 +15,83 @@ export function accepted(pattern: string): boolean {
 type Piece = readonly [pattern: string, instance: string];
 
 const literal = fc
-  .constantFrom('a', 'b', '-', ':', '.', 'x', '@', '_', 'refs', 'heads', 'main', 'repo', 'acme')
+  .constantFrom(
+    'a',
+    'b',
+    '-',
+    ':',
+    '.',
+    'x',
+    '@',
+    '_',
+    'refs',
+    'heads',
+    'main',
+    'repo',
+    'acme',
+    '{',
+    '}',
+    '+',
+    ',',
+    ']',
+    'é',
+    '😀',
+    'a!',
+    'a b',
+  )
   .map((l): Piece => [l, l]);
 const token: fc.Arbitrary<Piece> = fc.oneof(
-  { weight: 5, arbitrary: literal },
-  { weight: 4, arbitrary: fc.constantFrom<Piece>(['*', 'a'], ['*', 'x-y'], ['*', '.b']) },
-  { weight: 1, arbitrary: fc.constant<Piece>(['?', 'q']) },
+  { weight: 6, arbitrary: literal },
   {
-    weight: 1,
-    arbitrary: fc.constantFrom<Piece>(['[a-z]', 'k'], ['[^a]', 'b'], ['[-a]', '-'], ['[]a]', ']']),
+    weight: 4,
+    arbitrary: fc.constantFrom<Piece>(
+      ['*', 'a'],
+      ['*', 'x-y'],
+      ['*', '.b'],
+      ['*', ''],
+      ['*', '[*]\\'],
+      ['*', '😀'],
+    ),
   },
-  { weight: 1, arbitrary: fc.constantFrom<Piece>(['\\*', '*'], ['\\?', '?'], ['\\[', '[']) },
+  { weight: 1, arbitrary: fc.constantFrom<Piece>(['?', 'q'], ['?', '?'], ['?', '😀'], ['?', '\\']) },
   {
     weight: 1,
-    arbitrary: fc.constantFrom<Piece>(['{a,b}', '{a,b}'], ['{1..9}', '{1..9}'], ['+', '+'], ['{', '{']),
+    arbitrary: fc.constantFrom<Piece>(
+      ['[a-z]', 'k'],
+      ['[0-9]', '7'],
+      ['[-a]', '-'],
+      ['[a-]', '-'],
+      ['[._-]', '_'],
+      ['[A-Fx]', 'x'],
+      ['[a-cX-Z0-2]', 'Y'],
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Piece>(
+      ['\\*', '*'],
+      ['\\?', '?'],
+      ['\\[', '['],
+      ['\\]', ']'],
+      ['\\\\', '\\'],
+      ['\\(', '('],
+      ['\\|', '|'],
+      ['\\!', '!'],
+    ),
   },
 );
 const segment: fc.Arbitrary<Piece> = fc.oneof(
-  { weight: 1, arbitrary: fc.constantFrom<Piece>(['**', 'a'], ['**', 'a/b']) },
+  { weight: 1, arbitrary: fc.constantFrom<Piece>(['**', 'a'], ['**', 'a/b'], ['**', '.github/x']) },
+  { weight: 1, arbitrary: fc.constant<Piece>(['', '']) },
   {
     weight: 6,
     arbitrary: fc
       .array(token, { minLength: 1, maxLength: 7 })
+      // No "*" or "?" fills an empty, "." or ".." segment: such an instance is not a match.
+      .filter((t) => {
+        const instance = t.map(([, v]) => v).join('');
+        return !t.some(([p]) => p === '*' || p === '?') || !['', '.', '..'].includes(instance);
+      })
       .map((t): Piece => [t.map(([p]) => p).join(''), t.map(([, v]) => v).join('')]),
   },
 );
@@ -101,8 +156,90 @@ export const EDGE_PATTERNS = [
   'a*/*/*/*/*/*/*/*',
   '**/a/**',
   'x?*?*',
-  '[a-z]*[a-z]*',
+  'x[a-z]*[a-z]*',
   '*\\**',
   '{a,b}'.repeat(20),
   'x'.repeat(GLOB_LIMITS.maxPatternLength),
 ];
+
+/** Characters probing values are made of: separators, glob syntax, dots, escapes, non-ASCII. */
+const probeChar = fc.constantFrom(
+  ...[
+    'a',
+    'b',
+    'x',
+    'k',
+    '7',
+    '_',
+    '-',
+    '.',
+    '/',
+    '/',
+    '\\',
+    '[',
+    ']',
+    '*',
+    '?',
+    '!',
+    '{',
+    '}',
+    ' ',
+    'é',
+    '😀',
+  ],
+);
+
+/** Insert `text` at a position of `value` chosen by `at` (code-point positions). */
+function insertAt(value: string, at: number, text: string): string {
+  const chars = [...value];
+  const i = chars.length === 0 ? 0 : at % (chars.length + 1);
+  return [...chars.slice(0, i), text, ...chars.slice(i)].join('');
+}
+
+/**
+ * Values that probe where a pattern's language ends (issue 13.7): its instance, the raw pattern text,
+ * the instance with a trailing, leading, doubled or inserted `/`, a segment emptied or made `.`/`..`,
+ * a character dropped, doubled or swapped for glob syntax, and random strings of separators, glob
+ * syntax and non-ASCII.
+ */
+export function probeValue(pattern: string, instance: string): fc.Arbitrary<string> {
+  const segments = instance.split('/');
+  return fc.oneof(
+    fc.constantFrom(instance, pattern, `${instance}/`, `/${instance}`, instance.replace('/', '//')),
+    fc.tuple(fc.nat(), probeChar).map(([at, c]) => insertAt(instance, at, c)),
+    fc.tuple(fc.nat(), fc.constantFrom('', '.', '..', 'a/b')).map(([at, s]) => {
+      const copy = [...segments];
+      copy[at % copy.length] = s;
+      return copy.join('/');
+    }),
+    fc.nat().map((at) => {
+      const chars = [...instance];
+      chars.splice(at % Math.max(1, chars.length), 1);
+      return chars.join('');
+    }),
+    fc.nat().map((at) => {
+      const chars = [...instance];
+      const i = at % Math.max(1, chars.length);
+      return [...chars.slice(0, i + 1), ...chars.slice(i)].join('');
+    }),
+    fc.string({ unit: probeChar, maxLength: 16 }),
+  );
+}
+
+/**
+ * Patterns of the documented language (not filtered by the caps or the "binds nothing" rule), each
+ * with an instance: what property tests compare against the oracle.
+ */
+export const subsetPatternWithInstance: fc.Arbitrary<Piece> = fc
+  .array(segment, { minLength: 1, maxLength: 5 })
+  .map((segments): Piece => [segments.map(([p]) => p).join('/'), segments.map(([, v]) => v).join('/')]);
+
+/** Strings of glob syntax and its neighbours, most of them outside the language. */
+export const globSyntaxString: fc.Arbitrary<string> = fc.string({
+  unit: fc.constantFrom(
+    ...['a', 'b', 'z', 'A', '0', '9', '-', '.', '_', '/', '*', '*', '?', '[', ']', '^', '!', '\\', '(', ')'],
+    ...['|', '{', '}', ',', '+', '@', ' ', '~', 'é', '😀', '\u0000'],
+  ),
+  minLength: 1,
+  maxLength: 14,
+});

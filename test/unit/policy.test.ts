@@ -138,20 +138,20 @@ describe('validateGlob', () => {
     expect(error.message).toContain(problem);
   });
 
-  it.each(['*', '**', '*/*', '?*', '**/**'])(
+  it.each(['*', '**', '*/*', '?*', '*/?', '[a-z]*', '**/[0-9]?', 'x/**/**'])(
     'refuses the wildcard-only pattern %j (it binds nothing)',
     (pattern) => {
-      expect(globError(pattern).message).toContain('binds nothing');
+      expect(globError(pattern).message).toMatch(/binds nothing|"\*\*" once/);
     },
   );
 
   it.each([
-    ['\\d+', 'regex class'],
+    ['\\d+', 'only ASCII punctuation'],
     ['trailing\\', 'lone'],
-    ['[!a]*', '[^...]'],
-    ['a[/]b', 'inside a [...] class'],
-    ['*a*[[:alpha:]/]*b', 'POSIX classes'],
-    ['[z-a]x*', 'not a valid glob'],
+    ['[!a]*', 'negated set'],
+    ['a[/]b', 'never holds "/"'],
+    ['*a*[[:alpha:]]*b', 'POSIX classes'],
+    ['[z-a]x*', 'must go up'],
   ])('refuses the confusing or invalid syntax %j', (pattern, problem) => {
     expect(globError(pattern).message).toContain(problem);
   });
@@ -266,6 +266,63 @@ describe('validateGlob', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('#13.7 a pattern admits only what it spells', () => {
+  it.each([
+    ['release[.-_]*', 'must go up'],
+    ['[ -~]*/**', 'must go up'],
+    ['[^]]*', 'negated set'],
+    ['v[^0-9]', 'negated set'],
+    ['v[!0-9]', 'negated set'],
+    ['v[]', 'empty'],
+    ['v[a-z', 'without its "]"'],
+    ['v[a\\]x]', 'no escapes'],
+    ['v[é]', 'printable ASCII'],
+    ['v[a-c-e]', 'neither a range nor first or last'],
+    ['v[0-z]', 'must go up'],
+    ['v\\/x', 'cannot be escaped'],
+    ['v\\é', 'ASCII punctuation'],
+    ['acme/**:ref', '"**" inside a segment'],
+    ['refs/heads/release-**', '"**" inside a segment'],
+    ['[a-z]*', 'binds nothing'],
+    ['[0-9]?/**', 'binds nothing'],
+  ])('#13.7 a pattern admits only what it spells: %j is refused at config time (%s)', (pattern, problem) => {
+    expect(globError(pattern).message).toContain(problem);
+  });
+
+  it.each([
+    ['v[0-9]', 'v7', 'v[0-9]'],
+    ['release\\*', 'release*', 'release\\*'],
+    ['a\\?b', 'a?b', 'axb'],
+    ['x\\[1\\]', 'x[1]', 'x\\[1\\]'],
+    ['repo:acme/*', 'repo:acme/app', 'repo:acme/app/'],
+    ['repo:acme/*', 'repo:acme/app', 'repo:acme/'],
+    ['a/*/b', 'a/x/b', 'a//b'],
+    ['a/*/b', 'a/x/b', 'a/../b'],
+    ['a/**/b', 'a/b', 'a//b'],
+    ['a/**', 'a/x/y', 'a/x/'],
+    ['**/b', 'x/y/b', '/b'],
+    ['a/[._-]x', 'a/.x', 'a//x'],
+    ['v?', 'v😀', 'v'],
+    ['https://x/*', 'https://x/y', 'https:/x/y'],
+  ])(
+    '#13.7 a pattern admits only what it spells: %j matches %j but not %j',
+    (pattern, spelled, notSpelled) => {
+      validateGlob(pattern, 'f');
+      expect(matchesGlob(spelled, pattern)).toBe(true);
+      expect(matchesGlob(notSpelled, pattern)).toBe(false);
+    },
+  );
+
+  it('#13.7 a pattern admits only what it spells: a bound subject refuses the raw text of its own pattern at login', () => {
+    const policy = policyFor({ boundSubject: ['repo:acme/app:ref:refs/tags/v[0-9]*'] });
+    expect(policy.check({ sub: 'repo:acme/app:ref:refs/tags/v1.2' })).toEqual({ ok: true });
+    expect(policy.check({ sub: 'repo:acme/app:ref:refs/tags/v[0-9]*' })).toEqual({
+      ok: false,
+      code: 'subject_not_allowed',
+    });
   });
 });
 
