@@ -76,7 +76,7 @@ export interface IdentityChange {
   identityId: string;
   /** Epoch ms. */
   time: number;
-  /** For `delete`: live tokens revoked. */
+  /** For `delete` and `update`: live tokens revoked. */
   revokedTokens?: number;
 }
 
@@ -103,9 +103,12 @@ export interface IdentityAdmin {
   attach(identityId: string, body: unknown): Promise<HttpAnswer>;
   /** `GET …/oidc-auth/identities/:identityId`. */
   retrieve(identityId: string): Promise<HttpAnswer>;
-  /** `PATCH …/oidc-auth/identities/:identityId`: top-level merge (`null` resets a field to its default). */
+  /**
+   * `PATCH …/oidc-auth/identities/:identityId`: top-level merge (`null` resets a field to its default).
+   * Then revokes every token of the identity: each was granted under the old config.
+   */
   update(identityId: string, body: unknown): Promise<HttpAnswer>;
-  /** `DELETE …/oidc-auth/identities/:identityId`: remove the config and revoke the identity's tokens. */
+  /** `DELETE …/oidc-auth/identities/:identityId`: remove the config, then revoke the identity's tokens. */
   revoke(identityId: string): Promise<HttpAnswer>;
   /** `GET …/oidc-auth/identities`: `{ identityOidcAuths: [...] }`, never with `caCert`. */
   list(): Promise<HttpAnswer>;
@@ -125,7 +128,14 @@ const READ_ONLY_FIELDS = ['id', 'createdAt', 'updatedAt'] as const;
  *
  * Bodies and answers follow Infisical's OIDC-auth config endpoints. Configs are validated exactly as
  * at login ({@link parseIdentityConfig}): a bad one answers 400 `invalid_config` with the `field` at
- * fault. Deleting a config revokes every token of the identity (`auth.revokeIdentity`).
+ * fault.
+ *
+ * Deleting or updating a config revokes every token of the identity (`auth.revokeIdentity`), after
+ * the store has written the change: once the answer is sent, no token granted under the old config
+ * works, on any instance, including tokens of logins that were still in flight (see
+ * `TokenStore.generation`); later logins see the new config or none. An update that narrows
+ * nothing ends the tokens too: clients log in again. If the revocation fails the answer is 503
+ * `store_unavailable` although the config has changed: retry the request, which repeats both steps.
  *
  * @throws {ConfigError} when the engine's identity store cannot `put`, `delete` and `list`.
  */
@@ -227,7 +237,9 @@ export function createIdentityAdmin(
       const current = await load(identityId);
       if (!current) throw notFound();
       const config = await save({ ...current, ...patch, identityId } as IdentityConfigInput);
-      changed({ action: 'update', identityId });
+      // After the write: a login that reads the raised generation also reads the new config.
+      const revokedTokens = await auth.revokeIdentity(identityId);
+      changed({ action: 'update', identityId, revokedTokens });
       return ok({ identityOidcAuth: identityOidcAuthView(config, { caCert: true }) });
     } catch (error) {
       return failure(error);
@@ -253,7 +265,8 @@ export function createIdentityAdmin(
           throw storeError(error, 'identity.delete');
         }
       }
-      // Revoke even when the config is already gone, so a retried DELETE finishes an interrupted one.
+      // After the delete (a login that reads the raised generation finds no config), and even when
+      // the config is already gone, so a retried DELETE finishes an interrupted one.
       const revokedTokens = await auth.revokeIdentity(identityId);
       if (!view || !deleted) throw notFound();
       changed({ action: 'delete', identityId, revokedTokens });

@@ -254,6 +254,12 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
     try {
       const header = readHeader(jwt);
+      // Read before the config is loaded: a revocation that lands after this read raises the
+      // generation above the one stamped on the record, so the token is refused however late it is
+      // stored (reading it after loading would let a delete and revoke slip in between).
+      const generation = await tokens.generation(identityId).catch((error: unknown) => {
+        throw storeDown(error, 'generation');
+      });
       const config = await loadIdentity(identityId);
       const now = clock();
       const { payload } = await verifyIdpToken(jwt, header, config, keys, now);
@@ -282,6 +288,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         metadata: policy.metadata(payload),
         issuer: payload.iss,
         subject: context.subject,
+        generation,
       };
       try {
         await tokens.create(record);

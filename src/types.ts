@@ -126,6 +126,12 @@ export interface AccessTokenRecord {
   /** IdP `iss` and `sub` of the login, for audit. */
   issuer?: string;
   subject?: string;
+  /**
+   * The identity's revocation generation ({@link TokenStore.generation}) read when the login began,
+   * before its config was loaded. A record stamped lower than its identity's current generation is
+   * refused as revoked. Records stored before generations existed read as 0.
+   */
+  generation: number;
 }
 
 export type ConsumeResult =
@@ -140,21 +146,39 @@ export type ExtendResult =
  * Where access-token state lives. Atomicity is the store's job: 50 parallel `consume` calls on a
  * token with one use left give exactly one `ok`. A store that cannot answer throws; the engine
  * turns that into a 503 and never grants access.
+ *
+ * Revoking an identity has no race: `revokeIdentity` raises the identity's generation before it
+ * returns, login stamps the generation it read before loading the config on the record, and
+ * `consume` and `extend` refuse (`revoked`) a record stamped lower than its identity's current
+ * generation. Generations only grow, so once `revokeIdentity` has returned no token of the identity
+ * works, on any instance, not even one a login that was already in flight stores afterwards.
  */
 export interface TokenStore {
   create(record: AccessTokenRecord): Promise<void>;
   /** Read without counting a use. */
   get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined>;
-  /** Atomically: refuse if unknown, revoked, expired or used up; else count one use and return the record. */
+  /**
+   * Atomically: refuse if unknown, revoked (or stamped below its identity's generation), expired or
+   * used up; else count one use and return the record.
+   */
   consume(tokenId: string, now: number): Promise<ConsumeResult>;
   /**
    * Atomically renew: `expiresAt = min(now + ttlSeconds, maxExpiresAt)`. Refuses (`max_ttl_reached`)
    * when `expiresAt` already equals `maxExpiresAt`: nothing is left to extend, the client must log in.
+   * Refuses (`revoked`) like `consume` a record stamped below its identity's generation.
    */
   extend(tokenId: string, now: number): Promise<ExtendResult>;
   /** Revoke every token string issued for this id. Idempotent. */
   revoke(tokenId: string): Promise<void>;
-  /** Revoke every token of an identity; returns how many were live. */
+  /**
+   * The identity's revocation generation: 0 until its first `revokeIdentity`, then one more after
+   * each. Kept for as long as any token of the identity can live (the stores here keep it for good).
+   */
+  generation(identityId: string): Promise<number>;
+  /**
+   * Revoke every token of an identity: raise its generation (atomically, before returning), and mark
+   * its live tokens revoked. Returns how many were live.
+   */
   revokeIdentity(identityId: string): Promise<number>;
   close?(): Promise<void>;
 }

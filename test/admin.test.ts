@@ -172,6 +172,59 @@ describe('identity admin (framework-neutral)', () => {
     });
   });
 
+  it('#13.1 identity revocation leaves no survivor: a PATCH ends every token granted under the old config and reports how many', async () => {
+    const e = makeEngine();
+    const changes: IdentityChange[] = [];
+    const admin = createIdentityAdmin(e.auth, { onChange: (c) => void changes.push(c), clock: e.clock.now });
+    const jwt = await sign(e.key, githubClaims(e.clock.ms));
+    const grants = await Promise.all([1, 2].map(() => e.auth.login({ identityId: 'gh-deployer', jwt })));
+
+    // Even a change that narrows nothing: the tokens were granted under a config that is gone.
+    expect((await admin.update('gh-deployer', { accessTokenTTL: 600 })).status).toBe(200);
+    for (const grant of grants) {
+      await expect(e.auth.authenticate(grant.accessToken)).rejects.toMatchObject({ code: 'token_revoked' });
+      await expect(e.auth.renew(grant.accessToken)).rejects.toMatchObject({ code: 'token_revoked' });
+    }
+    expect(changes).toEqual([
+      { action: 'update', identityId: 'gh-deployer', revokedTokens: 2, time: e.clock.ms },
+    ]);
+    // Logins under the new config work.
+    const fresh = await e.auth.login({ identityId: 'gh-deployer', jwt });
+    expect(fresh.expiresIn).toBe(600);
+    await expect(e.auth.authenticate(fresh.accessToken)).resolves.toMatchObject({
+      identityId: 'gh-deployer',
+    });
+  });
+
+  it('#13.1 identity revocation leaves no survivor: PATCH and DELETE revoke after the store has written the change', async () => {
+    const e = makeEngine();
+    const calls: string[] = [];
+    const store = e.auth.identities;
+    const identities: IdentityStore = {
+      get: (id) => store.get(id),
+      put: async (config) => {
+        calls.push('put');
+        return store.put!(config);
+      },
+      delete: async (id) => {
+        calls.push('delete');
+        return store.delete!(id);
+      },
+      list: () => store.list!(),
+    };
+    const admin = createIdentityAdmin({
+      ...e.auth,
+      identities,
+      revokeIdentity: async (id) => {
+        calls.push('revokeIdentity');
+        return e.auth.revokeIdentity(id);
+      },
+    });
+    expect((await admin.update('gh-deployer', { accessTokenTTL: 600 })).status).toBe(200);
+    expect((await admin.revoke('gh-deployer')).status).toBe(200);
+    expect(calls).toEqual(['put', 'revokeIdentity', 'delete', 'revokeIdentity']);
+  });
+
   it('TOK-10: DELETE removes the config, revokes every token of the identity, and omits caCert', async () => {
     const e = makeEngine();
     const changes: IdentityChange[] = [];
@@ -284,6 +337,7 @@ async function serve(): Promise<Served> {
     identityId: 'platform-admin',
     publicKeys: [key.publicJwk],
     boundIssuer: 'https://token.actions.githubusercontent.com',
+    boundAudiences: 'https://github.com/acme-corp',
     boundClaims: { repository_id: '1' },
     metadata: { role: 'admin' },
   };

@@ -8,7 +8,8 @@ export interface MigrateOptions extends TableOptions {
 }
 
 /**
- * Creates the access-token and identity tables and their indexes when missing. Idempotent, and
+ * Creates the access-token, identity-generation and identity tables and their indexes when missing,
+ * and adds the columns later versions need to tables an earlier version made. Idempotent, and
  * safe when several app instances run it at once (a transaction-scoped advisory lock serialises
  * them). Times in the token table are epoch milliseconds (`bigint`), exactly the record's numbers.
  *
@@ -42,7 +43,26 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
         trusted_ips jsonb NOT NULL,
         metadata json NOT NULL,
         issuer text,
-        subject text
+        subject text,
+        generation bigint NOT NULL DEFAULT 0
+      )`);
+    // Tables made before revocation generations: existing rows read as generation 0. Looked up
+    // first: ALTER TABLE locks the table exclusively even when the column is there already.
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = $2 AND column_name = 'generation'`,
+      [names.schema, `${p}access_tokens`],
+    );
+    if (rowCount === 0) {
+      await client.query(
+        `ALTER TABLE ${names.tokens} ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0`,
+      );
+    }
+    // One row per identity ever revoked, kept for good: a token stamped below it is refused.
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${names.generations} (
+        identity_id text PRIMARY KEY,
+        generation bigint NOT NULL
       )`);
     await client.query(
       `CREATE INDEX IF NOT EXISTS "${p}access_tokens_identity_idx" ON ${names.tokens} (identity_id)`,

@@ -4,7 +4,10 @@ import { ConfigError } from '../../src/errors.js';
 export interface TableOptions {
   /** Schema of the tables; created by `migrate` when missing. Default `'public'`. */
   schema?: string;
-  /** Prepended to table names (`oma_access_tokens`, `oma_identities`). Default `'oma_'`. */
+  /**
+   * Prepended to table names (`oma_access_tokens`, `oma_identity_generations`, `oma_identities`).
+   * Default `'oma_'`.
+   */
   tablePrefix?: string;
 }
 
@@ -14,6 +17,7 @@ export interface TableNames {
   prefix: string;
   tokens: string;
   identities: string;
+  generations: string;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
@@ -34,5 +38,6 @@ export function tableNames(options: TableOptions = {}): TableNames {
     prefix,
     tokens: `"${schema}"."${prefix}access_tokens"`,
     identities: `"${schema}"."${prefix}identities"`,
+    generations: `"${schema}"."${prefix}identity_generations"`,
   };
 }

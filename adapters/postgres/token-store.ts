@@ -2,7 +2,7 @@ import type { Pool } from 'pg';
 import { ConfigError } from '../../src/errors.js';
 import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../../src/types.js';
 import { migrateOnce } from './migrate.js';
-import { tableNames, type TableOptions } from './names.js';
+import { tableNames, type TableNames, type TableOptions } from './names.js';
 import { runStatement, statement, type Statement } from './query.js';
 
 export interface PostgresTokenStoreOptions extends TableOptions {
@@ -47,6 +47,7 @@ interface TokenRow {
   metadata: Record<string, unknown>;
   issuer: string | null;
   subject: string | null;
+  generation: string;
 }
 
 /**
@@ -57,8 +58,17 @@ interface TokenRow {
  * statement that counts the use (`UPDATE … WHERE … uses_count < uses_limit RETURNING`) and, when no
  * row qualifies, tells why in the same answer. Uses of one token that arrive while its statement is
  * in flight go together as the next one (see {@link PostgresTokenStore.consume}): a token that many
- * requests use at once would otherwise queue them all on its row lock, one commit each. Renew and
- * revoke are one statement each; login one.
+ * requests use at once would otherwise queue them all on its row lock, one commit each. Renew is two
+ * statements (read, then extend), revoke one, login two (the identity's generation, then the insert).
+ *
+ * **Revoking an identity has no race.** `revokeIdentity` raises the identity's generation (a row in
+ * `<prefix>identity_generations`, kept for good) and marks its tokens revoked in one statement. Login
+ * reads the generation before it loads the config and stamps it on the row; the consume and extend
+ * statements compare a row's stamp with its identity's generation in the same statement (a primary
+ * key lookup). A statement sees everything committed before it began, so once `revokeIdentity` has
+ * returned, no token of the identity works on any instance, even one a login still in flight
+ * inserts afterwards. Databases made by an earlier version need `migrate` (it adds the
+ * `generation` column and the generations table) before this version runs.
  *
  * **Storage:** one row per token in `<schema>.<prefix>access_tokens`: about 265 bytes of tuple with a
  * small metadata object (370 with six mapped claims; `pg_column_size`), about 345 bytes on disk per
@@ -101,7 +111,7 @@ export class PostgresTokenStore implements TokenStore {
     this.#timeoutMs = positive(options.statementTimeoutMs ?? 1000, 'statementTimeoutMs');
     this.#graceMs = positive(options.purgeGraceMs ?? 300_000, 'purgeGraceMs', true);
     this.#clock = options.clock ?? Date.now;
-    this.#sql = tokenStatements(names.tokens, options.preparedStatements ?? true);
+    this.#sql = tokenStatements(names, options.preparedStatements ?? true);
     if (options.migrate) this.#migrated = migrateOnce(this.#pool, names, 'token');
     const every = positive(options.purgeIntervalMs ?? 0, 'purgeIntervalMs', true);
     if (every > 0) {
@@ -133,6 +143,7 @@ export class PostgresTokenStore implements TokenStore {
       JSON.stringify(record.metadata),
       record.issuer ?? null,
       record.subject ?? null,
+      record.generation ?? 0,
     ]);
   }
 
@@ -173,6 +184,12 @@ export class PostgresTokenStore implements TokenStore {
     await this.#query(this.#sql.revoke, [tokenId]);
   }
 
+  async generation(identityId: string): Promise<number> {
+    const { rows } = await this.#query(this.#sql.generation, [identityId]);
+    return Number(rows[0]?.generation ?? 0);
+  }
+
+  /** One statement: raises the identity's generation and marks its tokens revoked, together. */
   async revokeIdentity(identityId: string): Promise<number> {
     const { rows } = await this.#query(this.#sql.revokeIdentity, [identityId, this.#clock()]);
     return Number(rows[0]?.live ?? 0);
@@ -274,11 +291,17 @@ export class PostgresTokenStore implements TokenStore {
   }
 }
 
-function tokenStatements(table: string, prepared: boolean) {
+function tokenStatements(names: TableNames, prepared: boolean) {
+  const table = names.tokens;
   const columns =
     'token_id, identity_id, created_at, expires_at, max_expires_at, ttl_seconds, uses_limit, uses_count, ' +
-    'revoked, trusted_ips, metadata, issuer, subject';
-  const usable = `NOT revoked AND expires_at > $2::bigint`;
+    'revoked, trusted_ips, metadata, issuer, subject, generation';
+  // The current generation of the identity of the row aliased `row`: read in the statement's own
+  // snapshot, which includes every revokeIdentity that returned before the statement began.
+  const current = (row: string) =>
+    `COALESCE((SELECT g.generation FROM ${names.generations} g WHERE g.identity_id = ${row}.identity_id), 0)`;
+  const usable = `NOT revoked AND generation >= ${current('a')} AND expires_at > $2::bigint`;
+  const stale = `t.revoked OR t.generation < ${current('t')}`;
   const usesLeft = `(uses_limit = 0 OR uses_count < uses_limit)`;
   const exhausted = `t.uses_limit > 0 AND t.uses_count >= t.uses_limit`;
   // Named columns, never `*`: a column a user adds to the table must not break the UNION.
@@ -289,7 +312,7 @@ function tokenStatements(table: string, prepared: boolean) {
   return {
     create: statement(
       `INSERT INTO ${table} (${columns})
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::json, $12, $13)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::json, $12, $13, $14)
        ON CONFLICT (token_id) DO UPDATE SET ${columns
          .split(', ')
          .slice(1)
@@ -301,12 +324,12 @@ function tokenStatements(table: string, prepared: boolean) {
     // $3 uses at once: all of them or none.
     consume: statement(
       `WITH hit AS (
-         UPDATE ${table} SET uses_count = uses_count + $3::int
+         UPDATE ${table} a SET uses_count = uses_count + $3::int
          WHERE token_id = $1 AND ${usable} AND (uses_limit = 0 OR uses_count + $3::int <= uses_limit)
          RETURNING ${columns})
        SELECT 'ok' AS outcome, ${columns} FROM hit
        UNION ALL
-       SELECT CASE WHEN t.revoked THEN 'revoked'
+       SELECT CASE WHEN ${stale} THEN 'revoked'
                    WHEN t.expires_at <= $2::bigint THEN 'expired'
                    WHEN t.uses_limit > 0 AND t.uses_count + $3::int > t.uses_limit THEN 'uses_exhausted'
                    ELSE 'raced' END, ${tColumns}
@@ -315,12 +338,12 @@ function tokenStatements(table: string, prepared: boolean) {
     ),
     extend: statement(
       `WITH hit AS (
-         UPDATE ${table} SET expires_at = LEAST($2::bigint + ttl_seconds::bigint * 1000, max_expires_at)
+         UPDATE ${table} a SET expires_at = LEAST($2::bigint + ttl_seconds::bigint * 1000, max_expires_at)
          WHERE token_id = $1 AND ${usable} AND expires_at < max_expires_at AND ${usesLeft}
          RETURNING ${columns})
        SELECT 'ok' AS outcome, ${columns} FROM hit
        UNION ALL
-       SELECT CASE WHEN t.revoked THEN 'revoked'
+       SELECT CASE WHEN ${stale} THEN 'revoked'
                    WHEN t.expires_at <= $2::bigint THEN 'expired'
                    WHEN t.expires_at >= t.max_expires_at THEN 'max_ttl_reached'
                    WHEN ${exhausted} THEN 'uses_exhausted'
@@ -329,10 +352,17 @@ function tokenStatements(table: string, prepared: boolean) {
       prepared,
     ),
     revoke: statement(`UPDATE ${table} SET revoked = true WHERE token_id = $1 AND NOT revoked`, prepared),
+    generation: statement(`SELECT generation FROM ${names.generations} WHERE identity_id = $1`, prepared),
+    // Both writes commit together; every consume that begins afterwards sees the raised generation.
     revokeIdentity: statement(
-      `WITH r AS (
+      `WITH bump AS (
+         INSERT INTO ${names.generations} AS g (identity_id, generation) VALUES ($1, 1)
+         ON CONFLICT (identity_id) DO UPDATE SET generation = g.generation + 1
+         RETURNING generation),
+       r AS (
          UPDATE ${table} SET revoked = true WHERE identity_id = $1 AND NOT revoked RETURNING expires_at)
-       SELECT count(*) FILTER (WHERE expires_at > $2::bigint) AS live FROM r`,
+       SELECT count(*) FILTER (WHERE expires_at > $2::bigint) AS live, (SELECT generation FROM bump) AS generation
+       FROM r`,
       prepared,
     ),
     purge: statement(
@@ -370,6 +400,7 @@ function toRecord(row: TokenRow): AccessTokenRecord {
     revoked: row.revoked,
     trustedIps: row.trusted_ips,
     metadata: row.metadata,
+    generation: Number(row.generation),
   };
   if (row.issuer !== null) record.issuer = row.issuer;
   if (row.subject !== null) record.subject = row.subject;

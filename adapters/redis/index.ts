@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
 import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../../src/types.js';
 import { decodeFields, decodeRecord, encodeRecord } from './record.js';
-import { CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE } from './scripts.js';
+import { CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE, REVOKE_IDENTITY } from './scripts.js';
 
 export interface RedisTokenStoreOptions {
   /**
@@ -53,7 +53,8 @@ interface Script {
  *
  * **When to choose it:** several app instances, a guard on a hot path, Redis already at hand. One
  * guarded request costs at most one round trip (`EVALSHA` of a Lua script: check and count a use
- * atomically); renew and revoke one each; login two (token hash, then the identity index). Uses
+ * atomically); renew two and revoke one; login three (the identity's generation, the token hash,
+ * then the identity index). Uses
  * that arrive in one turn of the event loop go as one script call over their keys (`batchConsumes`):
  * one socket write and one reply for the burst instead of one each, which on a busy server costs
  * less than the guard's own work (the write system call was most of a Redis guard's CPU).
@@ -63,15 +64,26 @@ interface Script {
  *   `expiryMarginMs`. Renewals never move that expiry: the max expiry is fixed at login.
  * - `oma:i:{<identityId>}`: a sorted set of the identity's token ids (score: when each token's hash
  *   expires), trimmed on each login and expiring with its longest-lived member.
+ * - `oma:g:{<identityId>}`: the identity's revocation generation (`INCR`ed by `revokeIdentity`),
+ *   present only once the identity was revoked, and never expiring: it must outlive every token
+ *   stamped below it. One small key per identity ever revoked.
  *
- * Every script but the batched consume touches exactly one key, so the store runs on Redis
- * Cluster (where batching is off): consume needs only the token id (its own slot), and only login
- * and `revokeIdentity` touch the identity's index.
- * `revokeIdentity` reads that index and revokes each listed token with one script call each
- * (pipelined, 500 at a time): no keyspace scan. (A per-identity revocation watermark checked by
- * consume would put the identity's key in the consume script, which Cluster allows only in the
- * token's slot.) A login racing a `revokeIdentity` of the same identity may finish unrevoked: it is
- * then ordered after the revocation, and its id stays in the index for the next one.
+ * Every script but the batched consume touches one slot, so the store runs on Redis Cluster (where
+ * batching is off): consume and renew need only the token's hash (its own slot); login and
+ * `revokeIdentity` touch the identity's index and generation, which share the `{<identityId>}` tag.
+ *
+ * **Revoking an identity has no race.** `revokeIdentity` raises the generation and reads the index
+ * in one script, then revokes each listed token with one script call each (pipelined, 500 at a
+ * time): no keyspace scan. A login reads the generation before it loads the identity's config and
+ * stamps it on the record; the script that indexes the token reads the generation again, atomically
+ * with the `ZADD`. So a login either is indexed before the revocation's snapshot (the walk revokes its
+ * token) or sees the raised generation and revokes its own hash before `create` returns, before any
+ * token string for it exists. On a single server the consume and renew scripts also read the
+ * generation key (named from the hash's identity id: Redis allows that outside Cluster) and refuse a
+ * hash stamped below it, which also covers an index evicted under memory pressure. Use
+ * `maxmemory-policy noeviction`: evicting an index or a generation key loses revocations (on a single
+ * server a `volatile-*` policy keeps the generation keys, which have no expiry). Keep reads on
+ * masters (ioredis' default `scaleReads: 'master'`): a replica may not have the raised generation yet.
  *
  * **Memory** (Redis 7.0, `MEMORY USAGE`): about 420 bytes per token hash with a small metadata
  * object, while every field stays under the server's `hash-max-listpack-value` (64 bytes by default)
@@ -98,6 +110,8 @@ export class RedisTokenStore implements TokenStore {
   readonly #clock: () => number;
   readonly #waitForReady: boolean;
   readonly #batchConsumes: boolean;
+  /** The prefix the consume and extend scripts build generation keys from; empty on Cluster. */
+  readonly #generationPrefix: string;
   #pending: PendingConsume[] = [];
   #seenReady = false;
   #readyPromise: Promise<void> | undefined;
@@ -112,8 +126,10 @@ export class RedisTokenStore implements TokenStore {
     this.#marginMs = positive(options.expiryMarginMs ?? 300_000, 'expiryMarginMs', true);
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
-    this.#batchConsumes = options.batchConsumes !== false && !(options.client as Cluster).isCluster;
+    const cluster = (options.client as Cluster).isCluster === true;
+    this.#batchConsumes = options.batchConsumes !== false && !cluster;
     this.#prefix = prefix;
+    this.#generationPrefix = cluster ? '' : prefix;
     this.#clock = options.clock ?? Date.now;
     this.#waitForReady = this.#client.options?.enableOfflineQueue === false;
   }
@@ -128,21 +144,33 @@ export class RedisTokenStore implements TokenStore {
     return `${this.#prefix}i:{${identityId}}`;
   }
 
+  /** The key of an identity's revocation generation (same slot as its index). */
+  generationKey(identityId: string): string {
+    return `${this.#prefix}g:{${identityId}}`;
+  }
+
+  /**
+   * Stores the hash, then indexes it. The index script also reads the identity's generation, in the
+   * same atomic step: if a `revokeIdentity` raised it past the record's (the login was in flight
+   * while it ran, and the revocation's snapshot of the index missed this token), the hash is marked
+   * revoked before this returns, so before any token string for it exists.
+   */
   async create(record: AccessTokenRecord): Promise<void> {
     const expireAt = String(record.maxExpiresAt + this.#marginMs);
     // The hash first: a revokeIdentity that finds the id in the index always finds the hash too.
     await this.#run(() =>
       this.#eval(CREATE_SCRIPT, this.tokenKey(record.tokenId), expireAt, ...encodeRecord(record)),
     );
-    await this.#run(() =>
-      this.#eval(
+    const current = await this.#run(() =>
+      this.#evalKeys(
         INDEX_SCRIPT,
-        this.identityKey(record.identityId),
-        record.tokenId,
-        expireAt,
-        String(this.#clock()),
+        [this.identityKey(record.identityId), this.generationKey(record.identityId)],
+        [record.tokenId, expireAt, String(this.#clock())],
       ),
     );
+    if (Number(current) > (record.generation ?? 0)) {
+      await this.#run(() => this.#eval(REVOKE_SCRIPT, this.tokenKey(record.tokenId), String(this.#clock())));
+    }
   }
 
   async get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined> {
@@ -184,7 +212,7 @@ export class RedisTokenStore implements TokenStore {
         this.#evalKeys(
           CONSUME_MANY_SCRIPT,
           batch.map((use) => this.tokenKey(use.tokenId)),
-          batch.map((use) => String(use.now)),
+          [...batch.map((use) => String(use.now)), this.#generationPrefix],
         ),
       )) as unknown[];
     } catch (error) {
@@ -205,7 +233,10 @@ export class RedisTokenStore implements TokenStore {
 
   async extend(tokenId: string, now: number): Promise<ExtendResult> {
     return this.#run(async () =>
-      toResult(tokenId, await this.#eval(EXTEND_SCRIPT, this.tokenKey(tokenId), String(now))),
+      toResult(
+        tokenId,
+        await this.#eval(EXTEND_SCRIPT, this.tokenKey(tokenId), String(now), this.#generationPrefix),
+      ),
     );
   }
 
@@ -213,10 +244,26 @@ export class RedisTokenStore implements TokenStore {
     await this.#run(() => this.#eval(REVOKE_SCRIPT, this.tokenKey(tokenId), String(this.#clock())));
   }
 
+  async generation(identityId: string): Promise<number> {
+    const value = await this.#run(() => this.#client.get(this.generationKey(identityId)));
+    const generation = value === null ? 0 : Number(value);
+    if (!Number.isSafeInteger(generation) || generation < 0) {
+      throw unavailable(new TypeError('generation key is not a generation'));
+    }
+    return generation;
+  }
+
+  /**
+   * Raises the identity's generation and, in the same script, reads its index; then revokes each
+   * listed token. Tokens of logins still in flight are not listed but are stamped below the new
+   * generation: `create` revokes them itself, and consume and extend refuse them.
+   */
   async revokeIdentity(identityId: string): Promise<number> {
     const now = this.#clock();
     const index = this.identityKey(identityId);
-    const ids = await this.#run(() => this.#client.zrangebyscore(index, `(${now}`, '+inf'));
+    const ids = (await this.#run(() =>
+      this.#evalKeys(REVOKE_IDENTITY_SCRIPT, [index, this.generationKey(identityId)], [String(now)]),
+    )) as string[];
     let live = 0;
     for (let start = 0; start < ids.length; start += REVOKE_BATCH) {
       const batch = ids.slice(start, start + REVOKE_BATCH);
@@ -310,6 +357,7 @@ const INDEX_SCRIPT = script(INDEX);
 const CONSUME_MANY_SCRIPT = script(CONSUME_MANY);
 const EXTEND_SCRIPT = script(EXTEND);
 const REVOKE_SCRIPT = script(REVOKE);
+const REVOKE_IDENTITY_SCRIPT = script(REVOKE_IDENTITY);
 
 function positive(value: number, field: string, zeroAllowed = false): number {
   if (!Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0)) {

@@ -32,6 +32,8 @@ export function encodeRecord(record: AccessTokenRecord): string[] {
   ];
   if (record.issuer !== undefined) fields.push('is', record.issuer);
   if (record.subject !== undefined) fields.push('sb', record.subject);
+  // Absent reads as 0: hashes of never-revoked identities stay as small as before generations.
+  if (record.generation) fields.push('g', String(record.generation));
   return fields;
 }
 
@@ -76,6 +78,7 @@ function recordFrom(tokenId: string, get: (field: string) => string | undefined)
     revoked: text(get, 'r') === '1',
     trustedIps: JSON.parse(text(get, 'ip')) as string[],
     metadata: JSON.parse(text(get, 'md')) as Record<string, unknown>,
+    generation: get('g') === undefined ? 0 : num(get, 'g'),
   };
   const issuer = get('is');
   if (issuer !== undefined) record.issuer = issuer;

@@ -1,11 +1,16 @@
 /**
- * Lua scripts of the Redis token store. Each touches exactly one key (`CONSUME_MANY` as the store
- * calls it on Cluster), so each runs on Redis Cluster whatever slot the key hashes to.
+ * Lua scripts of the Redis token store. Each touches one slot (`CONSUME_MANY` as the store calls it
+ * on Cluster), so each runs on Redis Cluster whatever slot its keys hash to: a token's hash alone,
+ * or an identity's index and generation (both tagged `{<identityId>}`).
  *
  * Token hash fields (short names keep small records in Redis's compact listpack encoding):
  * `i` identityId, `c` createdAt, `e` expiresAt, `m` maxExpiresAt, `t` ttlSeconds, `l` usesLimit,
  * `u` usesCount, `r` revoked (`0`/`1`), `ip` trustedIps (JSON), `md` metadata (JSON), `is` issuer,
- * `sb` subject. Times are epoch ms.
+ * `sb` subject, `g` generation (absent = 0). Times are epoch ms.
+ *
+ * On a single server, `CONSUME_MANY` and `EXTEND` also read the identity's generation key
+ * (`<prefix>g:{<identityId>}`, built from the prefix they are given and the hash's `i`), which Redis
+ * allows outside Cluster; on Cluster they are given no prefix and skip it (see `RedisTokenStore`).
  *
  * @internal
  */
@@ -19,33 +24,65 @@ return 1
 `;
 
 /**
- * KEYS[1] identity index (sorted set: token id → epoch ms its hash expires); ARGV[1] token id,
- * ARGV[2] that expiry, ARGV[3] now. Drops members whose hash is gone and keeps the index alive
- * exactly as long as its longest-lived member.
+ * KEYS[1] identity index (sorted set: token id → epoch ms its hash expires), KEYS[2] the identity's
+ * generation; ARGV[1] token id, ARGV[2] that expiry, ARGV[3] now. Drops members whose hash is gone
+ * and keeps the index alive exactly as long as its longest-lived member. Returns the identity's
+ * generation as this script saw it, atomically with the `ZADD` (0 when never revoked).
  */
 export const INDEX = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], top[2])
-return 1
+return tonumber(redis.call('GET', KEYS[2]) or '0')
+`;
+
+/**
+ * KEYS[1] identity index, KEYS[2] the identity's generation (no expiry: it must outlive every token
+ * stamped below it); ARGV[1] now. Raises the generation and, in the same atomic step, lists the
+ * index members whose hash has not expired: a login's `INDEX` runs either before (its token is
+ * listed) or after (it sees the raised generation).
+ */
+export const REVOKE_IDENTITY = `
+redis.call('INCR', KEYS[2])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 `;
 
 /**
  * Fields a consume returns, in this order (`HMGET`; an absent `is`/`sb` comes back as nil). Positional
  * replies carry half the strings of `HGETALL` and need no field names decoded.
  */
-export const RECORD_FIELDS = ['i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb'] as const;
+export const RECORD_FIELDS = ['i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g'] as const;
+
+/**
+ * Lua: `stale(key, prefix)`: is the token hash at `key` stamped below its identity's generation?
+ * `nil` when the hash or the generation key is not one of ours. An empty prefix skips the check.
+ */
+const STALE = `
+local function stale(key, prefix)
+  if prefix == '' then return false end
+  local v = redis.pcall('HMGET', key, 'i', 'g')
+  if type(v) ~= 'table' or v.err or type(v[1]) ~= 'string' then return nil end
+  local current = redis.pcall('GET', prefix .. 'g:{' .. v[1] .. '}')
+  if type(current) == 'table' then return nil end
+  current = tonumber(current or '0')
+  local stamped = tonumber(v[2] or '0')
+  if not current or not stamped then return nil end
+  return stamped < current
+end
+`;
 
 /**
  * Consume: check and count one use of each key, in KEYS order (two uses of one token in a call count
- * twice). KEYS[n] token hash, ARGV[n] that use's now. Many keys in one call only on a standalone
- * server (the keys hash to many Cluster slots); one key per call on Cluster. Returns one reply per key: a
- * reason string, `'store_error'` when the key is not one of our hashes or its use could not be counted
- * (that key alone fails, closed; nothing in the loop aborts the script, so no other key's counted use
- * goes unanswered), or the `RECORD_FIELDS` values after counting the use.
+ * twice). KEYS[n] token hash, ARGV[n] that use's now, ARGV[#KEYS + 1] the key prefix for generation
+ * checks (empty: none). Many keys in one call only on a standalone server (the keys hash to many
+ * Cluster slots); one key per call on Cluster. Returns one reply per key: a reason string,
+ * `'store_error'` when the key is not one of our hashes or its use could not be counted (that key
+ * alone fails, closed; nothing in the loop aborts the script, so no other key's counted use goes
+ * unanswered), or the `RECORD_FIELDS` values after counting the use.
  */
-export const CONSUME_MANY = `
+export const CONSUME_MANY = `${STALE}
+local prefix = ARGV[#KEYS + 1] or ''
 -- A use count or limit as HINCRBY reads it: digits only, small enough not to overflow.
 local function count(x)
   if type(x) ~= 'string' or #x > 15 or not string.match(x, '^%d+$') then return nil end
@@ -56,13 +93,14 @@ for n = 1, #KEYS do
   local key = KEYS[n]
   local now = tonumber(ARGV[n])
   local v = redis.pcall('HMGET', key, 'r', 'e', 'l', 'u')
+  local old = v and not v.err and v[2] and stale(key, prefix)
   if type(v) ~= 'table' or v.err or not now then
     out[n] = 'store_error'
   elseif not v[2] then
     out[n] = 'not_found'
-  elseif not (tonumber(v[2]) and count(v[3]) and count(v[4])) then
+  elseif old == nil or not (tonumber(v[2]) and count(v[3]) and count(v[4])) then
     out[n] = 'store_error'
-  elseif v[1] == '1' then
+  elseif v[1] == '1' or old then
     out[n] = 'revoked'
   elseif now >= tonumber(v[2]) then
     out[n] = 'expired'
@@ -72,7 +110,7 @@ for n = 1, #KEYS do
     -- Nothing below may abort the script: uses already counted for earlier keys must be answered.
     local used = redis.pcall('HINCRBY', key, 'u', 1)
     local fields = type(used) == 'number'
-      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb')
+      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g')
     if type(fields) ~= 'table' or fields.err then
       out[n] = 'store_error'
     else
@@ -84,18 +122,20 @@ return out
 `;
 
 /**
- * KEYS[1] token hash; ARGV[1] now. `expiresAt = min(now + ttl, maxExpiresAt)`; a token already
- * renewed up to its max expiry is refused with `max_ttl_reached`. The key's own expiry (max expiry +
- * margin) never moves. Returns `{'ok', field, value, …}` or `{reason}`, checks in the memory store's
- * order.
+ * KEYS[1] token hash; ARGV[1] now, ARGV[2] the key prefix for the generation check (empty: none).
+ * `expiresAt = min(now + ttl, maxExpiresAt)`; a token already renewed up to its max expiry is
+ * refused with `max_ttl_reached`. The key's own expiry (max expiry + margin) never moves. Returns
+ * `{'ok', field, value, …}` or `{reason}`, checks in the memory store's order.
  */
-export const EXTEND = `
+export const EXTEND = `${STALE}
 local v = redis.call('HMGET', KEYS[1], 'r', 'e', 'm', 'l', 'u', 't')
 if not v[2] then return {'not_found'} end
 local now = tonumber(ARGV[1])
 local expires = tonumber(v[2])
 local max = tonumber(v[3])
-if v[1] == '1' then return {'revoked'} end
+local old = stale(KEYS[1], ARGV[2] or '')
+if old == nil then return redis.error_reply('token hash is not one of ours') end
+if v[1] == '1' or old then return {'revoked'} end
 if now >= expires then return {'expired'} end
 if expires >= max then return {'max_ttl_reached'} end
 local limit = tonumber(v[4])

@@ -155,6 +155,7 @@ export async function fillTokens(
       }),
       issuer: ISSUER,
       subject: 'repo:acme-corp/payments-api:ref:refs/heads/main',
+      generation: 0,
     };
     await store.create(record);
     if (authorizations.length < sample && i >= authorizations.length * every) {

@@ -61,6 +61,7 @@ export function recordFactory(
       metadata: policy.metadata(payload),
       issuer: payload.iss as string,
       subject: payload.sub as string,
+      generation: 0,
     };
   };
 }

@@ -104,7 +104,8 @@ const MAX_EXPIRES = 2;
 const TTL = 3;
 const LIMIT = 4;
 const COUNT = 5;
-const NUMBERS = 6;
+const GENERATION = 6;
+const NUMBERS = 7;
 
 const INITIAL_CAPACITY = 1024;
 
@@ -112,10 +113,13 @@ const INITIAL_CAPACITY = 1024;
  * Access-token state in one process's memory. Every operation is synchronous inside, so
  * check-and-count cannot interleave: 50 concurrent uses of a 1-use token give exactly one success.
  * Records are dropped once past their expiry (no token string for them can still be valid).
+ * Identity generations are a `Map` (one entry per identity ever revoked, kept for good), read inside
+ * the same synchronous step as the use.
  *
- * Layout: a token is a slot number. Its numbers (times, TTL, uses) live in one `Float64Array`, its
- * revoked flag in a `Uint8Array`, its references (identity, issuer, subject, trusted IPs, metadata)
- * in plain arrays that point at values shared by all tokens of a login shape (interned). The only
+ * Layout: a token is a slot number. Its numbers (times, TTL, uses, generation) live in one
+ * `Float64Array`, its revoked flag in a `Uint8Array`, its references (identity, issuer, subject,
+ * trusted IPs, metadata) in plain arrays that point at values shared by all tokens of a login shape
+ * (interned). The only
  * heap objects per token are its id string and, when mapped claims make it unique, its metadata. A
  * record object per token (with three boxed epoch-ms numbers) made a million live tokens five
  * million objects for every major garbage collection to walk (about 300 ms here), which slowed
@@ -141,6 +145,8 @@ export class MemoryTokenStore implements TokenStore {
   readonly #strings = new Map<string, string>();
   /** Interned metadata objects, by their JSON. */
   readonly #metadataByJson = new Map<string, Readonly<Record<string, unknown>>>();
+  /** Identity id → revocation generation; absent = 0. */
+  readonly #generations = new Map<string, number>();
   readonly #clock: () => number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -172,6 +178,7 @@ export class MemoryTokenStore implements TokenStore {
     numbers[n + TTL] = record.ttlSeconds;
     numbers[n + LIMIT] = record.usesLimit;
     numbers[n + COUNT] = record.usesCount;
+    numbers[n + GENERATION] = record.generation ?? 0;
     this.#revoked[slot] = record.revoked ? 1 : 0;
     this.#tokenIds[slot] = record.tokenId;
     this.#identityIds[slot] = this.#intern(record.identityId);
@@ -191,7 +198,7 @@ export class MemoryTokenStore implements TokenStore {
   async consume(tokenId: string, now: number): Promise<ConsumeResult> {
     const slot = this.#live(tokenId, now);
     if (slot === undefined) return NOT_FOUND;
-    if (this.#revoked[slot] === 1) return REVOKED;
+    if (this.#revoked[slot] === 1 || this.#stale(slot)) return REVOKED;
     const n = slot * NUMBERS;
     const numbers = this.#numbers;
     if (now >= numbers[n + EXPIRES]!) return EXPIRED;
@@ -204,7 +211,7 @@ export class MemoryTokenStore implements TokenStore {
   async extend(tokenId: string, now: number): Promise<ExtendResult> {
     const slot = this.#live(tokenId, now);
     if (slot === undefined) return NOT_FOUND;
-    if (this.#revoked[slot] === 1) return REVOKED;
+    if (this.#revoked[slot] === 1 || this.#stale(slot)) return REVOKED;
     const n = slot * NUMBERS;
     const numbers = this.#numbers;
     const expiresAt = numbers[n + EXPIRES]!;
@@ -222,7 +229,12 @@ export class MemoryTokenStore implements TokenStore {
     if (slot !== undefined) this.#revoked[slot] = 1;
   }
 
+  async generation(identityId: string): Promise<number> {
+    return this.#generations.get(identityId) ?? 0;
+  }
+
   async revokeIdentity(identityId: string): Promise<number> {
+    this.#generations.set(identityId, (this.#generations.get(identityId) ?? 0) + 1);
     const now = this.#clock();
     const identities = this.#identityIds;
     const numbers = this.#numbers;
@@ -271,7 +283,17 @@ export class MemoryTokenStore implements TokenStore {
       metadata: this.#metadata[slot]!,
       issuer: this.#issuers[slot],
       subject: this.#subjects[slot],
+      generation: numbers[n + GENERATION]!,
     };
+  }
+
+  /** Stamped below its identity's current generation: a login that raced a `revokeIdentity`. */
+  #stale(slot: number): boolean {
+    const identityId = this.#identityIds[slot];
+    return (
+      identityId !== undefined &&
+      this.#numbers[slot * NUMBERS + GENERATION]! < (this.#generations.get(identityId) ?? 0)
+    );
   }
 
   /** A free slot past the used ones, doubling the typed arrays when they are full. */

@@ -27,6 +27,7 @@ export function makeRecord(overrides: Partial<AccessTokenRecord> = {}): AccessTo
     metadata: { role: 'deployer' },
     issuer: 'https://token.actions.githubusercontent.com',
     subject: 'repo:acme/api:ref:refs/heads/main',
+    generation: 0,
     ...overrides,
   };
 }
@@ -315,13 +316,70 @@ export function describeTokenStoreContract(
         expect(await store.revokeIdentity(identityId)).toBe(0);
       });
 
-      it('leaves tokens created afterwards alone', async () => {
+      it('leaves tokens of logins that began afterwards alone', async () => {
         const identityId = `identity-${newId()}`;
         await created({ identityId });
         expect(await store.revokeIdentity(identityId)).toBe(1);
-        const fresh = await created({ identityId });
+        const fresh = await created({ identityId, generation: await store.generation(identityId) });
         expect((await store.consume(fresh.tokenId, Date.now())).ok).toBe(true);
         expect(await store.revokeIdentity(identityId)).toBe(1);
+      });
+    });
+
+    describe('#13.1 identity revocation leaves no survivor: generations', () => {
+      it('an identity never revoked (or unknown) has generation 0', async () => {
+        expect(await store.generation(`identity-${newId()}`)).toBe(0);
+      });
+
+      it('revokeIdentity raises the generation by one each time, for that identity only', async () => {
+        const identityId = `identity-${newId()}`;
+        const other = `identity-${newId()}`;
+        expect(await store.revokeIdentity(identityId)).toBe(0);
+        expect(await store.generation(identityId)).toBe(1);
+        await store.revokeIdentity(identityId);
+        await store.revokeIdentity(identityId);
+        expect(await store.generation(identityId)).toBe(3);
+        expect(await store.generation(other)).toBe(0);
+      });
+
+      it('get hands back the generation stamped on the record', async () => {
+        const record = await created({ generation: 7 });
+        expect((await store.get(record.tokenId, record.createdAt))?.generation).toBe(7);
+      });
+
+      it('a record stamped below the generation, stored after the revocation, is refused by consume and extend', async () => {
+        // A login that read generation 0, was still in flight while revokeIdentity ran, and stored its
+        // record afterwards.
+        const identityId = `identity-${newId()}`;
+        const before = await store.generation(identityId);
+        await store.revokeIdentity(identityId);
+        const late = await created({ identityId, generation: before });
+        const t = late.createdAt + 1;
+        expect(await store.consume(late.tokenId, t)).toEqual({ ok: false, reason: 'revoked' });
+        expect(await store.extend(late.tokenId, t)).toEqual({ ok: false, reason: 'revoked' });
+        expect(await store.consume(late.tokenId, t)).toEqual({ ok: false, reason: 'revoked' });
+        // Many uses at once (batched by the shared stores) are refused alike.
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.consume(late.tokenId, t)));
+        expect(results.every((r) => !r.ok && r.reason === 'revoked')).toBe(true);
+      });
+
+      it('a record stamped at the current generation works; one stamped below it stops working once revoked', async () => {
+        const identityId = `identity-${newId()}`;
+        await store.revokeIdentity(identityId);
+        await store.revokeIdentity(identityId);
+        const current = await created({ identityId, generation: 2 });
+        const t = current.createdAt + 1;
+        expect((await store.consume(current.tokenId, t)).ok).toBe(true);
+        expect((await store.extend(current.tokenId, t + 1000)).ok).toBe(true);
+        await store.revokeIdentity(identityId);
+        expect(await store.consume(current.tokenId, t + 2000)).toEqual({ ok: false, reason: 'revoked' });
+        expect(await store.extend(current.tokenId, t + 2000)).toEqual({ ok: false, reason: 'revoked' });
+      });
+
+      it("another identity's revocation leaves a record alone", async () => {
+        const record = await created({ generation: 0 });
+        await store.revokeIdentity(`identity-${newId()}`);
+        expect((await store.consume(record.tokenId, record.createdAt + 1)).ok).toBe(true);
       });
     });
 

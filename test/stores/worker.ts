@@ -1,18 +1,32 @@
 /**
  * A separate Node process holding its own token store on the shared Redis or PostgreSQL, driven by
- * the multi-process test over IPC. Run with `node --import tsx`.
+ * the multi-process tests over IPC. Run with `node --import tsx`. With `engine`, it also runs a
+ * whole engine (identities in PostgreSQL) and can storm it with logins.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import pg from 'pg';
-import { PostgresTokenStore } from '../../adapters/postgres/index.js';
+import { PostgresIdentityStore, PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
+import { createOidcAuth, type OidcAuth } from '../../src/auth.js';
 import type { TokenStore } from '../../src/types.js';
+import { LoginStorm, outcomes, type StormToken } from './login-storm.js';
+
+/** An engine beside the store: identities from a `PostgresIdentityStore` in `schema`. */
+export interface EngineOptions {
+  pg: pg.PoolConfig;
+  schema: string;
+  signingKeys: Record<string, string>;
+}
 
 export type WorkerRequest =
-  | { id: number; type: 'init'; kind: 'redis'; redis: RedisOptions; prefix: string }
-  | { id: number; type: 'init'; kind: 'postgres'; pg: pg.PoolConfig; schema: string }
+  | { id: number; type: 'init'; kind: 'redis'; redis: RedisOptions; prefix: string; engine?: EngineOptions }
+  | { id: number; type: 'init'; kind: 'postgres'; pg: pg.PoolConfig; schema: string; engine?: EngineOptions }
   | { id: number; type: 'consume'; tokenId: string; count: number; at: number }
   | { id: number; type: 'revoke'; tokenId: string }
+  | { id: number; type: 'storm-start'; identityId: string; jwt: string; concurrency: number }
+  | { id: number; type: 'storm-stats' }
+  | { id: number; type: 'storm-stop' }
+  | { id: number; type: 'outcomes'; tokens: string[] }
   | { id: number; type: 'close' };
 
 export interface WorkerReply {
@@ -20,10 +34,21 @@ export interface WorkerReply {
   error?: string;
   oks?: number;
   reasons?: string[];
+  /** storm-stats: logins granted so far, and the latest token. */
+  successes?: number;
+  sample?: string;
+  /** storm-stop. */
+  tokens?: StormToken[];
+  failures?: Record<string, number>;
+  /** outcomes. */
+  authenticate?: string[];
+  renew?: string[];
 }
 
 let store: TokenStore | undefined;
-let close: (() => Promise<unknown>) | undefined;
+let auth: OidcAuth | undefined;
+let storm: LoginStorm | undefined;
+const closers: Array<() => Promise<unknown>> = [];
 
 async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> {
   switch (request.type) {
@@ -32,11 +57,20 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
         const client = new Redis({ ...request.redis, lazyConnect: true, enableOfflineQueue: false });
         await client.connect();
         store = new RedisTokenStore({ client, prefix: request.prefix });
-        close = () => client.quit();
+        closers.push(() => client.quit());
       } else {
         const pool = new pg.Pool({ ...request.pg, max: 30 });
         store = new PostgresTokenStore({ pool, schema: request.schema });
-        close = () => pool.end();
+        closers.push(() => pool.end());
+      }
+      if (request.engine) {
+        const pool = new pg.Pool({ ...request.engine.pg, max: 10 });
+        closers.push(() => pool.end());
+        auth = createOidcAuth({
+          identities: new PostgresIdentityStore({ pool, schema: request.engine.schema }),
+          tokens: store,
+          signingKeys: request.engine.signingKeys,
+        });
       }
       return {};
     }
@@ -54,8 +88,17 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
     case 'revoke':
       await store!.revoke(request.tokenId);
       return {};
+    case 'storm-start':
+      storm = new LoginStorm(auth!, request.identityId, request.jwt, request.concurrency).start();
+      return {};
+    case 'storm-stats':
+      return { successes: storm!.successes, sample: storm!.sample };
+    case 'storm-stop':
+      return storm!.stop();
+    case 'outcomes':
+      return outcomes(auth!, request.tokens);
     case 'close':
-      await close?.();
+      await Promise.all(closers.map((close) => close()));
       setImmediate(() => process.exit(0));
       return {};
   }
