@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
   REDACTED,
   combineEventHandlers,
@@ -302,5 +303,188 @@ describe('redaction', () => {
     await expect(auth.login({ identityId: 'gh-deployer', jwt })).rejects.toThrow();
     expect(rec.logs.length).toBeGreaterThan(0);
     expect(rec.dump()).not.toContain(jwt.split('.')[2]!);
+  });
+});
+
+/** The regexp `redactString` replaced: right on short inputs, quadratic on long `eyJ` runs (the oracle). */
+const TOKEN_SHAPES_REGEXP =
+  /omat_[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,3}|\b(Bearer|bearer|BEARER|Basic|basic|BASIC)\s+(?!realm\b|error\b)[A-Za-z0-9._~+/=-]+/g;
+const oracleRedact = (text: string) =>
+  text.replace(TOKEN_SHAPES_REGEXP, (_m, scheme: string | undefined) =>
+    scheme ? `${scheme} ${REDACTED}` : REDACTED,
+  );
+
+/**
+ * The median, over interleaved pairs, of time(large) / time(small), each timing `reps` calls, with
+ * `reps` set so one small timing lasts at least 2 ms. Linear work gives about the size ratio;
+ * quadratic work its square.
+ */
+function medianTimeRatio(run: (input: string) => unknown, small: string, large: string, pairs = 15): number {
+  const time = (input: string, reps: number) => {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < reps; i++) run(input);
+    return Number(process.hrtime.bigint() - start);
+  };
+  let reps = 1;
+  while (time(small, reps) < 2e6 && reps < 1 << 16) reps *= 2;
+  run(large); // warm up
+  const ratios: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    // Alternate the order so a GC pause or a CPU-frequency step falls on both sides alike.
+    let smallNs: number;
+    let largeNs: number;
+    if (i % 2 === 0) {
+      smallNs = time(small, reps);
+      largeNs = time(large, reps);
+    } else {
+      largeNs = time(large, reps);
+      smallNs = time(small, reps);
+    }
+    ratios.push(largeNs / Math.max(1, smallNs));
+  }
+  ratios.sort((x, y) => x - y);
+  return ratios[Math.floor(ratios.length / 2)]!;
+}
+
+/** Adversarial families: each a function of a size in characters. */
+const FAMILIES: Record<string, (n: number) => string> = {
+  'eyJ repeated, no dot': (n) => 'eyJ'.repeat(Math.ceil(n / 3)).slice(0, n),
+  'eyJ then a base64url run, no dot': (n) => `eyJ${'A'.repeat(n - 3)}`,
+  'base64url run of eyJ ending in a space': (n) => `${'eyJ'.repeat(Math.ceil(n / 3)).slice(0, n - 1)} `,
+  'a URL whose query is an eyJ run': (n) => `https://idp.example/cb?code=${'eyJ'.repeat(n / 3)}`,
+  dots: (n) => '.'.repeat(n),
+  'eyJ.': (n) => 'eyJ.'.repeat(n / 4),
+  'omat_ repeated': (n) => 'omat_'.repeat(n / 5),
+  'Bearer then spaces then a comma': (n) => `Bearer${' '.repeat(n - 7)},`,
+  'Bearer repeated': (n) => 'Bearer '.repeat(n / 7),
+};
+
+describe('#13.4 linear-time redaction', () => {
+  const MiB = 1 << 20;
+
+  it('#13.4 linear-time redaction: the scanner finds exactly what the token-shape regexp finds (property, short inputs)', () => {
+    const piece = fc.constantFrom(
+      'eyJ',
+      '.',
+      'omat_',
+      'Bearer',
+      'bearer',
+      'BEARER',
+      'Basic',
+      'basic',
+      'BASIC',
+      'BeArEr',
+      ' ',
+      '  ',
+      '\t',
+      '\n',
+      '\u00a0',
+      '\u2028',
+      '\ufeff',
+      'realm',
+      'error',
+      'realmx',
+      'a',
+      'Z',
+      '9',
+      '-',
+      '_',
+      '=',
+      '/',
+      '+',
+      '~',
+      'x',
+      'B',
+      'b',
+      'e',
+      'y',
+      'J',
+      'é',
+      '"',
+      ',',
+      ':',
+      'omat',
+      'ey',
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 24 }), (pieces) => {
+        const text = pieces.join('');
+        expect(redactString(text)).toBe(oracleRedact(text));
+      }),
+      { numRuns: 20_000 },
+    );
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 64 }), (text) => {
+        expect(redactString(text)).toBe(oracleRedact(text));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('#13.4 linear-time redaction: 1 MiB adversarial inputs are redacted right', () => {
+    const eyjRun = 'eyJ'.repeat(MiB / 3);
+    expect(redactString(eyjRun)).toBe(eyjRun);
+    expect(redactString(`${eyjRun}.`)).toBe(REDACTED);
+    expect(redactString(`x ${eyjRun}.sig.more.x.y.z`)).toBe(`x ${REDACTED}.z`);
+    const dots = '.'.repeat(MiB);
+    expect(redactString(dots)).toBe(dots);
+    const b64 = 'A'.repeat(MiB);
+    expect(redactString(b64)).toBe(b64);
+    expect(redactString(`${b64}eyJ${b64}.${b64}`)).toBe(`${b64}${REDACTED}`);
+    expect(redactString('eyJa.'.repeat(MiB / 5))).toBe(`${REDACTED}.`.repeat(MiB / 25));
+    expect(redactString('omat_'.repeat(MiB / 5))).toBe(REDACTED);
+    expect(redactString(`Bearer${' '.repeat(MiB)}abc`)).toBe(`Bearer ${REDACTED}`);
+    const lonelyScheme = `Bearer${' '.repeat(MiB)},`;
+    expect(redactString(lonelyScheme)).toBe(lonelyScheme);
+    const url = `https://idp.example/cb?code=${eyjRun}&id_token=${JWT}`;
+    expect(redactString(url)).toBe(`https://idp.example/cb?code=${eyjRun}&id_token=${REDACTED}`);
+    // redact() and redactingLogger() use the same scanner on every string they meet.
+    expect(redact({ url, list: [eyjRun, `${eyjRun}.`] })).toEqual({
+      url: `https://idp.example/cb?code=${eyjRun}&id_token=${REDACTED}`,
+      list: [eyjRun, REDACTED],
+    });
+    const lines: Array<[object, string | undefined]> = [];
+    const sink = (obj: object, msg?: string) => void lines.push([obj, msg]);
+    redactingLogger({ debug: sink, info: sink, warn: sink, error: sink }).warn({ url }, `${eyjRun}.`);
+    expect(lines).toEqual([
+      [{ url: `https://idp.example/cb?code=${eyjRun}&id_token=${REDACTED}` }, REDACTED],
+    ]);
+  });
+
+  for (const [name, family] of Object.entries(FAMILIES)) {
+    it(`#13.4 linear-time redaction: redactString work grows linearly (${name}: 8x the input, < 24x the time)`, () => {
+      const small = family(4 * 1024);
+      const large = family(32 * 1024);
+      expect(medianTimeRatio(redactString, small, large)).toBeLessThan(24);
+    });
+  }
+
+  it('#13.4 linear-time redaction: redact() and redactingLogger() work grows linearly (8x the input, < 24x the time)', () => {
+    const log = (n: number) => {
+      const text = 'eyJ'.repeat(n / 3);
+      return { msg: `${text} `, obj: { url: `https://x/?q=${text}`, nested: [{ jwt: text }, text], text } };
+    };
+    const sink = () => undefined;
+    const logger = redactingLogger({ debug: sink, info: sink, warn: sink, error: sink });
+    const [small, large] = [log(4 * 1024), log(32 * 1024)];
+    const inputs = new Map([
+      [small.msg, small],
+      [large.msg, large],
+    ]);
+    expect(medianTimeRatio((key) => redact(inputs.get(key)!.obj), small.msg, large.msg)).toBeLessThan(24);
+    expect(
+      medianTimeRatio((key) => logger.info(inputs.get(key)!.obj, inputs.get(key)!.msg), small.msg, large.msg),
+    ).toBeLessThan(24);
+  });
+
+  it('#13.4 linear-time redaction: a shared sub-object reached along exponentially many paths stops at the value budget', () => {
+    let node: unknown = { leaf: `${'eyJ'.repeat(100)}.x` };
+    for (let i = 0; i < 9; i++)
+      node = Object.fromEntries(Array.from({ length: 20 }, (_, k) => [`k${k}`, node]));
+    // 20^9 paths to the leaf; without a budget this walk would not finish.
+    const out = JSON.stringify(redact(node));
+    expect(out).toContain('[Truncated]');
+    expect(out).toContain(REDACTED);
+    expect(out).not.toContain('eyJ');
   });
 });
