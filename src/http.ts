@@ -228,11 +228,67 @@ export function rawHeaderValues(rawHeaders: readonly string[], lowerName: string
   return values;
 }
 
-/** True when a request target's query string carries an `access_token` parameter. */
+/**
+ * Raw characters of a query parameter name looked at: `access_token[` percent-encoded three times
+ * over (`_` → `%5F` → `%255F` → `%25255F`: at most 7 characters each) fits.
+ */
+const QUERY_NAME_PREFIX = 13 * 7;
+
+/**
+ * True when a request target's query string carries an `access_token` parameter (RFC 6750 §2.3: a
+ * token in the URI is refused), in any spelling a server, framework or proxy on the way might read
+ * as one. Names are compared after `application/x-www-form-urlencoded` decoding (`access%5Ftoken`,
+ * `%61ccess_token`), repeated while it changes the name, up to three times (`access%255Ftoken`, for a
+ * proxy that decodes before the app does), without regard to ASCII case (`Access_Token`), with `;`
+ * as well as `&` between parameters, and with bracket suffixes (`access_token[]`, `access_token[0]`,
+ * which `qs` reads as `access_token`). Duplicates change nothing: one is enough. Linear in the URL's
+ * length.
+ */
 export function hasTokenInQuery(url: string): boolean {
   const q = url.indexOf('?');
   if (q < 0) return false;
-  return url.indexOf('access_token', q) > 0 && new URLSearchParams(url.slice(q + 1)).has('access_token');
+  let start = q + 1;
+  let nameEnd = -1;
+  for (let i = start; i <= url.length; i++) {
+    const c = i < url.length ? url.charCodeAt(i) : 38; /* & */
+    if (c === 61 /* = */) {
+      if (nameEnd < 0) nameEnd = i;
+    } else if (c === 38 /* & */ || c === 59 /* ; */) {
+      const stop = nameEnd < 0 ? i : nameEnd;
+      if (
+        stop - start >= 12 &&
+        isAccessTokenName(url.slice(start, Math.min(stop, start + QUERY_NAME_PREFIX)))
+      ) {
+        return true;
+      }
+      start = i + 1;
+      nameEnd = -1;
+    }
+  }
+  return false;
+}
+
+/** Whether a raw (or truncated) query parameter name decodes to `access_token` or `access_token[…`. */
+function isAccessTokenName(raw: string): boolean {
+  let name = raw;
+  for (let pass = 0; pass < 3 && (name.includes('%') || name.includes('+')); pass++) {
+    const decoded = formDecode(name);
+    if (decoded === name) break;
+    name = decoded;
+  }
+  const head = name.slice(0, 13).replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return head === 'access_token' ? name.length === 12 : head === 'access_token[';
+}
+
+/**
+ * `application/x-www-form-urlencoded` decoding as far as ASCII goes: `+` is a space, `%XX` its byte,
+ * a `%` without two hex digits stays. Bytes past ASCII become Latin-1 characters, never ASCII, so the
+ * result equals an ASCII name exactly when the URL standard's decoding does.
+ */
+function formDecode(text: string): string {
+  return text.replace(/\+|%([0-9A-Fa-f]{2})/g, (match, hex: string | undefined) =>
+    hex === undefined ? ' ' : String.fromCharCode(parseInt(hex, 16)),
+  );
 }
 
 /** The parts of Node's `IncomingMessage` the guard reads. */

@@ -287,6 +287,47 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         expect(res.text).not.toContain(token);
       });
 
+      it('#13.10 every spelling of a query token is refused (RFC 6750 §2.3): encoded, re-encoded, any case, duplicated, `;`-separated, bracketed; with a valid header too, and no use counted', async () => {
+        const token = await login('limited'); // one use: a spelling that got through would spend it
+        const spellings = [
+          `access_token=${token}`,
+          `access%5Ftoken=${token}`,
+          `access%5ftoken=${token}`,
+          `%61ccess_token=${token}`,
+          `%61%63%63%65%73%73%5F%74%6F%6B%65%6E=${token}`,
+          `access%255Ftoken=${token}`,
+          `ACCESS_TOKEN=${token}`,
+          `Access_Token=${token}`,
+          `aCCESS%5FtOKEN=${token}`,
+          `access_token=${token}&access_token=${token}`,
+          `access_token[]=${token}`,
+          `access_token%5B0%5D=${token}`,
+          `access_token=`,
+          `access_token`,
+        ];
+        for (const spelling of spellings) {
+          for (const path of [
+            `${SECRETS}&${spelling}`,
+            `${SECRETS};${spelling}`,
+            `/api/v3/secrets/raw?${spelling}`,
+          ]) {
+            const res = await getWith(app.url, path, bearer(token));
+            expectErrorShape(res, 400, 'invalid_request');
+            expect(res.headers['www-authenticate']).toBe(
+              'Bearer realm="oidc-machine-auth", error="invalid_request"',
+            );
+            expect(res.text).not.toContain(token);
+          }
+        }
+        // Names that only look alike are not tokens: the request is served (and spends the one use).
+        const res = await getWith(
+          app.url,
+          `${SECRETS}&access+token=1&my_access_token=1&access_tokens=1`,
+          bearer(token),
+        );
+        expect(res.status).toBe(200);
+      });
+
       it('TOK-02: forged and foreign tokens are 401 invalid_token', async () => {
         for (const token of ['omat_k1.AAAAAAAAAAAAAAAAAAAAAA.zz.' + 'A'.repeat(43), await idpToken()]) {
           const res = await getWith(app.url, SECRETS, bearer(token));

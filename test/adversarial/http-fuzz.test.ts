@@ -248,6 +248,30 @@ const HEADER_CHARS = fc.constantFrom(
   '\u00ff',
 );
 
+/**
+ * RFC 6750 §2.3 as the guard applies it (#13.10), written independently of `hasTokenInQuery`: some
+ * parameter (split on `&` and `;`) whose name, `decodeURIComponent`-ed up to three times, is
+ * `access_token` or `access_token[…` in any ASCII case.
+ */
+function oracleTokenInQuery(search: string): boolean {
+  if (!search.startsWith('?')) return false;
+  return search
+    .slice(1)
+    .split(/[&;]/)
+    .some((pair) => {
+      let name = pair.split('=')[0]!;
+      for (let i = 0; i < 3; i++) {
+        try {
+          name = decodeURIComponent(name.replace(/\+/g, ' '));
+        } catch {
+          break; // a malformed escape stays as it is
+        }
+      }
+      const lower = name.replace(/[A-Z]/g, (c) => c.toLowerCase());
+      return lower === 'access_token' || lower.startsWith('access_token[');
+    });
+}
+
 /** What the guard answers for these Authorization values (as the server sees them: trimmed). */
 function expectedGuard(values: string[], tokenInQuery: boolean): { status: number; reason: string } {
   if (tokenInQuery) return { status: 400, reason: 'invalid_request' };
@@ -272,7 +296,16 @@ describe('FUZZ-GUARD: Authorization headers and access tokens through the Expres
         .map(([scheme, gap, rest]) => `${scheme}${gap}${rest}`),
       fc.constantFrom(`Bearer ${'omat_'}k1.x.y.z`, 'Bearer omat_', 'Bearer =', 'Bearer a==', 'Bearer a=b'),
     );
-    const query = fc.constantFrom('', '?x=1', '?access_token=abc', '?a=1&access_token', '?ACCESS_TOKEN=x');
+    const query = fc.constantFrom(
+      '',
+      '?x=1',
+      '?access_token=abc',
+      '?a=1&access_token',
+      '?ACCESS_TOKEN=x',
+      '?access%5Ftoken=x',
+      '?x=1;%61ccess_token=y',
+      '?access_tokens=1&x=access_token',
+    );
     await fc.assert(
       fc.asyncProperty(fc.array(value, { maxLength: 3 }), query, async (values, q) => {
         const headers = values.flatMap((v) => ['authorization', v]);
@@ -281,12 +314,88 @@ describe('FUZZ-GUARD: Authorization headers and access tokens through the Expres
           res,
           values.map((v) => v.trim()).filter((v) => v.length >= 8),
         );
-        const expected = expectedGuard(values, q.includes('access_token'));
+        const expected = expectedGuard(values, oracleTokenInQuery(q));
         expect({ status: res.status, reason: res.json.reasonCode }).toEqual(expected);
         const challenge = res.headers['www-authenticate'];
         expect(challenge).toMatch(/^Bearer realm="oidc-machine-auth"/);
         if (expected.reason === 'missing_token') expect(challenge).not.toContain('error=');
       }),
+      { numRuns: runs(300) },
+    );
+  });
+
+  it('#13.10 every spelling of a query token is refused (RFC 6750 §2.3): random parameter names built from encoded, re-encoded and re-cased pieces of access_token answer 400 exactly when the name decodes to it', async () => {
+    const piece = fc.constantFrom(
+      'a',
+      'A',
+      '%61',
+      '%2561',
+      'c',
+      'C',
+      '%63',
+      'e',
+      's',
+      'S',
+      '%73',
+      '_',
+      '%5F',
+      '%5f',
+      '%255F',
+      '%25255F',
+      't',
+      'T',
+      'o',
+      'k',
+      'K',
+      'n',
+      '%6E',
+      '[',
+      ']',
+      '%5B',
+      '%5D',
+      '0',
+      '+',
+      '%2B',
+      '%20',
+      '%',
+      'x',
+      '-',
+    );
+    const name = fc.oneof(
+      fc.array(piece, { maxLength: 20 }).map((p) => p.join('')),
+      fc
+        .tuple(
+          fc.constantFrom(...'access_token'.split('').map((_, i) => i)),
+          fc.constantFrom('%', '%25', 'X', ''),
+        )
+        .map(([at, extra]) => `${'access_token'.slice(0, at)}${extra}${'access_token'.slice(at)}`),
+      fc
+        .array(fc.constantFrom(...'access_token'.split('')), { minLength: 12, maxLength: 12 })
+        .map((chars) => chars.join('')),
+      fc.constant('access_token').chain((n) =>
+        fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }).map((flags) =>
+          n
+            .split('')
+            .map((c, i) => (flags[i] ? `%${c.charCodeAt(0).toString(16)}` : c))
+            .join(''),
+        ),
+      ),
+    );
+    const separator = fc.constantFrom('&', ';');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(separator, name), { minLength: 1, maxLength: 3 }),
+        async (params) => {
+          const search = `?x=1${params.map(([sep, n]) => `${sep}${n}=v`).join('')}`;
+          const res = await request(app.url, 'GET', `/api/v3/secrets/raw${search}`, {
+            headers: ['authorization', `Bearer ${accessToken}`],
+          });
+          expectSafeAnswer(res, [accessToken]);
+          const refused = oracleTokenInQuery(search);
+          expect({ search, status: res.status }).toEqual({ search, status: refused ? 400 : 200 });
+          if (refused) expect(res.json.reasonCode).toBe('invalid_request');
+        },
+      ),
       { numRuns: runs(300) },
     );
   });
