@@ -54,6 +54,7 @@ const FIELDS = [
   'boundIssuer',
   'boundSubject',
   'boundAudiences',
+  'allowAnyAudience',
   'boundClaims',
   'claimMetadataMapping',
   'accessTokenTTL',
@@ -81,7 +82,8 @@ const parsedConfigs = new WeakSet<IdentityConfig>();
  * so a typo such as `boundAudience` cannot silently drop a binding. Defaults: `accessTokenTTL` 7200 s,
  * `accessTokenMaxTTL` 86400 s, `accessTokenNumUsesLimit` 0 (unlimited), `accessTokenTrustedIps`
  * `0.0.0.0/0` + `::/0`, `allowedAlgorithms` {@link DEFAULT_ALGORITHMS}, `clockSkewSeconds` 60,
- * `maxTokenLifetimeSeconds` 86400.
+ * `maxTokenLifetimeSeconds` 86400, `allowAnyAudience` false (so an identity without `boundAudiences`
+ * refuses every token that carries an `aud`; the flag is refused together with `boundAudiences`).
  *
  * Idempotent: a parsed config parses to an equal config (the same object when it came from here).
  *
@@ -135,6 +137,14 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
   const boundSubject = parsePatterns(value('boundSubject'), 'boundSubject', id);
   const boundAudiences = parsePatterns(value('boundAudiences'), 'boundAudiences', id);
   boundAudiences.forEach((pattern, i) => checkAudiencePattern(pattern, `boundAudiences[${i}]`, id));
+  const allowAnyAudience = parseFlag(value('allowAnyAudience'), 'allowAnyAudience', id);
+  if (allowAnyAudience && boundAudiences.length > 0) {
+    throw new ConfigError(
+      'allowAnyAudience',
+      'is true while boundAudiences is set; keep boundAudiences (tokens for other audiences are refused) and remove allowAnyAudience',
+      id,
+    );
+  }
   const boundClaims = parseBoundClaims(value('boundClaims'), id);
   if (boundSubject.length === 0 && boundAudiences.length === 0 && Object.keys(boundClaims).length === 0) {
     throw new ConfigError(
@@ -203,6 +213,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     boundIssuer: Object.freeze(boundIssuer),
     boundSubject: Object.freeze(boundSubject),
     boundAudiences: Object.freeze(boundAudiences),
+    allowAnyAudience,
     boundClaims,
     claimMetadataMapping,
     accessTokenTTL,

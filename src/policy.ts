@@ -52,7 +52,10 @@ export interface PolicyCheck {
   /** `audience`, `subject` or `claim:<path>`. */
   check: string;
   pass: boolean;
-  /** The bound patterns (empty when nothing is bound: any value passes). */
+  /**
+   * The bound patterns. Empty when nothing is bound: any value passes, except an unbound audience,
+   * which fails when the token carries an `aud` and the identity does not set `allowAnyAudience`.
+   */
   expected: readonly string[];
   /** The token's value; `undefined` when the claim is missing. */
   actual: unknown;
@@ -622,6 +625,8 @@ class CompiledPolicy implements IdentityPolicy {
   readonly identityId: string;
   private readonly audiencePatterns: readonly string[];
   private readonly audiences: readonly Matcher[];
+  /** `allowAnyAudience` (only without bound audiences): a token's `aud` is not looked at. */
+  private readonly anyAudience: boolean;
   private readonly subjectPatterns: readonly string[];
   private readonly subjects: readonly Matcher[];
   private readonly claims: readonly ClaimBinding[];
@@ -633,6 +638,8 @@ class CompiledPolicy implements IdentityPolicy {
     this.identityId = id;
     this.audiencePatterns = config.boundAudiences;
     this.audiences = config.boundAudiences.map((p, i) => compileGlob(p, `boundAudiences[${i}]`, id));
+    // Strict unless explicitly opted out: a config without the field (not from parseIdentityConfig) is too.
+    this.anyAudience = config.allowAnyAudience === true;
     this.subjectPatterns = config.boundSubject;
     this.subjects = config.boundSubject.map((p, i) => compileGlob(p, `boundSubject[${i}]`, id));
     this.claims = Object.entries(config.boundClaims).map(([path, patterns]) => {
@@ -667,7 +674,9 @@ class CompiledPolicy implements IdentityPolicy {
   }
 
   #check(payload: Record<string, unknown>): PolicyResult {
-    if (this.audiences.length > 0 && !audienceMatches(ownValue(payload, 'aud'), this.audiences)) {
+    if (this.audiences.length > 0) {
+      if (!audienceMatches(ownValue(payload, 'aud'), this.audiences)) return AUDIENCE_FAILED;
+    } else if (!this.anyAudience && carriesAudience(payload)) {
       return AUDIENCE_FAILED;
     }
     if (this.subjects.length > 0) {
@@ -699,7 +708,9 @@ class CompiledPolicy implements IdentityPolicy {
     const aud = ownValue(payload, 'aud');
     checks.push(
       this.audiences.length === 0
-        ? { check: 'audience', pass: true, expected: [], actual: aud }
+        ? this.anyAudience || !carriesAudience(payload)
+          ? { check: 'audience', pass: true, expected: [], actual: aud }
+          : { check: 'audience', pass: false, expected: [], actual: aud, reason: UNBOUND_AUDIENCE }
         : explainCheck('audience', this.audiencePatterns, this.audiences, aud, audienceProblem(aud), () =>
             audienceMatches(aud, this.audiences),
           ),
@@ -753,6 +764,19 @@ class CompiledPolicy implements IdentityPolicy {
     return Object.freeze(out);
   }
 }
+
+/**
+ * Whether the token carries an `aud` claim at all (any value, even `[]`, `""` or `null`). With no
+ * bound audience that refuses the login unless `allowAnyAudience` (issue 13.9, AUD-02): Vault refuses
+ * a token with `aud` when the role binds none (CVE-2024-5798 was the string-`aud` bypass of that).
+ */
+function carriesAudience(payload: Record<string, unknown>): boolean {
+  return isContainer(payload) && Object.hasOwn(payload, 'aud');
+}
+
+const UNBOUND_AUDIENCE =
+  'the token carries an aud but the identity binds no audience: set boundAudiences to the audience ' +
+  'its tokens carry (or allowAnyAudience: true for an IdP that sends no usable audience)';
 
 function ownValue(payload: Record<string, unknown>, key: string): unknown {
   return isContainer(payload) && Object.hasOwn(payload, key) ? payload[key] : undefined;

@@ -37,8 +37,17 @@ export interface IdentityConfigInput {
   boundIssuer: ListInput;
   /** Glob(s) the `sub` must match. Default: any. */
   boundSubject?: ListInput;
-  /** Globs; any token audience matching any of them passes. Default: any. */
+  /**
+   * Globs; any token audience matching any of them passes. When none is bound, a token that carries
+   * an `aud` at all is refused (`audience_not_allowed`) unless `allowAnyAudience` is set.
+   */
   boundAudiences?: ListInput;
+  /**
+   * With no `boundAudiences`, accept tokens whatever `aud` they carry (for IdPs that send no usable
+   * audience). Tokens minted for any other service of the IdP then log in too. Default false; refused
+   * together with `boundAudiences`.
+   */
+  allowAnyAudience?: boolean;
   /** `{claimPath: globs}`; every key must match. Dot path, or JSON pointer when it starts with `/`. */
   boundClaims?: Record<string, ListInput>;
   /** `{name: claimPath}` copied into the access token's metadata. */
@@ -78,6 +87,7 @@ export interface IdentityConfig {
   readonly boundIssuer: readonly string[];
   readonly boundSubject: readonly string[];
   readonly boundAudiences: readonly string[];
+  readonly allowAnyAudience: boolean;
   readonly boundClaims: Readonly<Record<string, readonly string[]>>;
   readonly claimMetadataMapping: Readonly<Record<string, string>>;
   readonly accessTokenTTL: number;

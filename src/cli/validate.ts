@@ -52,8 +52,15 @@ export function validateIdentities(entries: readonly unknown[]): ValidationResul
 
 function warningsFor(config: IdentityConfig): string[] {
   const warnings: string[] = [];
-  if (config.boundAudiences.length === 0) {
-    warnings.push('boundAudiences: not bound, so tokens this issuer mints for any other service log in too');
+  if (config.allowAnyAudience) {
+    warnings.push(
+      'allowAnyAudience: true and boundAudiences not bound, so tokens this issuer mints for any other service log in too',
+    );
+  } else if (config.boundAudiences.length === 0) {
+    warnings.push(
+      'boundAudiences: not bound, so every token that carries an aud is refused (audience_not_allowed); ' +
+        'bind the audience your tokens carry, or set allowAnyAudience: true if the IdP sends no usable one',
+    );
   }
   const patterns = [
     ...config.boundSubject.map((p) => ['boundSubject', p] as const),

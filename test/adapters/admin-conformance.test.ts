@@ -199,6 +199,7 @@ async function serve(framework: Framework, guard: GuardKind = 'token'): Promise<
     identityId: 'platform-admin',
     publicKeys: [KEY.publicJwk],
     boundIssuer: 'https://token.actions.githubusercontent.com',
+    boundAudiences: 'https://github.com/acme-corp',
     boundClaims: { repository_id: '1' },
     metadata: { role: 'admin' },
   };

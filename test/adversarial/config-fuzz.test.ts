@@ -196,6 +196,7 @@ const fieldValues: Record<string, fc.Arbitrary<unknown>> = {
   ),
   allowPrivateNetwork: fc.oneof(fc.boolean(), anything),
   allowInsecureLoopback: fc.oneof(fc.boolean(), anything),
+  allowAnyAudience: fc.oneof(fc.boolean(), anything),
   metadata: fc.oneof(fc.jsonValue({ maxDepth: 4 }), anything),
   publicKeys: fc.array(
     fc.oneof(

@@ -7,6 +7,7 @@ import {
   parseIdentityConfig,
   parseIdentityConfigs,
 } from '../../src/config.js';
+import { validateIdentities } from '../../src/cli/validate.js';
 import { ConfigError } from '../../src/errors.js';
 import type { IdentityConfigInput } from '../../src/types.js';
 
@@ -62,6 +63,7 @@ describe('parseIdentityConfig: shape, defaults, freezing', () => {
       boundIssuer: [GITHUB],
       boundSubject: ['repo:acme-corp/payments-api:ref:refs/heads/main'],
       boundAudiences: ['https://secrets.example.com'],
+      allowAnyAudience: false,
       boundClaims: {},
       claimMetadataMapping: {},
       accessTokenTTL: 7200,
@@ -534,6 +536,65 @@ describe('bindings', () => {
       'claimMetadataMapping["__proto__"]',
     );
     expect(refused({ claimMetadataMapping: 'sub' }).field).toBe('claimMetadataMapping');
+  });
+});
+
+describe('#13.9 stricter audiences than Vault', () => {
+  it('#13.9 stricter audiences than Vault: allowAnyAudience defaults to false, and true is kept (idempotent, JSON round trip)', () => {
+    expect(parseIdentityConfig(input()).allowAnyAudience).toBe(false);
+    expect(parseIdentityConfig(input({ boundAudiences: undefined })).allowAnyAudience).toBe(false);
+    expect(
+      parseIdentityConfig(input({ boundAudiences: undefined, allowAnyAudience: null })).allowAnyAudience,
+    ).toBe(false);
+    const open = parseIdentityConfig(input({ boundAudiences: undefined, allowAnyAudience: true }));
+    expect(open.allowAnyAudience).toBe(true);
+    expect(parseIdentityConfig(open)).toBe(open);
+    expect(parseIdentityConfig(JSON.parse(JSON.stringify(open)))).toEqual(open);
+  });
+
+  it.each([['true'], [1], ['yes'], [{}]])(
+    '#13.9 stricter audiences than Vault: allowAnyAudience %j is refused (true or false only)',
+    (flag) => {
+      const error = refused({ boundAudiences: undefined, allowAnyAudience: flag });
+      expect(error.field).toBe('allowAnyAudience');
+      expect(error.message).toContain('true or false');
+    },
+  );
+
+  it('#13.9 stricter audiences than Vault: allowAnyAudience together with boundAudiences is refused', () => {
+    const error = refused({ allowAnyAudience: true });
+    expect(error.field).toBe('allowAnyAudience');
+    expect(error.message).toContain('boundAudiences');
+    expect(parseIdentityConfig(input({ allowAnyAudience: false })).boundAudiences).toEqual([
+      'https://secrets.example.com',
+    ]);
+  });
+
+  it('#13.9 stricter audiences than Vault: allowAnyAudience is not a binding (an identity still needs one)', () => {
+    const error = refused({ boundSubject: undefined, boundAudiences: undefined, allowAnyAudience: true });
+    expect(error.message).toContain('at least one bound constraint');
+  });
+
+  it('#13.9 stricter audiences than Vault: the CLI validator warns about an unbound audience and shows the opt-out', () => {
+    const [strict, open, bound, bad] = validateIdentities([
+      input({ identityId: 'strict', boundAudiences: undefined }),
+      input({ identityId: 'open', boundAudiences: undefined, allowAnyAudience: true }),
+      input({ identityId: 'bound' }),
+      input({ identityId: 'bad', allowAnyAudience: true }),
+    ]);
+    expect(strict?.ok).toBe(true);
+    expect(strict?.warnings.join('\n')).toMatch(
+      /^boundAudiences: not bound, so every token that carries an aud is refused/,
+    );
+    expect(open?.warnings.join('\n')).toMatch(/^allowAnyAudience: true .* any other service log in too/);
+    expect(bound?.warnings).toEqual([]);
+    expect(bad).toMatchObject({ ok: false, field: 'allowAnyAudience' });
+  });
+
+  it('#13.9 stricter audiences than Vault: a misspelt allowAnyAudiences is refused with a suggestion', () => {
+    const error = refused({ boundAudiences: undefined, allowAnyAudiences: true });
+    expect(error.field).toBe('allowAnyAudiences');
+    expect(error.message).toContain('did you mean allowAnyAudience');
   });
 });
 

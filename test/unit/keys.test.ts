@@ -33,6 +33,7 @@ function identity(overrides: Partial<IdentityConfig> = {}): IdentityConfig {
     boundIssuer: ['https://issuer.example'],
     boundSubject: [],
     boundAudiences: ['my-app'],
+    allowAnyAudience: false,
     boundClaims: {},
     claimMetadataMapping: {},
     accessTokenTTL: 7200,

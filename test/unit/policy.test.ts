@@ -12,6 +12,8 @@ import {
   type IdentityPolicy,
 } from '../../src/policy.js';
 import type { IdentityConfigInput } from '../../src/types.js';
+import { githubIdentity, makeEngine } from '../helpers/engine.js';
+import { githubClaims, sign } from '../helpers/jwt.js';
 
 const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 
@@ -564,7 +566,10 @@ describe('compileIdentityPolicy: check', () => {
   });
 
   it('returns shared result objects (no allocation per call)', () => {
-    const policy = policyFor({ boundSubject: 'repo:acme-corp/*:ref:refs/heads/*' });
+    const policy = policyFor({
+      boundAudiences: github.aud,
+      boundSubject: 'repo:acme-corp/*:ref:refs/heads/*',
+    });
     expect(policy.check(github)).toEqual({ ok: true });
     expect(policy.check(github)).toBe(policy.check({ ...github }));
     expect(policy.check({ sub: 'x' })).toBe(policy.check({ sub: 'y' }));
@@ -575,11 +580,6 @@ describe('compileIdentityPolicy: check', () => {
     expect(policy.check({ aud: 'x' })).toEqual({ ok: true });
     expect(policy.check({ aud: ['y', 'x'] })).toEqual({ ok: true });
     expect(policy.check({ aud: ['y'] })).toEqual({ ok: false, code: 'audience_not_allowed' });
-  });
-
-  it('AUD-02: without an audience binding any aud passes (other bindings are mandatory, ISS-08)', () => {
-    const policy = policyFor({ boundSubject: 'repo:acme-corp/payments-api:ref:refs/heads/main' });
-    expect(policy.check({ ...github, aud: 'sts.amazonaws.com' })).toEqual({ ok: true });
   });
 
   it.each([[undefined], [[]], ['']])('AUD-03: aud %j is refused while audiences are bound', (aud) => {
@@ -658,10 +658,11 @@ describe('compileIdentityPolicy: check', () => {
 
   it('CLM-01: a missing bound claim is claim_missing, with the claim path', () => {
     const policy = policyFor({
+      boundAudiences: kubernetes.aud,
       boundClaims: { 'kubernetes.io.serviceaccount.uid': 'e6a8680e-d103-4cce-80ea-03acbbeacf7d' },
     });
     expect(policy.check(kubernetes)).toEqual({ ok: true });
-    expect(policy.check({ sub: kubernetes.sub })).toEqual({
+    expect(policy.check({ aud: kubernetes.aud, sub: kubernetes.sub })).toEqual({
       ok: false,
       code: 'claim_missing',
       claim: 'kubernetes.io.serviceaccount.uid',
@@ -669,16 +670,21 @@ describe('compileIdentityPolicy: check', () => {
   });
 
   it('CLM-02: numbers and booleans match their canonical string exactly', () => {
-    const runner = policyFor({ boundClaims: { runner_id: '1' } });
+    const runner = policyFor({ boundAudiences: gitlab.aud, boundClaims: { runner_id: '1' } });
     expect(runner.check(gitlab)).toEqual({ ok: true });
-    expect(runner.check({ runner_id: '1' })).toEqual({ ok: true });
-    expect(runner.check({ runner_id: 2 })).toMatchObject({ code: 'claim_not_allowed' });
+    expect(runner.check({ aud: gitlab.aud, runner_id: '1' })).toEqual({ ok: true });
+    expect(runner.check({ aud: gitlab.aud, runner_id: 2 })).toMatchObject({ code: 'claim_not_allowed' });
     for (const pattern of ['01', '1abc', '1*', '1.0']) {
-      expect(policyFor({ boundClaims: { runner_id: pattern } }).check(gitlab)).toMatchObject({
+      expect(
+        policyFor({ boundAudiences: gitlab.aud, boundClaims: { runner_id: pattern } }).check(gitlab),
+      ).toMatchObject({
         code: 'claim_not_allowed',
       });
     }
-    const rerun = policyFor({ boundClaims: { 'oidc.circleci.com/ssh-rerun': 'false' } });
+    const rerun = policyFor({
+      boundAudiences: circleci.aud,
+      boundClaims: { 'oidc.circleci.com/ssh-rerun': 'false' },
+    });
     expect(rerun.check(circleci)).toEqual({ ok: true });
     expect(rerun.check({ ...circleci, 'oidc.circleci.com/ssh-rerun': true })).toMatchObject({
       code: 'claim_not_allowed',
@@ -702,14 +708,17 @@ describe('compileIdentityPolicy: check', () => {
   });
 
   it('CLM-02: arrays match when any scalar element matches', () => {
-    const policy = policyFor({ boundClaims: { 'oidc.circleci.com/context-ids': 'a74579f1-*' } });
+    const policy = policyFor({
+      boundAudiences: circleci.aud,
+      boundClaims: { 'oidc.circleci.com/context-ids': 'a74579f1-*' },
+    });
     expect(policy.check(circleci)).toEqual({ ok: true });
-    expect(policy.check({ 'oidc.circleci.com/context-ids': [] })).toMatchObject({
+    expect(policy.check({ aud: circleci.aud, 'oidc.circleci.com/context-ids': [] })).toMatchObject({
       code: 'claim_not_allowed',
     });
     expect(policyFor({ boundClaims: { groups: ['7'] } }).check({ groups: [3, 7] })).toEqual({ ok: true });
     const long = Array.from({ length: GLOB_LIMITS.maxArrayElements + 1 }, () => 'a74579f1-x');
-    expect(policy.check({ 'oidc.circleci.com/context-ids': long })).toMatchObject({
+    expect(policy.check({ aud: circleci.aud, 'oidc.circleci.com/context-ids': long })).toMatchObject({
       code: 'claim_not_allowed',
     });
   });
@@ -732,13 +741,15 @@ describe('compileIdentityPolicy: check', () => {
       code: 'claim_not_allowed',
       claim: 'kubernetes.io.namespace',
     });
-    expect(policyFor({ boundClaims: { 'kubernetes.io': 'payments' } }).check(kubernetes)).toMatchObject({
+    const whole = policyFor({ boundAudiences: kubernetes.aud, boundClaims: { 'kubernetes.io': 'payments' } });
+    expect(whole.check(kubernetes)).toMatchObject({
       code: 'claim_not_allowed',
     });
   });
 
   it('CLM-04: AND across claims, OR within a claim', () => {
     const policy = policyFor({
+      boundAudiences: github.aud,
       boundClaims: { ref: ['refs/heads/main', 'refs/tags/v*'], ref_protected: 'true' },
     });
     expect(policy.check(github)).toEqual({ ok: true });
@@ -755,6 +766,7 @@ describe('compileIdentityPolicy: check', () => {
 
   it('CLM-09: ID claims bind against name reuse', () => {
     const policy = policyFor({
+      boundAudiences: github.aud,
       boundClaims: { repository_id: '612345678', repository_owner_id: '81234567' },
     });
     expect(policy.check(github)).toEqual({ ok: true });
@@ -763,6 +775,7 @@ describe('compileIdentityPolicy: check', () => {
 
   it('CLM-10: bindings for trusted refs reject pull-request and fork tokens', () => {
     const githubPolicy = policyFor({
+      boundAudiences: github.aud,
       boundSubject: 'repo:acme-corp/payments-api:ref:refs/heads/main',
       boundClaims: { event_name: ['push', 'workflow_dispatch'] },
     });
@@ -777,7 +790,10 @@ describe('compileIdentityPolicy: check', () => {
     expect(githubPolicy.check({ ...github, event_name: 'pull_request_target' })).toMatchObject({
       claim: 'event_name',
     });
-    const gitlabPolicy = policyFor({ boundClaims: { job_project_id: '20', ref_protected: 'true' } });
+    const gitlabPolicy = policyFor({
+      boundAudiences: gitlab.aud,
+      boundClaims: { job_project_id: '20', ref_protected: 'true' },
+    });
     expect(gitlabPolicy.check(gitlab)).toEqual({ ok: true });
     expect(gitlabPolicy.check({ ...gitlab, project_id: '99', job_project_id: '99' })).toMatchObject({
       claim: 'job_project_id',
@@ -816,9 +832,106 @@ describe('compileIdentityPolicy: check', () => {
   });
 });
 
+describe('#13.9 stricter audiences than Vault', () => {
+  const subject = 'repo:acme-corp/payments-api:ref:refs/heads/main';
+  const refusedAud = { ok: false, code: 'audience_not_allowed' };
+
+  it.each([
+    ['a string aud', 'sts.amazonaws.com'],
+    ['an array aud', ['sts.amazonaws.com', 'https://github.com/acme-corp']],
+    ['a one-element array aud', ['api://AzureADTokenExchange']],
+    ['an empty string aud', ''],
+    ['an empty array aud', []],
+    ['a null aud', null],
+    ['a number aud', 42],
+  ])(
+    '#13.9 stricter audiences than Vault (AUD-02, CVE-2024-5798): with no boundAudiences, %s is refused',
+    (_name, aud) => {
+      const policy = policyFor({ boundSubject: subject });
+      expect(policy.check({ ...github, aud })).toEqual(refusedAud);
+      const [audience] = policy.explain({ ...github, aud });
+      expect(audience).toMatchObject({ check: 'audience', pass: false, expected: [], actual: aud });
+      expect(audience?.reason).toContain('binds no audience');
+      expect(audience?.reason).toContain('allowAnyAudience');
+    },
+  );
+
+  it('#13.9 stricter audiences than Vault: with no boundAudiences, a token without aud passes the audience check', () => {
+    const policy = policyFor({ boundSubject: subject });
+    const { aud: _aud, ...noAud } = github;
+    expect(policy.check(noAud)).toEqual({ ok: true });
+    expect(policy.explain(noAud)[0]).toEqual({
+      check: 'audience',
+      pass: true,
+      expected: [],
+      actual: undefined,
+    });
+  });
+
+  it('#13.9 stricter audiences than Vault: allowAnyAudience opts out (string aud, array aud, no aud all pass)', () => {
+    const policy = policyFor({ boundSubject: subject, allowAnyAudience: true });
+    const { aud: _aud, ...noAud } = github;
+    for (const payload of [{ ...github, aud: 'sts.amazonaws.com' }, { ...github, aud: ['x', 'y'] }, noAud]) {
+      expect(policy.check(payload)).toEqual({ ok: true });
+      expect(policy.explain(payload)[0]?.pass).toBe(true);
+    }
+    // Every other binding still holds.
+    expect(policy.check({ ...github, sub: 'repo:evil/x:ref:refs/heads/main' })).toEqual({
+      ok: false,
+      code: 'subject_not_allowed',
+    });
+  });
+
+  it('#13.9 stricter audiences than Vault: a config that did not come through parseIdentityConfig (no allowAnyAudience field) is strict', () => {
+    const parsed = parseIdentityConfig({
+      identityId: 'raw',
+      jwksUrl: 'https://idp.example.com/jwks',
+      boundIssuer: 'https://idp.example.com',
+      boundSubject: subject,
+    });
+    const { allowAnyAudience: _flag, ...raw } = parsed;
+    const policy = compileIdentityPolicy(raw as typeof parsed);
+    expect(policy.check({ sub: subject, aud: 'anything' })).toEqual(refusedAud);
+    expect(policy.check({ sub: subject })).toEqual({ ok: true });
+  });
+
+  it('#13.9 stricter audiences than Vault: a bound audience is unchanged (exact match, string or array)', () => {
+    const policy = policyFor({ boundAudiences: 'https://github.com/acme-corp' });
+    expect(policy.check({ aud: 'https://github.com/acme-corp' })).toEqual({ ok: true });
+    expect(policy.check({ aud: ['x', 'https://github.com/acme-corp'] })).toEqual({ ok: true });
+    expect(policy.check({ aud: 'sts.amazonaws.com' })).toEqual(refusedAud);
+    expect(policy.check({})).toEqual(refusedAud);
+  });
+
+  it('#13.9 stricter audiences than Vault: a whole login with a token for another relying party is refused (audience_not_allowed) unless the identity opts out', async () => {
+    const strict = makeEngine({ identity: { boundAudiences: [] } });
+    const strictKey = strict.key;
+    for (const aud of ['sts.amazonaws.com', ['sts.amazonaws.com', 'api://other']]) {
+      const jwt = await sign(strictKey, githubClaims(strict.clock.ms, { aud }));
+      await expect(strict.auth.login({ identityId: 'gh-deployer', jwt })).rejects.toMatchObject({
+        status: 401,
+      });
+      expect(strict.rec.last('login.failure')?.reasonCode).toBe('audience_not_allowed');
+    }
+    const { aud: _aud, ...noAud } = githubClaims(strict.clock.ms);
+    const grant = await strict.auth.login({ identityId: 'gh-deployer', jwt: await sign(strictKey, noAud) });
+    expect(grant.tokenType).toBe('Bearer');
+
+    const open = makeEngine({
+      key: strictKey,
+      identities: [githubIdentity(strictKey, { boundAudiences: [], allowAnyAudience: true })],
+    });
+    const jwt = await sign(strictKey, githubClaims(open.clock.ms, { aud: 'sts.amazonaws.com' }));
+    expect((await open.auth.login({ identityId: 'gh-deployer', jwt })).tokenType).toBe('Bearer');
+  });
+});
+
 describe('compileIdentityPolicy: explain', () => {
   it('lists every check, with unbound checks passing and missing claims as actual undefined', () => {
-    const policy = policyFor({ boundClaims: { environment: 'production', ref: 'refs/heads/main' } });
+    const policy = policyFor({
+      allowAnyAudience: true,
+      boundClaims: { environment: 'production', ref: 'refs/heads/main' },
+    });
     const checks = policy.explain(github);
     expect(checks.map((c) => c.check)).toEqual(['audience', 'subject', 'claim:environment', 'claim:ref']);
     expect(checks[0]).toEqual({ check: 'audience', pass: true, expected: [], actual: github.aud });
