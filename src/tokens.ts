@@ -9,7 +9,7 @@ export const ACCESS_TOKEN_PREFIX = 'omat_';
 export interface SigningKey {
   /** Short id carried in the token (1-16 of `A-Z a-z 0-9 -`). */
   kid: string;
-  /** HMAC-SHA256 secret, at least 32 bytes. */
+  /** HMAC-SHA256 secret, at least 32 bytes (e.g. the output of `openssl rand -base64 32`). */
   secret: string | Uint8Array;
 }
 
@@ -41,8 +41,12 @@ interface Verified {
 const KID = /^[A-Za-z0-9-]{1,16}$/;
 const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
 const EXP = /^[0-9a-z]{1,10}$/;
+const NONCE = /^[A-Za-z0-9_-]{8}$/;
 const MAC_LENGTH = 43;
-const MAX_LENGTH = ACCESS_TOKEN_PREFIX.length + 16 + 1 + 22 + 1 + 10 + 1 + MAC_LENGTH;
+const MAX_LENGTH = ACCESS_TOKEN_PREFIX.length + 16 + 1 + 22 + 1 + 10 + 1 + 8 + 1 + MAC_LENGTH;
+/** Secrets shorter than this are refused: HMAC-SHA256 keys below the hash's output size are weak. */
+const MIN_SECRET_BYTES = 32;
+const MAKE_A_SECRET = 'make one with `openssl rand -base64 32` and keep it in your secret store';
 
 /** A fresh random token id: 128 bits, base64url. */
 export function newTokenId(): string {
@@ -50,10 +54,14 @@ export function newTokenId(): string {
 }
 
 /**
- * Mints and checks access-token strings: `omat_<kid>.<tokenId>.<exp base36>.<HMAC-SHA256 base64url>`.
+ * Mints and checks access-token strings:
+ * `omat_<kid>.<tokenId>.<exp base36>.<nonce>.<HMAC-SHA256 base64url>`.
  *
  * The MAC covers everything before it, so a forged, altered or expired string is refused with one
  * HMAC and no store lookup. The store keeps only token ids, so a dump of it yields no usable token.
+ * The nonce (48 random bits) makes every minted string new, even two renewals of one token id in the
+ * same second. Strings minted before the nonce existed (`omat_<kid>.<tokenId>.<exp>.<mac>`) still
+ * verify until they expire.
  */
 export class AccessTokenCodec {
   readonly #keys: Map<string, KeyObject>;
@@ -71,23 +79,28 @@ export class AccessTokenCodec {
         }));
     if (list.length === 0) throw new ConfigError('signingKeys', 'at least one signing key is required');
     this.#keys = new Map();
+    const listed = Array.isArray(input);
     list.forEach((key, i) => {
       if (typeof key?.kid !== 'string' || !KID.test(key.kid)) {
         throw new ConfigError(`signingKeys[${i}].kid`, 'must be 1-16 characters of A-Z a-z 0-9 -');
       }
-      const secret =
-        typeof key.secret === 'string' ? Buffer.from(key.secret, 'utf8') : Buffer.from(key.secret);
-      if (secret.length < 32) throw new ConfigError(`signingKeys[${i}].secret`, 'must be at least 32 bytes');
+      const field = listed ? `signingKeys[${i}].secret` : `signingKeys.${key.kid}`;
+      const secret = secretBytes(key.secret, `the secret of signing key "${key.kid}"`, field);
       if (this.#keys.has(key.kid)) throw new ConfigError(`signingKeys[${i}].kid`, 'duplicate key id');
       this.#keys.set(key.kid, createSecretKey(secret));
     });
     this.#signingKid = list[0]!.kid;
   }
 
-  /** Mint a token string for `tokenId`, valid until `expiresAt` (epoch ms, rounded up to the second). */
+  /**
+   * Mint a new token string for `tokenId`, valid until `expiresAt` (epoch ms, rounded up to the
+   * second). Every call returns a different string (a random nonce), so a renewal always hands out a
+   * new one; the earlier strings of the id stay valid until their own expiry.
+   */
   mint(tokenId: string, expiresAt: number): string {
     const kid = this.#signingKid;
-    const unsigned = `${ACCESS_TOKEN_PREFIX}${kid}.${tokenId}.${Math.ceil(expiresAt / 1000).toString(36)}`;
+    const exp = Math.ceil(expiresAt / 1000).toString(36);
+    const unsigned = `${ACCESS_TOKEN_PREFIX}${kid}.${tokenId}.${exp}.${randomBytes(6).toString('base64url')}`;
     return `${unsigned}.${this.#mac(this.#keys.get(kid)!, unsigned)}`;
   }
 
@@ -106,10 +119,12 @@ export class AccessTokenCodec {
     if (known) return timingSafeEqual(given, known.mac) ? known.parsed : undefined;
 
     const parts = unsigned.slice(ACCESS_TOKEN_PREFIX.length).split('.');
-    if (parts.length !== 3) return undefined;
-    const [kid, tokenId, exp] = parts as [string, string, string];
+    // Four parts since the nonce; three in strings minted before it, which stay valid until they expire.
+    if (parts.length !== 4 && parts.length !== 3) return undefined;
+    const [kid, tokenId, exp, nonce] = parts as [string, string, string, string | undefined];
     const secret = this.#keys.get(kid);
     if (!secret || !TOKEN_ID.test(tokenId) || !EXP.test(exp)) return undefined;
+    if (nonce !== undefined && !NONCE.test(nonce)) return undefined;
     const expected = Buffer.from(this.#mac(secret, unsigned), 'utf8');
     if (!timingSafeEqual(given, expected)) return undefined;
     const parsed = Object.freeze({ tokenId, expiresAt: parseInt(exp, 36) * 1000, kid });
@@ -120,4 +135,29 @@ export class AccessTokenCodec {
   #mac(secret: KeyObject, data: string): string {
     return createHmac('sha256', secret).update(data).digest('base64url');
   }
+}
+
+/**
+ * A signing secret as bytes, or a {@link ConfigError} naming the key and saying how to make a good
+ * one: a missing secret (an unset environment variable), a wrong type, an empty or short one. The
+ * secret itself is never part of the message.
+ */
+function secretBytes(secret: unknown, what: string, field: string): Buffer {
+  let problem: string | undefined;
+  let bytes: Buffer | undefined;
+  if (secret === undefined || secret === null) {
+    problem = `${what} is missing (${String(secret)}; is the environment variable that should hold it set?)`;
+  } else if (typeof secret === 'string') {
+    bytes = Buffer.from(secret, 'utf8');
+  } else if (secret instanceof Uint8Array) {
+    bytes = Buffer.from(secret);
+  } else {
+    problem = `${what} must be a string or a Uint8Array, not ${Array.isArray(secret) ? 'an array' : typeof secret}`;
+  }
+  if (bytes && bytes.length === 0) problem = `${what} is empty`;
+  else if (bytes && bytes.length < MIN_SECRET_BYTES) {
+    problem = `${what} is ${bytes.length} bytes; it must be at least ${MIN_SECRET_BYTES}`;
+  }
+  if (problem) throw new ConfigError(field, `${problem}: ${MAKE_A_SECRET}`);
+  return bytes!;
 }

@@ -1,6 +1,13 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AccessTokenCodec, MemoryTokenStore, OidcAuthError } from '../../src/index.js';
-import { makeEngine } from '../helpers/engine.js';
+import {
+  AccessTokenCodec,
+  ConfigError,
+  MemoryTokenStore,
+  OidcAuthError,
+  createOidcAuth,
+} from '../../src/index.js';
+import { SIGNING_KEYS, makeEngine } from '../helpers/engine.js';
 import { githubClaims, sign } from '../helpers/jwt.js';
 
 async function failure(promise: Promise<unknown>): Promise<OidcAuthError> {
@@ -38,15 +45,19 @@ describe('access token format', () => {
   it('refuses altered strings: MAC, id, expiry, kid, prefix, padding, trailing bytes', () => {
     const token = codec.mint('AAAAAAAAAAAAAAAAAAAAAA', Date.UTC(2030, 0, 1));
     expect(codec.parse(token)).toMatchObject({ tokenId: 'AAAAAAAAAAAAAAAAAAAAAA', kid: 'a' });
-    const [head, id, exp, mac] = token.split('.') as [string, string, string, string];
+    const [head, id, exp, nonce, mac] = token.split('.') as [string, string, string, string, string];
     const flip = (s: string) => (s.at(-1) === 'A' ? s.slice(0, -1) + 'B' : s.slice(0, -1) + 'A');
     const altered = [
-      `${head}.${id}.${exp}.${flip(mac)}`,
-      `${head}.${flip(id)}.${exp}.${mac}`,
-      `${head}.${id}.${(parseInt(exp, 36) + 1).toString(36)}.${mac}`,
-      `omat_b.${id}.${exp}.${mac}`,
-      `omat_zz.${id}.${exp}.${mac}`,
-      `xmat_a.${id}.${exp}.${mac}`,
+      `${head}.${id}.${exp}.${nonce}.${flip(mac)}`,
+      `${head}.${flip(id)}.${exp}.${nonce}.${mac}`,
+      `${head}.${id}.${(parseInt(exp, 36) + 1).toString(36)}.${nonce}.${mac}`,
+      `${head}.${id}.${exp}.${flip(nonce)}.${mac}`,
+      `${head}.${id}.${exp}.${mac}`,
+      `${head}.${id}.${exp}.${nonce}x.${mac}`,
+      `${head}.${id}.${exp}..${mac}`,
+      `omat_b.${id}.${exp}.${nonce}.${mac}`,
+      `omat_zz.${id}.${exp}.${nonce}.${mac}`,
+      `xmat_a.${id}.${exp}.${nonce}.${mac}`,
       `${token}=`,
       `${token} `,
       `${token}.x`,
@@ -87,9 +98,103 @@ describe('access token format', () => {
   });
 
   it('refuses weak or malformed signing keys at construction', () => {
-    expect(() => new AccessTokenCodec({ a: 'short' })).toThrow(/at least 32 bytes/);
+    expect(() => new AccessTokenCodec({ a: 'short' })).toThrow(/at least 32/);
     expect(() => new AccessTokenCodec({ 'bad kid!': 'x'.repeat(32) })).toThrow(/kid/);
     expect(() => new AccessTokenCodec([])).toThrow(/at least one/);
+  });
+});
+
+describe('#13.12 a missing or short signing secret is a ConfigError that helps', () => {
+  const cases: Array<[string, () => unknown, RegExp]> = [
+    [
+      'unset environment variable',
+      () => ({ k1: process.env.OMA_TEST_SURELY_UNSET_VARIABLE! }),
+      /is missing \(undefined/,
+    ],
+    ['null', () => ({ k1: null }), /is missing \(null/],
+    ['empty string', () => ({ k1: '' }), /is empty/],
+    ['short string', () => ({ k1: 'hunter2-not-long-enough' }), /is 23 bytes; it must be at least 32/],
+    ['short bytes', () => ({ k1: new Uint8Array(16) }), /is 16 bytes; it must be at least 32/],
+    ['a number', () => ({ k1: 12345 }), /must be a string or a Uint8Array, not number/],
+    ['an object', () => ({ k1: { secret: 'x'.repeat(40) } }), /must be a string or a Uint8Array, not object/],
+  ];
+  for (const [name, input, problem] of cases) {
+    it(`#13.12 a missing or short signing secret is a ConfigError that helps: ${name} names key id "k1", the field, and how to make one`, () => {
+      let error: unknown;
+      try {
+        createOidcAuth({ identities: [], signingKeys: input() as never });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      const config = error as ConfigError;
+      expect(config.field).toBe('signingKeys.k1');
+      expect(config.message).toMatch(problem);
+      expect(config.message).toContain('signing key "k1"');
+      expect(config.message).toContain('openssl rand -base64 32');
+      expect(config.message).not.toContain('hunter2');
+      expect(config.message).not.toContain('TypeError');
+    });
+  }
+
+  it('#13.12 a missing or short signing secret is a ConfigError that helps: in the list form it names the position and the key id', () => {
+    const list = [
+      { kid: 'current', secret: 'x'.repeat(32) },
+      { kid: 'previous', secret: undefined as unknown as string },
+    ];
+    expect(() => new AccessTokenCodec(list)).toThrow(ConfigError);
+    expect(() => new AccessTokenCodec(list)).toThrow(
+      /^signingKeys\[1\]\.secret: the secret of signing key "previous" is missing .*openssl rand -base64 32/,
+    );
+  });
+
+  it('#13.12 a missing or short signing secret is a ConfigError that helps: 32 bytes and more are taken, as strings or bytes', () => {
+    expect(() => new AccessTokenCodec({ k1: 'x'.repeat(32) })).not.toThrow();
+    expect(() => new AccessTokenCodec({ k1: new Uint8Array(32) })).not.toThrow();
+    expect(() => new AccessTokenCodec({ k1: randomBytes(32).toString('base64') })).not.toThrow();
+  });
+});
+
+describe('#13.14 renew gives a new token string', () => {
+  it('#13.14 renew gives a new token string: renewals in the same second as the login and as each other all differ, and every one is valid', async () => {
+    const { auth, grant } = await loggedIn();
+    const strings = [grant.accessToken];
+    for (let i = 0; i < 5; i++) strings.push((await auth.renew(strings.at(-1)!)).accessToken); // the clock never moves
+    expect(new Set(strings).size).toBe(strings.length);
+    for (const token of strings) {
+      expect((await auth.authenticate(token, { clientIp: '10.1.2.3' })).tokenId).toBe(grant.tokenId);
+    }
+    await auth.revoke(strings[2]!);
+    for (const token of strings) expect((await failure(auth.authenticate(token))).code).toBe('token_revoked');
+  });
+
+  it('#13.14 renew gives a new token string: the codec never mints the same string twice for the same id and expiry', () => {
+    const codec = new AccessTokenCodec({ a: 'x'.repeat(32) });
+    const minted = new Set(
+      Array.from({ length: 1000 }, () => codec.mint('AAAAAAAAAAAAAAAAAAAAAA', Date.UTC(2030, 0, 1))),
+    );
+    expect(minted.size).toBe(1000);
+    for (const token of minted) {
+      expect(token.length).toBeLessThanOrEqual(5 + 16 + 1 + 22 + 1 + 10 + 1 + 8 + 1 + 43);
+      expect(codec.parse(token)).toEqual({
+        tokenId: 'AAAAAAAAAAAAAAAAAAAAAA',
+        expiresAt: Date.UTC(2030, 0, 1),
+        kid: 'a',
+      });
+    }
+  });
+
+  it('#13.14 renew gives a new token string: strings minted before the nonce (omat_<kid>.<id>.<exp>.<mac>) still verify until they expire', async () => {
+    const { auth, grant } = await loggedIn();
+    const [head, id, exp] = grant.accessToken.split('.') as [string, string, string];
+    const unsigned = `${head}.${id}.${exp}`;
+    const legacy = `${unsigned}.${createHmac('sha256', SIGNING_KEYS.k1).update(unsigned).digest('base64url')}`;
+    expect((await auth.authenticate(legacy, { clientIp: '10.1.2.3' })).tokenId).toBe(grant.tokenId);
+    const renewed = await auth.renew(legacy, { clientIp: '10.1.2.3' });
+    expect(renewed.accessToken).not.toBe(legacy);
+    expect(renewed.accessToken.split('.')).toHaveLength(5);
+    const forged = `${unsigned}.${'A'.repeat(43)}`;
+    expect((await failure(auth.authenticate(forged))).code).toBe('invalid_token');
   });
 });
 
