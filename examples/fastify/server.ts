@@ -4,8 +4,9 @@
  *   IDENTITIES_FILE=identities.json PORT=8080 npx tsx examples/fastify/server.ts
  *
  * Environment: `PORT` (default 8080), `HOST` (default `127.0.0.1`), `IDENTITIES_FILE` or
- * `IDENTITIES_JSON` (an array of identity configs), `SIGNING_KEY` (≥ 32 bytes; default a random key
- * per process), `TRUST_PROXY` (Fastify's `trustProxy`, e.g. `loopback` or `10.0.0.0/8`; default none).
+ * `IDENTITIES_JSON` (an array of identity configs), `ACCESS_TOKEN_SECRET` (≥ 32 bytes, e.g.
+ * `openssl rand -base64 32`; default a random key per process), `TRUST_PROXY` (Fastify's
+ * `trustProxy`, e.g. `loopback` or `10.0.0.0/8`; default none).
  */
 import { readFileSync } from 'node:fs';
 import { createOidcAuth, type IdentityConfigInput } from '../../src/index.js';
@@ -18,7 +19,7 @@ if (!text) throw new Error('set IDENTITIES_FILE or IDENTITIES_JSON to a JSON arr
 
 const auth = createOidcAuth({
   identities: JSON.parse(text) as IdentityConfigInput[],
-  signingKeys: process.env.SIGNING_KEY ? { k1: process.env.SIGNING_KEY } : undefined,
+  signingKeys: process.env.ACCESS_TOKEN_SECRET ? { k1: process.env.ACCESS_TOKEN_SECRET } : undefined,
 });
 const app = await createSecretsApp({ auth, trustProxy: process.env.TRUST_PROXY?.split(',') ?? false });
 app.addHook('onClose', () => auth.close());

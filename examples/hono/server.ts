@@ -4,8 +4,9 @@
  *   IDENTITIES_FILE=identities.json PORT=8080 npx tsx examples/hono/server.ts
  *
  * Environment: `PORT` (default 8080), `HOST` (default `127.0.0.1`), `IDENTITIES_FILE` or
- * `IDENTITIES_JSON` (an array of identity configs), `SIGNING_KEY` (≥ 32 bytes; default a random key
- * per process), `BEHIND_PROXY=1` when a reverse proxy on this host (loopback) runs in front.
+ * `IDENTITIES_JSON` (an array of identity configs), `ACCESS_TOKEN_SECRET` (≥ 32 bytes, e.g.
+ * `openssl rand -base64 32`; default a random key per process), `BEHIND_PROXY=1` when a reverse
+ * proxy on this host (loopback) runs in front.
  */
 import { readFileSync } from 'node:fs';
 import { serve } from '@hono/node-server';
@@ -20,7 +21,7 @@ if (!text) throw new Error('set IDENTITIES_FILE or IDENTITIES_JSON to a JSON arr
 const isLoopback = (ip: string) => ip === '127.0.0.1' || ip === '::1' || ip === '::ffff:127.0.0.1';
 const auth = createOidcAuth({
   identities: JSON.parse(text) as IdentityConfigInput[],
-  signingKeys: process.env.SIGNING_KEY ? { k1: process.env.SIGNING_KEY } : undefined,
+  signingKeys: process.env.ACCESS_TOKEN_SECRET ? { k1: process.env.ACCESS_TOKEN_SECRET } : undefined,
 });
 const app = createSecretsApp({
   auth,

@@ -4,8 +4,9 @@
  *   IDENTITIES_FILE=identities.json PORT=8080 npx tsx examples/koa/server.ts
  *
  * Environment: `PORT` (default 8080), `HOST` (default `127.0.0.1`), `IDENTITIES_FILE` or
- * `IDENTITIES_JSON` (an array of identity configs), `SIGNING_KEY` (≥ 32 bytes; default a random key
- * per process), `BEHIND_PROXY=1` when one reverse proxy runs in front of the app.
+ * `IDENTITIES_JSON` (an array of identity configs), `ACCESS_TOKEN_SECRET` (≥ 32 bytes, e.g.
+ * `openssl rand -base64 32`; default a random key per process), `BEHIND_PROXY=1` when one reverse
+ * proxy runs in front of the app.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +20,7 @@ if (!text) throw new Error('set IDENTITIES_FILE or IDENTITIES_JSON to a JSON arr
 
 const auth = createOidcAuth({
   identities: JSON.parse(text) as IdentityConfigInput[],
-  signingKeys: process.env.SIGNING_KEY ? { k1: process.env.SIGNING_KEY } : undefined,
+  signingKeys: process.env.ACCESS_TOKEN_SECRET ? { k1: process.env.ACCESS_TOKEN_SECRET } : undefined,
 });
 const app = createSecretsApp({ auth, behindProxy: process.env.BEHIND_PROXY === '1' });
 const server = app.listen(Number(process.env.PORT ?? 8080), process.env.HOST ?? '127.0.0.1', () => {

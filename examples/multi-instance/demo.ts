@@ -206,7 +206,7 @@ async function main(): Promise<number> {
     const env = {
       REDIS_URL,
       REDIS_PREFIX: PREFIX,
-      SIGNING_KEY: randomBytes(32).toString('base64url'),
+      ACCESS_TOKEN_SECRET: randomBytes(32).toString('base64url'),
       IDENTITIES_JSON: JSON.stringify(fleetIdentities(idp.issuer)),
     };
     const started = await Promise.allSettled([

@@ -1,13 +1,14 @@
 /**
  * One instance of the fleet: the secrets API with its token state in Redis. Start as many as you
- * like, anywhere, with the same `REDIS_URL`, `REDIS_PREFIX`, `SIGNING_KEY` and identities:
+ * like, anywhere, with the same `REDIS_URL`, `REDIS_PREFIX`, `ACCESS_TOKEN_SECRET` and identities:
  *
- *   SIGNING_KEY=$(openssl rand -base64 32) IDENTITIES_FILE=identities.json PORT=8081 \
+ *   ACCESS_TOKEN_SECRET=$(openssl rand -base64 32) IDENTITIES_FILE=identities.json PORT=8081 \
  *     npx tsx examples/multi-instance/instance.ts
  *
  * Environment:
- * - `SIGNING_KEY`: secret (≥ 32 bytes) for the app's own access tokens. Required: instances that
- *   share a token store must verify each other's tokens, so a random per-process key is refused.
+ * - `ACCESS_TOKEN_SECRET`: secret (≥ 32 bytes, `openssl rand -base64 32`) for the app's own access
+ *   tokens. Required: instances that share a token store must verify each other's tokens, so a
+ *   random per-process key is refused.
  * - `IDENTITIES_FILE`: a JSON file holding an array of identity configs, or
  * - `IDENTITIES_JSON`: the same array inline.
  * - `REDIS_URL`: default `redis://127.0.0.1:6379`.
@@ -25,7 +26,7 @@ import { startInstance } from './app.js';
 
 function required(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is required`);
+  if (!value) throw new Error(`${name} is required (make one with \`openssl rand -base64 32\`)`);
   return value;
 }
 
@@ -54,7 +55,7 @@ const port = Number(process.env.PORT ?? 8080);
 const instance = await startInstance({
   name: process.env.INSTANCE_NAME ?? String(port),
   identities: identitiesFromEnv(),
-  signingKeys: { k1: required('SIGNING_KEY') },
+  signingKeys: { k1: required('ACCESS_TOKEN_SECRET') },
   redisUrl: process.env.REDIS_URL,
   redisPrefix: process.env.REDIS_PREFIX,
   timeoutMs: process.env.REDIS_TIMEOUT_MS ? Number(process.env.REDIS_TIMEOUT_MS) : undefined,

@@ -8,7 +8,8 @@
  * - `HOST`: address to listen on. Default `127.0.0.1`.
  * - `IDENTITIES_FILE`: a JSON file holding an array of identity configs, or
  * - `IDENTITIES_JSON`: the same array inline.
- * - `SIGNING_KEY`: secret (≥ 32 bytes) for the app's own access tokens. Default: random per process.
+ * - `ACCESS_TOKEN_SECRET`: secret (≥ 32 bytes, e.g. `openssl rand -base64 32`) for the app's own
+ *   access tokens. Default: random per process.
  * - `SECRETS_FILE`: secrets to serve. Default: `secrets.json` next to this file.
  */
 import { readFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ function identitiesFromEnv(): IdentityConfigInput[] {
 
 const auth = createOidcAuth({
   identities: identitiesFromEnv(),
-  signingKeys: process.env.SIGNING_KEY ? { k1: process.env.SIGNING_KEY } : undefined,
+  signingKeys: process.env.ACCESS_TOKEN_SECRET ? { k1: process.env.ACCESS_TOKEN_SECRET } : undefined,
   logger: {
     debug: () => {},
     info: (obj, msg) => console.log(msg ?? '', JSON.stringify(obj)),
