@@ -25,7 +25,25 @@ export const DEFAULT_ALGORITHMS: readonly AsymmetricAlgorithm[] = Object.freeze(
 
 const SUPPORTED_ALGORITHMS: readonly AsymmetricAlgorithm[] = [...DEFAULT_ALGORITHMS, 'Ed25519'];
 const WELL_KNOWN = '/.well-known/openid-configuration';
-const MAX_TTL_SECONDS = 315_360_000;
+/**
+ * Bounds of the numeric config fields. The upper ones are what every token store can hold, so an
+ * accepted config never makes a login or a guarded request fail later (issue 13.5): the PostgreSQL
+ * token table keeps `ttl_seconds` and `uses_limit` as `integer` (at most 2^31 - 1), the Redis
+ * consume script reads a use count or limit of at most 15 digits, the memory store keeps numbers in
+ * a `Float64Array` (exact up to 2^53), and every time is epoch ms, `now` plus at most the longest
+ * TTL: a safe integer for millennia.
+ */
+export const CONFIG_LIMITS = Object.freeze({
+  /** `accessTokenTTL` and `accessTokenMaxTTL`, seconds: ten years (under PostgreSQL's 2^31 - 1). */
+  maxTtlSeconds: 315_360_000,
+  /** `accessTokenNumUsesLimit`: 2^31 - 1, PostgreSQL's `integer` (Redis holds up to 15 digits). */
+  maxUsesLimit: 2_147_483_647,
+  /** `clockSkewSeconds`. */
+  maxClockSkewSeconds: 300,
+  /** `maxTokenLifetimeSeconds`: 366 days (one-year Kubernetes tokens). */
+  maxTokenLifetimeSeconds: 31_622_400,
+});
+const STORE_BOUND = ', the largest every token store holds';
 const MAX_URL_LENGTH = 2048;
 const MAX_ISSUER_LENGTH = 1024;
 const MAX_ISSUERS = 16;
@@ -162,7 +180,8 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     id,
     7200,
     1,
-    MAX_TTL_SECONDS,
+    CONFIG_LIMITS.maxTtlSeconds,
+    STORE_BOUND,
   );
   const accessTokenMaxTTL = parseInteger(
     value('accessTokenMaxTTL'),
@@ -170,7 +189,8 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     id,
     86_400,
     1,
-    MAX_TTL_SECONDS,
+    CONFIG_LIMITS.maxTtlSeconds,
+    STORE_BOUND,
   );
   if (accessTokenTTL > accessTokenMaxTTL) {
     throw new ConfigError(
@@ -185,20 +205,28 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     id,
     0,
     0,
-    Number.MAX_SAFE_INTEGER,
+    CONFIG_LIMITS.maxUsesLimit,
+    `${STORE_BOUND} (PostgreSQL keeps it as integer); use 0 for unlimited`,
   );
   const trustedIpsInput = value('accessTokenTrustedIps');
   const accessTokenTrustedIps =
     trustedIpsInput === undefined ? [...ALLOW_ALL_IPS] : parseTrustedIps(trustedIpsInput, id);
   const allowedAlgorithms = parseAlgorithms(value('allowedAlgorithms'), id);
-  const clockSkewSeconds = parseInteger(value('clockSkewSeconds'), 'clockSkewSeconds', id, 60, 0, 300);
+  const clockSkewSeconds = parseInteger(
+    value('clockSkewSeconds'),
+    'clockSkewSeconds',
+    id,
+    60,
+    0,
+    CONFIG_LIMITS.maxClockSkewSeconds,
+  );
   const maxTokenLifetimeSeconds = parseInteger(
     value('maxTokenLifetimeSeconds'),
     'maxTokenLifetimeSeconds',
     id,
     86_400,
     60,
-    31_622_400,
+    CONFIG_LIMITS.maxTokenLifetimeSeconds,
   );
   const issuerInput = optionalString(value('discoveryIssuer'), 'discoveryIssuer', id);
   const discoveryIssuer =
@@ -295,8 +323,12 @@ function optionalString(value: unknown, field: string, id: string): string | und
   return value;
 }
 
-const INTEGER = /^-?[0-9]{1,16}$/;
+const INTEGER = /^-?[0-9]{1,64}$/;
 
+/**
+ * An integer field: a number, or a decimal-integer string of up to 64 digits (a long one is refused
+ * as too large, not as malformed), between `min` and `max` (`why` says where `max` comes from).
+ */
 function parseInteger(
   value: unknown,
   field: string,
@@ -304,15 +336,16 @@ function parseInteger(
   fallback: number,
   min: number,
   max: number,
+  why = '',
 ): number {
   if (value === undefined || value === '') return fallback;
   let n: number;
-  if (typeof value === 'number') n = value;
+  if (typeof value === 'number' && Number.isInteger(value)) n = value;
   else if (typeof value === 'string' && INTEGER.test(value)) n = Number(value);
   else throw new ConfigError(field, 'must be an integer (a number or a decimal string)', id);
-  if (!Number.isSafeInteger(n)) throw new ConfigError(field, 'must be an integer', id);
-  if (n < min || n > max) throw new ConfigError(field, `must be between ${min} and ${max}`, id);
-  return n;
+  if (n > max) throw new ConfigError(field, `must be at most ${max}${why}`, id);
+  if (n < min) throw new ConfigError(field, `must be at least ${min}`, id);
+  return n === 0 ? 0 : n;
 }
 
 // ---------------------------------------------------------------------------------------------

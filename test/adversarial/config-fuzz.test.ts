@@ -148,6 +148,16 @@ const cidr = fc.oneof(
 const integerish = fc.oneof(
   fc.integer({ min: -10, max: 400_000_000 }),
   fc.constantFrom('60', '0060', '1e3', '-0', ' 60', '9007199254740993', 1.5, Infinity, NaN, -0),
+  // The store-bound caps (#13.5) and one past them, as numbers and strings.
+  fc.constantFrom(
+    2_147_483_647,
+    2_147_483_648,
+    '2147483648',
+    315_360_001,
+    1e15,
+    '1234567890123456',
+    '9'.repeat(70),
+  ),
   anything,
 );
 const claimPath = fc.oneof(
@@ -276,6 +286,27 @@ describe('FUZZ-CFG: parseIdentityConfig', () => {
     );
     expect(outcomes.config, 'the generator reaches valid configs').toBeGreaterThan(50);
     expect(outcomes.error, 'the generator reaches invalid configs').toBeGreaterThan(50);
+  });
+
+  it('#13.5 configs the stores cannot hold: every accepted config fits every store (PostgreSQL integer columns, Redis 15-digit counts, safe epoch ms)', () => {
+    const int32 = 2 ** 31 - 1;
+    const farFuture = Date.UTC(2200, 0, 1);
+    fc.assert(
+      fc.property(config, (input) => {
+        if (input.caCert === 'CA') input.caCert = caCert;
+        const result = parse(input);
+        if (result instanceof ConfigError) return;
+        for (const n of [result.accessTokenTTL, result.accessTokenMaxTTL, result.accessTokenNumUsesLimit]) {
+          expect(Number.isInteger(n) && n >= 0 && n <= int32).toBe(true);
+        }
+        expect(String(result.accessTokenNumUsesLimit).length).toBeLessThanOrEqual(15);
+        expect(Number.isSafeInteger(farFuture + result.accessTokenMaxTTL * 1000)).toBe(true);
+        expect(
+          Number.isSafeInteger(result.clockSkewSeconds * 1000 + result.maxTokenLifetimeSeconds * 1000),
+        ).toBe(true);
+      }),
+      { numRuns: runs(1_000) },
+    );
   });
 
   it('FUZZ-CFG-03 (CFG-01): ConfigError messages quote user input truncated, never whole', () => {
