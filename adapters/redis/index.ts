@@ -9,7 +9,10 @@ export interface RedisTokenStoreOptions {
   /**
    * An ioredis client (`Redis` or `Cluster`), owned by the caller: the store never closes it.
    * Recommended options: `enableOfflineQueue: false` (while disconnected, commands fail at once
-   * instead of piling up and running late), `maxRetriesPerRequest: 1`, and a `commandTimeout`.
+   * instead of piling up and running late), `maxRetriesPerRequest: 1`, `connectTimeout: 1000`,
+   * `commandTimeout: 1000`, and `retryStrategy: (times) => Math.min(times * 50, 200)` (ioredis'
+   * default back-off grows to 2 s on ioredis 5 and 5 s on ioredis 6, and requests answer 503 until
+   * its next attempt; capped at 200 ms, they succeeded again about 0.21 s after Redis came back).
    */
   client: Redis | Cluster;
   /** Prepended to every key. Must not contain `{` or `}` (hash tags). Default `'oma:'`. */
@@ -94,7 +97,9 @@ interface Script {
  *
  * **Failure:** every call is bounded by `commandTimeoutMs`; an error or a timeout throws
  * `ServiceUnavailableError('store_unavailable')`, which the engine answers with 503 and
- * `Retry-After`, never granting access. ioredis reconnects by itself; the store needs nothing.
+ * `Retry-After`, never granting access. ioredis reconnects by itself; the store needs nothing, and
+ * the first request after ioredis reconnected succeeds. How soon that is after Redis is back is the
+ * client's `retryStrategy` (see `client`).
  * With ioredis' default offline queue, commands issued while disconnected wait in the client and
  * run once Redis is back, long after the store gave up on them: pass `enableOfflineQueue: false`
  * (the store then waits for the very first connection itself, within the timeout). Whatever the

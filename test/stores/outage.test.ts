@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -180,6 +181,143 @@ describe('Redis outage (a redis-server this test starts on its own port)', () =>
     const fresh = await login();
     await expect(auth.authenticate(fresh.accessToken)).resolves.toMatchObject({ identityId: 'gh-deployer' });
   });
+});
+
+/**
+ * The ioredis options docs/STORES.md and the `RedisTokenStore` TSDoc recommend, verbatim: keep them
+ * in step with the docs.
+ */
+const RECOMMENDED_REDIS_OPTIONS: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  connectTimeout: 1000,
+  commandTimeout: 1000,
+  retryStrategy: (times) => Math.min(times * 50, 200),
+};
+
+/**
+ * A TCP gate in front of a server: open, it pipes; shut, it accepts each connection and closes it at
+ * once (the server is down, the host is up), and tells when it did, so the test can reopen right
+ * after a reconnection attempt failed: the worst moment, when the client waits longest.
+ */
+async function startGate(targetPort: number) {
+  let open = true;
+  const sockets = new Set<net.Socket>();
+  let onRefused: (() => void) | undefined;
+  const server = net.createServer((client) => {
+    if (!open) {
+      client.destroy();
+      onRefused?.();
+      return;
+    }
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {}).on('close', () => sockets.delete(socket));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    shut() {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    open() {
+      open = true;
+    },
+    /** Resolves when the gate next turns a connection away. */
+    nextRefusal: () => new Promise<void>((resolve) => (onRefused = resolve)),
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe('#13.19 recovery as documented: Redis (a redis-server and a TCP gate this test owns)', () => {
+  let server: ThrowawayRedis;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('#13.19 with the recommended ioredis settings, guarded requests under load succeed again within 1.5 s of Redis accepting connections', async () => {
+    const gate = await startGate(server.port);
+    const client = new Redis({
+      host: '127.0.0.1',
+      port: gate.port,
+      lazyConnect: true,
+      ...RECOMMENDED_REDIS_OPTIONS,
+    });
+    client.on('error', () => {});
+    const key = makeKey('ES256');
+    const auth = createOidcAuth({
+      identities: [githubIdentity(key)],
+      tokens: new RedisTokenStore({ client, commandTimeoutMs: TIMEOUT_MS }),
+      signingKeys: SIGNING_KEYS,
+    });
+    try {
+      await client.connect();
+      const { accessToken } = await auth.login({
+        identityId: 'gh-deployer',
+        jwt: await sign(key, githubClaims(Date.now(), { jti: randomUUID() })),
+      });
+
+      // Load: 8 request loops, each answer recorded with when it came.
+      const answers: Array<{ at: number; outcome: string }> = [];
+      let stopped = false;
+      const loops = Array.from({ length: 8 }, async () => {
+        while (!stopped) {
+          const outcome = await auth.authenticate(accessToken).then(
+            () => 'ok',
+            (error: unknown) => (error as { code?: string }).code ?? String(error),
+          );
+          answers.push({ at: performance.now(), outcome });
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      });
+      const firstSuccessAfter = (since: number) =>
+        vi.waitFor(
+          () => {
+            const hit = answers.find((a) => a.at >= since && a.outcome === 'ok');
+            if (!hit) throw new Error('no success yet');
+            return hit.at;
+          },
+          { timeout: 15_000, interval: 5 },
+        );
+
+      await firstSuccessAfter(performance.now());
+      // Redis stops accepting connections for 3 s: long enough for ioredis' default back-off to
+      // stretch (50 ms doubling per attempt on ioredis 6, capped at 5 s).
+      const shutAt = performance.now();
+      gate.shut();
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      // Reopen right after an attempt was turned away: the client now waits a whole back-off step.
+      await gate.nextRefusal();
+      gate.open();
+      const openedAt = performance.now();
+      const recoveredAt = await firstSuccessAfter(openedAt);
+      stopped = true;
+      await Promise.all(loops);
+
+      const during = answers.filter((a) => a.at > shutAt + 50 && a.at < openedAt).map((a) => a.outcome);
+      expect(during.length).toBeGreaterThan(100);
+      expect(new Set(during)).toEqual(new Set(['store_unavailable']));
+      // The bound the settings give: one back-off step (200 ms) plus the reconnection handshake; 1.5 s
+      // leaves room for a loaded machine, and ioredis' default back-off takes 3 s or more here.
+      expect(recoveredAt - openedAt).toBeLessThan(1500);
+      expect(answers.filter((a) => a.at > recoveredAt).every((a) => a.outcome === 'ok')).toBe(true);
+    } finally {
+      client.disconnect();
+      await gate.close();
+      await auth.close();
+    }
+  }, 30_000);
 });
 
 describe('PostgreSQL outage (a TCP proxy this test owns, in front of the shared server)', () => {
