@@ -40,7 +40,12 @@ async function login(e: TestEngine, identityId: string, shape: Shape, key: TestK
   return e.auth.login({ identityId, jwt, clientIp: '203.0.113.7' });
 }
 
+/**
+ * The detailed reason a login is refused for, as its `login.failure` event carries it (the answer
+ * may be the uniform `invalid_credentials` when the refusal came before the signature verified).
+ */
 async function refusal(e: TestEngine, identityId: string, shape: Shape): Promise<ReasonCode> {
+  const before = e.rec.events.length;
   const error = await login(e, identityId, shape).then(
     () => {
       throw new Error('login unexpectedly succeeded');
@@ -48,7 +53,11 @@ async function refusal(e: TestEngine, identityId: string, shape: Shape): Promise
     (err: unknown) => err,
   );
   expect(error).toBeInstanceOf(OidcAuthError);
-  return (error as OidcAuthError).code;
+  const event = e.rec.events.slice(before).find((ev) => ev.type === 'login.failure');
+  expect(event?.reasonCode).toBeDefined();
+  if ((error as OidcAuthError).code !== 'invalid_credentials')
+    expect(event?.reasonCode).toBe((error as OidcAuthError).code);
+  return event!.reasonCode!;
 }
 
 describe('examples/ci: every identity file is valid as written', () => {
