@@ -44,6 +44,7 @@ async function expectEveryOperationUnavailable(store: TokenStore, tokenId: strin
   await expectUnavailable(() => store.extend(tokenId, now));
   await expectUnavailable(() => store.revoke(tokenId));
   await expectUnavailable(() => store.revokeIdentity('someone'));
+  await expectUnavailable(() => store.generation('someone'));
   await expectUnavailable(() => store.create(makeRecord()));
 }
 

@@ -60,6 +60,42 @@ describe('migrate', () => {
     expect(await s.get(record.tokenId, Date.now())).toEqual(record);
   });
 
+  it('#13.1 identity revocation leaves no survivor: upgrades a token table made before generations (rows read as 0, refused once revoked)', async () => {
+    const old = uniqueName('oma_old');
+    schemas.push(old);
+    await pool.query(`CREATE SCHEMA "${old}"`);
+    // The token table as the previous version's migrate made it.
+    await pool.query(`CREATE TABLE "${old}".oma_access_tokens (
+      token_id text PRIMARY KEY, identity_id text NOT NULL, created_at bigint NOT NULL,
+      expires_at bigint NOT NULL, max_expires_at bigint NOT NULL, ttl_seconds integer NOT NULL,
+      uses_limit integer NOT NULL DEFAULT 0, uses_count bigint NOT NULL DEFAULT 0,
+      revoked boolean NOT NULL DEFAULT false, trusted_ips jsonb NOT NULL, metadata json NOT NULL,
+      issuer text, subject text)`);
+    const record = makeRecord();
+    await pool.query(
+      `INSERT INTO "${old}".oma_access_tokens VALUES ($1, $2, $3, $4, $5, $6, 0, 0, false, $7, $8, $9, $10)`,
+      [
+        record.tokenId,
+        record.identityId,
+        record.createdAt,
+        record.expiresAt,
+        record.maxExpiresAt,
+        record.ttlSeconds,
+        JSON.stringify(record.trustedIps),
+        JSON.stringify(record.metadata),
+        record.issuer,
+        record.subject,
+      ],
+    );
+    await migrate(pool, { schema: old });
+    await migrate(pool, { schema: old });
+    const s = new PostgresTokenStore({ pool, schema: old });
+    expect(await s.get(record.tokenId, Date.now())).toEqual(record);
+    expect((await s.consume(record.tokenId, Date.now())).ok).toBe(true);
+    await s.revokeIdentity(record.identityId);
+    expect(await s.consume(record.tokenId, Date.now())).toEqual({ ok: false, reason: 'revoked' });
+  });
+
   it('refuses a schema or prefix that is not a plain identifier', async () => {
     expect(() => tokenStore({ schema: 'a"; DROP TABLE x; --' })).toThrow(ConfigError);
     expect(() => tokenStore({ tablePrefix: 'x-' })).toThrow(ConfigError);

@@ -67,6 +67,69 @@ describe('RedisTokenStore', () => {
     );
   });
 
+  it('#13.1 identity revocation leaves no survivor: the generation key has no expiry, a hash carries its stamp only above 0', async () => {
+    const s = store();
+    const identityId = uniqueName('gen');
+    const before = makeRecord({ identityId });
+    await s.create(before);
+    expect(await client.hexists(s.tokenKey(before.tokenId), 'g')).toBe(0);
+    await s.revokeIdentity(identityId);
+    expect(s.generationKey(identityId)).toBe(`${prefix}g:{${identityId}}`);
+    expect(await client.get(s.generationKey(identityId))).toBe('1');
+    expect(await client.pttl(s.generationKey(identityId))).toBe(-1);
+    const after = makeRecord({ identityId, generation: 1 });
+    await s.create(after);
+    expect(await client.hget(s.tokenKey(after.tokenId), 'g')).toBe('1');
+    expect((await s.consume(after.tokenId, Date.now())).ok).toBe(true);
+  });
+
+  it('#13.1 identity revocation leaves no survivor: a hash stored before generations (no g field) reads as 0 and is refused once its identity is revoked, even unindexed', async () => {
+    const s = store();
+    const identityId = uniqueName('legacy');
+    const record = makeRecord({ identityId });
+    // Written the way the store wrote it before generations, and missing from the index (as a token
+    // whose login raced the revocation's snapshot).
+    await client.hset(
+      s.tokenKey(record.tokenId),
+      'i',
+      identityId,
+      'c',
+      record.createdAt,
+      'e',
+      record.expiresAt,
+      'm',
+      record.maxExpiresAt,
+      't',
+      record.ttlSeconds,
+      'l',
+      0,
+      'u',
+      0,
+      'r',
+      '0',
+      'ip',
+      JSON.stringify(record.trustedIps),
+      'md',
+      JSON.stringify(record.metadata),
+    );
+    expect((await s.get(record.tokenId, Date.now()))?.generation).toBe(0);
+    expect((await s.consume(record.tokenId, Date.now())).ok).toBe(true);
+    expect(await s.revokeIdentity(identityId)).toBe(0);
+    expect(await s.consume(record.tokenId, Date.now())).toEqual({ ok: false, reason: 'revoked' });
+    expect(await s.extend(record.tokenId, Date.now())).toEqual({ ok: false, reason: 'revoked' });
+  });
+
+  it('#13.1 identity revocation leaves no survivor: a damaged generation key fails closed (503), never grants', async () => {
+    const s = store();
+    const identityId = uniqueName('damaged');
+    const record = makeRecord({ identityId });
+    await s.create(record);
+    await client.set(s.generationKey(identityId), 'not-a-number');
+    await expect(s.consume(record.tokenId, Date.now())).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(s.extend(record.tokenId, Date.now())).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(s.generation(identityId)).rejects.toBeInstanceOf(ServiceUnavailableError);
+  });
+
   it('a renewal does not move the key expiry', async () => {
     const s = store();
     const record = makeRecord();
