@@ -167,7 +167,7 @@ function fetchFailureLogger(fetches: FetchRecord[]): Logger {
     error: ignore,
     warn(obj: object) {
       const { event, url, kind, cause } = obj as Record<string, unknown>;
-      if (event !== 'keys.fetch_failed' || typeof cause !== 'string') return;
+      if (event !== 'keys.fetch.failure' || typeof cause !== 'string') return;
       const record = fetches.findLast((f) => !f.ok && f.url === url && f.kind === kind && !f.detail);
       if (record) record.detail = cause;
     },

@@ -1,5 +1,6 @@
 import { decodeJwt, type JWTPayload } from 'jose';
 import type { ReasonCode } from './errors.js';
+import { discoveryDocumentUrl } from './config.js';
 import type { IpAllowList } from './ip.js';
 import type { KeyManager } from './keys.js';
 import { compileIdentityPolicy, matchesGlob } from './policy.js';
@@ -8,7 +9,11 @@ import { LoginFailure, readHeader, verifyIdpToken } from './verify.js';
 
 /** One login check as `explain` reports it. */
 export interface ExplainCheck {
-  /** What was checked: `token`, `identity`, `signature`, `issuer`, `times`, `audience`, `subject`, `claim:<path>`, `trusted_ip`. */
+  /**
+   * What was checked: `token`, `identity`, `discovery` (only when it failed: the discovery document
+   * names another issuer), `signature`, `issuer`, `times`, `audience`, `subject`, `claim:<path>`,
+   * `trusted_ip`.
+   */
   check: string;
   pass: boolean;
   expected?: unknown;
@@ -127,6 +132,9 @@ export async function explainLogin(
     payload = (await verifyIdpToken(input.jwt, header, config, deps.keys, now)).payload;
   } catch (error) {
     const failure = error instanceof LoginFailure ? error : new LoginFailure('token_malformed', false);
+    if (failure.code === 'issuer_mismatch' && failure.detail.source === 'discovery') {
+      return fail('discovery', 'issuer_mismatch', discoveryMismatch(config, failure));
+    }
     const check = failure.verified ? checkName(failure.code) : 'signature';
     const extra: Partial<ExplainCheck> = {};
     if (failure.code === 'algorithm_not_allowed') {
@@ -241,10 +249,38 @@ function ipCheck(
   return 'ip_not_allowed';
 }
 
+/**
+ * The discovery document named another issuer than the one expected (`discoveryIssuer`, else the
+ * `oidcDiscoveryUrl`), so no key was fetched and nothing about the token could be checked. Shows both
+ * issuers, the document's URL, and what to change.
+ */
+function discoveryMismatch(config: IdentityConfig, failure: LoginFailure): Partial<ExplainCheck> {
+  const expected = config.discoveryIssuer ?? config.oidcDiscoveryUrl;
+  // LoginFailure → KeyError → the document's error, which kept the issuer it named (not logged).
+  const documentError = (failure.cause as { cause?: unknown } | undefined)?.cause;
+  const found = (documentError as { found?: unknown } | undefined)?.found;
+  const url = config.oidcDiscoveryUrl === undefined ? undefined : discoveryDocumentUrl(config);
+  const named = typeof found === 'string' ? JSON.stringify(found) : 'no issuer';
+  const extra: Partial<ExplainCheck> = {
+    expected,
+    actual: typeof found === 'string' ? found : null,
+    reason:
+      `the discovery document${url ? ` at ${url}` : ''} names ${named}, not the expected issuer ` +
+      `${JSON.stringify(expected)} (${config.discoveryIssuer === undefined ? 'oidcDiscoveryUrl, as discoveryIssuer is unset' : 'discoveryIssuer'}), so no key was fetched`,
+  };
+  if (typeof found === 'string') {
+    extra.hint =
+      config.discoveryIssuer === undefined
+        ? `if this IdP publishes its discovery document away from its issuer (some do), set discoveryIssuer to ${JSON.stringify(found)}; otherwise oidcDiscoveryUrl points at the wrong IdP or tenant`
+        : `discoveryIssuer must be exactly the document's issuer: set it to ${JSON.stringify(found)} if that is the IdP you trust, or fix oidcDiscoveryUrl`;
+  }
+  return extra;
+}
+
 /** Near misses people make with issuers: a trailing slash, or Azure's v1 issuer against a v2 config. */
 function issuerHint(actual: unknown, expected: readonly string[]): string | undefined {
   if (typeof actual !== 'string') return undefined;
-  const bare = (value: string) => value.replace(/\/+$/, '');
+  const bare = withoutTrailingSlashes;
   const near = expected.find((e) => bare(e) === bare(actual));
   if (near !== undefined) {
     return `the issuers differ only by a trailing "/": boundIssuer must be exactly ${JSON.stringify(actual)}`;
@@ -293,4 +329,11 @@ function pickTimes(claims: JWTPayload | undefined, now: number, config: Identity
   };
   if (typeof times.iat === 'number' && typeof times.exp === 'number') times.lifetime = times.exp - times.iat;
   return times;
+}
+
+/** A string without its trailing `/`s, in linear time (`/\/+$/` backtracks on a long run of `/` not at the end). */
+function withoutTrailingSlashes(value: string): string {
+  let end = value.length;
+  while (end > 0 && value.charCodeAt(end - 1) === 47 /* / */) end--;
+  return value.slice(0, end);
 }

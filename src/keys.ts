@@ -259,8 +259,17 @@ function importPem(pem: string): VerificationKey | undefined {
 /** A fetched document that cannot be used; `reason` is a stable code for logs and `onFetch`. */
 class DocumentError extends Error {
   override name = 'DocumentError';
-  constructor(readonly reason: string) {
+  /**
+   * What the document said instead, for `explain` only (never logged: it is the IdP's text): the
+   * issuer a discovery document names.
+   */
+  readonly found: string | undefined;
+  constructor(
+    readonly reason: string,
+    found?: string,
+  ) {
     super(reason);
+    this.found = found;
   }
 }
 
@@ -548,7 +557,10 @@ export class KeyManager {
         typeof issuer !== 'string' ||
         withoutTrailingSlash(issuer) !== withoutTrailingSlash(source.expectedIssuer)
       ) {
-        throw new DocumentError('issuer_mismatch');
+        throw new DocumentError(
+          'issuer_mismatch',
+          typeof issuer === 'string' ? issuer.slice(0, 1024) : undefined,
+        );
       }
       if (typeof jwksUri !== 'string') throw new DocumentError('missing_jwks_uri');
       try {
@@ -577,7 +589,10 @@ export class KeyManager {
         source.set = buildKeySet(cached.keys, this.#o.maxKeys);
         source.fetchedAt = cached.fetchedAt;
       } catch (error) {
-        this.#logger?.warn({ event: 'keys.cache_unusable', error: String(error) });
+        this.#logger?.warn(
+          { event: 'keys.cache_unusable', error: String(error) },
+          'key cache entry unusable: fetching from the IdP',
+        );
       }
       if (source.set && this.#clock() - source.fetchedAt < this.#o.cacheMaxAgeMs && wanted(source.set))
         return;
@@ -591,7 +606,10 @@ export class KeyManager {
     source.set = set;
     source.fetchedAt = fetchedAt;
     this.#keyCache.set(source.cacheKey, { keys: set.raw, fetchedAt }).catch((error: unknown) => {
-      this.#logger?.warn({ event: 'keys.cache_write_failed', error: String(error) });
+      this.#logger?.warn(
+        { event: 'keys.cache_write_failed', error: String(error) },
+        'key cache write failed',
+      );
     });
   }
 
@@ -620,7 +638,10 @@ export class KeyManager {
         ),
       ]);
     } catch (error) {
-      this.#logger?.warn({ event: 'keys.cache_read_failed', error: String(error) });
+      this.#logger?.warn(
+        { event: 'keys.cache_read_failed', error: String(error) },
+        'key cache read failed: fetching from the IdP',
+      );
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -643,7 +664,7 @@ export class KeyManager {
       );
       const result = parse(body);
       this.#onFetch?.({ url, kind, ok: true, durationMs: performance.now() - started });
-      this.#logger?.debug({ event: 'keys.fetch', kind, url });
+      this.#logger?.debug({ event: 'keys.fetch', kind, url }, `${kind} fetched`);
       return result;
     } catch (error) {
       this.#stats.failures++;
@@ -652,7 +673,10 @@ export class KeyManager {
       this.#onFetch?.({ url, kind, ok: false, durationMs: performance.now() - started, error: code });
       const cause =
         error instanceof FetchError && error.cause instanceof Error ? error.cause.message : undefined;
-      this.#logger?.warn({ event: 'keys.fetch_failed', kind, url, error: code, cause: cause?.slice(0, 200) });
+      this.#logger?.warn(
+        { event: 'keys.fetch.failure', kind, url, error: code, cause: cause?.slice(0, 200) },
+        `${kind} fetch failed: ${code}`,
+      );
       throw error;
     }
   }
@@ -731,11 +755,17 @@ export class KeyManager {
       const fromJwks = buildKeySet(raw, this.#o.maxKeys);
       set = new KeySet([...keys, ...fromJwks.keys].slice(0, this.#o.maxKeys), fromJwks.raw, true);
     } catch (error) {
-      this.#logger?.warn({ event: 'keys.static_unusable', error: String(error) });
+      this.#logger?.warn(
+        { event: 'keys.static_unusable', error: String(error) },
+        'static publicKeys unusable: no key verifies',
+      );
       set = new KeySet([], [], true);
     }
     if (set.keys.length < publicKeys.length) {
-      this.#logger?.warn({ event: 'keys.static_ignored', ignored: publicKeys.length - set.keys.length });
+      this.#logger?.warn(
+        { event: 'keys.static_ignored', ignored: publicKeys.length - set.keys.length },
+        'some static publicKeys are unusable and ignored',
+      );
     }
     return { kind: 'static', set };
   }

@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT, runCli, type CliIo } from '../src/cli.js';
 import { FetchError } from '../src/fetch.js';
 import type { IdentityConfigInput } from '../src/types.js';
-import { FakeClock, githubIdentity } from './helpers/engine.js';
+import { createOidcAuth } from '../src/index.js';
+import { FakeClock, SIGNING_KEYS, githubIdentity } from './helpers/engine.js';
 import { ISSUER, githubClaims, makeKey, rawToken, sign } from './helpers/jwt.js';
 
 const key = makeKey('RS256', 'gh-key-1');
@@ -303,6 +304,101 @@ describe('explain', () => {
     const run = await cli([...explain, '--jwt', 'not-a-jwt']);
     expect(run.code).toBe(EXIT.failed);
     expect(run.out).toMatch(/✘ token +the token is not a compact JWS/);
+  });
+});
+
+describe('#13.13 explain on a discovery issuer mismatch', () => {
+  const GH = 'https://token.actions.githubusercontent.com';
+  const OTHER = 'https://token.actions.githubusercontent.com/acme-enterprise';
+  /** An IdP whose discovery document names `issuer` (and serves no keys: none is ever asked for). */
+  const idpNaming =
+    (issuer: string): NonNullable<CliIo['httpGet']> =>
+    async (url) => {
+      if (!url.endsWith('/.well-known/openid-configuration')) throw new Error(`unexpected fetch ${url}`);
+      return {
+        status: 200,
+        headers: {},
+        body: JSON.stringify({ issuer, jwks_uri: `${GH}/.well-known/jwks` }),
+      };
+    };
+  const files = {
+    'discovery.json': FILES['discovery.json']!,
+    'pinned.json': JSON.stringify([
+      { ...deployer, publicKeys: undefined, oidcDiscoveryUrl: GH, discoveryIssuer: `${GH}/acme-pinned` },
+    ]),
+  };
+  const readFile = async (path: string) => files[path as keyof typeof files] ?? FILES[path]!;
+
+  it("#13.13 explain on a discovery issuer mismatch: the CLI says the discovery document's issuer did not match, shows both, and points at discoveryIssuer", async () => {
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const run = await cli(
+      ['explain', '--config', 'discovery.json', '--identity', 'gh-deployer', '--jwt', jwt],
+      {
+        io: { httpGet: idpNaming(OTHER), readFile },
+      },
+    );
+    expect(run.code).toBe(EXIT.failed);
+    expect(run.out).toMatch(/✘ discovery +the discovery document's issuer does not match/);
+    expect(run.out).toContain(`expected  "${GH}" (oidcDiscoveryUrl; discoveryIssuer is unset)`);
+    expect(run.out).toContain(`got       "${OTHER}" (the document's "issuer")`);
+    expect(run.out).toContain(`${GH}/.well-known/openid-configuration`);
+    expect(run.out).toContain(`set discoveryIssuer to "${OTHER}"`);
+    expect(run.out).toContain('Login would FAIL with reason issuer_mismatch');
+    // Not the old, wrong story: the token's iss is fine, and no signature was ever checked.
+    expect(run.out).not.toContain('the iss claim is not one of boundIssuer');
+    expect(run.out).not.toMatch(/signature/);
+  });
+
+  it('#13.13 explain on a discovery issuer mismatch: with discoveryIssuer set, it is the value compared and named', async () => {
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const run = await cli(
+      ['explain', '--config', 'pinned.json', '--identity', 'gh-deployer', '--jwt', jwt, '--json'],
+      {
+        io: { httpGet: idpNaming(OTHER), readFile },
+      },
+    );
+    expect(run.code).toBe(EXIT.failed);
+    const report = JSON.parse(run.out);
+    expect(report.reasonCode).toBe('issuer_mismatch');
+    expect(report.checks.map((c: { check: string }) => c.check)).toEqual(['token', 'identity', 'discovery']);
+    expect(report.checks[2]).toMatchObject({
+      check: 'discovery',
+      pass: false,
+      expected: `${GH}/acme-pinned`,
+      actual: OTHER,
+    });
+    expect(report.checks[2].reason).toContain('(discoveryIssuer)');
+    expect(report.checks[2].hint).toContain(
+      `discoveryIssuer must be exactly the document's issuer: set it to "${OTHER}"`,
+    );
+  });
+
+  it("#13.13 explain on a discovery issuer mismatch: the engine's explain() reports the same, and a document without an issuer says so", async () => {
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const identities = [{ ...deployer, publicKeys: undefined, oidcDiscoveryUrl: GH }];
+    for (const [httpGet, actual, named] of [
+      [idpNaming(OTHER), OTHER, `names "${OTHER}"`],
+      [
+        (async () => ({
+          status: 200,
+          headers: {},
+          body: JSON.stringify({ jwks_uri: `${GH}/jwks` }),
+        })) as CliIo['httpGet'],
+        null,
+        'names no issuer',
+      ],
+    ] as const) {
+      const auth = createOidcAuth({ identities, signingKeys: SIGNING_KEYS, httpGet, clock: clock.now });
+      const report = await auth.explain({ identityId: 'gh-deployer', jwt });
+      expect(report.ok).toBe(false);
+      expect(report.reasonCode).toBe('issuer_mismatch');
+      const check = report.checks.at(-1)!;
+      expect(check).toMatchObject({ check: 'discovery', pass: false, expected: GH, actual });
+      expect(check.reason).toContain(named);
+      expect(check.reason).toContain(`not the expected issuer "${GH}"`);
+      expect(report.checks.some((c) => c.check === 'signature' || c.check === 'issuer')).toBe(false);
+      await auth.close();
+    }
   });
 });
 

@@ -1,3 +1,4 @@
+import { discoveryDocumentUrl } from '../config.js';
 import type { ExplainCheck, ExplainItem, ExplainReport, ExplainTimes } from '../explain.js';
 import type { IdentityConfig } from '../types.js';
 import { FAIL, PASS, duration, pad, show, showList, when } from './text.js';
@@ -82,6 +83,15 @@ function formatCheck(
     }
     case 'identity':
       summary = check.pass ? 'config found and valid' : (check.reason ?? '');
+      break;
+    case 'discovery':
+      // Only reported when it failed: the document names another issuer, so no key was fetched.
+      summary = "the discovery document's issuer does not match";
+      more.push(
+        `expected  ${show(check.expected)} (${config.discoveryIssuer === undefined ? 'oidcDiscoveryUrl; discoveryIssuer is unset' : 'discoveryIssuer'})`,
+        `got       ${check.actual === null ? 'no issuer' : show(check.actual)} (the document's "issuer")`,
+      );
+      if (config.oidcDiscoveryUrl !== undefined) more.push(`document  ${discoveryDocumentUrl(config)}`);
       break;
     case 'signature': {
       const header = report.header;
