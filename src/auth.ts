@@ -27,6 +27,7 @@ import type {
 } from './types.js';
 import { LoginFailure, readHeader, verifyIdpToken } from './verify.js';
 import { explainLogin, type ExplainReport } from './explain.js';
+import { IDENTITY_ID_PATTERN } from './config.js';
 
 /** Options of {@link createOidcAuth}. */
 export interface OidcAuthOptions {
@@ -151,7 +152,13 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   const keys =
     options.keys instanceof KeyManager
       ? options.keys
-      : new KeyManager({ ...options.keys, httpGet: options.httpGet, clock, logger });
+      : new KeyManager({
+          ...options.keys,
+          onFetch: keyFetchEvents(options.keys?.onFetch),
+          httpGet: options.httpGet,
+          clock,
+          logger,
+        });
 
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
   const ipLists = new WeakMap<readonly string[], IpAllowList>();
@@ -167,6 +174,26 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     } catch (error) {
       logger?.error({ event: 'on_event.error', err: describe(error) }, 'onEvent hook threw');
     }
+  }
+
+  /**
+   * The engine's own key manager reports each discovery/JWKS fetch as a `keys.fetch` or
+   * `keys.fetch.failure` event (after the host's `keys.onFetch`, if any). A shared `KeyManager`
+   * passed as `keys` reports to its own `onFetch` only.
+   */
+  function keyFetchEvents(hook: KeyManagerOptions['onFetch']): KeyManagerOptions['onFetch'] {
+    return (info) => {
+      try {
+        hook?.(info);
+      } finally {
+        const detail = { kind: info.kind, url: info.url, durationMs: Math.round(info.durationMs) };
+        if (info.ok) emit({ type: 'keys.fetch', detail });
+        else {
+          const reasonCode = info.error === 'issuer_mismatch' ? 'issuer_mismatch' : 'idp_unavailable';
+          emit({ type: 'keys.fetch.failure', reasonCode, detail: { ...detail, error: info.error } });
+        }
+      }
+    };
   }
 
   function ipAllowList(list: readonly string[]): IpAllowList {
@@ -194,8 +221,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     failure: LoginFailure,
     context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'>,
   ): OidcAuthError {
-    emit({ type: 'login.failure', reasonCode: failure.code, ...context, detail: failure.detail });
-    logger?.info({ event: 'login.failure', reasonCode: failure.code, ...context }, 'login refused');
+    // Only a well-formed identity id reaches events and logs: a direct login() call may pass any text.
+    const fields = { ...context, identityId: wellFormedId(context.identityId) };
+    emit({ type: 'login.failure', reasonCode: failure.code, ...fields, detail: failure.detail });
+    logger?.info({ event: 'login.failure', reasonCode: failure.code, ...fields }, 'login refused');
     if (failure.code === 'idp_unavailable') {
       const retry = failure.detail.retryAfterSeconds;
       return new ServiceUnavailableError('idp_unavailable', 'The identity provider cannot be reached', {
@@ -208,13 +237,18 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         cause: failure.cause,
       });
     }
+    // Every 401 carries a challenge (RFC 9110 §11.6.1, RFC 6750 §3): the credential refused is the
+    // IdP token, a bearer token, so `invalid_token`; the same value for every login 401 (ENUM-01).
+    const headers = { 'www-authenticate': invalidTokenChallenge };
     if (reveal && failure.verified) {
       if (failure.code === 'ip_not_allowed') {
         return new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this identity');
       }
-      return new UnauthorizedError(failure.code, LOGIN_MESSAGES[failure.code] ?? 'Invalid credentials');
+      return new UnauthorizedError(failure.code, LOGIN_MESSAGES[failure.code] ?? 'Invalid credentials', {
+        headers,
+      });
     }
-    return new UnauthorizedError('invalid_credentials', 'Invalid credentials');
+    return new UnauthorizedError('invalid_credentials', 'Invalid credentials', { headers });
   }
 
   async function loadIdentity(identityId: string): Promise<IdentityConfig> {
@@ -224,7 +258,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     } catch (error) {
       if (error instanceof OidcAuthError && error.code === 'invalid_config') {
         // A stored config that no longer validates is never used.
-        logger?.error({ event: 'identity.invalid', identityId, err: describe(error) }, 'invalid identity');
+        logger?.error(
+          { event: 'identity.invalid', identityId: wellFormedId(identityId), err: describe(error) },
+          'invalid identity',
+        );
         throw new LoginFailure('identity_not_found', false, { invalidConfig: true });
       }
       logger?.error(
@@ -301,12 +338,18 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       if (error instanceof LoginFailure) throw loginDenied(error, context);
       if (error instanceof ConfigError) {
         // A config that bypassed validation is never used, and the caller learns nothing of it.
-        logger?.error({ event: 'identity.invalid', identityId, err: describe(error) }, 'invalid identity');
+        logger?.error(
+          { event: 'identity.invalid', identityId: wellFormedId(identityId), err: describe(error) },
+          'invalid identity',
+        );
         throw loginDenied(new LoginFailure('identity_not_found', false, { invalidConfig: true }), context);
       }
       if (error instanceof OidcAuthError) throw error;
       // Never a 500 for a login: an unexpected error is a refusal, with the reason in the log only.
-      logger?.error({ event: 'login.error', identityId, err: describe(error) }, 'unexpected login error');
+      logger?.error(
+        { event: 'login.error', identityId: wellFormedId(identityId), err: describe(error) },
+        'unexpected login error',
+      );
       throw loginDenied(new LoginFailure('token_malformed', false), context);
     }
   }
@@ -436,6 +479,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       if (ownsTokens) await tokens.close?.();
     },
   };
+}
+
+/** An identity id as events and logs may carry it: only a well-formed one (`A-Z a-z 0-9 . _ : -`, ≤ 128). */
+function wellFormedId(identityId: unknown): string | undefined {
+  return typeof identityId === 'string' && IDENTITY_ID_PATTERN.test(identityId) ? identityId : undefined;
 }
 
 /** A loggable description of an error: class name and code only, never its message or payload. */

@@ -149,9 +149,14 @@ export async function revokeAnswer(auth: OidcAuth, body: unknown, clientIp?: str
 
 /**
  * The answer for any error. Library errors render as themselves; anything else (a bug, a
- * framework error) is logged by name and answered as a refusal, never with its text.
+ * framework error) is logged by name and answered as a refusal, never with its text. Every 401
+ * carries a `WWW-Authenticate` challenge (RFC 9110 §11.6.1): the error's own, else
+ * `Bearer realm="…", error="invalid_request"` for this refusal of the request as a whole.
  */
-export function errorAnswer(auth: Pick<OidcAuth, 'logger'>, error: unknown): HttpAnswer {
+export function errorAnswer(
+  auth: Pick<OidcAuth, 'logger'> & Partial<Pick<OidcAuth, 'realm'>>,
+  error: unknown,
+): HttpAnswer {
   const reqId = randomUUID();
   let known: OidcAuthError;
   if (error instanceof OidcAuthError) {
@@ -161,7 +166,14 @@ export function errorAnswer(auth: Pick<OidcAuth, 'logger'>, error: unknown): Htt
     known = new UnauthorizedError('invalid_request', 'The request could not be processed');
   }
   const body: ErrorBody = known.toBody(reqId);
-  return { status: known.status, headers: { ...NO_STORE, ...known.headers }, body };
+  const headers: Record<string, string> = { ...NO_STORE, ...known.headers };
+  if (
+    known.status === 401 &&
+    !Object.keys(headers).some((name) => name.toLowerCase() === 'www-authenticate')
+  ) {
+    headers['www-authenticate'] = bearerChallenge(auth.realm ?? 'oidc-machine-auth', 'invalid_request');
+  }
+  return { status: known.status, headers, body };
 }
 
 /** What the bearer guard needs from a request. */

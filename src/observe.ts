@@ -32,7 +32,9 @@ export interface AuthMetrics {
   /** Pass as `createOidcAuth({ onEvent })` (or through {@link combineEventHandlers}). Never throws. */
   readonly onEvent: (event: AuthEvent) => void;
   /**
-   * Pass as `createOidcAuth({ keys: { onFetch } })` to count key fetches when {@link track} is not used.
+   * For a shared `KeyManager` (`new KeyManager({ onFetch: metrics.onKeyFetch })`), whose fetches the
+   * engine does not report as events: counts key fetches when {@link track} is not used. Once it has
+   * been called, `keys.fetch`/`keys.fetch.failure` events are not counted too (no double count).
    * Ignored for counting once a key stats source is tracked (the stats are exact).
    */
   readonly onKeyFetch: (info: { ok: boolean }) => void;
@@ -74,6 +76,7 @@ export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw new TypeError('metrics prefix is not a metric name');
   let counts = fresh();
   let keySource: { stats(): KeyManagerStats } | undefined;
+  let fetchHookUsed = false;
 
   function fresh() {
     return {
@@ -119,10 +122,10 @@ export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
         break;
       }
       case 'keys.fetch':
-        counts.fetchOk++;
+        if (!fetchHookUsed) counts.fetchOk++;
         break;
       case 'keys.fetch.failure':
-        counts.fetchFailed++;
+        if (!fetchHookUsed) counts.fetchFailed++;
         break;
       default:
         break;
@@ -130,6 +133,7 @@ export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
   };
 
   const onKeyFetch = (info: { ok: boolean }): void => {
+    fetchHookUsed = true;
     if (info?.ok) counts.fetchOk++;
     else counts.fetchFailed++;
   };

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import ts from 'typescript';
 import {
   REDACTED,
   combineEventHandlers,
@@ -10,9 +14,10 @@ import {
   redactingLogger,
 } from '../src/observe.js';
 import { createOidcAuth, type AuthEvent } from '../src/index.js';
+import type { AuthEventType } from '../src/types.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from './helpers/engine.js';
 import { githubClaims, makeKey, sign } from './helpers/jwt.js';
-import { startTestIdp } from './helpers/idp-server.js';
+import { loopbackIdentity, startTestIdp } from './helpers/idp-server.js';
 
 /** An engine wired to metrics through `combineEventHandlers`, as a host would. */
 function meteredEngine(identity = {}) {
@@ -486,5 +491,203 @@ describe('#13.4 linear-time redaction', () => {
     expect(out).toContain('[Truncated]');
     expect(out).toContain(REDACTED);
     expect(out).not.toContain('eyJ');
+  });
+});
+
+/** Every event type, once: a type error here when `AuthEventType` changes without this list. */
+const EVERY_EVENT_TYPE: Record<AuthEventType, true> = {
+  'login.success': true,
+  'login.failure': true,
+  'token.renew': true,
+  'token.renew.failure': true,
+  'token.revoke': true,
+  'identity.revoke': true,
+  'guard.denied': true,
+  'keys.fetch': true,
+  'keys.fetch.failure': true,
+};
+
+describe('#13.15 the README promises exactly what the code does', () => {
+  it('#13.15 the README promises exactly what the code does: a walkthrough emits every AuthEventType where documented, with the documented fields, and every log line has a message', async () => {
+    const idp = await startTestIdp();
+    try {
+      const clock = new FakeClock(Date.now());
+      const rec = new Recorder();
+      const SUB = 'repo:acme-corp/payments-api:ref:refs/heads/main';
+      const ci = { ...loopbackIdentity(idp, SUB, 'https://secrets.example.com'), accessTokenTTL: 600 };
+      const auth = createOidcAuth({
+        identities: [ci, { ...ci, identityId: 'ci-short', accessTokenTTL: 60, accessTokenMaxTTL: 60 }],
+        signingKeys: SIGNING_KEYS,
+        clock: clock.now,
+        onEvent: rec.onEvent,
+        logger: rec.logger,
+        keys: {
+          keyCache: {
+            get: async () => {
+              throw new Error('cache down');
+            },
+            set: async () => {
+              throw new Error('cache down');
+            },
+          },
+        },
+      });
+      const jwt = (claims = {}) =>
+        idp.sign({ sub: SUB, aud: 'https://secrets.example.com', jti: 'jti-1', ...claims });
+      const ip = '203.0.113.7';
+      const minted: string[] = [];
+
+      // The IdP is down: keys.fetch.failure, then login.failure idp_unavailable (503).
+      idp.setBehavior('discovery', { kind: 'status', status: 503 });
+      await expect(auth.login({ identityId: 'ci', jwt: await jwt(), clientIp: ip })).rejects.toMatchObject({
+        status: 503,
+      });
+      idp.reset();
+      clock.advance(31); // past the refetch cooldown
+      // keys.fetch (discovery and JWKS), login.success with the verified token's iss, sub and jti.
+      const grant = await auth.login({ identityId: 'ci', jwt: await jwt(), clientIp: ip });
+      minted.push(grant.accessToken);
+      // A verified token refused by a binding: login.failure with iss, sub and jti.
+      await expect(
+        auth.login({
+          identityId: 'ci',
+          jwt: await jwt({ sub: 'repo:evil/x:ref:refs/heads/main' }),
+          clientIp: ip,
+        }),
+      ).rejects.toMatchObject({ code: 'subject_not_allowed' });
+      // Refused before any signature: no iss, sub or jti; a malformed id never reaches events or logs.
+      await expect(auth.login({ identityId: 'ci', jwt: 'garbage', clientIp: ip })).rejects.toThrow();
+      await expect(auth.login({ identityId: 'bad id\nINJECTED', jwt: 'garbage' })).rejects.toThrow();
+      await expect(auth.authenticate('omat_garbage', { clientIp: ip })).rejects.toThrow(); // guard.denied
+      await auth.authenticate(grant.accessToken, { clientIp: ip });
+      const renewed = await auth.renew(grant.accessToken, { clientIp: ip }); // token.renew
+      minted.push(renewed.accessToken);
+      const short = await auth.login({ identityId: 'ci-short', jwt: await jwt(), clientIp: ip });
+      minted.push(short.accessToken);
+      await expect(auth.renew(short.accessToken, { clientIp: ip })).rejects.toMatchObject({
+        code: 'max_ttl_reached', // token.renew.failure
+      });
+      await auth.revoke(renewed.accessToken, { clientIp: ip }); // token.revoke
+      expect(await auth.revokeIdentity('ci-short')).toBe(1); // identity.revoke
+      await auth.close();
+
+      const types = new Set(rec.events.map((e) => e.type));
+      expect([...types].sort()).toEqual(Object.keys(EVERY_EVENT_TYPE).sort());
+      const only = (type: AuthEventType) => rec.events.filter((e) => e.type === type);
+      const fields = (e: AuthEvent) => Object.keys(e).sort();
+
+      expect(only('keys.fetch.failure')[0]).toMatchObject({
+        reasonCode: 'idp_unavailable',
+        detail: { kind: 'discovery', url: idp.discoveryUrl, error: 'http_status' },
+      });
+      expect(only('keys.fetch').map((e) => e.detail?.kind)).toEqual(['discovery', 'jwks']);
+      expect(only('keys.fetch')[1]).toMatchObject({ detail: { url: idp.jwksUrl } });
+      expect(fields(only('login.success')[0]!)).toEqual(
+        ['clientIp', 'identityId', 'issuer', 'jti', 'subject', 'time', 'tokenId', 'type'].sort(),
+      );
+      expect(only('login.success')[0]).toMatchObject({
+        identityId: 'ci',
+        issuer: idp.issuer,
+        subject: SUB,
+        jti: 'jti-1',
+      });
+      const [down, bound, garbage, malformed] = only('login.failure');
+      expect(down).toMatchObject({ reasonCode: 'idp_unavailable', identityId: 'ci', clientIp: ip });
+      expect(down).not.toHaveProperty('subject');
+      expect(bound).toMatchObject({ reasonCode: 'subject_not_allowed', issuer: idp.issuer, jti: 'jti-1' });
+      expect(bound!.subject).toBe('repo:evil/x:ref:refs/heads/main');
+      expect(garbage).toMatchObject({ identityId: 'ci', reasonCode: 'token_malformed' });
+      for (const e of [garbage, malformed])
+        for (const f of ['issuer', 'subject', 'jti']) expect(e).not.toHaveProperty(f);
+      expect(malformed!.identityId).toBeUndefined();
+      expect(only('guard.denied')[0]).toMatchObject({ reasonCode: 'invalid_token', clientIp: ip });
+      expect(only('token.renew')[0]).toMatchObject({
+        identityId: 'ci',
+        tokenId: grant.tokenId,
+        clientIp: ip,
+      });
+      expect(only('token.renew.failure')[0]).toMatchObject({
+        reasonCode: 'max_ttl_reached',
+        tokenId: short.tokenId,
+      });
+      expect(only('token.revoke')[0]).toMatchObject({ tokenId: grant.tokenId, clientIp: ip });
+      expect(only('identity.revoke')[0]).toMatchObject({ identityId: 'ci-short', detail: { revoked: 1 } });
+
+      // Never a token in an event or a log line; never the malformed id.
+      const recorded = rec.dump();
+      for (const token of minted) expect(recorded).not.toContain(token);
+      expect(recorded).not.toContain('INJECTED');
+      // Every log line: an `event` name and a message.
+      expect(rec.logs.length).toBeGreaterThan(0);
+      for (const line of rec.logs) {
+        expect(typeof (line.obj as { event?: unknown }).event, JSON.stringify(line)).toBe('string');
+        expect(line.msg, JSON.stringify(line)).toMatch(/\S/);
+      }
+      const logged = new Set(rec.logs.map((l) => (l.obj as { event: string }).event));
+      for (const event of [
+        'keys.fetch.failure',
+        'keys.fetch',
+        'keys.cache_read_failed',
+        'keys.cache_write_failed',
+        'login.failure',
+      ]) {
+        expect(logged).toContain(event);
+      }
+      expect(logged).not.toContain('keys.fetch_failed');
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('#13.15 the README promises exactly what the code does: metrics count key fetches from keys.fetch events once, with or without onKeyFetch', async () => {
+    const idp = await startTestIdp();
+    try {
+      const SUB = 'repo:acme-corp/payments-api:ref:refs/heads/main';
+      for (const withHook of [false, true]) {
+        const metrics = createMetrics();
+        const auth = createOidcAuth({
+          identities: [loopbackIdentity(idp, SUB, 'aud')],
+          signingKeys: SIGNING_KEYS,
+          onEvent: metrics.onEvent,
+          ...(withHook ? { keys: { onFetch: metrics.onKeyFetch } } : {}),
+        });
+        await auth.login({ identityId: 'ci', jwt: await idp.sign({ sub: SUB, aud: 'aud' }) });
+        expect(metrics.snapshot().keyFetches).toEqual({ success: 2, failure: 0 });
+        await auth.close();
+      }
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('#13.15 the README promises exactly what the code does: every logger call in src/ and adapters/ passes a message', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const files = ['src', 'adapters'].flatMap((dir) =>
+      readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+        .map((f) => join(root, dir, f)),
+    );
+    const silent: string[] = [];
+    let calls = 0;
+    for (const file of files) {
+      const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node): void => {
+        if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression)) {
+          const method = node.expression.name.text;
+          const target = node.expression.expression.getText(source);
+          if (['debug', 'info', 'warn', 'error'].includes(method) && /logger$/i.test(target)) {
+            calls++;
+            if (node.arguments.length < 2) {
+              const { line } = source.getLineAndCharacterOfPosition(node.getStart(source));
+              silent.push(`${file.slice(root.length)}:${line + 1}`);
+            }
+          }
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+    expect(calls).toBeGreaterThan(15);
+    expect(silent).toEqual([]);
   });
 });

@@ -210,7 +210,6 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
             { exp: Math.floor(clock.ms / 1000) - 3600, iat: Math.floor(clock.ms / 1000) - 4000 },
             'token_expired',
           ],
-          [{ iss: 'https://evil.example' }, 'issuer_mismatch'],
         ];
         for (const [claims, reason] of cases) {
           const res = await postJson(app.url, LOGIN, {
@@ -219,6 +218,45 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
           });
           expectErrorShape(res, 401, reason);
           expect(res.json.error).toBe('UnauthorizedError');
+        }
+        // An issuer the identity does not bind is refused before any signature check (#13.2): the
+        // uniform answer, with the detailed reason in the event.
+        const foreign = await postJson(app.url, LOGIN, {
+          identityId: 'gh-deployer',
+          jwt: await idpToken({ iss: 'https://evil.example' }),
+        });
+        expectErrorShape(foreign, 401, 'invalid_credentials');
+        expect(rec.last('login.failure')?.reasonCode).toBe('issuer_mismatch');
+      });
+
+      it('#13.15 the README promises exactly what the code does: every login 401 carries a WWW-Authenticate challenge (RFC 9110 §11.6.1, RFC 6750 §3), the same one whatever the reason', async () => {
+        const challenge = 'Bearer realm="oidc-machine-auth", error="invalid_token"';
+        const refusals = [
+          await postJson(app.url, LOGIN, { identityId: 'nobody', jwt: await idpToken() }),
+          await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: 'garbage' }),
+          await postForm(app.url, LOGIN, { identityId: 'gh-deployer', jwt: 'a.b.c' }),
+          await postJson(app.url, LOGIN, {
+            identityId: 'gh-deployer',
+            jwt: await idpToken({ sub: 'repo:acme-corp/other:ref:refs/heads/main' }),
+          }),
+          await postJson(app.url, LOGIN, { identityId: 'gh-deployer', jwt: await idpToken({ aud: 'x' }) }),
+        ];
+        expect(refusals.map((r) => r.json.reasonCode)).toEqual([
+          'invalid_credentials',
+          'invalid_credentials',
+          'invalid_credentials',
+          'subject_not_allowed',
+          'audience_not_allowed',
+        ]);
+        for (const res of refusals) {
+          expect(res.status).toBe(401);
+          expect(res.headers['www-authenticate']).toBe(challenge);
+        }
+        // Renew and revoke 401s carry one too.
+        for (const path of [RENEW, REVOKE]) {
+          const res = await postJson(app.url, path, { accessToken: 'omat_nope' });
+          expect(res.status).toBe(401);
+          expect(res.headers['www-authenticate']).toBe(challenge);
         }
       });
 
