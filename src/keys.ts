@@ -2,10 +2,10 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { discoveryDocumentUrl } from './config.js';
+import { discoveryDocumentUrl, parseIdentityConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { FetchError, httpGet as defaultHttpGet, redactUrl, validateFetchUrl, type HttpGet } from './fetch.js';
-import type { IdentityConfig, Logger } from './types.js';
+import type { AsymmetricAlgorithm, IdentityConfig, Logger } from './types.js';
 
 /** A public key the IdP token may be verified with. */
 export interface VerificationKey {
@@ -88,6 +88,13 @@ export interface KeyManagerOptions {
   cacheMaxAgeMs?: number;
   /** Least time in ms between two fetch attempts of one URL (unknown kid, failures). Default 30 s. */
   cooldownMs?: number;
+  /**
+   * Least time in ms between two fetch attempts of one URL while its last attempt failed and the
+   * request has nothing usable in hand (cold cache, data past `maxStaleMs`, or a kid not cached):
+   * one probe per interval, single-flight, so a login succeeds about this long after the IdP is back
+   * while a flood of tokens makes at most one fetch per interval. Default 1 s (at most `cooldownMs`).
+   */
+  probeIntervalMs?: number;
   /** Age in ms up to which cached data keeps serving while the IdP fails (stale-if-error). Default 24 h. */
   maxStaleMs?: number;
   /** Total time budget of one fetch in ms. Default 5 s. */
@@ -151,6 +158,8 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16384;
 const MAX_KID_LENGTH = 1024;
+/** Issuers whose key source {@link KeyManager.registerIssuers} remembers. */
+const MAX_ISSUERS = 10_000;
 const EMPTY: readonly VerificationKey[] = Object.freeze([]);
 
 function sameAlgorithm(a: string, b: string): boolean {
@@ -161,31 +170,55 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A key set with its imported keys and a memo of matches per (alg, kid). */
+/** Matches of one algorithm: per kid the set holds, and one answer shared by every other kid. */
+interface AlgorithmMatches {
+  byKid: Map<string | undefined, readonly VerificationKey[]>;
+  /** The answer for a kid no key of the set carries. */
+  otherKid: readonly VerificationKey[] | undefined;
+}
+
+/**
+ * A key set with its imported keys and a memo of matches per (alg, kid). The memo is bounded by
+ * the set, never by what tokens ask for: it holds the algorithms we verify times the kids the set
+ * carries (plus "no kid" and "any other kid"), so a flood of random kids adds nothing.
+ */
 class KeySet {
-  readonly #memo = new Map<string, Map<string | undefined, readonly VerificationKey[]>>();
+  readonly #memo = new Map<string, AlgorithmMatches>();
+  readonly #kids: ReadonlySet<string | undefined>;
 
   /** @param kidlessMatchAnyKid Static keys without a kid match every kid (the admin pinned them). */
   constructor(
     readonly keys: readonly VerificationKey[],
     readonly raw: JWK[],
     private readonly kidlessMatchAnyKid: boolean,
-  ) {}
+  ) {
+    this.#kids = new Set(keys.map((key) => key.kid));
+  }
+
+  /** Memoised matches held (for the memory bound's tests). */
+  get memoSize(): number {
+    let size = 0;
+    for (const matches of this.#memo.values()) size += matches.byKid.size + (matches.otherKid ? 1 : 0);
+    return size;
+  }
 
   /** The keys fitting `alg` (and `kid`), frozen and shared between calls: do not mutate. */
   match(alg: string, kid: string | undefined): readonly VerificationKey[] {
-    let byKid = this.#memo.get(alg);
-    const memoised = byKid?.get(kid);
+    if (!Object.hasOwn(ALGORITHMS, alg)) return EMPTY;
+    let matches = this.#memo.get(alg);
+    if (!matches) this.#memo.set(alg, (matches = { byKid: new Map(), otherKid: undefined }));
+    // A kid no key carries can only match kid-less static keys: one answer for all such kids.
+    const held = kid === undefined || this.#kids.has(kid);
+    const memoised = held ? matches.byKid.get(kid) : matches.otherKid;
     if (memoised) return memoised;
     const found = this.keys.filter(
       (key) =>
         fits(key, alg) &&
         (kid === undefined || key.kid === kid || (this.kidlessMatchAnyKid && key.kid === undefined)),
     );
-    if (found.length === 0) return EMPTY;
-    if (!byKid) this.#memo.set(alg, (byKid = new Map()));
-    const frozen = Object.freeze(found);
-    byKid.set(kid, frozen);
+    const frozen = found.length === 0 ? EMPTY : Object.freeze(found);
+    if (held) matches.byKid.set(kid, frozen);
+    else matches.otherKid = frozen;
     return frozen;
   }
 }
@@ -356,6 +389,7 @@ type Source = JwksSource | DiscoverySource | StaticSource;
 const DEFAULTS = {
   cacheMaxAgeMs: 10 * 60_000,
   cooldownMs: 30_000,
+  probeIntervalMs: 1_000,
   maxStaleMs: 24 * 3_600_000,
   timeoutMs: 5_000,
   maxDiscoveryBytes: 256 * 1024,
@@ -384,7 +418,9 @@ function flagsOf(params: FetchParams): string {
  *   unusable keys (`oct`, `use` ≠ `sig`, `key_ops` without `verify`, unknown kty/crv/alg, RSA under
  *   2048 bits, import failures) are skipped; the first `maxKeys` usable keys are kept.
  * - Any fetch attempt (refresh, unknown kid, failure) starts the cooldown of its URL, as jose does:
- *   a kid rotated in right after a fetch is found once the cooldown has passed.
+ *   a kid rotated in right after a fetch is found once the cooldown has passed. While the last
+ *   attempt failed, a request with nothing usable in hand (cold cache, a kid not cached) may probe
+ *   once per `probeIntervalMs` (1 s) instead, so logins recover about a second after the IdP does.
  * - When the last attempt failed, a kid not in hand gives `idp_unavailable`, not `key_not_found`.
  * - Static PEM keys have no kid and match any kid; static JWKs with a kid match that kid only.
  * - The discovery document is cached in memory only; the {@link KeyCache} holds key sets.
@@ -398,9 +434,14 @@ export class KeyManager {
   readonly #logger: Logger | undefined;
   readonly #sources: LRUCache<string, Source>;
   readonly #sourceKeys = new WeakMap<IdentityConfig, string>();
+  /** Issuer → the key source of the first identity seen binding it (see {@link registerIssuers}). */
+  readonly #issuers = new Map<string, IdentityConfig>();
   readonly #stats: KeyManagerStats = { fetches: 0, failures: 0, hits: 0, misses: 0 };
 
-  /** @throws {ConfigError} on a non-positive number, or `cooldownMs > cacheMaxAgeMs > maxStaleMs`. */
+  /**
+   * @throws {ConfigError} on a non-positive number, or unless
+   *   `probeIntervalMs <= cooldownMs <= cacheMaxAgeMs <= maxStaleMs`.
+   */
   constructor(options: KeyManagerOptions = {}) {
     const o = { ...DEFAULTS };
     for (const name of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
@@ -411,6 +452,9 @@ export class KeyManager {
       }
       o[name] = value;
     }
+    if (options.probeIntervalMs === undefined) o.probeIntervalMs = Math.min(o.probeIntervalMs, o.cooldownMs);
+    if (o.probeIntervalMs > o.cooldownMs)
+      throw new ConfigError('keys.probeIntervalMs', 'must not exceed cooldownMs');
     if (o.cooldownMs > o.cacheMaxAgeMs)
       throw new ConfigError('keys.cooldownMs', 'must not exceed cacheMaxAgeMs');
     if (o.cacheMaxAgeMs > o.maxStaleMs)
@@ -427,6 +471,72 @@ export class KeyManager {
   /** Counters since construction. */
   stats(): KeyManagerStats {
     return { ...this.#stats };
+  }
+
+  /**
+   * Remember, for each issuer `config` binds, where its keys come from, so that a login naming an
+   * identity that does not exist can do the same work as one naming an identity of the token's
+   * issuer (no identity oracle, see {@link keySourceFor}). The first source seen for an issuer is
+   * kept; at most 10,000 issuers. Once an issuer is known this is one map lookup per bound issuer,
+   * and no config is held: only its key-source fields.
+   */
+  registerIssuers(config: IdentityConfig): void {
+    let source: IdentityConfig | undefined;
+    for (const issuer of config.boundIssuer) {
+      if (this.#issuers.has(issuer) || this.#issuers.size >= MAX_ISSUERS) continue;
+      this.#issuers.set(issuer, (source ??= keySourceOf(config)));
+    }
+  }
+
+  /**
+   * {@link registerIssuers} for every config of a list known to be valid (the array given to
+   * `createOidcAuth`, once its store has validated it). One config is parsed per distinct spelling of
+   * (issuers, key source), so a million identities sharing a few issuers cost a million small
+   * strings hashed, not a million parses. Stops at the issuer bound.
+   */
+  registerIssuersOf(inputs: Iterable<unknown>): void {
+    const spellings = new Set<string>();
+    for (const input of inputs) {
+      if (this.#issuers.size >= MAX_ISSUERS || spellings.size >= 2 * MAX_ISSUERS) return;
+      const raw = input as Partial<Record<keyof IdentityConfig, unknown>>;
+      const spelling = JSON.stringify([
+        raw.boundIssuer,
+        raw.oidcDiscoveryUrl,
+        raw.jwksUrl,
+        raw.publicKeys,
+        raw.caCert,
+        raw.discoveryIssuer,
+        raw.allowPrivateNetwork,
+        raw.allowInsecureLoopback,
+      ]);
+      if (spellings.has(spelling)) continue;
+      spellings.add(spelling);
+      this.registerIssuers(parseIdentityConfig(input));
+    }
+  }
+
+  /**
+   * The key source registered for `issuer`, as a config to hand {@link getKeys}: the source fields
+   * of the first identity seen binding the issuer, allowing every algorithm we verify (a known
+   * identity's narrower list is checked by its caller, which then does this same lookup instead).
+   * `undefined` when no identity seen binds the issuer: nothing is then looked up or fetched.
+   */
+  keySourceFor(issuer: string): IdentityConfig | undefined {
+    return this.#issuers.get(issuer);
+  }
+
+  /**
+   * Entries held: key sources, issuers registered and memoised key matches. For the tests of the
+   * memory bounds.
+   *
+   * @internal
+   */
+  sizes(): { sources: number; issuers: number; matches: number } {
+    let matches = 0;
+    for (const source of this.#sources.values()) {
+      if (source.kind !== 'discovery') matches += source.set?.memoSize ?? 0;
+    }
+    return { sources: this.#sources.size, issuers: this.#issuers.size, matches };
   }
 
   /**
@@ -496,7 +606,16 @@ export class KeyManager {
     alg: string,
     kid: string | undefined,
   ): Promise<readonly VerificationKey[]> {
-    await this.#refresh(source, () => this.#loadJwks(source, (set) => set.match(alg, kid).length > 0));
+    const before = this.#clock();
+    const usable =
+      source.set !== undefined &&
+      before - source.fetchedAt < this.#o.maxStaleMs &&
+      source.set.match(alg, kid).length > 0;
+    await this.#refresh(
+      source,
+      () => this.#loadJwks(source, (set) => set.match(alg, kid).length > 0),
+      usable,
+    );
     const now = this.#clock();
     const set = source.set;
     if (set && now - source.fetchedAt < this.#o.maxStaleMs) {
@@ -509,27 +628,41 @@ export class KeyManager {
   }
 
   async #discovered(source: DiscoverySource): Promise<DiscoveredIssuer> {
-    await this.#refresh(source, () => this.#loadDiscovery(source));
+    const usable = source.doc !== undefined && this.#clock() - source.fetchedAt < this.#o.maxStaleMs;
+    await this.#refresh(source, () => this.#loadDiscovery(source), usable);
     const now = this.#clock();
     if (source.doc && now - source.fetchedAt < this.#o.maxStaleMs) return source.doc;
     this.#stats.misses++;
     throw this.#unavailable(source, now);
   }
 
+  /** Called when nothing usable is in hand: the next attempt is a probe if the last one failed. */
   #unavailable(source: Refreshable, now: number): KeyError {
     const retryAfterSeconds = Math.max(
       1,
-      Math.ceil((source.lastAttemptAt + this.#o.cooldownMs - now) / 1000),
+      Math.ceil((source.lastAttemptAt + this.#waitAfterAttempt(source, false) - now) / 1000),
     );
     const code = source.failure?.code === 'issuer_mismatch' ? 'issuer_mismatch' : 'idp_unavailable';
     return new KeyError(code, { retryAfterSeconds, cause: source.failure?.cause });
   }
 
-  /** Join the fetch in flight, or start one unless the last attempt is within the cooldown. */
-  #refresh(source: Refreshable, load: () => Promise<void>): Promise<void> {
+  /**
+   * Least time between two attempts: the cooldown, or the probe interval while the last attempt
+   * failed and the caller has nothing usable (it would answer 503 otherwise). A healthy IdP asked
+   * for unknown kids, or a failing one whose stale keys still serve, keeps the full cooldown.
+   */
+  #waitAfterAttempt(source: Refreshable, usable: boolean): number {
+    return source.failure && !usable ? this.#o.probeIntervalMs : this.#o.cooldownMs;
+  }
+
+  /**
+   * Join the fetch in flight, or start one unless the last attempt is within the wait
+   * ({@link #waitAfterAttempt}); `usable` tells whether the caller has data it can serve without it.
+   */
+  #refresh(source: Refreshable, load: () => Promise<void>, usable: boolean): Promise<void> {
     if (source.inflight) return source.inflight;
     const now = this.#clock();
-    if (now - source.lastAttemptAt < this.#o.cooldownMs) return Promise.resolve();
+    if (now - source.lastAttemptAt < this.#waitAfterAttempt(source, usable)) return Promise.resolve();
     source.lastAttemptAt = now;
     const attempt = load().then(
       () => {
@@ -769,6 +902,30 @@ export class KeyManager {
     }
     return { kind: 'static', set };
   }
+}
+
+const EVERY_ALGORITHM = Object.freeze(Object.keys(ALGORITHMS)) as readonly AsymmetricAlgorithm[];
+const NONE: readonly string[] = Object.freeze([]);
+const NO_FIELDS: Readonly<Record<string, never>> = Object.freeze({});
+
+/**
+ * A config with the key-source fields of `config` (URLs, static keys, CA, network flags) that binds
+ * nothing, grants nothing and allows every algorithm we verify; {@link sourceKey} maps it to the
+ * same source as `config`. Held per issuer by {@link KeyManager.registerIssuers}.
+ */
+function keySourceOf(config: IdentityConfig): IdentityConfig {
+  return Object.freeze({
+    ...config,
+    identityId: '',
+    boundIssuer: NONE,
+    boundSubject: NONE,
+    boundAudiences: NONE,
+    boundClaims: NO_FIELDS,
+    claimMetadataMapping: NO_FIELDS,
+    accessTokenTrustedIps: NONE,
+    allowedAlgorithms: EVERY_ALGORITHM,
+    metadata: NO_FIELDS,
+  });
 }
 
 /** Whether the discovery document's algorithm list admits `alg` (`EdDSA` and `Ed25519` are one). */

@@ -290,7 +290,8 @@ describe('KeyManager: malformed documents (FETCH-03)', () => {
       else idp.setDiscovery(change);
       const error = await keyError(manager.getKeys(config, { alg: 'RS256', kid: 'key-1' }));
       expect(['idp_unavailable', 'issuer_mismatch']).toContain(error.code);
-      expect(error.retryAfterSeconds).toBe(30);
+      // Nothing in hand and the last attempt failed: the next one is a probe, 1 s later (#13.19).
+      expect(error.retryAfterSeconds).toBe(1);
       expect(idp.hits('jwks')).toBe(0);
     },
   );
@@ -593,7 +594,7 @@ describe('KeyManager: caching', () => {
 
     const newKid = await keyError(manager.getKeys(config, { alg: 'RS256', kid: 'key-new' }));
     expect(newKid.code).toBe('idp_unavailable');
-    expect(newKid.retryAfterSeconds).toBe(30);
+    expect(newKid.retryAfterSeconds).toBe(1);
 
     clock.now += 23 * 60 * MINUTE;
     expect(await manager.getKeys(config, { alg: 'RS256', kid: 'key-1' })).toHaveLength(1);
@@ -621,18 +622,59 @@ describe('KeyManager: caching', () => {
     expect(idp.hits('jwks')).toBe(2);
   });
 
-  it('FETCH-05: a cold cache with the IdP down fails with idp_unavailable and respects the cooldown', async () => {
+  it('FETCH-05, #13.19 IdP recovery from a cold cache: idp_unavailable, one probe per probeIntervalMs, keys as soon as the IdP answers', async () => {
     const { idp, clock, manager, config } = await setup();
     idp.setBehavior('discovery', { kind: 'down' });
     const first = await keyError(manager.getKeys(config, { alg: 'RS256', kid: 'key-1' }));
-    expect(first).toMatchObject({ code: 'idp_unavailable', retryAfterSeconds: 30 });
-    clock.now += 10_000;
+    expect(first).toMatchObject({ code: 'idp_unavailable', retryAfterSeconds: 1 });
+    clock.now += 500;
     const second = await keyError(manager.getKeys(config, { alg: 'RS256', kid: 'key-1' }));
-    expect(second).toMatchObject({ code: 'idp_unavailable', retryAfterSeconds: 20 });
+    expect(second).toMatchObject({ code: 'idp_unavailable', retryAfterSeconds: 1 });
     expect(idp.hits('discovery')).toBe(1);
+    clock.now += 500;
+    await keyError(manager.getKeys(config, { alg: 'RS256', kid: 'key-1' }));
+    expect(idp.hits('discovery'), 'one probe after 1 s').toBe(2);
     idp.reset();
-    clock.now += 20_000;
+    clock.now += 1_000;
     expect(await manager.getKeys(config, { alg: 'RS256', kid: 'key-1' })).toHaveLength(1);
+  });
+
+  it('#13.19 IdP recovery: probes apply only while the last attempt failed and nothing usable is in hand', async () => {
+    const { idp, clock, manager, config } = await setup();
+    await manager.getKeys(config, { alg: 'RS256', kid: 'key-1' });
+    // Healthy IdP: unknown kids refetch once per 30 s cooldown, never per probe interval.
+    clock.now += 31_000;
+    const unknown = (kid: string) => keyError(manager.getKeys(config, { alg: 'RS256', kid }));
+    expect((await unknown('a')).code).toBe('key_not_found');
+    for (let i = 0; i < 20; i++) {
+      clock.now += 1_000;
+      expect((await unknown(`b${i}`)).code).toBe('key_not_found');
+    }
+    expect(idp.hits('jwks')).toBe(2);
+    // Failing IdP with stale keys that still serve: the cached kid keeps the full cooldown.
+    idp.setBehavior('jwks', { kind: 'down' });
+    idp.setBehavior('discovery', { kind: 'down' });
+    idp.resetHits();
+    clock.now += 11 * MINUTE;
+    for (let i = 0; i < 20; i++) {
+      expect(await manager.getKeys(config, { alg: 'RS256', kid: 'key-1' })).toHaveLength(1);
+      clock.now += 1_000;
+    }
+    expect(idp.hits('discovery') + idp.hits('jwks')).toBe(2);
+    // A kid not in hand while the IdP fails: one probe per second at most, however many ask.
+    idp.resetHits();
+    for (let i = 0; i < 100; i++) {
+      clock.now += 100;
+      await Promise.all([unknown(`c${i}`), unknown(`d${i}`)]);
+    }
+    expect(idp.hits('jwks')).toBeGreaterThanOrEqual(9);
+    expect(idp.hits('jwks')).toBeLessThanOrEqual(11);
+  });
+
+  it('#13.19 probeIntervalMs is validated and defaults to at most the cooldown', () => {
+    expect(() => new KeyManager({ probeIntervalMs: 0 })).toThrow(/probeIntervalMs/);
+    expect(() => new KeyManager({ probeIntervalMs: 40_000 })).toThrow(/probeIntervalMs/);
+    expect(() => new KeyManager({ cooldownMs: 500 })).not.toThrow();
   });
 
   it('FETCH-01: a hanging IdP makes a cold call fail in bounded time', async () => {
