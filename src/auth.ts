@@ -25,9 +25,9 @@ import type {
   Logger,
   TokenStore,
 } from './types.js';
-import { LoginFailure, readHeader, verifyIdpToken } from './verify.js';
+import { LoginFailure, readHeader, unstorableClaim, verifyLogin } from './verify.js';
 import { explainLogin, type ExplainReport } from './explain.js';
-import { IDENTITY_ID_PATTERN } from './config.js';
+import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from './config.js';
 
 /** Options of {@link createOidcAuth}. */
 export interface OidcAuthOptions {
@@ -110,6 +110,7 @@ const LOGIN_MESSAGES: Partial<Record<ReasonCode, string>> = {
   audience_not_allowed: 'The token audience is not allowed for this identity',
   claim_not_allowed: 'A bound claim of the token is not allowed for this identity',
   claim_missing: 'A bound claim is missing from the token',
+  claim_value_unsupported: 'A claim value of the token holds U+0000 or invalid Unicode and cannot be stored',
   token_malformed: 'The token is malformed',
 };
 
@@ -159,9 +160,20 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
           clock,
           logger,
         });
+  // Every issuer an identity binds is known from the start, so an unknown id does the work of a
+  // known one from the first request (see verifyLogin): at once for an array, listed for a small
+  // memory store; other stores register each config as a login loads it.
+  if (Array.isArray(options.identities)) keys.registerIssuersOf(options.identities);
+  else if (identities instanceof MemoryIdentityStore && identities.size <= 10_000) {
+    identities.list().then(
+      (configs) => configs.forEach((config) => keys.registerIssuers(config)),
+      () => undefined,
+    );
+  }
 
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
   const ipLists = new WeakMap<readonly string[], IpAllowList>();
+  const checkedConfigs = new WeakMap<object, { json: string; config: IdentityConfig | undefined }>();
 
   // Closures below take single fields, never `options`: holding it would keep the caller's whole
   // `identities` array (a million input objects, say) alive beside the store's own copy.
@@ -251,10 +263,15 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     return new UnauthorizedError('invalid_credentials', 'Invalid credentials', { headers });
   }
 
-  async function loadIdentity(identityId: string): Promise<IdentityConfig> {
-    let config: IdentityConfig | undefined;
+  /**
+   * The validated config of `identityId`, or `undefined` when there is none the engine may use: not
+   * stored, stored but invalid, or filed under another id. Either way the login goes on as for an
+   * unknown identity (see `verifyLogin`), so the answer does not tell them apart.
+   */
+  async function loadIdentity(identityId: string): Promise<IdentityConfig | undefined> {
+    let stored: IdentityConfig | undefined;
     try {
-      config = await identities.get(identityId);
+      stored = await identities.get(identityId);
     } catch (error) {
       if (error instanceof OidcAuthError && error.code === 'invalid_config') {
         // A stored config that no longer validates is never used.
@@ -262,7 +279,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
           { event: 'identity.invalid', identityId: wellFormedId(identityId), err: describe(error) },
           'invalid identity',
         );
-        throw new LoginFailure('identity_not_found', false, { invalidConfig: true });
+        return undefined;
       }
       logger?.error(
         { event: 'store.error', operation: 'identity.get', err: describe(error) },
@@ -270,7 +287,42 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       );
       throw new LoginFailure('store_unavailable', false, {}, { cause: error });
     }
-    if (!config) throw new LoginFailure('identity_not_found', false);
+    if (stored === undefined || stored === null) return undefined;
+    const config = validated(stored);
+    if (config?.identityId === identityId) return config;
+    const reason = config ? 'filed_under_another_id' : 'does_not_validate';
+    logger?.error(
+      { event: 'identity.invalid', identityId: wellFormedId(identityId), reason },
+      'invalid identity',
+    );
+    return undefined;
+  }
+
+  /**
+   * `candidate` as a config the engine may use. One {@link parseIdentityConfig} returned is used as
+   * is; anything else a store hands back (JSON read back, a row edited by hand, a config without
+   * bindings) is validated the first time it is seen, and again whenever its content changes (the
+   * result is kept per object with its JSON), so a custom store stays cheap. `undefined` when it
+   * does not validate: such a config is never used.
+   */
+  function validated(candidate: unknown): IdentityConfig | undefined {
+    if (isParsedIdentityConfig(candidate)) return candidate;
+    if (typeof candidate !== 'object' || candidate === null) return undefined;
+    let json: string;
+    try {
+      json = JSON.stringify(candidate);
+    } catch {
+      return undefined;
+    }
+    const seen = checkedConfigs.get(candidate);
+    if (seen?.json === json) return seen.config;
+    let config: IdentityConfig | undefined;
+    try {
+      config = parseIdentityConfig(candidate);
+    } catch {
+      config = undefined;
+    }
+    checkedConfigs.set(candidate, { json, config });
     return config;
   }
 
@@ -297,9 +349,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       const generation = await tokens.generation(identityId).catch((error: unknown) => {
         throw storeDown(error, 'generation');
       });
-      const config = await loadIdentity(identityId);
+      const found = await loadIdentity(identityId);
       const now = clock();
-      const { payload } = await verifyIdpToken(jwt, header, config, keys, now);
+      // An unknown id does the work a known one would until the signature verified (verifyLogin).
+      const { payload, config } = await verifyLogin(jwt, header, found, keys, now);
       context.issuer = payload.iss;
       if (typeof payload.sub === 'string') context.subject = payload.sub;
       if (typeof payload.jti === 'string') context.jti = payload.jti;
@@ -308,6 +361,9 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       if (!verdict.ok) {
         throw new LoginFailure(verdict.code, true, verdict.claim ? { claim: verdict.claim } : {});
       }
+      const metadata = policy.metadata(payload);
+      const unstorable = unstorableClaim(payload, metadata, config);
+      if (unstorable) throw new LoginFailure('claim_value_unsupported', true, { claim: unstorable });
       if (!ipAllowList(config.accessTokenTrustedIps).allows(clientIp)) {
         throw new LoginFailure('ip_not_allowed', true);
       }
@@ -322,7 +378,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         usesCount: 0,
         revoked: false,
         trustedIps: config.accessTokenTrustedIps,
-        metadata: policy.metadata(payload),
+        metadata,
         issuer: payload.iss,
         subject: context.subject,
         generation,
@@ -460,7 +516,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   }
 
   async function explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport> {
-    return explainLogin(input, { identities, keys, clock, ipAllowList });
+    // Through loadIdentity: explain uses exactly the configs login would (validated, right id).
+    return explainLogin(input, { identities: { get: loadIdentity }, keys, clock, ipAllowList });
   }
 
   return {

@@ -92,6 +92,14 @@ const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
 const parsedConfigs = new WeakSet<IdentityConfig>();
 
 /**
+ * Whether `value` is a config {@link parseIdentityConfig} returned (valid and deeply frozen), as
+ * opposed to an object that merely looks like one (JSON read back, a row edited by hand).
+ */
+export function isParsedIdentityConfig(value: unknown): value is IdentityConfig {
+  return typeof value === 'object' && value !== null && parsedConfigs.has(value as IdentityConfig);
+}
+
+/**
  * Validate and normalise an identity's OIDC config (DESIGN.md "Identity OIDC config").
  *
  * Lists may be arrays or comma-separated strings (items of a comma string are trimmed; an array item

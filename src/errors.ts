@@ -23,6 +23,8 @@ export type ReasonCode =
   | 'audience_not_allowed'
   | 'claim_not_allowed'
   | 'claim_missing'
+  // 401: a verified claim (iss, sub, a mapped claim) holds U+0000 or a lone surrogate, which no store keeps as sent
+  | 'claim_value_unsupported'
   // guard, renew, revoke
   | 'missing_token'
   | 'invalid_request'

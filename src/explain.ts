@@ -5,14 +5,14 @@ import type { IpAllowList } from './ip.js';
 import type { KeyManager } from './keys.js';
 import { compileIdentityPolicy, matchesGlob } from './policy.js';
 import type { Clock, IdentityConfig, IdentityStore } from './types.js';
-import { LoginFailure, readHeader, verifyIdpToken } from './verify.js';
+import { LoginFailure, readHeader, unstorableClaim, verifyIdpToken } from './verify.js';
 
 /** One login check as `explain` reports it. */
 export interface ExplainCheck {
   /**
    * What was checked: `token`, `identity`, `discovery` (only when it failed: the discovery document
    * names another issuer), `signature`, `issuer`, `times`, `audience`, `subject`, `claim:<path>`,
-   * `trusted_ip`.
+   * `claim_values` (only when it failed: a value no store keeps as sent), `trusted_ip`.
    */
   check: string;
   pass: boolean;
@@ -88,6 +88,8 @@ const FAILURE_WORDS: Partial<Record<ReasonCode, string>> = {
   token_issued_in_future: 'iat is in the future (beyond clock skew)',
   token_lifetime_too_long: 'exp - iat exceeds maxTokenLifetimeSeconds',
   claim_missing: 'a required claim is missing',
+  claim_value_unsupported:
+    'a claim value holds U+0000 or a lone surrogate, which the token stores cannot keep as sent',
   store_unavailable: 'the identity store is unavailable',
 };
 
@@ -179,8 +181,19 @@ export async function explainLogin(
   report.checks.push({ check: 'times', pass: true, actual: pickTimes(payload, now, config) });
 
   const policyFailure = policyChecks(report, config, payload);
+  // Login refuses a value no store keeps as sent (#13.6) after the bindings, before the address.
+  const unstorable = unstorableClaim(payload, compileIdentityPolicy(config).metadata(payload), config);
+  if (unstorable) {
+    report.checks.push({
+      check: 'claim_values',
+      pass: false,
+      expected: 'well-formed Unicode without U+0000 in iss, sub and mapped claims',
+      actual: unstorable,
+      reason: FAILURE_WORDS.claim_value_unsupported,
+    });
+  }
   const ipFailure = ipCheck(report, config, deps, input.clientIp);
-  const firstFailure = policyFailure ?? ipFailure;
+  const firstFailure = policyFailure ?? (unstorable ? 'claim_value_unsupported' : ipFailure);
   if (firstFailure) {
     report.reasonCode = firstFailure;
     return report;

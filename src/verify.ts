@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
 import type { ReasonCode } from './errors.js';
 import { verifyJwsSignature } from './jws.js';
-import { KeyError, type KeyManager } from './keys.js';
+import { KeyError, type KeyManager, type VerificationKey } from './keys.js';
 import type { IdentityConfig } from './types.js';
 
 /** Largest IdP token accepted, in characters. Real CI tokens are 1-3 KB. */
@@ -72,7 +72,8 @@ export interface VerifiedIdpToken {
 /**
  * Verify an IdP JWT for one identity: algorithm from the identity's allowlist only, keys from its
  * configured source only (never from `jwk`/`jku`/`x5u`/`x5c` headers), issuer exact, `exp`, `iat`
- * and `iss` required, clock skew, `iat` not in the future, lifetime capped.
+ * and `iss` required, clock skew, `iat` not in the future, lifetime capped. `explain` uses this: it
+ * checks the signature against the identity's keys whatever the token's issuer, to say all it can.
  */
 export async function verifyIdpToken(
   jwt: string,
@@ -84,6 +85,86 @@ export async function verifyIdpToken(
   if (!(config.allowedAlgorithms as readonly string[]).includes(header.alg)) {
     throw new LoginFailure('algorithm_not_allowed', false);
   }
+  const candidates = await keysFor(config, header, keys);
+  if (!(await signatureVerifies(jwt, header, candidates))) throw new LoginFailure('signature_invalid', false);
+  const payload = readPayload(jwt);
+  checkClaims(payload, config, now);
+  return { payload, header };
+}
+
+/** A verified IdP token and the identity it verified for. */
+export interface VerifiedLogin extends VerifiedIdpToken {
+  config: IdentityConfig;
+}
+
+/**
+ * Verify an IdP JWT for a login, so that until the signature has verified against the identity's
+ * own keys the work done, and so the time taken and the answer, depend on the token and never on
+ * whether `config` exists (no identity oracle):
+ *
+ * - The token's unverified `iss` picks the key source. An identity that binds that issuer and
+ *   allows the algorithm verifies against its own source, as {@link verifyIdpToken} does.
+ * - Otherwise (no such identity, or one that binds another issuer or refuses the algorithm) the
+ *   source registered for the issuer by any identity seen ({@link KeyManager.keySourceFor}) is
+ *   looked up, fetched and verified against exactly as for an identity of that issuer, then the
+ *   login is refused whatever the outcome (`idp_unavailable` stays a 503: it depends on the token's
+ *   issuer only). An issuer no identity binds is refused with no lookup at all, known id or not.
+ *
+ * Refusals before verification are `verified: false`; an unknown identity's say `identity_not_found`.
+ */
+export async function verifyLogin(
+  jwt: string,
+  header: UnverifiedHeader,
+  config: IdentityConfig | undefined,
+  keys: KeyManager,
+  now: number,
+): Promise<VerifiedLogin> {
+  const payload = readPayload(jwt);
+  const issuer = typeof payload.iss === 'string' ? payload.iss : undefined;
+  if (config) keys.registerIssuers(config);
+  const own =
+    config !== undefined &&
+    issuer !== undefined &&
+    (config.boundIssuer as readonly string[]).includes(issuer) &&
+    (config.allowedAlgorithms as readonly string[]).includes(header.alg);
+  const refusal: ReasonCode = own
+    ? 'signature_invalid'
+    : config === undefined
+      ? 'identity_not_found'
+      : issuer === undefined
+        ? 'claim_missing'
+        : (config.boundIssuer as readonly string[]).includes(issuer)
+          ? 'algorithm_not_allowed'
+          : 'issuer_mismatch';
+  const source = own ? config : issuer === undefined ? undefined : keys.keySourceFor(issuer);
+  if (!source) throw new LoginFailure(refusal, false, issuer === undefined ? { claim: 'iss' } : {});
+  let candidates: readonly VerificationKey[];
+  try {
+    candidates = await keysFor(source, header, keys);
+  } catch (error) {
+    // The identity's own source says why; another's reason would only describe the decoy.
+    if (own || !(error instanceof LoginFailure)) throw error;
+    if (error.code !== 'idp_unavailable') throw new LoginFailure(refusal, false, {}, { cause: error });
+    throw new LoginFailure(
+      'idp_unavailable',
+      false,
+      { ...error.detail, refusedFor: refusal },
+      { cause: error },
+    );
+  }
+  const verified = await signatureVerifies(jwt, header, candidates);
+  if (!own) throw new LoginFailure(refusal, false);
+  if (!verified) throw new LoginFailure('signature_invalid', false);
+  checkClaims(payload, config, now);
+  return { payload, header, config };
+}
+
+/** The keys `config`'s source offers for `header`, or the login failure saying why there are none. */
+async function keysFor(
+  config: IdentityConfig,
+  header: UnverifiedHeader,
+  keys: KeyManager,
+): Promise<readonly VerificationKey[]> {
   let candidates;
   try {
     candidates = await keys.getKeys(config, header);
@@ -100,7 +181,15 @@ export async function verifyIdpToken(
     throw new LoginFailure('key_not_found', false, {}, { cause: error });
   }
   if (candidates.length === 0) throw new LoginFailure('key_not_found', false);
+  return candidates;
+}
 
+/** Whether any candidate key verifies the token's signature (each tried in turn until one does). */
+async function signatureVerifies(
+  jwt: string,
+  header: UnverifiedHeader,
+  candidates: readonly VerificationKey[],
+): Promise<boolean> {
   const dot = jwt.lastIndexOf('.');
   const signingInput = jwt.slice(0, dot);
   const signature = Buffer.from(jwt.slice(dot + 1), 'base64url');
@@ -108,11 +197,18 @@ export async function verifyIdpToken(
   for (let i = 0; i < candidates.length && !verified; i++) {
     verified = await verifyJwsSignature(header.alg, candidates[i]!.key, signingInput, signature);
   }
-  if (!verified) throw new LoginFailure('signature_invalid', false);
+  return verified;
+}
 
+/**
+ * The payload of a compact JWS: strict UTF-8 JSON object. Unverified until the signature is; read
+ * before it only for `iss`, which picks the key source (see {@link verifyLogin}).
+ */
+function readPayload(jwt: string): JWTPayload {
   let payload: unknown;
   try {
-    const bytes = Buffer.from(signingInput.slice(signingInput.indexOf('.') + 1), 'base64url');
+    const start = jwt.indexOf('.') + 1;
+    const bytes = Buffer.from(jwt.slice(start, jwt.indexOf('.', start)), 'base64url');
     payload = JSON.parse(UTF8.decode(bytes));
   } catch {
     throw new LoginFailure('token_malformed', false);
@@ -120,8 +216,7 @@ export async function verifyIdpToken(
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
     throw new LoginFailure('token_malformed', false);
   }
-  checkClaims(payload as JWTPayload, config, now);
-  return { payload: payload as JWTPayload, header };
+  return payload as JWTPayload;
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -151,4 +246,33 @@ function checkClaims(payload: JWTPayload, config: IdentityConfig, now: number): 
   if (exp <= nowSeconds - skew) throw new LoginFailure('token_expired', true);
   if (iat > now / 1000 + skew) throw new LoginFailure('token_issued_in_future', true);
   if (exp - iat > config.maxTokenLifetimeSeconds) throw new LoginFailure('token_lifetime_too_long', true);
+}
+
+/** U+0000 (PostgreSQL `text` refuses it) or a lone surrogate (UTF-8 cannot encode it). Linear. */
+const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * The first claim of a verified token whose value a token store cannot keep as sent, or `undefined`.
+ * `iss`, `sub` and every string that `claimMetadataMapping` copies into the access token must be
+ * well-formed Unicode (a lone surrogate becomes U+FFFD in Redis and PostgreSQL) without U+0000
+ * (PostgreSQL `text` refuses it: the login would be a 503). Lengths need no check: the whole token
+ * is at most 16 KiB, far within what every store holds. Returns the claim's name or path, never
+ * its value.
+ */
+export function unstorableClaim(
+  payload: JWTPayload,
+  metadata: Readonly<Record<string, unknown>>,
+  config: IdentityConfig,
+): string | undefined {
+  if (typeof payload.iss === 'string' && UNSTORABLE.test(payload.iss)) return 'iss';
+  if (typeof payload.sub === 'string' && UNSTORABLE.test(payload.sub)) return 'sub';
+  for (const [name, path] of Object.entries(config.claimMetadataMapping)) {
+    const value = metadata[name];
+    const bad =
+      typeof value === 'string'
+        ? UNSTORABLE.test(value)
+        : Array.isArray(value) && value.some((v) => typeof v === 'string' && UNSTORABLE.test(v));
+    if (bad) return path;
+  }
+  return undefined;
 }

@@ -54,6 +54,20 @@ class FailingIdentityStore implements IdentityStore {
     if (identityId === 'bad-config') {
       return parseIdentityConfig({ ...githubIdentity(key), identityId: 'bad-config', [M]: M });
     }
+    // #13.8: plain objects a custom store hands back are validated; their errors never surface.
+    if (identityId === 'raw-config') {
+      return { ...githubIdentity(key), identityId: 'raw-config', [M]: M } as unknown as IdentityConfig;
+    }
+    if (identityId === 'raw-unbound') {
+      const config = JSON.parse(JSON.stringify(this.config)) as Record<string, unknown>;
+      return {
+        ...config,
+        identityId: 'raw-unbound',
+        boundSubject: [M],
+        boundAudiences: [],
+        boundClaims: {},
+      } as unknown as IdentityConfig;
+    }
     if (failStore.identity) throw new Error(`identity store down: ${M}`);
     return identityId === this.config.identityId ? this.config : undefined;
   }
@@ -178,6 +192,11 @@ describe('canary: a marker sent through every failure path is never repeated (EN
     await login('gh-deployer', await sign(key, claims({ sub: 'repo:acme-corp/other:ref:refs/heads/main' })));
     await login('gh-deployer', await sign(key, claims({ aud: M })));
     await login('gh-deployer', await sign(key, claims({ aud: [M, 1] })));
+    // #13.6: a mapped claim (ref) holding U+0000 or a lone surrogate
+    await login('gh-deployer', await sign(key, claims({ ref: `${M}\u0000` })));
+    await login('gh-deployer', await sign(key, claims({ ref: [`${M}\ud800`] })));
+    // #13.2: another issuer, and an unknown id with a real kid
+    await login('nobody', await sign(impostor, claims({ sub: M })));
     await login(
       'gh-deployer',
       signRaw(key, { alg: 'RS256', kid: key.kid }, JSON.stringify(claims({ exp: M }))),
@@ -234,6 +253,8 @@ describe('canary: a marker sent through every failure path is never repeated (EN
   it('LOG-01: identity and token stores failing with the marker in their errors', async () => {
     const jwt = await sign(key, claims());
     await loginAt(storeApp.url, 'bad-config', jwt);
+    await loginAt(storeApp.url, 'raw-config', jwt);
+    await loginAt(storeApp.url, 'raw-unbound', jwt);
     failStore.identity = true;
     await loginAt(storeApp.url, 'gh-deployer', jwt);
     failStore.identity = false;
@@ -357,6 +378,7 @@ describe('canary: a marker sent through every failure path is never repeated (EN
       'audience_not_allowed',
       'claim_not_allowed',
       'claim_missing',
+      'claim_value_unsupported',
       'missing_token',
       'invalid_request',
       'invalid_token',

@@ -33,7 +33,10 @@ describe('login: happy path', () => {
     expect(grant.tokenType).toBe('Bearer');
     expect(grant.expiresIn).toBe(7200);
     expect(grant.accessTokenMaxTTL).toBe(86400);
-    expect(grant.accessToken).toMatch(/^omat_k1\.[A-Za-z0-9_-]{22}\.[0-9a-z]+\.[A-Za-z0-9_-]{43}$/);
+    // omat_<kid>.<token id>.<exp base36>.<nonce>.<mac> (the nonce since #13.14)
+    expect(grant.accessToken).toMatch(
+      /^omat_k1\.[A-Za-z0-9_-]{22}\.[0-9a-z]+\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}$/,
+    );
     const ctx = await e.auth.authenticate(grant.accessToken, { clientIp: '203.0.113.9' });
     expect(ctx).toMatchObject({
       identityId: 'gh-deployer',
@@ -378,14 +381,19 @@ describe('A4 issuer', () => {
   it('ISS-01: a token from another issuer with its own valid keys is refused', async () => {
     const e = makeEngine();
     const rogue = makeKey('RS256', e.key.kid);
+    // Refused on its (unverified) issuer, before any key lookup: no identity binds it (#13.2).
+    const before = e.auth.keys.stats();
     await expectUniform(
       e,
       await sign(rogue, githubClaims(e.clock.ms, { iss: 'https://rogue.example' })),
-      'signature_invalid',
+      'issuer_mismatch',
     );
+    expect(e.auth.keys.stats()).toEqual(before);
+    // With the identity's own issuer, the rogue key fails the signature.
+    await expectUniform(e, await sign(rogue, githubClaims(e.clock.ms)), 'signature_invalid');
   });
 
-  it('ISS-02: iss variants (trailing slash, case, http, :443, extra path) are issuer_mismatch', async () => {
+  it('ISS-02: iss variants (trailing slash, case, http, :443, extra path) are issuer_mismatch (the uniform answer: the key source is picked by issuer, #13.2)', async () => {
     const e = makeEngine();
     const variants = [
       `${ISSUER}/`,
@@ -395,13 +403,7 @@ describe('A4 issuer', () => {
       `${ISSUER}/x`,
     ];
     for (const iss of variants) {
-      const error = await loginError(
-        e.auth.login({
-          identityId: 'gh-deployer',
-          jwt: await sign(e.key, githubClaims(e.clock.ms, { iss })),
-        }),
-      );
-      expect(error.code).toBe('issuer_mismatch');
+      await expectUniform(e, await sign(e.key, githubClaims(e.clock.ms, { iss })), 'issuer_mismatch');
     }
   });
 
