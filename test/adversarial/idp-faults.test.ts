@@ -346,3 +346,71 @@ describe('IdP documents that lie or change (ISS-05, FETCH-05/06, KID-03)', () =>
     expect([f.idp.hits('discovery'), f.idp.hits('jwks')]).toEqual([1, 1]);
   });
 });
+
+describe('#13.19 IdP recovery: logins recover as soon as the IdP answers, floods stay bounded', () => {
+  it('#13.19 IdP recovery: after an outage that began with a cold cache, a login succeeds within about a second of the IdP answering (real clock)', async () => {
+    const idp = await startTestIdp();
+    cleanups.push(() => idp.close());
+    const auth = createOidcAuth({
+      identities: [loopbackIdentity(idp, SUBJECT, AUDIENCE)],
+      signingKeys: SIGNING_KEYS,
+    });
+    cleanups.push(() => auth.close());
+    const login = async () => {
+      const jwt = await idp.sign({ sub: SUBJECT, aud: AUDIENCE });
+      return auth.login({ identityId: 'ci', jwt }).then(
+        () => 'ok' as const,
+        (error: unknown) => error as OidcAuthError,
+      );
+    };
+    idp.setBehavior('discovery', { kind: 'down' });
+    const down = await login();
+    expectUnavailable(down);
+    expect((down as OidcAuthError).headers['retry-after'], 'retry after the probe interval').toBe('1');
+    idp.reset();
+    const back = Date.now();
+    let outcome = await login();
+    while (outcome !== 'ok' && Date.now() - back < 40_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      outcome = await login();
+    }
+    expect(outcome).toBe('ok');
+    // The 30 s cooldown no longer decides: one probe per second (plus scheduling slack).
+    expect(Date.now() - back).toBeLessThan(2_500);
+  });
+
+  it('#13.19 IdP recovery: a flood of logins during the outage makes at most one fetch per probe interval, and the next login after the IdP is back succeeds', async () => {
+    const f = await setup();
+    f.idp.setBehavior('discovery', { kind: 'down' });
+    const forged = () =>
+      rawToken(
+        { alg: 'RS256', kid: randomUUID() },
+        {
+          iss: f.idp.issuer,
+          sub: SUBJECT,
+          aud: AUDIENCE,
+          iat: seconds(f.clock.ms),
+          exp: seconds(f.clock.ms) + 60,
+        },
+      );
+    const seconds_ = 20;
+    for (let step = 0; step < seconds_ * 10; step++) {
+      f.clock.advance(0.1);
+      const burst = await Promise.all([
+        ...Array.from({ length: 8 }, () => f.login(forged())),
+        f.token().then((jwt) => f.login(jwt)),
+        f.auth.login({ identityId: `nobody-${step}`, jwt: forged() }).then(
+          () => 'ok' as const,
+          (error: OidcAuthError) => error,
+        ),
+      ]);
+      for (const outcome of burst) expectUnavailable(outcome);
+    }
+    expect(f.idp.hits('discovery')).toBeGreaterThanOrEqual(seconds_ - 1);
+    expect(f.idp.hits('discovery')).toBeLessThanOrEqual(seconds_ + 1);
+    expect(f.idp.hits('jwks')).toBe(0);
+    f.idp.reset();
+    f.clock.advance(1);
+    expect(await f.login(await f.token())).toBe('ok');
+  });
+});
