@@ -499,19 +499,23 @@ export class KeyManager {
     for (const input of inputs) {
       if (this.#issuers.size >= MAX_ISSUERS || spellings.size >= 2 * MAX_ISSUERS) return;
       const raw = input as Partial<Record<keyof IdentityConfig, unknown>>;
-      const spelling = JSON.stringify([
-        raw.boundIssuer,
-        raw.oidcDiscoveryUrl,
-        raw.jwksUrl,
-        raw.publicKeys,
-        raw.caCert,
-        raw.discoveryIssuer,
-        raw.allowPrivateNetwork,
-        raw.allowInsecureLoopback,
-      ]);
-      if (spellings.has(spelling)) continue;
-      spellings.add(spelling);
-      this.registerIssuers(parseIdentityConfig(input));
+      try {
+        const spelling = JSON.stringify([
+          raw.boundIssuer,
+          raw.oidcDiscoveryUrl,
+          raw.jwksUrl,
+          raw.publicKeys,
+          raw.caCert,
+          raw.discoveryIssuer,
+          raw.allowPrivateNetwork,
+          raw.allowInsecureLoopback,
+        ]);
+        if (spellings.has(spelling)) continue;
+        spellings.add(spelling);
+        this.registerIssuers(parseIdentityConfig(input));
+      } catch {
+        // Not expected of a validated list; such an entry is registered when a login loads it.
+      }
     }
   }
 
