@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import {
   ConfigError,
   ForbiddenError,
@@ -173,7 +174,12 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
   const ipLists = new WeakMap<readonly string[], IpAllowList>();
-  const checkedConfigs = new WeakMap<object, { json: string; config: IdentityConfig | undefined }>();
+  // Verdicts on configs that did not come from parseIdentityConfig, by their JSON (see validated).
+  const checkedConfigs = new LRUCache<string, { config: IdentityConfig | undefined }>({
+    max: 1000,
+    maxSize: 16 * 1024 * 1024,
+    sizeCalculation: (_verdict, json) => json.length + 64,
+  });
 
   // Closures below take single fields, never `options`: holding it would keep the caller's whole
   // `identities` array (a million input objects, say) alive beside the store's own copy.
@@ -301,28 +307,25 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   /**
    * `candidate` as a config the engine may use. One {@link parseIdentityConfig} returned is used as
    * is; anything else a store hands back (JSON read back, a row edited by hand, a config without
-   * bindings) is validated the first time it is seen, and again whenever its content changes (the
-   * result is kept per object with its JSON), so a custom store stays cheap. `undefined` when it
-   * does not validate: such a config is never used.
+   * bindings) is validated, and the verdict kept by content (its JSON text, in a bounded cache), so a
+   * store that reads the same row back as a new object every time pays a serialisation, not a parse,
+   * and an object changed in place is validated again. A candidate that is not plain JSON data (a
+   * function, `NaN`, a `Date`…) is validated every time, never cached. `undefined` when it does not
+   * validate: such a config is never used.
    */
   function validated(candidate: unknown): IdentityConfig | undefined {
     if (isParsedIdentityConfig(candidate)) return candidate;
     if (typeof candidate !== 'object' || candidate === null) return undefined;
-    let json: string;
-    try {
-      json = JSON.stringify(candidate);
-    } catch {
-      return undefined;
-    }
-    const seen = checkedConfigs.get(candidate);
-    if (seen?.json === json) return seen.config;
+    const json = plainJson(candidate);
+    const seen = json === undefined ? undefined : checkedConfigs.get(json);
+    if (seen) return seen.config;
     let config: IdentityConfig | undefined;
     try {
       config = parseIdentityConfig(candidate);
     } catch {
       config = undefined;
     }
-    checkedConfigs.set(candidate, { json, config });
+    if (json !== undefined) checkedConfigs.set(json, { config });
     return config;
   }
 
@@ -541,6 +544,34 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 /** An identity id as events and logs may carry it: only a well-formed one (`A-Z a-z 0-9 . _ : -`, ≤ 128). */
 function wellFormedId(identityId: unknown): string | undefined {
   return typeof identityId === 'string' && IDENTITY_ID_PATTERN.test(identityId) ? identityId : undefined;
+}
+
+/**
+ * The JSON text of `value` when it is plain JSON data (strings, finite numbers, booleans, `null`,
+ * arrays and plain objects all the way down), so that its text says all a parser reads of it; else
+ * `undefined`.
+ */
+function plainJson(value: object): string | undefined {
+  let plain = true;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value, function (this: Record<string, unknown>, key: string, serialised: unknown) {
+      const original = key === '' ? value : this[key];
+      const type = typeof original;
+      if (type === 'object' && original !== null && !Array.isArray(original)) {
+        const proto: unknown = Object.getPrototypeOf(original);
+        if (proto !== Object.prototype && proto !== null) plain = false;
+      } else if (
+        type === 'number' ? !Number.isFinite(original) : !['string', 'boolean', 'object'].includes(type)
+      ) {
+        plain = false;
+      }
+      return serialised;
+    });
+  } catch {
+    return undefined;
+  }
+  return plain ? json : undefined;
 }
 
 /** A loggable description of an error: class name and code only, never its message or payload. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createOidcAuth, parseIdentityConfig, type OidcAuth } from '../../src/index.js';
+import { createOidcAuth, parseIdentityConfig, type OidcAuth, type OidcAuthError } from '../../src/index.js';
 import type { IdentityConfig, IdentityStore } from '../../src/types.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
@@ -128,6 +128,35 @@ describe('#13.8 only validated configs are ever used', () => {
       identityId: 'gh-deployer',
       jwt: await sign(key, githubClaims(direct.clock.ms)),
     });
+  });
+
+  it('#13.8 only validated configs: a store reading rows back as new objects every time is served from the verdict cache, and only plain JSON data is cached', async () => {
+    const json = JSON.stringify(parsed);
+    const e = engine({});
+    e.store.get = async () => JSON.parse(json) as IdentityConfig;
+    for (let i = 0; i < 5; i++) {
+      await e.auth.login({ identityId: 'gh-deployer', jwt: await sign(key, githubClaims(e.clock.ms)) });
+    }
+    // NaN and null serialise alike; only null means "absent" to the parser. Either order, each
+    // gets its own verdict: NaN is refused, null (the default TTL) is accepted.
+    const nan = { ...roundTripped(), accessTokenTTL: Number.NaN };
+    const nul = { ...roundTripped(), accessTokenTTL: null };
+    for (const order of [
+      [nan, nul],
+      [nul, nan],
+    ]) {
+      const f = engine({});
+      for (const row of order) {
+        f.store.get = async () => row as unknown as IdentityConfig;
+        const outcome = await f.auth
+          .login({ identityId: 'gh-deployer', jwt: await sign(key, githubClaims(f.clock.ms)) })
+          .then(
+            (grant) => grant.expiresIn,
+            (error: OidcAuthError) => error.code,
+          );
+        expect(outcome).toBe(row === nan ? 'invalid_credentials' : 7200);
+      }
+    }
   });
 
   it('#13.8 only validated configs: explain uses the same configs as login', async () => {
