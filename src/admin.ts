@@ -66,6 +66,8 @@ export interface IdentityOidcAuthView {
   maxTokenLifetimeSeconds: number;
   discoveryIssuer?: string;
   allowPrivateNetwork: boolean;
+  /** With no `boundAudiences`, accept any `aud` (see the config field). */
+  allowAnyAudience: boolean;
   allowInsecureLoopback: boolean;
   metadata: Record<string, unknown>;
 }
@@ -405,6 +407,7 @@ export function identityOidcAuthView(
     clockSkewSeconds: config.clockSkewSeconds,
     maxTokenLifetimeSeconds: config.maxTokenLifetimeSeconds,
     allowPrivateNetwork: config.allowPrivateNetwork,
+    allowAnyAudience: config.allowAnyAudience,
     allowInsecureLoopback: config.allowInsecureLoopback,
     metadata: { ...config.metadata },
   };

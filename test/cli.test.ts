@@ -530,3 +530,14 @@ function timesAt(ms: number) {
   const iat = Math.floor(ms / 1000);
   return { iat, nbf: iat - 600, exp: iat + 300 };
 }
+
+describe('#13.9 stricter audiences than Vault (explain)', () => {
+  it('#13.9 stricter audiences than Vault: explain of an identity with no bound audience shows the refused aud as a failure, never as "any value passes"', async () => {
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const run = await cli(['explain', '--config', 'mixed.json', '--identity', 'no-aud', '--jwt', jwt]);
+    expect(run.code).toBe(EXIT.failed);
+    expect(run.out).toMatch(/✘ audience\b.*/);
+    expect(run.out).not.toMatch(/✘ audience.*any value passes/);
+    expect(run.out).toMatch(/FAIL with reason audience_not_allowed/);
+  });
+});

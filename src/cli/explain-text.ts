@@ -146,7 +146,11 @@ function labelOf(check: ExplainCheck): string {
 /** audience / subject / claim:<path>. */
 function bindingSummary(check: ExplainCheck): string {
   const expected = (check.expected as readonly string[] | undefined) ?? [];
-  if (expected.length === 0) return `not bound (any value passes); token has ${show(check.actual)}`;
+  if (expected.length === 0) {
+    return check.pass
+      ? `not bound (any value passes); token has ${show(check.actual)}`
+      : (check.reason ?? 'no bound pattern matches');
+  }
   if (check.items && check.items.length > 0) {
     const noun = check.check === 'audience' ? 'audience' : 'element';
     return check.pass ? `one ${noun} matches a bound pattern` : (check.reason ?? 'no bound pattern matches');
