@@ -594,8 +594,8 @@ function parseUrl(input: string, field: string, id: string, options: { query: bo
 function normaliseDiscoveryUrl(input: string, network: NetworkFlags, id: string): string {
   checkAzureTenant(input, 'oidcDiscoveryUrl', id);
   const url = checkUrl(input, 'oidcDiscoveryUrl', network, id, { query: false });
-  let path = url.pathname.replace(/\/+$/, '');
-  if (path.endsWith(WELL_KNOWN)) path = path.slice(0, -WELL_KNOWN.length).replace(/\/+$/, '');
+  let path = withoutTrailingSlashes(url.pathname);
+  if (path.endsWith(WELL_KNOWN)) path = withoutTrailingSlashes(path.slice(0, -WELL_KNOWN.length));
   if (path.includes('/.well-known/')) {
     throw new ConfigError(
       'oidcDiscoveryUrl',
@@ -818,4 +818,15 @@ function editDistance(a: string, b: string, cap: number): number {
     previous = current;
   }
   return previous[b.length] ?? cap;
+}
+
+/**
+ * A string without its trailing `/`s, in linear time (`/\/+$/` backtracks on a long run of `/` not at the end).
+ *
+ * @internal
+ */
+export function withoutTrailingSlashes(value: string): string {
+  let end = value.length;
+  while (end > 0 && value.charCodeAt(end - 1) === 47 /* / */) end--;
+  return value.slice(0, end);
 }

@@ -1,6 +1,6 @@
 import { decodeJwt, type JWTPayload } from 'jose';
 import type { ReasonCode } from './errors.js';
-import { discoveryDocumentUrl } from './config.js';
+import { discoveryDocumentUrl, withoutTrailingSlashes } from './config.js';
 import type { IpAllowList } from './ip.js';
 import type { KeyManager } from './keys.js';
 import { compileIdentityPolicy, matchesGlob } from './policy.js';
@@ -342,11 +342,4 @@ function pickTimes(claims: JWTPayload | undefined, now: number, config: Identity
   };
   if (typeof times.iat === 'number' && typeof times.exp === 'number') times.lifetime = times.exp - times.iat;
   return times;
-}
-
-/** A string without its trailing `/`s, in linear time (`/\/+$/` backtracks on a long run of `/` not at the end). */
-function withoutTrailingSlashes(value: string): string {
-  let end = value.length;
-  while (end > 0 && value.charCodeAt(end - 1) === 47 /* / */) end--;
-  return value.slice(0, end);
 }
