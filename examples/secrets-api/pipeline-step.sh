@@ -1,4 +1,4 @@
-# The inline script of the README's AzureCLI@2 step, verbatim. The walkthrough (npm start) runs this
+# The inline script of examples/secrets-api/README.md's AzureCLI@2 step, verbatim. The walkthrough (npm start) runs this
 # file against the demo with APP_URL, IDENTITY_ID and WORKSPACE_SLUG set and a stand-in `az` on PATH.
 set -euo pipefail
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PIPELINE_CLIENT_ID, PIPELINE_CLIENT_SECRET } from './idp.js';
 
-/** The README's pipeline step, the one copy of its text. */
+/** The secrets-api README's pipeline step, the one copy of its text. */
 export const PIPELINE_STEP_FILE = fileURLToPath(new URL('./pipeline-step.sh', import.meta.url));
 
 /** Stand-in for the Azure CLI: `az account get-access-token --resource R …` asks the demo IdP. */

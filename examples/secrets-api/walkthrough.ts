@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole flow over real HTTP on loopback. A real OpenID provider (oidc-provider)
  * issues an Azure-like token, the secrets API exchanges it for its own access token, and the token
- * reads, renews and revokes; then the refusals a pipeline author meets, and the README's pipeline
+ * reads, renews and revokes; then the refusals a pipeline author meets, and the secrets-api README's pipeline
  * step run as is with curl and jq. Exits 0 only when every step behaved as expected.
  */
 import { decodeJwt, decodeProtectedHeader } from 'jose';
@@ -169,7 +169,7 @@ async function flow(idp: DemoIdp, app: string): Promise<void> {
     '401 audience_not_allowed (the signature verified, so the reason is told)',
   );
 
-  step("The README's pipeline step (pipeline-step.sh: az → curl login → curl secrets | jq)");
+  step("The secrets-api README's pipeline step (pipeline-step.sh: az → curl login → curl secrets | jq)");
   if (!hasPipelineTools()) {
     skipped++;
     say(paint(33, '    SKIPPED: curl and jq are needed for this step and are not both installed here.'));
