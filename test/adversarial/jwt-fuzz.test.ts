@@ -12,7 +12,7 @@ import {
   stringEdit,
   tokenTexts,
 } from './arbitraries.js';
-import { expectedVerdict, type Bindings } from './oracle.js';
+import { MAPPED_CLAIMS, expectedVerdict, unstorableMapped, type Bindings } from './oracle.js';
 import {
   b64text,
   errorView,
@@ -72,6 +72,9 @@ async function attempt(jwt: string) {
   return { outcome, recorded };
 }
 
+/** The one challenge every login 401 carries, whatever the reason (#13.15, RFC 6750 §3). */
+const LOGIN_CHALLENGE = { 'www-authenticate': 'Bearer realm="oidc-machine-auth", error="invalid_token"' };
+
 describe('FUZZ-JWT: mutated IdP tokens through the engine', () => {
   it('FUZZ-JWT-01 (STR-02, ENUM-01): unsigned mutations never log in unless byte-identical in meaning; every refusal is the uniform 401', async () => {
     const original = signText(key, applyEdits(HEADER, []), applyEdits(PAYLOAD, []));
@@ -87,7 +90,7 @@ describe('FUZZ-JWT: mutated IdP tokens through the engine', () => {
             return;
           }
           expect({ status: outcome.status, code: outcome.code, message: outcome.message }).toEqual(UNIFORM);
-          expect(outcome.headers).toEqual({});
+          expect(outcome.headers).toEqual(LOGIN_CHALLENGE);
           const secrets = secretsOf(jwt);
           expectNoSecrets(errorView(outcome), secrets);
           expectNoSecrets(recorded, secrets);
@@ -143,7 +146,7 @@ describe('FUZZ-JWT: mutated IdP tokens through the engine', () => {
 
         if (outcome === 'ok') return;
         expect([401, 403]).toContain(outcome.status);
-        expect(outcome.headers).toEqual({});
+        expect(outcome.headers).toEqual(outcome.status === 401 ? LOGIN_CHALLENGE : {});
         // Audit fields of a verified token are carried in events by design (LOG-03); nothing else.
         const payload = tryJson(decode(jwt.split('.')[1]));
         const audit = ['iss', 'sub', 'jti']
@@ -171,6 +174,12 @@ describe('FUZZ-JWT: mutated IdP tokens through the engine', () => {
         const jwt = signText(key, applyEdits(HEADER, []), payload);
         fc.pre(jwt.length <= 16 * 1024);
         const { outcome, recorded } = await attempt(jwt);
+        // #13.6: a mapped claim (ref, repository) no store can keep as sent is refused, nothing else.
+        const claims = JSON.parse(payload) as Record<string, unknown>;
+        if (MAPPED_CLAIMS.some((name) => unstorableMapped(claims[name]))) {
+          expect(outcome).toMatchObject({ status: 401, code: 'claim_value_unsupported' });
+          return;
+        }
         expect(outcome).toBe('ok');
         expect(recorded).toContain('login.success');
         expect(({} as Record<string, unknown>).admin).toBeUndefined();

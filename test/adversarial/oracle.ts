@@ -69,8 +69,38 @@ export function expectedVerdict(jwt: string, nowMs: number, b: Bindings): 'accep
     ? repo.length <= GLOB_LIMITS.maxArrayElements && repo.some((v) => scalarEquals(v, b.repositoryId))
     : scalarEquals(repo, b.repositoryId);
   if (!repoOk) return 'reject';
+  // #13.6: the claims githubIdentity() maps into metadata (ref, repository) must be storable.
+  if (MAPPED_CLAIMS.some((name) => unstorableMapped(own(payload, name)))) return 'reject';
 
   return 'accept';
+}
+
+/** Claims `githubIdentity()` copies into the access token's metadata. */
+export const MAPPED_CLAIMS = ['ref', 'repository'] as const;
+
+/**
+ * Whether a mapped claim value holds a string no token store keeps as sent (#13.6): U+0000, or a
+ * UTF-16 code unit of a surrogate pair without its partner. Only values that are copied count: a
+ * string, or an array of at most 64 strings, booleans and finite numbers.
+ */
+export function unstorableMapped(value: unknown): boolean {
+  const bad = (s: string) => {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 0) return true;
+      if (c >= 0xd800 && c <= 0xdbff) {
+        const next = s.charCodeAt(i + 1);
+        if (!(next >= 0xdc00 && next <= 0xdfff)) return true;
+        i++;
+      } else if (c >= 0xdc00 && c <= 0xdfff) return true;
+    }
+    return false;
+  };
+  if (typeof value === 'string') return bad(value);
+  if (!Array.isArray(value) || value.length > GLOB_LIMITS.maxArrayElements) return false;
+  const scalar = (v: unknown) =>
+    typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+  return value.every(scalar) && value.some((v) => typeof v === 'string' && bad(v));
 }
 
 // ---------------------------------------------------------------------------------------------
