@@ -47,11 +47,46 @@ export interface AuthMetrics {
   reset(): void;
 }
 
-const REASON = /^[a-z][a-z0-9_]{0,63}$/;
+/** Every reason code, once: `satisfies` makes the compiler refuse a list that misses one. */
+const REASON_LABELS: ReadonlySet<string> = new Set(
+  Object.keys({
+    invalid_credentials: true,
+    identity_not_found: true,
+    token_malformed: true,
+    token_too_large: true,
+    algorithm_not_allowed: true,
+    key_not_found: true,
+    signature_invalid: true,
+    issuer_mismatch: true,
+    token_expired: true,
+    token_not_yet_valid: true,
+    token_issued_in_future: true,
+    token_lifetime_too_long: true,
+    subject_not_allowed: true,
+    audience_not_allowed: true,
+    claim_not_allowed: true,
+    claim_missing: true,
+    claim_value_unsupported: true,
+    missing_token: true,
+    invalid_request: true,
+    invalid_token: true,
+    token_revoked: true,
+    uses_exhausted: true,
+    max_ttl_reached: true,
+    ip_not_allowed: true,
+    forbidden: true,
+    invalid_body: true,
+    body_too_large: true,
+    unsupported_media_type: true,
+    idp_unavailable: true,
+    store_unavailable: true,
+    invalid_config: true,
+  } satisfies Record<ReasonCode, true>),
+);
 
-/** A reason label value: a known-shaped code, or `other` (labels are never free text). */
+/** A reason label value: one of the library's reason codes, or `other` (labels are never free text). */
 function reasonLabel(code: ReasonCode | undefined): string {
-  return code && REASON.test(code) ? code : 'other';
+  return code !== undefined && REASON_LABELS.has(code) ? code : 'other';
 }
 
 function bump(map: Record<string, number>, key: string, by = 1): void {

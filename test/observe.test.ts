@@ -144,6 +144,15 @@ describe('createMetrics', () => {
     expect(metrics.render()).not.toContain('evil');
   });
 
+  it('#13.3 bounded memory: a well-shaped code that is not a reason code is labelled other (labels come from the fixed list)', () => {
+    const metrics = createMetrics();
+    for (let i = 0; i < 1000; i++) {
+      metrics.onEvent({ type: 'login.failure', time: 0, reasonCode: `made_up_${i}` as never });
+    }
+    metrics.onEvent({ type: 'login.failure', time: 0, reasonCode: 'claim_value_unsupported' });
+    expect(metrics.snapshot().logins.failure).toEqual({ other: 1000, claim_value_unsupported: 1 });
+  });
+
   it('reset() zeroes the event counters', () => {
     const metrics = createMetrics();
     metrics.onEvent({ type: 'login.success', time: 0 });
