@@ -1,13 +1,11 @@
-import { Redis } from 'ioredis';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, PostgresTokenStore } from '../../adapters/postgres/index.js';
+import { describe, expect, it } from 'vitest';
+import { PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
 import { createOidcAuth, MemoryTokenStore, OidcAuthError, type OidcAuth } from '../../src/index.js';
 import type { TokenStore } from '../../src/types.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
-import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';
+import { useSharedStores } from '../helpers/shared-stores.js';
 
 /**
  * #13.6: a verified token whose `sub` or a mapped claim carries a value a store cannot hold as sent
@@ -17,27 +15,7 @@ import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/serve
  */
 
 const key = makeKey('RS256');
-const schema = uniqueName('oma_claims');
-const prefix = `${uniqueName('oma_claims')}:`;
-let pool: pg.Pool;
-let redis: Redis;
-
-beforeAll(async () => {
-  pool = new pg.Pool({ ...sharedPgConfig(), max: 4 });
-  pool.on('error', () => {});
-  await migrate(pool, { schema });
-  redis = new Redis({ ...sharedRedisOptions(), lazyConnect: true, maxRetriesPerRequest: 1 });
-  redis.on('error', () => {});
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await pool.end();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
+const shared = useSharedStores('oma_claims');
 
 interface StoreCase {
   name: string;
@@ -55,14 +33,17 @@ const STORES: StoreCase[] = [
   },
   {
     name: 'Redis',
-    make: () => new RedisTokenStore({ client: redis, prefix }),
-    count: async () => (await redis.keys(`${prefix}t:*`)).length,
+    make: () => new RedisTokenStore({ client: shared.redis, prefix: shared.prefix }),
+    count: async () => (await shared.redis.keys(`${shared.prefix}t:*`)).length,
   },
   {
     name: 'PostgreSQL',
-    make: () => new PostgresTokenStore({ pool, schema }),
+    make: () => new PostgresTokenStore({ pool: shared.pool, schema: shared.schema }),
     count: async () =>
-      Number((await pool.query(`SELECT count(*)::int AS n FROM "${schema}".oma_access_tokens`)).rows[0].n),
+      Number(
+        (await shared.pool.query(`SELECT count(*)::int AS n FROM "${shared.schema}".oma_access_tokens`))
+          .rows[0].n,
+      ),
   },
 ];
 

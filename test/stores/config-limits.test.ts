@@ -1,7 +1,5 @@
-import { Redis } from 'ioredis';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, PostgresTokenStore } from '../../adapters/postgres/index.js';
+import { describe, expect, it } from 'vitest';
+import { PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
 import { CONFIG_LIMITS, parseIdentityConfig } from '../../src/config.js';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
@@ -9,38 +7,14 @@ import { MemoryTokenStore } from '../../src/index.js';
 import type { TokenStore } from '../../src/types.js';
 import { githubIdentity, makeEngine } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
-import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';
+import { useSharedStores } from '../helpers/shared-stores.js';
 import { makeRecord } from './contract.js';
 
 // Issue 13.5: a config a token store cannot hold used to be accepted and then made every login (or
 // every guarded request) of the identity answer 503. Each numeric field is now capped at config
 // time at the largest value every store holds, and each store is exercised at that maximum.
 
-const schema = uniqueName('oma_limits');
-const prefix = `${uniqueName('oma_limits')}:`;
-let pool: pg.Pool;
-let redis: Redis;
-
-beforeAll(async () => {
-  pool = new pg.Pool({ ...sharedPgConfig(), max: 4, connectionTimeoutMillis: 2000 });
-  pool.on('error', () => {});
-  await migrate(pool, { schema });
-  redis = new Redis({ ...sharedRedisOptions(), lazyConnect: true, maxRetriesPerRequest: 1 });
-  redis.on('error', () => {});
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await pool.end();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  await redis.quit();
-});
+const shared = useSharedStores('oma_limits');
 
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -113,11 +87,11 @@ describe('#13.5 configs the stores cannot hold are refused at config time', () =
   it('#13.5 configs the stores cannot hold: the value past the cap is what breaks the stores (PostgreSQL refuses a uses limit of 2^31, Redis one of 16 digits)', async () => {
     // Each answers 503 store_unavailable: what every login (PostgreSQL) or guarded request (Redis)
     // of such an identity answered before the cap.
-    const postgres = new PostgresTokenStore({ pool, schema });
+    const postgres = new PostgresTokenStore({ pool: shared.pool, schema: shared.schema });
     await expect(postgres.create(makeRecord({ usesLimit: INT32_MAX + 1 }))).rejects.toThrow(
       ServiceUnavailableError,
     );
-    const redisStore = new RedisTokenStore({ client: redis, prefix });
+    const redisStore = new RedisTokenStore({ client: shared.redis, prefix: shared.prefix });
     const record = makeRecord({ usesLimit: 10 ** 15 });
     await redisStore.create(record);
     await expect(redisStore.consume(record.tokenId, Date.now())).rejects.toThrow(ServiceUnavailableError);
@@ -132,8 +106,8 @@ describe('#13.5 configs the stores cannot hold are refused at config time', () =
 
   const stores: Array<[string, () => TokenStore]> = [
     ['memory', () => new MemoryTokenStore()],
-    ['Redis', () => new RedisTokenStore({ client: redis, prefix })],
-    ['PostgreSQL', () => new PostgresTokenStore({ pool, schema })],
+    ['Redis', () => new RedisTokenStore({ client: shared.redis, prefix: shared.prefix })],
+    ['PostgreSQL', () => new PostgresTokenStore({ pool: shared.pool, schema: shared.schema })],
   ];
 
   it.each(stores)(
