@@ -40,6 +40,8 @@ interface Fault {
     kid?: string | null;
     claims?: Record<string, unknown>;
   }): Promise<string>;
+  /** A token naming the IdP with a random `kid` and a signature no key made. */
+  forged(): string;
   /** Log in: 'ok' or the error. */
   login(jwt: string): Promise<'ok' | OidcAuthError>;
 }
@@ -70,6 +72,11 @@ async function setup(keys: Omit<KeyManagerOptions, 'httpGet' | 'clock' | 'logger
       const now = seconds(clock.ms);
       return idp.sign({ sub: SUBJECT, aud: AUDIENCE, iat: now, exp: now + 300, ...claims }, { key, kid });
     },
+    forged: () =>
+      rawToken(
+        { alg: 'RS256', kid: randomUUID() },
+        { iss: idp.issuer, sub: SUBJECT, aud: AUDIENCE, iat: seconds(clock.ms), exp: seconds(clock.ms) + 60 },
+      ),
     login: (jwt) =>
       auth.login({ identityId: 'ci', jwt }).then(
         () => 'ok' as const,
@@ -309,17 +316,7 @@ describe('IdP documents that lie or change (ISS-05, FETCH-05/06, KID-03)', () =>
     const f = await setup({ cooldownMs: 30_000 });
     expect(await f.login(await f.token())).toBe('ok');
     expect(f.idp.hits('jwks')).toBe(1);
-    const flood = () =>
-      rawToken(
-        { alg: 'RS256', kid: randomUUID() },
-        {
-          iss: f.idp.issuer,
-          sub: SUBJECT,
-          aud: AUDIENCE,
-          iat: seconds(f.clock.ms),
-          exp: seconds(f.clock.ms) + 60,
-        },
-      );
+    const flood = f.forged;
 
     f.clock.advance(31);
     const outcomes = await Promise.all(Array.from({ length: 500 }, () => f.login(flood())));
@@ -382,17 +379,7 @@ describe('#13.19 IdP recovery: logins recover as soon as the IdP answers, floods
   it('#13.19 IdP recovery: a flood of logins during the outage makes at most one fetch per probe interval, and the next login after the IdP is back succeeds', async () => {
     const f = await setup();
     f.idp.setBehavior('discovery', { kind: 'down' });
-    const forged = () =>
-      rawToken(
-        { alg: 'RS256', kid: randomUUID() },
-        {
-          iss: f.idp.issuer,
-          sub: SUBJECT,
-          aud: AUDIENCE,
-          iat: seconds(f.clock.ms),
-          exp: seconds(f.clock.ms) + 60,
-        },
-      );
+    const forged = f.forged;
     const seconds_ = 20;
     for (let step = 0; step < seconds_ * 10; step++) {
       f.clock.advance(0.1);
