@@ -157,7 +157,7 @@ export async function explainLogin(
       const hint = issuerHint(report.claims?.iss, config.boundIssuer);
       if (hint) extra.hint = hint;
     }
-    // jose checks iss before the times, so a time failure means the issuer matched.
+    // checkClaims (verify.ts) checks iss before the times, so a time failure means the issuer matched.
     if (check === 'times') {
       report.checks.push({
         check: 'issuer',

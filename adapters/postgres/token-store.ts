@@ -89,9 +89,9 @@ interface TokenRow {
  * A statement already sent when the network stalled may still apply later (a revoke that answered
  * 503 may have revoked); one still waiting for a connection never runs.
  *
- * `issuer` and `subject` are `text`, which cannot hold a NUL character: a login whose `sub`
- * carries one fails closed (503) rather than storing it truncated. Metadata (mapped claims) is
- * `json` and keeps it.
+ * `issuer` and `subject` are `text`, which cannot hold a NUL character: the engine refuses such a
+ * login (401 `claim_value_unsupported`, #13.6) before anything is stored, as it does a NUL or a lone
+ * surrogate in a mapped claim. A record written by other code with one fails closed (503).
  */
 export class PostgresTokenStore implements TokenStore {
   readonly #pool: Pool;
