@@ -161,16 +161,18 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
           clock,
           logger,
         });
-  // Every issuer an identity binds is known from the start, so an unknown id does the work of a
-  // known one from the first request (see verifyLogin): at once for an array, listed for a small
-  // memory store; other stores register each config as a login loads it.
-  if (Array.isArray(options.identities)) keys.registerIssuersOf(options.identities);
-  else if (identities instanceof MemoryIdentityStore && identities.size <= 10_000) {
-    identities.list().then(
-      (configs) => configs.forEach((config) => keys.registerIssuers(config)),
-      () => undefined,
-    );
-  }
+  // Logins verify a token against the key sources registered for its issuer before they read the
+  // identity store (see verifyLogin). A memory store (an array is one) lists the distinct issuers
+  // and key sources it holds, so all are registered from the first request and as configs are put;
+  // other stores register each config a login or the admin API loads or writes.
+  const memoryStore = identities instanceof MemoryIdentityStore ? identities : undefined;
+  /** Key sources of `memoryStore` registered so far (its list only grows), and whether every one registered. */
+  let storeSourcesRegistered = 0;
+  let everyStoreIssuerRegistered = true;
+  let closed = false;
+  /** Loads of identities running after their login was answered (see registerLater). */
+  let lateLoads = 0;
+  registerStoreIssuers();
 
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
   const ipLists = new WeakMap<readonly string[], IpAllowList>();
@@ -212,6 +214,38 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         }
       }
     };
+  }
+
+  /**
+   * Register the key sources a memory store added since the last call (a comparison when none).
+   * @returns whether every issuer any identity binds is registered: then one that is not is bound
+   * by no identity, and a token naming it is refused with no store read.
+   */
+  function registerStoreIssuers(): boolean {
+    if (!memoryStore) return false;
+    const sources = memoryStore.keySources();
+    for (; storeSourcesRegistered < sources.length; storeSourcesRegistered++) {
+      if (!keys.registerIssuers(sources[storeSourcesRegistered]!)) everyStoreIssuerRegistered = false;
+    }
+    return everyStoreIssuerRegistered && memoryStore.keySourcesComplete;
+  }
+
+  /**
+   * After a login was refused because no registered source of its token's issuer verified it (and
+   * so its identity was not read), load the identity off the answer's path and register its issuers,
+   * so that an identity whose key source this instance has not seen yet (written by another
+   * instance, or by hand) logs in on its next attempt. Only for stores whose issuers are not all
+   * registered; at most 4 at a time (more are skipped), never while the answer is being sent.
+   */
+  function registerLater(identityId: string): void {
+    if (lateLoads >= MAX_LATE_LOADS || closed) return;
+    lateLoads++;
+    setImmediate(() => {
+      loadIdentity(identityId)
+        .then((config) => void (config && !closed && keys.registerIssuers(config)))
+        .catch(() => undefined)
+        .finally(() => lateLoads--);
+    });
   }
 
   function ipAllowList(list: readonly string[]): IpAllowList {
@@ -352,10 +386,21 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       const generation = await tokens.generation(identityId).catch((error: unknown) => {
         throw storeDown(error, 'generation');
       });
-      const found = await loadIdentity(identityId);
+      const allIssuersRegistered = registerStoreIssuers();
       const now = clock();
-      // An unknown id does the work a known one would until the signature verified (verifyLogin).
-      const { payload, config } = await verifyLogin(jwt, header, found, keys, now);
+      // The identity is read only once the token verified against its issuer's keys (verifyLogin):
+      // until then the work and the answer depend on the token, never on whether the id exists.
+      const { payload, config } = await verifyLogin(
+        jwt,
+        header,
+        {
+          keys,
+          load: () => loadIdentity(identityId),
+          allIssuersRegistered,
+          unverified: allIssuersRegistered ? undefined : () => registerLater(identityId),
+        },
+        now,
+      );
       context.issuer = payload.iss;
       if (typeof payload.sub === 'string') context.subject = payload.sub;
       if (typeof payload.jti === 'string') context.jti = payload.jti;
@@ -536,10 +581,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     realm,
     logger,
     async close() {
+      closed = true;
       if (ownsTokens) await tokens.close?.();
     },
   };
 }
+
+/** Identity loads at most in flight after their login was answered (see `registerLater`). */
+const MAX_LATE_LOADS = 4;
 
 /** An identity id as events and logs may carry it: only a well-formed one (`A-Z a-z 0-9 . _ : -`, ≤ 128). */
 function wellFormedId(identityId: unknown): string | undefined {

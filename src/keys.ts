@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { discoveryDocumentUrl, parseIdentityConfig } from './config.js';
+import { discoveryDocumentUrl } from './config.js';
 import { ConfigError } from './errors.js';
 import { FetchError, httpGet as defaultHttpGet, redactUrl, validateFetchUrl, type HttpGet } from './fetch.js';
 import type { AsymmetricAlgorithm, IdentityConfig, Logger } from './types.js';
@@ -76,6 +76,18 @@ export class MemoryKeyCache implements KeyCache {
   async set(key: string, value: CachedJwks): Promise<void> {
     this.#entries.set(key, value);
   }
+}
+
+/** The key sources registered for one issuer (see {@link KeyManager.keySourcesFor}). */
+export interface IssuerKeySources {
+  /**
+   * One config per distinct key source of the identities seen binding the issuer, in the order
+   * they were registered, at most 8. Each has the source's fields only: it binds nothing, grants
+   * nothing and allows every algorithm we verify.
+   */
+  readonly sources: readonly IdentityConfig[];
+  /** An identity of this issuer offered a ninth source, which was not kept: some source may be missing. */
+  readonly full: boolean;
 }
 
 /** Tuning and seams of a {@link KeyManager}. */
@@ -158,8 +170,10 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16384;
 const MAX_KID_LENGTH = 1024;
-/** Issuers whose key source {@link KeyManager.registerIssuers} remembers. */
+/** Issuers whose key sources {@link KeyManager.registerIssuers} remembers. */
 const MAX_ISSUERS = 10_000;
+/** Distinct key sources remembered per issuer. */
+const MAX_SOURCES_PER_ISSUER = 8;
 const EMPTY: readonly VerificationKey[] = Object.freeze([]);
 
 function sameAlgorithm(a: string, b: string): boolean {
@@ -434,8 +448,8 @@ export class KeyManager {
   readonly #logger: Logger | undefined;
   readonly #sources: LRUCache<string, Source>;
   readonly #sourceKeys = new WeakMap<IdentityConfig, string>();
-  /** Issuer → the key source of the first identity seen binding it (see {@link registerIssuers}). */
-  readonly #issuers = new Map<string, IdentityConfig>();
+  /** Issuer → the key sources of the identities seen binding it (see {@link registerIssuers}). */
+  readonly #issuers = new Map<string, RegisteredIssuer>();
   readonly #stats: KeyManagerStats = { fetches: 0, failures: 0, hits: 0, misses: 0 };
 
   /**
@@ -474,59 +488,62 @@ export class KeyManager {
   }
 
   /**
-   * Remember, for each issuer `config` binds, where its keys come from, so that a login naming an
-   * identity that does not exist can do the same work as one naming an identity of the token's
-   * issuer (no identity oracle, see {@link keySourceFor}). The first source seen for an issuer is
-   * kept; at most 10,000 issuers. Once an issuer is known this is one map lookup per bound issuer,
-   * and no config is held: only its key-source fields.
+   * Remember, for each issuer `config` binds, where its keys come from, so that a login can verify a
+   * token against the keys of its issuer before it knows (or looks up) the identity it names: no
+   * identity oracle, see `verifyLogin`. Per issuer, up to 8 distinct key sources are kept (compared
+   * as the key cache does: URLs, static keys, CA and network flags), in the order first seen; a
+   * ninth marks the issuer {@link IssuerKeySources.full | full}. At most 10,000 issuers. Once the
+   * source is known this is one map lookup and a few string comparisons per bound issuer, and no
+   * config is held: only its key-source fields.
+   *
+   * @returns false when an issuer of `config` could not be registered (the 10,000 are taken).
    */
-  registerIssuers(config: IdentityConfig): void {
+  registerIssuers(config: IdentityConfig): boolean {
+    let key: string | undefined;
     let source: IdentityConfig | undefined;
+    let every = true;
     for (const issuer of config.boundIssuer) {
-      if (this.#issuers.has(issuer) || this.#issuers.size >= MAX_ISSUERS) continue;
-      this.#issuers.set(issuer, (source ??= keySourceOf(config)));
-    }
-  }
-
-  /**
-   * {@link registerIssuers} for every config of a list known to be valid (the array given to
-   * `createOidcAuth`, once its store has validated it). One config is parsed per distinct spelling of
-   * (issuers, key source), so a million identities sharing a few issuers cost a million small
-   * strings hashed, not a million parses. Stops at the issuer bound.
-   */
-  registerIssuersOf(inputs: Iterable<unknown>): void {
-    const spellings = new Set<string>();
-    for (const input of inputs) {
-      if (this.#issuers.size >= MAX_ISSUERS || spellings.size >= 2 * MAX_ISSUERS) return;
-      const raw = input as Partial<Record<keyof IdentityConfig, unknown>>;
-      try {
-        const spelling = JSON.stringify([
-          raw.boundIssuer,
-          raw.oidcDiscoveryUrl,
-          raw.jwksUrl,
-          raw.publicKeys,
-          raw.caCert,
-          raw.discoveryIssuer,
-          raw.allowPrivateNetwork,
-          raw.allowInsecureLoopback,
-        ]);
-        if (spellings.has(spelling)) continue;
-        spellings.add(spelling);
-        this.registerIssuers(parseIdentityConfig(input));
-      } catch {
-        // Not expected of a validated list; such an entry is registered when a login loads it.
+      let registered = this.#issuers.get(issuer);
+      if (!registered) {
+        if (this.#issuers.size >= MAX_ISSUERS) {
+          every = false;
+          continue;
+        }
+        this.#issuers.set(issuer, (registered = { sources: [], keys: [], full: false }));
       }
+      key ??= this.#sourceKey(config);
+      if (registered.keys.includes(key)) continue;
+      if (registered.keys.length >= MAX_SOURCES_PER_ISSUER) {
+        registered.full = true;
+        continue;
+      }
+      if (!source) {
+        source = keySourceOf(config);
+        this.#sourceKeys.set(source, key);
+      }
+      registered.keys.push(key);
+      registered.sources.push(source);
     }
+    return every;
   }
 
   /**
-   * The key source registered for `issuer`, as a config to hand {@link getKeys}: the source fields
-   * of the first identity seen binding the issuer, allowing every algorithm we verify (a known
-   * identity's narrower list is checked by its caller, which then does this same lookup instead).
-   * `undefined` when no identity seen binds the issuer: nothing is then looked up or fetched.
+   * The key sources registered for `issuer` ({@link registerIssuers}), or `undefined` when no
+   * identity seen binds it: nothing is then looked up or fetched. The object is live: do not keep it.
    */
-  keySourceFor(issuer: string): IdentityConfig | undefined {
+  keySourcesFor(issuer: string): IssuerKeySources | undefined {
     return this.#issuers.get(issuer);
+  }
+
+  /**
+   * The registered source of `issuer` that is `config`'s own key source (the same object
+   * {@link keySourcesFor} lists), or `undefined` when `config`'s source is not registered for it.
+   */
+  registeredSource(issuer: string, config: IdentityConfig): IdentityConfig | undefined {
+    const registered = this.#issuers.get(issuer);
+    if (!registered) return undefined;
+    const index = registered.keys.indexOf(this.#sourceKey(config));
+    return index < 0 ? undefined : registered.sources[index];
   }
 
   /**
@@ -535,12 +552,14 @@ export class KeyManager {
    *
    * @internal
    */
-  sizes(): { sources: number; issuers: number; matches: number } {
+  sizes(): { sources: number; issuers: number; issuerSources: number; matches: number } {
     let matches = 0;
     for (const source of this.#sources.values()) {
       if (source.kind !== 'discovery') matches += source.set?.memoSize ?? 0;
     }
-    return { sources: this.#sources.size, issuers: this.#issuers.size, matches };
+    let issuerSources = 0;
+    for (const registered of this.#issuers.values()) issuerSources += registered.sources.length;
+    return { sources: this.#sources.size, issuers: this.#issuers.size, issuerSources, matches };
   }
 
   /**
@@ -593,6 +612,40 @@ export class KeyManager {
       if (found.length > 0) return this.#pick(found, hit);
     }
     return this.#slowKeys(jwks, alg, kid);
+  }
+
+  /**
+   * The keys {@link getKeys} would hand out for `header` at once, from what is in hand (static keys,
+   * or a fresh discovery document and key set holding a match), without fetching, waiting or
+   * throwing; `undefined` when `getKeys` would have to fetch, or would refuse. Lets a caller with
+   * several sources try those in hand first and fetch only if none of them verifies.
+   */
+  keysInHand(
+    config: IdentityConfig,
+    header: { alg: string; kid?: string | undefined },
+  ): readonly VerificationKey[] | undefined {
+    const { alg, kid } = header;
+    if (!ALGORITHMS[alg] || !(config.allowedAlgorithms as readonly string[]).includes(alg)) return undefined;
+    if (kid !== undefined && (typeof kid !== 'string' || kid.length > MAX_KID_LENGTH)) return undefined;
+    const source = this.#source(config);
+    let set: KeySet | undefined;
+    if (source.kind === 'static') {
+      set = source.set;
+    } else {
+      const now = this.#clock();
+      let jwks: JwksSource | undefined = source.kind === 'jwks' ? source : undefined;
+      if (source.kind === 'discovery') {
+        const doc = source.doc;
+        if (!doc || now - source.fetchedAt >= this.#o.cacheMaxAgeMs) return undefined;
+        if (doc.algorithms && !supports(doc.algorithms, alg)) return undefined;
+        jwks = doc.jwks;
+      }
+      if (jwks?.set && now - jwks.fetchedAt < this.#o.cacheMaxAgeMs) set = jwks.set;
+    }
+    const found = set?.match(alg, kid);
+    if (!found || found.length === 0 || found.length > this.#o.maxCandidates) return undefined;
+    this.#stats.hits++;
+    return found;
   }
 
   #pick(found: readonly VerificationKey[], hit: boolean): readonly VerificationKey[] {
@@ -818,12 +871,18 @@ export class KeyManager {
     }
   }
 
-  #source(config: IdentityConfig): Source {
+  /** The cache key of `config`'s key source, memoised per config object. */
+  #sourceKey(config: IdentityConfig): string {
     let key = this.#sourceKeys.get(config);
     if (key === undefined) {
       key = sourceKey(config);
       this.#sourceKeys.set(config, key);
     }
+    return key;
+  }
+
+  #source(config: IdentityConfig): Source {
+    const key = this.#sourceKey(config);
     let source = this.#sources.get(key);
     if (!source) {
       source = this.#createSource(config);
@@ -912,16 +971,25 @@ const EVERY_ALGORITHM = Object.freeze(Object.keys(ALGORITHMS)) as readonly Asymm
 const NONE: readonly string[] = Object.freeze([]);
 const NO_FIELDS: Readonly<Record<string, never>> = Object.freeze({});
 
+/** What {@link KeyManager.registerIssuers} keeps of one issuer. */
+interface RegisteredIssuer extends IssuerKeySources {
+  readonly sources: IdentityConfig[];
+  /** {@link sourceKey} of each source, same order. */
+  readonly keys: string[];
+  full: boolean;
+}
+
 /**
  * A config with the key-source fields of `config` (URLs, static keys, CA, network flags) that binds
- * nothing, grants nothing and allows every algorithm we verify; {@link sourceKey} maps it to the
- * same source as `config`. Held per issuer by {@link KeyManager.registerIssuers}.
+ * nothing (but its issuers, when `keepIssuers`), grants nothing and allows every algorithm we
+ * verify; {@link sourceKey} maps it to the same source as `config`. Held per issuer by
+ * {@link KeyManager.registerIssuers}; with its issuers, by `MemoryIdentityStore` ({@link issuerSourceOf}).
  */
-function keySourceOf(config: IdentityConfig): IdentityConfig {
+function keySourceOf(config: IdentityConfig, keepIssuers = false): IdentityConfig {
   return Object.freeze({
     ...config,
     identityId: '',
-    boundIssuer: NONE,
+    boundIssuer: keepIssuers ? config.boundIssuer : NONE,
     boundSubject: NONE,
     boundAudiences: NONE,
     boundClaims: NO_FIELDS,
@@ -930,6 +998,27 @@ function keySourceOf(config: IdentityConfig): IdentityConfig {
     allowedAlgorithms: EVERY_ALGORITHM,
     metadata: NO_FIELDS,
   });
+}
+
+/**
+ * A text equal for two configs exactly when what {@link KeyManager.registerIssuers} reads of them
+ * (bound issuers and key-source fields) is equal; with {@link issuerSourceOf}, lets an identity
+ * store keep one entry per distinct (issuers, key source) instead of every config.
+ *
+ * @internal
+ */
+export function issuerSourceSpelling(config: IdentityConfig): string {
+  return `${JSON.stringify(config.boundIssuer)}\n${sourceKey(config)}`;
+}
+
+/**
+ * What {@link KeyManager.registerIssuers} reads of `config`, as a small frozen config: its bound
+ * issuers and key-source fields, no other binding, no id, every algorithm we verify.
+ *
+ * @internal
+ */
+export function issuerSourceOf(config: IdentityConfig): IdentityConfig {
+  return keySourceOf(config, true);
 }
 
 /** Whether the discovery document's algorithm list admits `alg` (`EdDSA` and `Ed25519` are one). */

@@ -97,66 +97,171 @@ export interface VerifiedLogin extends VerifiedIdpToken {
   config: IdentityConfig;
 }
 
+/** What {@link verifyLogin} needs besides the token. */
+export interface LoginContext {
+  keys: KeyManager;
+  /** The validated config of the identity the login names, or `undefined`: a store read. */
+  load(): Promise<IdentityConfig | undefined>;
+  /**
+   * Every issuer an identity binds is registered with `keys` (a memory store, all registered): an
+   * issuer that is not is bound by no identity, and is refused with no store read.
+   */
+  allIssuersRegistered: boolean;
+  /**
+   * Called when the token named a registered issuer, no registered source of it verified the
+   * token, and so the identity was not loaded: the caller may load it later, off the answer's path,
+   * to register a key source this instance has not seen yet.
+   */
+  unverified?(): void;
+}
+
 /**
- * Verify an IdP JWT for a login, so that until the signature has verified against the identity's
- * own keys the work done, and so the time taken and the answer, depend on the token and never on
- * whether `config` exists (no identity oracle):
+ * Verify an IdP JWT for a login without reading the identity store until the signature has
+ * verified, so that the work done, and so the time taken and the answer, depend on the token and
+ * never on whether the identity exists (no identity oracle):
  *
- * - The token's unverified `iss` picks the key source. An identity that binds that issuer and
- *   allows the algorithm verifies against its own source, as {@link verifyIdpToken} does.
- * - Otherwise (no such identity, or one that binds another issuer or refuses the algorithm) the
- *   source registered for the issuer by any identity seen ({@link KeyManager.keySourceFor}) is
- *   looked up, fetched and verified against exactly as for an identity of that issuer, then the
- *   login is refused whatever the outcome (`idp_unavailable` stays a 503: it depends on the token's
- *   issuer only). An issuer no identity binds is refused with no lookup at all, known id or not.
+ * - The token's unverified `iss` picks the key sources: those registered for it
+ *   ({@link KeyManager.keySourcesFor}). Sources with keys in hand are tried first, then the others
+ *   (fetching, with the key manager's cache, cooldown and probes), each in registration order,
+ *   until one verifies. None does: refused (`idp_unavailable`, a 503, when a source's IdP could not
+ *   be reached), and the identity is never loaded.
+ * - One did: the identity is loaded. Unknown, or not bound to the issuer, or refusing the
+ *   algorithm: refused. Its own source must verify the token: the one that did, or, when another
+ *   source verified first, its own tried now (registered first, if it was not: a config just
+ *   written). A token never verifies against another identity's source of the same issuer.
+ * - An issuer with no registered source (cold: a store whose configs this process has not loaded
+ *   yet) loads the identity first, registers its sources, and verifies against its own keys, as
+ *   does an issuer whose sources are {@link IssuerKeySources.full | full} when none verified. With
+ *   `allIssuersRegistered`, an unregistered issuer is refused with no store read.
  *
- * Refusals before verification are `verified: false`; an unknown identity's say `identity_not_found`.
+ * Refusals before the identity's own source verified are `verified: false`; an unknown identity's
+ * say `identity_not_found`.
  */
 export async function verifyLogin(
   jwt: string,
   header: UnverifiedHeader,
-  config: IdentityConfig | undefined,
+  login: LoginContext,
+  now: number,
+): Promise<VerifiedLogin> {
+  const { keys } = login;
+  const payload = readPayload(jwt);
+  const issuer = payload.iss;
+  // No identity binds a token without an issuer: refused before any lookup, known id or not.
+  if (typeof issuer !== 'string') throw new LoginFailure('claim_missing', false, { claim: 'iss' });
+  const registered = keys.keySourcesFor(issuer);
+  let tried: SourceTrial | undefined;
+  if (registered) {
+    tried = await trySources(jwt, header, registered.sources, keys);
+    if (tried.verifiedBy) {
+      const config = await login.load();
+      if (!config) throw new LoginFailure('identity_not_found', false);
+      return verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
+    }
+    if (!registered.full) {
+      login.unverified?.();
+      throw tried.failure;
+    }
+    // A full issuer may have identities whose source is not registered: load, as for a cold one.
+  } else if (login.allIssuersRegistered) {
+    throw new LoginFailure('issuer_mismatch', false);
+  }
+  const config = await login.load();
+  if (!config) throw tried?.failure ?? new LoginFailure('identity_not_found', false);
+  keys.registerIssuers(config);
+  return verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
+}
+
+/**
+ * The login of `config` with a token of `issuer`, once the registered sources were tried (`tried`)
+ * or, cold, none was: `config` must bind the issuer, allow the algorithm, and its own source must
+ * verify the token (tried now unless it already has). Then the claims.
+ */
+async function verifiedFor(
+  jwt: string,
+  header: UnverifiedHeader,
+  payload: JWTPayload,
+  issuer: string,
+  config: IdentityConfig,
+  tried: SourceTrial | undefined,
   keys: KeyManager,
   now: number,
 ): Promise<VerifiedLogin> {
-  const payload = readPayload(jwt);
-  const issuer = typeof payload.iss === 'string' ? payload.iss : undefined;
-  if (config) keys.registerIssuers(config);
-  const own =
-    config !== undefined &&
-    issuer !== undefined &&
-    (config.boundIssuer as readonly string[]).includes(issuer) &&
-    (config.allowedAlgorithms as readonly string[]).includes(header.alg);
-  const refusal: ReasonCode = own
-    ? 'signature_invalid'
-    : config === undefined
-      ? 'identity_not_found'
-      : issuer === undefined
-        ? 'claim_missing'
-        : (config.boundIssuer as readonly string[]).includes(issuer)
-          ? 'algorithm_not_allowed'
-          : 'issuer_mismatch';
-  const source = own ? config : issuer === undefined ? undefined : keys.keySourceFor(issuer);
-  if (!source) throw new LoginFailure(refusal, false, issuer === undefined ? { claim: 'iss' } : {});
-  let candidates: readonly VerificationKey[];
-  try {
-    candidates = await keysFor(source, header, keys);
-  } catch (error) {
-    // The identity's own source says why; another's reason would only describe the decoy.
-    if (own || !(error instanceof LoginFailure)) throw error;
-    if (error.code !== 'idp_unavailable') throw new LoginFailure(refusal, false, {}, { cause: error });
-    throw new LoginFailure(
-      'idp_unavailable',
-      false,
-      { ...error.detail, refusedFor: refusal },
-      { cause: error },
-    );
+  if (!(config.boundIssuer as readonly string[]).includes(issuer)) {
+    throw new LoginFailure('issuer_mismatch', false);
   }
-  const verified = await signatureVerifies(jwt, header, candidates);
-  if (!own) throw new LoginFailure(refusal, false);
-  if (!verified) throw new LoginFailure('signature_invalid', false);
+  if (!(config.allowedAlgorithms as readonly string[]).includes(header.alg)) {
+    throw new LoginFailure('algorithm_not_allowed', false);
+  }
+  let own = keys.registeredSource(issuer, config);
+  if (!own) {
+    keys.registerIssuers(config);
+    own = keys.registeredSource(issuer, config);
+  }
+  if (own === undefined || own !== tried?.verifiedBy) {
+    // Its own source refused the token already (another one verified it, or none did), or is
+    // tried now: not registered before (a config just written, or past the bound), or not reached.
+    const refused = own && tried?.failed.get(own);
+    if (refused) throw tried?.verifiedBy ? new LoginFailure('signature_invalid', false) : refused;
+    if (!(await signatureVerifies(jwt, header, await keysFor(config, header, keys)))) {
+      throw new LoginFailure('signature_invalid', false);
+    }
+  }
   checkClaims(payload, config, now);
   return { payload, header, config };
+}
+
+/**
+ * What trying an issuer's registered sources found: the first source whose keys verified the
+ * signature, or why the token is refused (`idp_unavailable` when an IdP could not be reached);
+ * and, per source tried that did not verify it, why (`signature_invalid` when it offered keys).
+ */
+type SourceTrial = { failed: Map<IdentityConfig, LoginFailure> } & (
+  { verifiedBy: IdentityConfig; failure?: undefined } | { verifiedBy?: undefined; failure: LoginFailure }
+);
+
+/**
+ * Try `sources` in order until one's keys verify the token: first those with keys in hand (no
+ * fetch, no wait), then the others through {@link KeyManager.getKeys}. Only the token and the
+ * sources decide what is done: no identity is involved.
+ */
+async function trySources(
+  jwt: string,
+  header: UnverifiedHeader,
+  sources: readonly IdentityConfig[],
+  keys: KeyManager,
+): Promise<SourceTrial> {
+  const failed = new Map<IdentityConfig, LoginFailure>();
+  const later: IdentityConfig[] = [];
+  let badSignature: LoginFailure | undefined;
+  for (const source of sources) {
+    const inHand = keys.keysInHand(source, header);
+    if (!inHand) {
+      later.push(source);
+      continue;
+    }
+    if (await signatureVerifies(jwt, header, inHand)) return { verifiedBy: source, failed };
+    failed.set(source, (badSignature ??= new LoginFailure('signature_invalid', false)));
+  }
+  let first: LoginFailure | undefined;
+  let unavailable: LoginFailure | undefined;
+  for (const source of later) {
+    let candidates: readonly VerificationKey[];
+    try {
+      candidates = await keysFor(source, header, keys);
+    } catch (error) {
+      if (!(error instanceof LoginFailure)) throw error;
+      failed.set(source, error);
+      first ??= error;
+      if (error.code === 'idp_unavailable') unavailable ??= error;
+      continue;
+    }
+    if (await signatureVerifies(jwt, header, candidates)) return { verifiedBy: source, failed };
+    failed.set(source, (badSignature ??= new LoginFailure('signature_invalid', false)));
+  }
+  // An unreachable IdP may hold the key: 503. Else a signature that keys did not verify, else why
+  // no source offered keys (the first: unknown kid, algorithm, a discovery issuer mismatch).
+  const failure = unavailable ?? badSignature ?? first ?? new LoginFailure('key_not_found', false);
+  return { failed, failure };
 }
 
 /** The keys `config`'s source offers for `header`, or the login failure saying why there are none. */
@@ -202,7 +307,7 @@ async function signatureVerifies(
 
 /**
  * The payload of a compact JWS: strict UTF-8 JSON object. Unverified until the signature is; read
- * before it only for `iss`, which picks the key source (see {@link verifyLogin}).
+ * before it only for `iss`, which picks the key sources (see {@link verifyLogin}).
  */
 function readPayload(jwt: string): JWTPayload {
   let payload: unknown;

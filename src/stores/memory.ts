@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { parseIdentityConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { issuerSourceOf, issuerSourceSpelling } from '../keys.js';
 import type {
   AccessTokenRecord,
   ConsumeResult,
@@ -10,6 +11,9 @@ import type {
   IdentityStore,
   TokenStore,
 } from '../types.js';
+
+/** Distinct (issuers, key source) pairs a {@link MemoryIdentityStore} lists for the engine. */
+const MAX_KEY_SOURCES = 20_000;
 
 /** Options of {@link MemoryIdentityStore}. */
 export interface MemoryIdentityStoreOptions {
@@ -26,10 +30,17 @@ export interface MemoryIdentityStoreOptions {
  * the process, guarded or not. A string is one object the collector never looks into, so the
  * cost per login stays flat from 10 to 1,000,000 identities (`npm run bench`, scale rows). A miss
  * parses and re-validates the stored JSON (about 40 µs), like `PostgresIdentityStore` does.
+ *
+ * It also lists, for the engine, each distinct pair of bound issuers and key source its configs
+ * have had ({@link keySources}), so that a login verifies a token against its issuer's keys
+ * before it reads this store (no identity oracle, see `verifyLogin`).
  */
 export class MemoryIdentityStore implements IdentityStore {
   readonly #json = new Map<string, string>();
   readonly #parsed: LRUCache<string, IdentityConfig>;
+  readonly #sourceSpellings = new Set<string>();
+  readonly #keySources: IdentityConfig[] = [];
+  #keySourcesComplete = true;
 
   /** @param configs initial configs; each is validated, duplicates refused. */
   constructor(
@@ -55,6 +66,23 @@ export class MemoryIdentityStore implements IdentityStore {
     return this.#json.size;
   }
 
+  /**
+   * One small config per distinct (bound issuers, key source) any config stored here has had, in
+   * the order first stored: what `KeyManager.registerIssuers` reads, nothing else (no bindings, no
+   * id). The array is live and only grows (a deleted config's entry stays): read it, never change
+   * it. At most 20,000 entries; past that {@link keySourcesComplete} is false.
+   *
+   * @internal
+   */
+  keySources(): readonly IdentityConfig[] {
+    return this.#keySources;
+  }
+
+  /** Whether {@link keySources} lists every (issuers, key source) stored: false past 20,000. @internal */
+  get keySourcesComplete(): boolean {
+    return this.#keySourcesComplete;
+  }
+
   async get(identityId: string): Promise<IdentityConfig | undefined> {
     return this.#config(identityId);
   }
@@ -77,6 +105,14 @@ export class MemoryIdentityStore implements IdentityStore {
   #keep(config: IdentityConfig): void {
     this.#json.set(config.identityId, JSON.stringify(config));
     this.#parsed.set(config.identityId, config);
+    const spelling = issuerSourceSpelling(config);
+    if (this.#sourceSpellings.has(spelling)) return;
+    if (this.#sourceSpellings.size >= MAX_KEY_SOURCES) {
+      this.#keySourcesComplete = false;
+      return;
+    }
+    this.#sourceSpellings.add(spelling);
+    this.#keySources.push(issuerSourceOf(config));
   }
 
   #config(identityId: string): IdentityConfig | undefined {
