@@ -139,10 +139,14 @@ const READ_ONLY_FIELDS = ['id', 'createdAt', 'updatedAt'] as const;
  * nothing ends the tokens too: clients log in again. If the revocation fails the answer is 503
  * `store_unavailable` although the config has changed: retry the request, which repeats both steps.
  *
+ * An attach or update registers the config's issuers and key source with `auth.keys`, so this
+ * instance verifies the identity's tokens against its keys before reading the store from its
+ * first login on (see `verifyLogin`); another instance registers it once a login there loads it.
+ *
  * @throws {ConfigError} when the engine's identity store cannot `put`, `delete` and `list`.
  */
 export function createIdentityAdmin(
-  auth: Pick<OidcAuth, 'identities' | 'revokeIdentity' | 'logger'>,
+  auth: Pick<OidcAuth, 'identities' | 'revokeIdentity' | 'logger' | 'keys'>,
   options: IdentityAdminOptions = {},
 ): IdentityAdmin {
   const store = auth.identities;
@@ -204,6 +208,8 @@ export function createIdentityAdmin(
         );
       }
       const config = await save(input);
+      // Its issuers' logins verify against its keys from now on, before any login loads it.
+      auth.keys.registerIssuers(config);
       changed({ action: 'attach', identityId });
       return ok({ identityOidcAuth: identityOidcAuthView(config, { caCert: true }) });
     } catch (error) {
@@ -239,6 +245,7 @@ export function createIdentityAdmin(
       const current = await load(identityId);
       if (!current) throw notFound();
       const config = await save({ ...current, ...patch, identityId } as IdentityConfigInput);
+      auth.keys.registerIssuers(config);
       // After the write: a login that reads the raised generation also reads the new config.
       const revokedTokens = await auth.revokeIdentity(identityId);
       changed({ action: 'update', identityId, revokedTokens });
