@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOidcAuth, OidcAuthError, type OidcAuth } from '../../src/index.js';
-import type { IdentityConfigInput } from '../../src/types.js';
+import { createIdentityAdmin, createOidcAuth, OidcAuthError, type OidcAuth } from '../../src/index.js';
+import { MemoryIdentityStore } from '../../src/stores/memory.js';
+import type { IdentityConfig, IdentityConfigInput, IdentityStore } from '../../src/types.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { postJson, type RawResponse } from '../helpers/http.js';
 import { createSigningKey, startTestIdp, type TestIdp } from '../helpers/idp-server.js';
-import { b64, githubClaims, makeKey, rawToken, seconds, sign } from '../helpers/jwt.js';
+import { ISSUER, b64, githubClaims, makeKey, rawToken, seconds, sign, type TestKey } from '../helpers/jwt.js';
 import { LOGIN, failOnUnhandled, mountExpress, type MountedApp } from './support.js';
 
 failOnUnhandled();
@@ -114,6 +115,18 @@ function httpView(res: RawResponse): unknown {
   const { reqId: _reqId, ...body } = (res.json ?? {}) as Record<string, unknown>;
   return { status: res.status, headers, body };
 }
+
+/** The uniform refusal as {@link answer} gives it, whole. */
+const UNIFORM_ANSWER = {
+  status: 401,
+  headers: { 'www-authenticate': 'Bearer realm="oidc-machine-auth", error="invalid_token"' },
+  body: {
+    statusCode: 401,
+    error: 'UnauthorizedError',
+    message: 'Invalid credentials',
+    reasonCode: 'invalid_credentials',
+  },
+};
 
 const UNIFORM = {
   status: 401,
@@ -364,5 +377,386 @@ describe('#13.2 no identity oracle: the work done before verification does not d
         Math.abs(gapUs) > 25;
       expect({ ...r, visible }).toMatchObject({ visible: false });
     }
+  });
+});
+
+/**
+ * `get` calls a store received, and how many of them had been made when each login answered: the
+ * store must not be read before the token verified, so a refused login's count at its answer is 0.
+ */
+interface Spy {
+  gets: number;
+}
+
+/** A memory store that counts its reads: the engine registers its issuers at creation. */
+class CountingMemoryStore extends MemoryIdentityStore {
+  readonly spy: Spy = { gets: 0 };
+  override async get(identityId: string): Promise<IdentityConfig | undefined> {
+    this.spy.gets++;
+    return super.get(identityId);
+  }
+}
+
+/** A custom store (not a MemoryIdentityStore) that counts its reads, over a map of configs. */
+function countingCustomStore(configs: IdentityConfigInput[] = []): IdentityStore & {
+  spy: Spy;
+  put: NonNullable<IdentityStore['put']>;
+} {
+  const inner = new MemoryIdentityStore(configs);
+  const spy: Spy = { gets: 0 };
+  return {
+    spy,
+    get: async (id) => {
+      spy.gets++;
+      return inner.get(id);
+    },
+    put: (config) => inner.put(config),
+    delete: (id) => inner.delete(id),
+    list: () => inner.list(),
+  };
+}
+
+/** Every macrotask queued so far has run (a late load, see below, runs in one). */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+/**
+ * The answer of a login, and the store reads made by the time it answered. Earlier logins' late
+ * loads (a custom store's, after a refusal) are let run first, so none falls in this one's count.
+ */
+async function answerAndReads(auth: OidcAuth, spy: Spy, identityId: string, jwt: string) {
+  await settle();
+  const before = spy.gets;
+  const result = await answer(auth, identityId, jwt);
+  return { result, readsBeforeAnswer: spy.gets - before };
+}
+
+describe('#13.2 no identity oracle: the identity store is not read before the signature verified', () => {
+  /** Tokens that never verify, for `ci` (discovery, down) and `gh-deployer` (static key). */
+  async function refusedKinds(clock: FakeClock, idp: TestIdp): Promise<Array<[string, string, string]>> {
+    const gh = githubClaims(clock.ms);
+    return [
+      ['garbage', 'gh-deployer', 'not-a-token'],
+      ['real kid, bad signature', 'gh-deployer', badSignature({ alg: 'RS256', kid: ghKey.kid }, gh)],
+      ['unknown kid of a registered issuer', 'gh-deployer', badSignature({ alg: 'RS256', kid: 'nope' }, gh)],
+      ['genuine token, unreachable IdP', 'ci', await idp.sign(idpClaims(clock, idp.issuer))],
+      [
+        'untrusted issuer',
+        'gh-deployer',
+        badSignature({ alg: 'RS256', kid: ghKey.kid }, { ...gh, iss: 'https://evil.example.com' }),
+      ],
+    ];
+  }
+
+  async function downIdp(): Promise<TestIdp> {
+    const idp = await startTestIdp();
+    cleanups.push(() => idp.close());
+    idp.setBehavior('discovery', { kind: 'down' });
+    return idp;
+  }
+
+  function ciIdentity(idp: TestIdp): IdentityConfigInput {
+    return {
+      identityId: 'ci',
+      oidcDiscoveryUrl: idp.issuer,
+      allowInsecureLoopback: true,
+      boundIssuer: idp.issuer,
+      boundSubject: SUBJECT,
+      boundAudiences: AUDIENCE,
+    };
+  }
+
+  it('#13.2 no identity oracle: a MemoryIdentityStore is never read for a token that does not verify, known id or not (garbage, bad signature, unreachable IdP)', async () => {
+    const idp = await downIdp();
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const store = new CountingMemoryStore([githubIdentity(ghKey), ciIdentity(idp)]);
+    const auth = createOidcAuth({
+      identities: store,
+      signingKeys: SIGNING_KEYS,
+      clock: clock.now,
+      keys: { timeoutMs: 300 },
+    });
+    cleanups.push(() => auth.close());
+    for (const [kind, known, jwt] of await refusedKinds(clock, idp)) {
+      const knownAnswer = await answerAndReads(auth, store.spy, known, jwt);
+      const unknownAnswer = await answerAndReads(auth, store.spy, UNKNOWN, jwt);
+      expect({ kind, ...unknownAnswer }).toEqual({ kind, ...knownAnswer });
+      expect({ kind, reads: knownAnswer.readsBeforeAnswer }).toEqual({ kind, reads: 0 });
+      expect(knownAnswer.result, kind).toMatchObject(
+        kind.includes('unreachable') ? { status: 503 } : UNIFORM,
+      );
+    }
+    await settle();
+    expect(store.spy.gets, 'no read at all, not even after the answers').toBe(0);
+    // A token that verifies is the first thing that reads the store.
+    expect(await answer(auth, 'gh-deployer', await sign(ghKey, githubClaims(clock.ms)))).toBe('ok');
+    expect(store.spy.gets).toBe(1);
+  });
+
+  it('#13.2 no identity oracle: a custom store, its issuers registered by the admin API, is not read before a login is answered (a refusal may read it afterwards)', async () => {
+    const idp = await downIdp();
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const store = countingCustomStore();
+    const auth = createOidcAuth({
+      identities: store,
+      signingKeys: SIGNING_KEYS,
+      clock: clock.now,
+      keys: { timeoutMs: 300 },
+    });
+    cleanups.push(() => auth.close());
+    const admin = createIdentityAdmin(auth);
+    for (const config of [githubIdentity(ghKey), ciIdentity(idp)]) {
+      const { identityId, ...body } = config;
+      expect((await admin.attach(identityId, body)).status).toBe(200);
+    }
+    await settle();
+    store.spy.gets = 0;
+    for (const [kind, known, jwt] of await refusedKinds(clock, idp)) {
+      const knownAnswer = await answerAndReads(auth, store.spy, known, jwt);
+      const unknownAnswer = await answerAndReads(auth, store.spy, UNKNOWN, jwt);
+      // The untrusted issuer is the documented cold path: no identity registered it on this
+      // instance, and the store cannot say none binds it, so the identity is read first.
+      const reads = kind === 'untrusted issuer' ? 1 : 0;
+      expect({ kind, ...unknownAnswer }).toEqual({ kind, ...knownAnswer, readsBeforeAnswer: reads });
+      expect({ kind, reads: knownAnswer.readsBeforeAnswer }).toEqual({ kind, reads });
+    }
+  });
+});
+
+describe('#13.2 no identity oracle: a MemoryIdentityStore larger than its parsed-config cache', () => {
+  const COUNT = 30_000;
+  let auth: OidcAuth;
+  let clock: FakeClock;
+  beforeAll(async () => {
+    clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const identities = Array.from({ length: COUNT }, (_, i) =>
+      githubIdentity(ghKey, { identityId: `id-${i}` }),
+    );
+    // 30,000 configs, 10,000 parsed ones kept (the default cacheSize): ids 0-19,999 start cold.
+    auth = createOidcAuth({ identities, signingKeys: SIGNING_KEYS, clock: clock.now });
+    cleanups.push(() => auth.close());
+  }, 60_000);
+
+  /**
+   * Interleaved pairs (order alternating) of a known id and an unknown one; each pair takes a
+   * fresh id of its kind (`known(i)`, `unknown-<i>`), so a cold id is cold when it is timed.
+   */
+  async function compare(known: (i: number) => string, jwt: string, pairs: number) {
+    const time = async (id: string) => {
+      const started = process.hrtime.bigint();
+      await answer(auth, id, jwt);
+      return Number(process.hrtime.bigint() - started) / 1000;
+    };
+    for (let i = 0; i < 20; i++) await time(i % 2 ? 'id-29999' : `warm-unknown-${i}`);
+    const knownUs: number[] = [];
+    const unknownUs: number[] = [];
+    let knownSlower = 0;
+    for (let i = 0; i < pairs; i++) {
+      const [k, u] =
+        i % 2 === 0
+          ? [await time(known(i)), await time(`unknown-${i}`)]
+          : [await time(`unknown-${i}`), await time(known(i))].reverse();
+      knownUs.push(k!);
+      unknownUs.push(u!);
+      if (k! > u!) knownSlower++;
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return {
+      knownMedianUs: +median(knownUs).toFixed(1),
+      unknownMedianUs: +median(unknownUs).toFixed(1),
+      knownSlowerFraction: knownSlower / pairs,
+    };
+  }
+
+  it('#13.2 no identity oracle: known ids, recently used or cold (a config to parse), answer a token that does not verify as fast as unknown ids (interleaved pairs)', async () => {
+    const gh = githubClaims(clock.ms);
+    // Recently used: ids 29,950-29,999 just logged in (their parsed configs are in the cache).
+    const valid = await sign(ghKey, gh);
+    for (let i = COUNT - 50; i < COUNT; i++) expect(await answer(auth, `id-${i}`, valid)).toBe('ok');
+    const recent = (i: number) => `id-${COUNT - 50 + (i % 50)}`;
+    // Cold: ids 0-19,999, each used once (a read would parse it and put it in the cache).
+    let next = 0;
+    const cold = () => `id-${next++}`;
+    const tokens: Array<[string, string]> = [
+      ['real kid, bad signature', badSignature({ alg: 'RS256', kid: ghKey.kid }, gh)],
+      ['unknown kid', badSignature({ alg: 'RS256', kid: 'nope' }, gh)],
+      [
+        'untrusted issuer',
+        badSignature({ alg: 'RS256', kid: ghKey.kid }, { ...gh, iss: 'https://evil.example.com' }),
+      ],
+    ];
+    const results = [];
+    for (const [kind, jwt] of tokens) {
+      results.push({ kind, known: 'recent', ...(await compare(recent, jwt, 400)) });
+      results.push({ kind, known: 'cold', ...(await compare(cold, jwt, 400)) });
+    }
+    console.info(JSON.stringify(results, null, 1));
+    for (const r of results) {
+      // Visible: the known id slower (or faster) in most pairs AND by more than noise. Equal work
+      // gives a fraction near 0.5 (±0.025 for 400 pairs); a parse (~30 µs) or a cache hit shows.
+      const gapUs = r.knownMedianUs - r.unknownMedianUs;
+      const visible = (r.knownSlowerFraction > 0.75 || r.knownSlowerFraction < 0.25) && Math.abs(gapUs) > 5;
+      expect({ ...r, visible }).toMatchObject({ visible: false });
+    }
+  }, 120_000);
+});
+
+describe('#13.2 no identity oracle: a token verifies only against its own identity’s key source', () => {
+  /** Identities of one issuer (the GitHub-like `ISSUER`), each pinning its own key. */
+  function engineOf(keys: TestKey[], identities?: IdentityStore) {
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const rec = new Recorder();
+    const auth = createOidcAuth({
+      identities: identities ?? keys.map((key, i) => githubIdentity(key, { identityId: `own-${i}` })),
+      signingKeys: SIGNING_KEYS,
+      clock: clock.now,
+      onEvent: rec.onEvent,
+    });
+    cleanups.push(() => auth.close());
+    return { auth, clock, rec };
+  }
+
+  it('#13.2 no identity oracle: a token signed by another registered source of the same issuer is refused; each source’s own identity logs in', async () => {
+    const keys = [makeKey('RS256', 'own-a'), makeKey('RS256', 'own-b')];
+    for (const order of [keys, [...keys].reverse()]) {
+      const { auth, clock, rec } = engineOf(order);
+      expect(auth.keys.keySourcesFor(ISSUER)?.sources).toHaveLength(2);
+      const tokens = await Promise.all(order.map((key) => sign(key, githubClaims(clock.ms))));
+      for (let i = 0; i < order.length; i++) {
+        for (let j = 0; j < order.length; j++) {
+          const result = await answer(auth, `own-${i}`, tokens[j]!);
+          if (i === j) expect(result, `own-${i} with its own token`).toBe('ok');
+          else {
+            expect(result, `own-${i} with own-${j}'s token`).toMatchObject(UNIFORM);
+            // Its own source has no key of that kid (key_not_found), or none that verifies.
+            expect(['key_not_found', 'signature_invalid']).toContain(rec.last('login.failure')?.reasonCode);
+          }
+        }
+        expect(await answer(auth, UNKNOWN, tokens[i]!)).toMatchObject(UNIFORM);
+        expect(rec.last('login.failure')?.reasonCode).toBe('identity_not_found');
+      }
+    }
+  });
+
+  it('#13.2 no identity oracle: identities reaching one IdP’s keys by different sources (discovery, jwksUrl) both log in', async () => {
+    const idp = await startTestIdp();
+    cleanups.push(() => idp.close());
+    const common = {
+      allowInsecureLoopback: true,
+      boundIssuer: idp.issuer,
+      boundSubject: SUBJECT,
+      boundAudiences: AUDIENCE,
+    };
+    const auth = createOidcAuth({
+      identities: [
+        { identityId: 'by-discovery', oidcDiscoveryUrl: idp.issuer, ...common },
+        { identityId: 'by-jwks', jwksUrl: idp.jwksUrl, ...common },
+      ],
+      signingKeys: SIGNING_KEYS,
+    });
+    cleanups.push(() => auth.close());
+    const jwt = await idp.sign({ sub: SUBJECT, aud: AUDIENCE });
+    for (const id of ['by-jwks', 'by-discovery', 'by-jwks', 'by-discovery']) {
+      expect(await answer(auth, id, jwt), id).toBe('ok');
+    }
+  });
+
+  it('#13.2 no identity oracle: ten identities of one issuer with ten keys (past the 8 sources kept per issuer) each log in with their own token only', async () => {
+    const keys = Array.from({ length: 10 }, (_, i) => makeKey('ES256', `ten-${i}`));
+    const { auth, clock } = engineOf(keys);
+    expect(auth.keys.keySourcesFor(ISSUER)).toMatchObject({ full: true });
+    expect(auth.keys.keySourcesFor(ISSUER)?.sources).toHaveLength(8);
+    const tokens = await Promise.all(keys.map((key) => sign(key, githubClaims(clock.ms))));
+    for (const i of [0, 7, 8, 9]) {
+      for (const j of [0, 7, 8, 9]) {
+        const result = await answer(auth, `own-${i}`, tokens[j]!);
+        expect(result, `own-${i} with own-${j}'s token`).toEqual(
+          i === j ? 'ok' : expect.objectContaining(UNIFORM),
+        );
+      }
+    }
+  });
+});
+
+describe('#13.2 no identity oracle: issuers registered late (stores other than memory)', () => {
+  /** Key lookups a login made, the store reads it made before its answer, and its answer. */
+  async function observe(auth: OidcAuth, spy: Spy, identityId: string, jwt: string) {
+    const before = auth.keys.stats();
+    const { result, readsBeforeAnswer } = await answerAndReads(auth, spy, identityId, jwt);
+    const after = auth.keys.stats();
+    return { result, readsBeforeAnswer, keyLookups: after.hits + after.misses - before.hits - before.misses };
+  }
+
+  it('#13.2 no identity oracle: a cold issuer (a custom store not read yet) reads the identity first, as documented; once read, its issuer is warm and the store is read only after verification', async () => {
+    const store = countingCustomStore([githubIdentity(ghKey)]);
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const auth = createOidcAuth({ identities: store, signingKeys: SIGNING_KEYS, clock: clock.now });
+    cleanups.push(() => auth.close());
+    const bad = badSignature({ alg: 'RS256', kid: ghKey.kid }, githubClaims(clock.ms));
+    expect(auth.keys.keySourcesFor(ISSUER)).toBeUndefined();
+    // Cold: both ids are read; only the known one, which binds the issuer, looks its keys up.
+    expect(await observe(auth, store.spy, UNKNOWN, bad)).toEqual({
+      result: UNIFORM_ANSWER,
+      readsBeforeAnswer: 1,
+      keyLookups: 0,
+    });
+    expect(auth.keys.keySourcesFor(ISSUER)).toBeUndefined();
+    expect(await observe(auth, store.spy, 'gh-deployer', bad)).toEqual({
+      result: UNIFORM_ANSWER,
+      readsBeforeAnswer: 1,
+      keyLookups: 1,
+    });
+    // Warm from now on: the same work, and no read before the answer, for either id.
+    expect(auth.keys.keySourcesFor(ISSUER)?.sources).toHaveLength(1);
+    for (const id of [UNKNOWN, 'gh-deployer']) {
+      expect(await observe(auth, store.spy, id, bad), id).toEqual({
+        result: UNIFORM_ANSWER,
+        readsBeforeAnswer: 0,
+        keyLookups: 1,
+      });
+    }
+    expect(await answer(auth, 'gh-deployer', await sign(ghKey, githubClaims(clock.ms)))).toBe('ok');
+  });
+
+  it('#13.2 no identity oracle: an identity whose key source this instance has not seen (written by another instance) logs in on its next attempt', async () => {
+    const store = countingCustomStore([githubIdentity(ghKey)]);
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const auth = createOidcAuth({ identities: store, signingKeys: SIGNING_KEYS, clock: clock.now });
+    cleanups.push(() => auth.close());
+    expect(await answer(auth, 'gh-deployer', await sign(ghKey, githubClaims(clock.ms)))).toBe('ok');
+    // Another instance attaches an identity of the same issuer with its own key.
+    const other = makeKey('ES256', 'elsewhere');
+    await store.put(githubIdentity(other, { identityId: 'elsewhere' }));
+    const jwt = await sign(other, githubClaims(clock.ms));
+    // Its first login: no source of this instance verifies the token, so it is refused without a
+    // read before the answer; the identity is read afterwards and its source registered.
+    expect(await answerAndReads(auth, store.spy, 'elsewhere', jwt)).toEqual({
+      result: UNIFORM_ANSWER,
+      readsBeforeAnswer: 0,
+    });
+    await settle();
+    expect(await answer(auth, 'elsewhere', jwt)).toBe('ok');
+  });
+
+  it('#13.2 no identity oracle: a config put straight into a MemoryIdentityStore is registered before the next login', async () => {
+    const store = new CountingMemoryStore([githubIdentity(ghKey)]);
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const auth = createOidcAuth({ identities: store, signingKeys: SIGNING_KEYS, clock: clock.now });
+    cleanups.push(() => auth.close());
+    const other = makeKey('ES256', 'put-later');
+    await store.put(
+      githubIdentity(other, { identityId: 'put-later', boundIssuer: 'https://later.example.com' }),
+    );
+    const jwt = await sign(other, githubClaims(clock.ms, { iss: 'https://later.example.com' }));
+    expect(await answer(auth, 'put-later', jwt)).toBe('ok');
+    // And an issuer no config binds is refused with no read at all (every issuer is registered).
+    const evil = badSignature(
+      { alg: 'ES256', kid: other.kid },
+      githubClaims(clock.ms, { iss: 'https://evil.example.com' }),
+      64,
+    );
+    expect(await answerAndReads(auth, store.spy, 'put-later', evil)).toEqual({
+      result: UNIFORM_ANSWER,
+      readsBeforeAnswer: 0,
+    });
   });
 });
