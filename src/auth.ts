@@ -140,6 +140,9 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   const identities = Array.isArray(options.identities)
     ? new MemoryIdentityStore(options.identities as IdentityConfigInput[])
     : (options.identities as IdentityStore);
+  requireMethods(identities, 'identities', 'identity store', IDENTITY_STORE_METHODS);
+  if (options.tokens !== undefined)
+    requireMethods(options.tokens, 'tokens', 'token store', TOKEN_STORE_METHODS);
   const ownsTokens = !options.tokens;
   const tokens = options.tokens ?? new MemoryTokenStore({ clock });
   let signingKeys = options.signingKeys;
@@ -587,8 +590,37 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   };
 }
 
+/** Methods every token store must have: the engine calls each of them. */
+const TOKEN_STORE_METHODS = [
+  'create',
+  'get',
+  'consume',
+  'extend',
+  'revoke',
+  'revokeIdentity',
+  'generation',
+] as const satisfies ReadonlyArray<keyof TokenStore>;
+const IDENTITY_STORE_METHODS = ['get'] as const satisfies ReadonlyArray<keyof IdentityStore>;
 /** Identity loads at most in flight after their login was answered (see `registerLater`). */
 const MAX_LATE_LOADS = 4;
+
+/**
+ * Refuse at start-up a store without a method the engine calls, naming it (a token store without
+ * `generation` made every login a 401 `token_malformed` through the catch-all).
+ */
+function requireMethods(store: unknown, option: string, what: string, methods: readonly string[]): void {
+  if (typeof store !== 'object' || store === null) {
+    throw new ConfigError(option, `must be a ${what} object (methods ${methods.join(', ')})`);
+  }
+  for (const method of methods) {
+    if (typeof (store as Record<string, unknown>)[method] !== 'function') {
+      throw new ConfigError(
+        `${option}.${method}`,
+        `the ${what} has no ${method} method: it must implement ${methods.join(', ')}`,
+      );
+    }
+  }
+}
 
 /** An identity id as events and logs may carry it: only a well-formed one (`A-Z a-z 0-9 . _ : -`, ≤ 128). */
 function wellFormedId(identityId: unknown): string | undefined {

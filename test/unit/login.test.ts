@@ -1,8 +1,10 @@
 import { createHmac } from 'node:crypto';
 import { CompactEncrypt, SignJWT, generateKeyPair, exportJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { OidcAuthError } from '../../src/index.js';
-import { githubIdentity, makeEngine } from '../helpers/engine.js';
+import { ConfigError, OidcAuthError, createOidcAuth } from '../../src/index.js';
+import { MemoryTokenStore } from '../../src/stores/memory.js';
+import type { IdentityStore, TokenStore } from '../../src/types.js';
+import { SIGNING_KEYS, githubIdentity, makeEngine } from '../helpers/engine.js';
 import { ISSUER, b64, githubClaims, makeKey, rawToken, seconds, sign, signRaw } from '../helpers/jwt.js';
 
 async function loginError(promise: Promise<unknown>): Promise<OidcAuthError> {
@@ -581,5 +583,59 @@ describe('static keys and key types', () => {
       .setProtectedHeader({ alg: 'ES256', kid: 'jose-es' })
       .sign(privateKey);
     await e.auth.login({ identityId: 'gh-deployer', jwt });
+  });
+});
+
+describe('#13.1 identity revocation leaves no survivor: stores are checked at start-up', () => {
+  const TOKEN_STORE_METHODS = [
+    'create',
+    'get',
+    'consume',
+    'extend',
+    'revoke',
+    'revokeIdentity',
+    'generation',
+  ];
+
+  /** A token store with every method but `missing`, delegating to a memory store. */
+  function tokenStoreWithout(missing: string): TokenStore {
+    const inner = new MemoryTokenStore({ sweepIntervalMs: 0 });
+    const store: Record<string, unknown> = {};
+    for (const method of TOKEN_STORE_METHODS) {
+      if (method !== missing) {
+        store[method] = (inner as unknown as Record<string, (...args: unknown[]) => unknown>)[method]!.bind(
+          inner,
+        );
+      }
+    }
+    return store as unknown as TokenStore;
+  }
+
+  it('#13.1 identity revocation leaves no survivor: a token store without generation is refused at start-up', () => {
+    const identities = [githubIdentity(makeKey('ES256'))];
+    // Before, it was accepted and every login then answered 401 token_malformed (the catch-all).
+    for (const method of TOKEN_STORE_METHODS) {
+      let error: unknown;
+      try {
+        createOidcAuth({ identities, tokens: tokenStoreWithout(method), signingKeys: SIGNING_KEYS });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, method).toBeInstanceOf(ConfigError);
+      expect(error, method).toMatchObject({ field: `tokens.${method}`, code: 'invalid_config' });
+      expect((error as Error).message, method).toContain(`no ${method} method`);
+    }
+    // The complete one is accepted.
+    createOidcAuth({ identities, tokens: tokenStoreWithout('none'), signingKeys: SIGNING_KEYS });
+  });
+
+  it('#13.1 identity revocation leaves no survivor: an identity store without get is refused at start-up', () => {
+    const withoutGet = { list: async () => [] } as unknown as IdentityStore;
+    expect(() => createOidcAuth({ identities: withoutGet, signingKeys: SIGNING_KEYS })).toThrow(
+      expect.objectContaining({ field: 'identities.get', code: 'invalid_config' }),
+    );
+    expect(() =>
+      createOidcAuth({ identities: null as unknown as IdentityStore, signingKeys: SIGNING_KEYS }),
+    ).toThrow(ConfigError);
   });
 });
