@@ -6,12 +6,13 @@ import { oidcAuthRouter, requireAccessToken } from '../adapters/express/index.js
 import { createIdentityAdmin, identityOidcAuthView, type IdentityChange } from '../src/admin.js';
 import {
   ConfigError,
+  createOidcAuth,
   parseIdentityConfig,
   type IdentityConfigInput,
   type IdentityStore,
 } from '../src/index.js';
 import { createTestCertificates } from './helpers/certs.js';
-import { makeEngine, type TestEngine } from './helpers/engine.js';
+import { SIGNING_KEYS, makeEngine, type TestEngine } from './helpers/engine.js';
 import { getWith, postJson, request } from './helpers/http.js';
 import { githubClaims, makeKey, sign } from './helpers/jwt.js';
 
@@ -304,6 +305,51 @@ describe('identity admin (framework-neutral)', () => {
       expect(answer.status).toBe(503);
       expect(JSON.stringify(answer.body)).not.toContain('ECONNREFUSED');
     }
+  });
+
+  it("#13.2 no identity oracle: attach and update register the config's issuer and key source before any login loads it", async () => {
+    // A custom store: the engine learns of its configs only from logins and the admin API.
+    const e = makeEngine();
+    const inner = e.auth.identities;
+    const reads: string[] = [];
+    const identities: IdentityStore = {
+      get: (id) => (reads.push(id), inner.get(id)),
+      put: (config) => inner.put!(config),
+      delete: (id) => inner.delete!(id),
+      list: () => inner.list!(),
+    };
+    const auth = createOidcAuth({ identities, signingKeys: SIGNING_KEYS, clock: e.clock.now });
+    const admin = createIdentityAdmin(auth);
+    const issuer = 'https://gitlab.example.com';
+    const first = makeKey('ES256', 'first');
+    const body = {
+      publicKeys: [first.publicJwk],
+      boundIssuer: issuer,
+      boundSubject: 'project_path:acme/app:*',
+    };
+    expect(auth.keys.keySourcesFor(issuer)).toBeUndefined();
+    expect((await admin.attach('gitlab-deployer', body)).status).toBe(200);
+    const attached = (await inner.get('gitlab-deployer'))!;
+    expect(auth.keys.registeredSource(issuer, attached)).toBeDefined();
+    // A token that does not verify is refused without reading the store.
+    reads.length = 0;
+    const claims = { iss: issuer, sub: 'project_path:acme/app:ref_type:branch:ref:main', aud: 'x' };
+    const now = Math.floor(e.clock.ms / 1000);
+    const forged = await sign(makeKey('ES256', 'first'), { ...claims, iat: now, exp: now + 60 });
+    await expect(auth.login({ identityId: 'gitlab-deployer', jwt: forged })).rejects.toMatchObject({
+      code: 'invalid_credentials',
+    });
+    expect(reads).toEqual([]);
+    // An update to another key registers that one too; the new key's token logs in.
+    const second = makeKey('ES256', 'second');
+    expect((await admin.update('gitlab-deployer', { publicKeys: [second.publicJwk] })).status).toBe(200);
+    const updated = (await inner.get('gitlab-deployer'))!;
+    expect(auth.keys.registeredSource(issuer, updated)).toBeDefined();
+    const genuine = await sign(second, { ...claims, iat: now, exp: now + 60, aud: undefined });
+    await expect(auth.login({ identityId: 'gitlab-deployer', jwt: genuine })).resolves.toMatchObject({
+      identityId: 'gitlab-deployer',
+    });
+    await auth.close();
   });
 
   it('handle() dispatches by method and path, 404 otherwise', async () => {
