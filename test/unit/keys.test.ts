@@ -762,3 +762,66 @@ describe('KeyManager over https (SSRF-08)', () => {
     );
   });
 });
+
+describe('KeyManager: issuer registry (#13.2)', () => {
+  const ISSUER = 'https://issuer.example';
+  const staticKey = (kid: string) => ({ ...createSigningKey('ES256', kid).publicJwk });
+
+  it('#13.2 no identity oracle: up to 8 distinct key sources per issuer, in registration order, each once; a ninth marks the issuer full', () => {
+    const manager = new KeyManager();
+    const configs = Array.from({ length: 10 }, (_, i) => identity({ publicKeys: [staticKey(`k${i}`)] }));
+    for (const config of configs) expect(manager.registerIssuers(config)).toBe(true);
+    // The same source again (another identity, another object) adds nothing.
+    expect(manager.registerIssuers(identity({ publicKeys: configs[0]!.publicKeys }))).toBe(true);
+    const registered = manager.keySourcesFor(ISSUER)!;
+    expect(registered.full).toBe(true);
+    expect(registered.sources).toHaveLength(8);
+    expect(manager.sizes()).toMatchObject({ issuers: 1, issuerSources: 8 });
+    for (let i = 0; i < 10; i++) {
+      const own = manager.registeredSource(ISSUER, configs[i]!);
+      expect(own, `source ${i}`).toBe(i < 8 ? registered.sources[i] : undefined);
+    }
+    // A registered source binds nothing and grants nothing: only where the keys are.
+    expect(registered.sources[0]).toMatchObject({
+      identityId: '',
+      boundIssuer: [],
+      boundSubject: [],
+      boundClaims: {},
+      metadata: {},
+      publicKeys: configs[0]!.publicKeys,
+    });
+    expect(Object.isFrozen(registered.sources[0])).toBe(true);
+    expect(manager.keySourcesFor('https://other.example')).toBeUndefined();
+  });
+
+  it('#13.2 no identity oracle: registerIssuers says false once the 10,000 issuers are taken', () => {
+    const manager = new KeyManager();
+    const config = identity({
+      jwksUrl: 'https://idp.example/jwks',
+      boundIssuer: Array.from({ length: 10_001 }, (_, i) => `https://issuer-${i}.example`),
+    });
+    expect(manager.registerIssuers(config)).toBe(false);
+    expect(manager.sizes().issuers).toBe(10_000);
+    expect(manager.registerIssuers(identity({ jwksUrl: 'https://idp.example/jwks' }))).toBe(false);
+  });
+
+  it('#13.2 no identity oracle: keysInHand hands out only what getKeys would at once, and never fetches', async () => {
+    const { idp, clock, manager, config } = await setup();
+    const header = { alg: 'RS256', kid: 'key-1' };
+    expect(manager.keysInHand(config, header)).toBeUndefined();
+    expect(idp.hits('discovery') + idp.hits('jwks')).toBe(0);
+    const fetched = await manager.getKeys(config, header);
+    expect(manager.keysInHand(config, header)).toBe(fetched);
+    expect(manager.keysInHand(config, { alg: 'RS256', kid: 'other' })).toBeUndefined();
+    expect(manager.keysInHand(config, { alg: 'HS256', kid: 'key-1' })).toBeUndefined();
+    expect(manager.keysInHand({ ...config, allowedAlgorithms: ['ES256'] }, header)).toBeUndefined();
+    // Past the cache age, getKeys would refresh: not in hand.
+    clock.now += 11 * MINUTE;
+    expect(manager.keysInHand(config, header)).toBeUndefined();
+    expect(idp.hits('discovery') + idp.hits('jwks')).toBe(2);
+    // Static keys are always in hand.
+    const pinned = identity({ publicKeys: [staticKey('pinned')] });
+    expect(manager.keysInHand(pinned, { alg: 'ES256', kid: 'pinned' })).toHaveLength(1);
+    expect(manager.keysInHand(pinned, { alg: 'ES256', kid: 'nope' })).toBeUndefined();
+  });
+});
