@@ -8,7 +8,7 @@ import type { TokenStore } from '../../src/types.js';
 import { githubIdentity, makeEngine } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
 import { useSharedStores } from '../helpers/shared-stores.js';
-import { makeRecord } from './contract.js';
+import { makeRecord } from '../../src/testing/index.js';
 
 // Issue 13.5: a config a token store cannot hold used to be accepted and then made every login (or
 // every guarded request) of the identity answer 503. Each numeric field is now capped at config

@@ -1,11 +1,18 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { MemoryIdentityStore, MemoryTokenStore } from '../../src/stores/memory.js';
 import { githubIdentity } from '../helpers/engine.js';
 import { makeKey } from '../helpers/jwt.js';
-import { describeTokenStoreContract, makeRecord } from './contract.js';
+import { identityStoreConformance, makeRecord, tokenStoreConformance } from '../../src/testing/index.js';
 
-describeTokenStoreContract('MemoryTokenStore', () => new MemoryTokenStore({ sweepIntervalMs: 0 }));
+const test = { describe, it, before: beforeAll, after: afterAll };
+
+// One process's memory: the two "instances" the suite asks for are one store.
+const tokens = new MemoryTokenStore({ sweepIntervalMs: 0 });
+tokenStoreConformance({ name: 'MemoryTokenStore', test, create: () => tokens });
+
+const identities = new MemoryIdentityStore();
+identityStoreConformance({ name: 'MemoryIdentityStore', test, create: () => identities });
 
 describe('MemoryIdentityStore', () => {
   const key = makeKey('RS256');

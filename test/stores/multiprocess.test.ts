@@ -5,7 +5,7 @@ import { migrate, PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
 import type { TokenStore } from '../../src/types.js';
 import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';
-import { makeRecord } from './contract.js';
+import { makeRecord } from '../../src/testing/index.js';
 import { Worker, type Request } from './worker-client.js';
 
 interface Backend {

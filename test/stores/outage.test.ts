@@ -18,7 +18,7 @@ import {
   type OutageProxy,
   type ThrowawayRedis,
 } from '../helpers/servers.js';
-import { makeRecord } from './contract.js';
+import { makeRecord } from '../../src/testing/index.js';
 
 const TIMEOUT_MS = 300;
 /** Generous: the point is "gives up by itself, never hangs", not speed. */

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { migrate, PostgresIdentityStore, PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
 import type { IdentityConfigInput } from '../../src/types.js';
-import { sharedPgConfig, uniqueName } from '../helpers/servers.js';
-import { describeTokenStoreContract, makeRecord } from './contract.js';
+import { identityStoreConformance, makeRecord, tokenStoreConformance } from '../../src/testing/index.js';
+import { sharedPgConfig, startProxy, uniqueName, type OutageProxy } from '../helpers/servers.js';
 
 const schema = uniqueName('oma_test');
 const schemas = [schema];
@@ -39,7 +39,46 @@ async function rowCount(table = 'oma_access_tokens', inSchema = schema): Promise
   return (rows[0] as { n: number }).n;
 }
 
-describeTokenStoreContract('PostgresTokenStore', () => tokenStore());
+describe('PostgreSQL stores through the exported conformance suites', () => {
+  // Each instance the suites ask for is an app instance: its own pool, through a TCP proxy this file
+  // owns in front of the shared server, which the outage hook shuts (connections refused and cut).
+  let gate: OutageProxy;
+  const pools: pg.Pool[] = [];
+  const test = { describe, it, before: beforeAll, after: afterAll };
+  const outage = { break: () => gate.down(), restore: () => gate.up() };
+
+  beforeAll(async () => {
+    gate = await startProxy(Number(sharedPgConfig().port));
+  });
+
+  afterAll(async () => {
+    await gate?.up();
+    await Promise.all(pools.map((p) => p.end()));
+    await gate?.close();
+  });
+
+  function instancePool(): pg.Pool {
+    const p = new pg.Pool({ ...sharedPgConfig(), port: gate.port, max: 10, connectionTimeoutMillis: 2000 });
+    // Idle connections cut by the outage emit 'error' on the pool: without a listener, Node exits.
+    p.on('error', () => {});
+    pools.push(p);
+    return p;
+  }
+
+  tokenStoreConformance({
+    name: 'PostgresTokenStore',
+    test,
+    create: () => new PostgresTokenStore({ pool: instancePool(), schema }),
+    outage,
+  });
+
+  identityStoreConformance({
+    name: 'PostgresIdentityStore',
+    test,
+    create: () => new PostgresIdentityStore({ pool: instancePool(), schema }),
+    outage,
+  });
+});
 
 describe('migrate', () => {
   it('is idempotent and safe when many instances start at once', async () => {

@@ -2,13 +2,15 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
+import { makeRecord, tokenStoreConformance } from '../../src/testing/index.js';
 import {
   sharedRedisOptions,
+  startProxy,
   startRedisCluster,
   uniqueName,
+  type OutageProxy,
   type ThrowawayRedisCluster,
 } from '../helpers/servers.js';
-import { describeTokenStoreContract, makeRecord } from './contract.js';
 
 const prefix = `${uniqueName('oma_test')}:`;
 let client: Redis;
@@ -46,7 +48,44 @@ function store(options: Partial<ConstructorParameters<typeof RedisTokenStore>[0]
   return new RedisTokenStore({ client, prefix, ...options });
 }
 
-describeTokenStoreContract('RedisTokenStore', () => store());
+const test = { describe, it, before: beforeAll, after: afterAll };
+
+describe('RedisTokenStore through the exported conformance suite', () => {
+  // Each instance the suite asks for is an app instance: its own client, through a TCP proxy this
+  // file owns in front of the shared Redis, which the outage hook shuts (connections refused and cut).
+  let gate: OutageProxy;
+  const clients: Redis[] = [];
+
+  beforeAll(async () => {
+    gate = await startProxy(Number(sharedRedisOptions().port));
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await gate?.close();
+  });
+
+  tokenStoreConformance({
+    name: 'RedisTokenStore',
+    test,
+    async create() {
+      const instanceClient = new Redis({
+        host: '127.0.0.1',
+        port: gate.port,
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 1000,
+        retryStrategy: () => 50,
+      });
+      instanceClient.on('error', () => {});
+      clients.push(instanceClient);
+      await instanceClient.connect();
+      return new RedisTokenStore({ client: instanceClient, prefix });
+    },
+    outage: { break: () => gate.down(), restore: () => gate.up() },
+  });
+});
 
 describe('RedisTokenStore', () => {
   it('refuses a prefix with hash-tag braces and a non-positive timeout', () => {
@@ -350,29 +389,38 @@ describe('RedisTokenStore', () => {
 describe('RedisTokenStore on Redis Cluster (three masters this test starts)', () => {
   let cluster: ThrowawayRedisCluster;
   let clusterClient: Cluster;
+  const clusterClients: Cluster[] = [];
 
-  beforeAll(async () => {
-    cluster = await startRedisCluster();
-    clusterClient = new Cluster(cluster.nodes, {
+  async function connectCluster(): Promise<Cluster> {
+    const c = new Cluster(cluster.nodes, {
       enableOfflineQueue: true,
       redisOptions: { maxRetriesPerRequest: 1 },
     });
-    clusterClient.on('error', () => {});
+    c.on('error', () => {});
+    clusterClients.push(c);
     await new Promise((resolve, reject) => {
-      clusterClient.once('ready', resolve);
-      clusterClient.once('error', reject);
+      c.once('ready', resolve);
+      c.once('error', reject);
     });
+    return c;
+  }
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    clusterClient = await connectCluster();
   }, 30_000);
 
   afterAll(async () => {
-    clusterClient?.disconnect();
+    for (const c of clusterClients) c.disconnect();
     await cluster?.stop();
   });
 
-  describeTokenStoreContract(
-    'RedisTokenStore (Cluster)',
-    () => new RedisTokenStore({ client: clusterClient }),
-  );
+  // Two app instances, each with its own Cluster client.
+  tokenStoreConformance({
+    name: 'RedisTokenStore (Cluster)',
+    test,
+    create: async () => new RedisTokenStore({ client: await connectCluster() }),
+  });
 
   it('spreads tokens over the slots of every master', async () => {
     const s = new RedisTokenStore({ client: clusterClient });

@@ -1,0 +1,13 @@
+/**
+ * `oidc-machine-auth/testing`: the conformance suites a token store or identity store must pass,
+ * the same ones the library's memory, Redis and PostgreSQL stores run. Framework-free: pass your
+ * test framework's `describe`/`it` (and `before`/`after`); cases assert with `node:assert/strict`.
+ * See docs/STORES.md, "Writing your own store".
+ *
+ * @module
+ */
+export { tokenStoreConformance, type TokenStoreSuiteOptions } from './token-store.js';
+export { identityStoreConformance, identityInput, type IdentityStoreSuiteOptions } from './identity-store.js';
+export type { OutageHook } from './token-outage.js';
+export type { TestFunctions } from './test-functions.js';
+export { makeRecord, newId, newIdentityId } from './records.js';
