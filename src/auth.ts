@@ -26,7 +26,7 @@ import type {
   Logger,
   TokenStore,
 } from './types.js';
-import { LoginFailure, readHeader, unstorableClaim, verifyLogin } from './verify.js';
+import { LoginFailure, readHeader, unstorableClaim, verifyLogin, type LoginContext } from './verify.js';
 import { explainLogin, type ExplainReport } from './explain.js';
 import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from './config.js';
 
@@ -172,6 +172,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   /** Key sources of `memoryStore` registered so far (its list only grows), and whether every one registered. */
   let storeSourcesRegistered = 0;
   let everyStoreIssuerRegistered = true;
+  /** Every issuer any identity binds is registered (a memory store's, all of them), as of the last login. */
+  let allIssuersRegistered = false;
   let closed = false;
   /** Loads of identities running after their login was answered (see registerLater). */
   let lateLoads = 0;
@@ -220,17 +222,17 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   }
 
   /**
-   * Register the key sources a memory store added since the last call (a comparison when none).
-   * @returns whether every issuer any identity binds is registered: then one that is not is bound
+   * Register the key sources a memory store added since the last call (a comparison when none),
+   * and note whether every issuer any identity binds is registered: then one that is not is bound
    * by no identity, and a token naming it is refused with no store read.
    */
-  function registerStoreIssuers(): boolean {
-    if (!memoryStore) return false;
+  function registerStoreIssuers(): void {
+    if (!memoryStore) return;
     const sources = memoryStore.keySources();
     for (; storeSourcesRegistered < sources.length; storeSourcesRegistered++) {
       if (!keys.registerIssuers(sources[storeSourcesRegistered]!)) everyStoreIssuerRegistered = false;
     }
-    return everyStoreIssuerRegistered && memoryStore.keySourcesComplete;
+    allIssuersRegistered = everyStoreIssuerRegistered && memoryStore.keySourcesComplete;
   }
 
   /**
@@ -241,7 +243,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
    * registered; at most 4 at a time (more are skipped), never while the answer is being sent.
    */
   function registerLater(identityId: string): void {
-    if (lateLoads >= MAX_LATE_LOADS || closed) return;
+    if (allIssuersRegistered || lateLoads >= MAX_LATE_LOADS || closed) return;
     lateLoads++;
     setImmediate(() => {
       loadIdentity(identityId)
@@ -250,6 +252,13 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         .finally(() => lateLoads--);
     });
   }
+
+  const loginContext: LoginContext = {
+    keys,
+    load: loadIdentity,
+    allIssuersRegistered: () => allIssuersRegistered,
+    unverified: registerLater,
+  };
 
   function ipAllowList(list: readonly string[]): IpAllowList {
     let compiled = ipLists.get(list);
@@ -389,21 +398,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       const generation = await tokens.generation(identityId).catch((error: unknown) => {
         throw storeDown(error, 'generation');
       });
-      const allIssuersRegistered = registerStoreIssuers();
+      registerStoreIssuers();
       const now = clock();
       // The identity is read only once the token verified against its issuer's keys (verifyLogin):
       // until then the work and the answer depend on the token, never on whether the id exists.
-      const { payload, config } = await verifyLogin(
-        jwt,
-        header,
-        {
-          keys,
-          load: () => loadIdentity(identityId),
-          allIssuersRegistered,
-          unverified: allIssuersRegistered ? undefined : () => registerLater(identityId),
-        },
-        now,
-      );
+      const { payload, config } = await verifyLogin(jwt, header, identityId, loginContext, now);
       context.issuer = payload.iss;
       if (typeof payload.sub === 'string') context.subject = payload.sub;
       if (typeof payload.jti === 'string') context.jti = payload.jti;

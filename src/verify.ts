@@ -97,22 +97,22 @@ export interface VerifiedLogin extends VerifiedIdpToken {
   config: IdentityConfig;
 }
 
-/** What {@link verifyLogin} needs besides the token. */
+/** What {@link verifyLogin} needs besides the token: one per engine. */
 export interface LoginContext {
   keys: KeyManager;
-  /** The validated config of the identity the login names, or `undefined`: a store read. */
-  load(): Promise<IdentityConfig | undefined>;
+  /** The validated config of an identity, or `undefined`: a store read. */
+  load(identityId: string): Promise<IdentityConfig | undefined>;
   /**
-   * Every issuer an identity binds is registered with `keys` (a memory store, all registered): an
-   * issuer that is not is bound by no identity, and is refused with no store read.
+   * Whether every issuer an identity binds is registered with `keys` (a memory store, all
+   * registered): then an issuer that is not is bound by no identity, and is refused with no read.
    */
-  allIssuersRegistered: boolean;
+  allIssuersRegistered(): boolean;
   /**
    * Called when the token named a registered issuer, no registered source of it verified the
    * token, and so the identity was not loaded: the caller may load it later, off the answer's path,
    * to register a key source this instance has not seen yet.
    */
-  unverified?(): void;
+  unverified(identityId: string): void;
 }
 
 /**
@@ -140,6 +140,7 @@ export interface LoginContext {
 export async function verifyLogin(
   jwt: string,
   header: UnverifiedHeader,
+  identityId: string,
   login: LoginContext,
   now: number,
 ): Promise<VerifiedLogin> {
@@ -153,19 +154,19 @@ export async function verifyLogin(
   if (registered) {
     tried = await trySources(jwt, header, registered.sources, keys);
     if (tried.verifiedBy) {
-      const config = await login.load();
+      const config = await login.load(identityId);
       if (!config) throw new LoginFailure('identity_not_found', false);
       return verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
     }
     if (!registered.full) {
-      login.unverified?.();
+      login.unverified(identityId);
       throw tried.failure;
     }
     // A full issuer may have identities whose source is not registered: load, as for a cold one.
-  } else if (login.allIssuersRegistered) {
+  } else if (login.allIssuersRegistered()) {
     throw new LoginFailure('issuer_mismatch', false);
   }
-  const config = await login.load();
+  const config = await login.load(identityId);
   if (!config) throw tried?.failure ?? new LoginFailure('identity_not_found', false);
   keys.registerIssuers(config);
   return verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
