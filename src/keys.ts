@@ -1031,9 +1031,14 @@ function jwksKey(url: string, params: FetchParams): string {
   return `jwks\n${flagsOf(params)}\n${url}\n${params.caCert ?? ''}`;
 }
 
+/**
+ * The cache key of `config`'s key source: equal for two configs exactly when they reach the same
+ * keys the same way (a login accepts a token only if its identity's own source, by this key,
+ * verified it). Static keys are one JSON array, so no two lists spell alike (a PEM holds newlines).
+ */
 function sourceKey(config: IdentityConfig): string {
   if (config.publicKeys && config.publicKeys.length > 0) {
-    return `static\n${config.publicKeys.map((k) => (typeof k === 'string' ? k : JSON.stringify(k))).join('\n')}`;
+    return `static\n${JSON.stringify(config.publicKeys)}`;
   }
   const params = {
     caCert: config.caCert,

@@ -134,8 +134,9 @@ export interface LoginContext {
  *   does an issuer whose sources are {@link IssuerKeySources.full | full} when none verified. With
  *   `allIssuersRegistered`, an unregistered issuer is refused with no store read.
  *
- * Refusals before the identity's own source verified are `verified: false`; an unknown identity's
- * say `identity_not_found`.
+ * Refusals before the identity's own source verified are `verified: false`. Their reason is the
+ * token's (`signature_invalid`, `key_not_found`, `issuer_mismatch`…) until the identity is read;
+ * `identity_not_found` once it was and there is none.
  */
 export async function verifyLogin(
   jwt: string,

@@ -1,4 +1,4 @@
-import { createPublicKey, randomUUID } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
@@ -823,5 +823,24 @@ describe('KeyManager: issuer registry (#13.2)', () => {
     const pinned = identity({ publicKeys: [staticKey('pinned')] });
     expect(manager.keysInHand(pinned, { alg: 'ES256', kid: 'pinned' })).toHaveLength(1);
     expect(manager.keysInHand(pinned, { alg: 'ES256', kid: 'nope' })).toBeUndefined();
+  });
+});
+
+describe('KeyManager: static key sources are told apart (#13.2)', () => {
+  it('#13.2 no identity oracle: two PEMs in one string and the same PEMs as two entries are different sources', async () => {
+    const pem = () =>
+      generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        .publicKey.export({ format: 'pem', type: 'spki' })
+        .toString();
+    const [a, b] = [pem(), pem()];
+    const joined = identity({ publicKeys: [`${a.trimEnd()}\n${b}`] });
+    const separate = identity({ publicKeys: [a.trimEnd(), b] });
+    const manager = new KeyManager();
+    // The two-entry list first: the one-string list must not share its source (and its key B).
+    const header = { alg: 'ES256', kid: undefined };
+    expect(await manager.getKeys(separate, header)).toHaveLength(2);
+    expect((await manager.getKeys(joined, header)).length).toBeLessThan(2);
+    manager.registerIssuers(separate);
+    expect(manager.registeredSource('https://issuer.example', joined)).toBeUndefined();
   });
 });
