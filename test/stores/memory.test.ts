@@ -7,12 +7,14 @@ import { identityStoreConformance, makeRecord, tokenStoreConformance } from '../
 
 const test = { describe, it, before: beforeAll, after: afterAll };
 
-// One process's memory: the two "instances" the suite asks for are one store.
-const tokens = new MemoryTokenStore({ sweepIntervalMs: 0 });
-tokenStoreConformance({ name: 'MemoryTokenStore', test, create: () => tokens });
+describe('#18 memory stores through the exported conformance suites', () => {
+  // One process's memory: the two "instances" the suites ask for are one store.
+  const tokens = new MemoryTokenStore({ sweepIntervalMs: 0 });
+  tokenStoreConformance({ name: 'MemoryTokenStore', test, create: () => tokens });
 
-const identities = new MemoryIdentityStore();
-identityStoreConformance({ name: 'MemoryIdentityStore', test, create: () => identities });
+  const identities = new MemoryIdentityStore();
+  identityStoreConformance({ name: 'MemoryIdentityStore', test, create: () => identities });
+});
 
 describe('MemoryIdentityStore', () => {
   const key = makeKey('RS256');

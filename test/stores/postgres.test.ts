@@ -39,7 +39,7 @@ async function rowCount(table = 'oma_access_tokens', inSchema = schema): Promise
   return (rows[0] as { n: number }).n;
 }
 
-describe('PostgreSQL stores through the exported conformance suites', () => {
+describe('#18 PostgreSQL stores through the exported conformance suites', () => {
   // Each instance the suites ask for is an app instance: its own pool, through a TCP proxy this file
   // owns in front of the shared server, which the outage hook shuts (connections refused and cut).
   let gate: OutageProxy;

@@ -50,7 +50,7 @@ function store(options: Partial<ConstructorParameters<typeof RedisTokenStore>[0]
 
 const test = { describe, it, before: beforeAll, after: afterAll };
 
-describe('RedisTokenStore through the exported conformance suite', () => {
+describe('#18 RedisTokenStore through the exported conformance suite', () => {
   // Each instance the suite asks for is an app instance: its own client, through a TCP proxy this
   // file owns in front of the shared Redis, which the outage hook shuts (connections refused and cut).
   let gate: OutageProxy;
