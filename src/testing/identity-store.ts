@@ -5,7 +5,7 @@ import { assertFailsClosed, eventually } from './assertions.js';
 import { newIdentityId } from './records.js';
 import type { TestFunctions } from './test-functions.js';
 import { storeFixture } from './test-functions.js';
-import type { OutageHook } from './token-outage.js';
+import type { OutageHook } from './outage-hook.js';
 
 /** Options of {@link identityStoreConformance}. */
 export interface IdentityStoreSuiteOptions {

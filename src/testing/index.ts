@@ -8,6 +8,6 @@
  */
 export { tokenStoreConformance, type TokenStoreSuiteOptions } from './token-store.js';
 export { identityStoreConformance, identityInput, type IdentityStoreSuiteOptions } from './identity-store.js';
-export type { OutageHook } from './token-outage.js';
+export type { OutageHook } from './outage-hook.js';
 export type { TestFunctions } from './test-functions.js';
 export { makeRecord, newId, newIdentityId } from './records.js';

@@ -5,7 +5,8 @@ import { storeFixture } from './test-functions.js';
 import type { TokenCaseContext } from './token-context.js';
 import { tokenInstanceCases } from './token-instances.js';
 import { tokenLimitCases } from './token-limits.js';
-import { tokenOutageCases, type OutageHook } from './token-outage.js';
+import type { OutageHook } from './outage-hook.js';
+import { tokenOutageCases } from './token-outage.js';
 import { tokenRevocationCases } from './token-revocation.js';
 import { tokenUseCases } from './token-uses.js';
 
