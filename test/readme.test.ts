@@ -39,7 +39,14 @@ const CONTEXT: Record<string, string> = {
 };
 
 /** Markdown files whose TypeScript blocks must compile: the README and the docs pages it links. */
-const CHECKED_DOCS = ['README.md', 'docs/CONFIG.md', 'docs/PROTOCOL.md', 'docs/OBSERVABILITY.md'];
+const CHECKED_DOCS = [
+  'README.md',
+  'docs/CONFIG.md',
+  'docs/PROTOCOL.md',
+  'docs/OBSERVABILITY.md',
+  'docs/STORES.md',
+  'docs/UPGRADING.md',
+];
 
 interface Snippet {
   /** Repo-relative markdown file. */
