@@ -157,7 +157,7 @@ export async function verifyLogin(
     if (tried.verifiedBy) {
       const config = await login.load(identityId);
       if (!config) throw new LoginFailure('identity_not_found', false);
-      return verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
+      return await verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
     }
     if (!registered.full) {
       login.unverified(identityId);
@@ -170,7 +170,7 @@ export async function verifyLogin(
   const config = await login.load(identityId);
   if (!config) throw tried?.failure ?? new LoginFailure('identity_not_found', false);
   keys.registerIssuers(config);
-  return verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
+  return await verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
 }
 
 /**
