@@ -132,10 +132,23 @@ function inProcessFleet(engines: OidcAuth[], concurrency: number): Fleet {
   };
 }
 
+/**
+ * A memory store whose reads answer a macrotask later, like a real store's: a login reads the
+ * identity after its token verified, right before it stores the access token, so without a
+ * wait there no login is ever between the two when the revocation runs.
+ */
+class SlowReadIdentityStore extends MemoryIdentityStore {
+  override async get(identityId: string) {
+    const config = await super.get(identityId);
+    await new Promise((resolve) => setImmediate(resolve));
+    return config;
+  }
+}
+
 describe('#13.1 identity revocation leaves no survivor: memory store, logins in flight in this process', () => {
   it(`${ROUNDS} rounds of 24 concurrent login loops while the identity is deleted, narrowed or revoked`, async () => {
     const key = makeKey('ES256');
-    const identities = new MemoryIdentityStore();
+    const identities = new SlowReadIdentityStore();
     const auth = createOidcAuth({
       identities,
       tokens: new MemoryTokenStore({ sweepIntervalMs: 0 }),
