@@ -41,7 +41,8 @@ export interface Comparison {
 
 /**
  * Every candidate, in report order. Sets: `default` (issue 2's Express run), `express`, `peers`, `login`, `scale`,
- * `diagnose`, `frameworks` (issue 3: Koa, Hono, Fastify), `stores` (issue 4: Redis and PostgreSQL).
+ * `diagnose`, `frameworks` (issue 3: Koa, Hono, Fastify), `stores` (issue 4: Redis and PostgreSQL; issue 18: the
+ * MariaDB example store).
  */
 export const CANDIDATES: readonly Candidate[] = [
   {
@@ -171,6 +172,17 @@ export const CANDIDATES: readonly Candidate[] = [
     sets: ['default', 'stores'],
   })),
   ...frameworkStoreCandidates(),
+  // Issue 18: the MariaDB/MySQL store of examples/custom-store-mysql (a custom store as a user writes
+  // it) behind the same Express guard, one token and spread like the Redis and PostgreSQL ones above.
+  ...([false, true] as const).map((spread): Candidate => ({
+    id: `express-guard-mariadb${spread ? '-spread' : ''}`,
+    label: `Express + requireAccessToken (MariaDB example store${spread ? ', requests over 1,000 tokens' : ''})`,
+    server: 'express-guard.ts',
+    env: { BENCH_STORE: 'mariadb', ...(spread && { BENCH_SPREAD: '1000' }) },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'stores'],
+  })),
 ];
 
 /** The ratios reported; those with a `target` get a met/MISSED verdict. */
@@ -312,6 +324,18 @@ export const COMPARISONS: readonly Comparison[] = [
     baseline: 'express-bare',
   },
   ...frameworkStoreComparisons(),
+  {
+    label: 'guard, MariaDB example vs memory store (Express)',
+    candidate: 'express-guard-mariadb',
+    baseline: 'express-guard-memory',
+    target: 0.5,
+    source: 'issue 18',
+  },
+  {
+    label: 'guard, MariaDB example vs memory store, requests over 1,000 tokens',
+    candidate: 'express-guard-mariadb-spread',
+    baseline: 'express-guard-memory-spread',
+  },
 ];
 
 /**

@@ -33,7 +33,7 @@ export interface RunMeasure {
   /** Shares of one core over the run (1 = one core busy the whole run). */
   serverCores: number;
   clientCores: number;
-  /** The local PostgreSQL and Redis server processes (a store candidate's own cost, not noise). */
+  /** The local PostgreSQL, Redis and MariaDB server processes (a store candidate's own cost, not noise). */
   storeCores: number;
   /** Everything else on the machine: `/proc/stat` busy time minus client, server and store servers. */
   otherCores: number | undefined;

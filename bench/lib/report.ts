@@ -232,7 +232,7 @@ export function renderReport(report: BenchReport): string {
     out.push('## Every run', '');
     out.push(
       `Cores = share of one core over the run. "others" = machine busy time from /proc/stat minus client, server and ` +
-        `the local PostgreSQL and Redis servers ("store server", a store candidate's own cost); a run is flagged noisy above ${args.noisyShare} core, and retried up to ${args.retries} time(s).`,
+        `the local PostgreSQL, Redis and MariaDB servers ("store server", a store candidate's own cost); a run is flagged noisy above ${args.noisyShare} core, and retried up to ${args.retries} time(s).`,
       '',
       '| round | # | candidate | attempt | req/s | p50 ms | p99 ms | server µs/req | server cores | client cores | store server cores | others cores | notes |',
       '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
@@ -307,7 +307,7 @@ export function renderReport(report: BenchReport): string {
 
 /**
  * Issue 4's "one guarded request makes exactly one round trip to the store": the per-request counts the
- * store servers (`servers/express-guard.ts` with `BENCH_STORE=redis|postgres`) measure at start-up and report in `info`, one row per
+ * store servers (`servers/express-guard.ts` with `BENCH_STORE=redis|postgres|mariadb`) measure at start-up and report in `info`, one row per
  * candidate with the values of every run (empty when no run reported them).
  */
 export function storeRoundTripsMarkdown(runs: readonly RunRecord[]): string[] {
@@ -317,7 +317,7 @@ export function storeRoundTripsMarkdown(runs: readonly RunRecord[]): string[] {
     if (typeof client !== 'number') continue;
     const row = byCandidate.get(r.candidate) ?? { client: [], server: [] };
     row.client.push(client);
-    const server = r.info?.evalshaPerRequest;
+    const server = r.info?.evalshaPerRequest ?? r.info?.updatesPerRequest;
     if (typeof server === 'number') row.server.push(server);
     byCandidate.set(r.candidate, row);
   }
@@ -327,13 +327,16 @@ export function storeRoundTripsMarkdown(runs: readonly RunRecord[]): string[] {
     '## Store round trips per guarded request (target: one, never more; issue 4)',
     '',
     'Counted by each store server before it starts answering the harness: warm-up, then a few hundred guarded ' +
-      'requests through the same app. Client side = ioredis commands sent / pg `client.query` calls; server side ' +
-      '= `INFO commandstats` EVALSHA calls delta (other clients of the shared Redis can only raise it). ' +
+      'requests through the same app. Client side = ioredis commands sent / pg `client.query` calls / mysql2 ' +
+      '`query` calls; server side = `INFO commandstats` EVALSHA calls delta, or for MariaDB the `Com_update` ' +
+      'delta (each call of the example store carries one UPDATE; other clients of a shared server can only ' +
+      'raise either). ' +
       'Distinct values over all runs. The probe sends 10 requests at a time on one token: the Redis store sends ' +
       'the uses that arrive in one event-loop turn as one script call, and the PostgreSQL store sends uses of ' +
-      'one token that arrive while its statement runs as one next statement, so both make fewer.',
+      'one token that arrive while its statement runs as one next statement (the MariaDB example does the ' +
+      'same), so they make fewer.',
     '',
-    '| candidate | client side | server side (Redis EVALSHA) | verdict |',
+    '| candidate | client side | server side (Redis EVALSHA, MariaDB UPDATE) | verdict |',
     '|---|---:|---:|---|',
   ];
   for (const [id, row] of byCandidate) {

@@ -30,9 +30,9 @@ export function readCpuTotals(): CpuTotals | undefined {
 }
 
 /** Process names of the shared stores the store candidates use: their CPU is the candidate's, not noise. */
-const STORE_SERVERS = new Set(['postgres', 'redis-server']);
+const STORE_SERVERS = new Set(['postgres', 'redis-server', 'mariadbd']);
 
-/** CPU time (µs) used so far by the local PostgreSQL and Redis server processes; 0 off Linux. */
+/** CPU time (µs) used so far by the local PostgreSQL, Redis and MariaDB server processes; 0 off Linux. */
 export function storeServersCpuUs(): number {
   let jiffies = 0;
   let pids: string[];

@@ -1,6 +1,6 @@
 /**
  * Express 5 + `requireAccessToken(auth)`. Knobs:
- * - `BENCH_STORE`: `memory` (the default), `redis` or `postgres` (see `lib/stores.ts`);
+ * - `BENCH_STORE`: `memory` (the default), `redis`, `postgres` or `mariadb` (see `lib/stores.ts`);
  * - `BENCH_IDENTITIES`: filler identities added (default 0);
  * - `BENCH_LIVE_TOKENS`: filler live tokens, made at start as logins would (default 0, at least `BENCH_SPREAD`);
  * - `BENCH_SPREAD`: under load, requests spread at random over this many of the filler tokens instead of
@@ -9,8 +9,9 @@
  *
  * With a shared store, before answering its spec line the server sends `BENCH_RT_REQUESTS` (default 400)
  * guarded requests to a throw-away listener of the same app and reports store round trips per request in
- * `info`: client-side (ioredis commands sent / pg `client.query` calls) and, for Redis, server-side
- * (`INFO commandstats` EVALSHA calls delta; other clients of the shared server can only inflate it).
+ * `info`: client-side (ioredis commands sent / pg `client.query` calls / mysql2 `query` calls) and, for
+ * Redis and MariaDB, server-side (`INFO commandstats` EVALSHA calls delta, `Com_update` delta; other
+ * clients of the shared server can only inflate it).
  */
 import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -69,7 +70,7 @@ async function roundTrips(setup: StoreSetup, app: RequestListener, token: string
     storeRoundTripsPerRequest: (setup.roundTrips() - client0) / rtRequests,
   };
   if (server0 !== undefined && server1 !== undefined)
-    info.evalshaPerRequest = (server1 - server0) / rtRequests;
+    info[setup.serverCountName ?? 'serverCountPerRequest'] = (server1 - server0) / rtRequests;
   return info;
 }
 
