@@ -175,8 +175,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   /** Every issuer any identity binds is registered (a memory store's, all of them), as of the last login. */
   let allIssuersRegistered = false;
   let closed = false;
-  /** Loads of identities running after their login was answered (see registerLater). */
-  let lateLoads = 0;
+  /** Issuer → epoch ms of its last key-source refresh (see refreshIssuer); only registered issuers. */
+  const refreshedAt = new LRUCache<string, number>({ max: MAX_REFRESHED_ISSUERS });
+  /** Issuers whose key-source refresh is running (single flight). */
+  const refreshing = new Set<string>();
   registerStoreIssuers();
 
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
@@ -237,27 +239,51 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 
   /**
    * After a login was refused because no registered source of its token's issuer verified it (and
-   * so its identity was not read), load the identity off the answer's path and register its issuers,
-   * so that an identity whose key source this instance has not seen yet (written by another
-   * instance, or by hand) logs in on its next attempt. Only for stores whose issuers are not all
-   * registered; at most 4 at a time (more are skipped), never while the answer is being sent.
+   * so no identity was read), ask the store for the key sources of that issuer
+   * (`IdentityStore.issuerKeySources`) off the answer's path and register them, so that an identity
+   * whose key source this instance has not seen yet (written by another instance, or by hand) logs
+   * in on its next attempt. Keyed by the issuer only: which identity id the client named plays no
+   * part, so probing an existing id and an unknown one leave the same state behind. Single flight
+   * and at most once per 30 s per issuer; never when every issuer is registered, nor for a store
+   * without the method (see `IdentityStore.issuerKeySources`).
    */
-  function registerLater(identityId: string): void {
-    if (allIssuersRegistered || lateLoads >= MAX_LATE_LOADS || closed) return;
-    lateLoads++;
+  function refreshIssuer(issuer: string): void {
+    if (allIssuersRegistered || closed || refreshing.has(issuer)) return;
+    const list = identities.issuerKeySources;
+    if (typeof list !== 'function') return;
+    const now = clock();
+    const last = refreshedAt.get(issuer);
+    if (last !== undefined && now - last < ISSUER_REFRESH_MS && now >= last) return;
+    refreshedAt.set(issuer, now);
+    refreshing.add(issuer);
     setImmediate(() => {
-      loadIdentity(identityId)
-        .then((config) => void (config && !closed && keys.registerIssuers(config)))
-        .catch(() => undefined)
-        .finally(() => lateLoads--);
+      Promise.resolve()
+        .then(() => list.call(identities, issuer))
+        .then((found) => {
+          if (closed || !Array.isArray(found)) return;
+          for (const candidate of found.slice(0, ISSUER_SOURCES_READ)) {
+            // A memory store's entries are its own validated key sources (no id): used as they are.
+            const config = memoryStore ? (candidate as IdentityConfig) : validated(candidate);
+            if (config && (config.boundIssuer as readonly string[]).includes(issuer)) {
+              keys.registerIssuers(config);
+            }
+          }
+        })
+        .catch((error: unknown) => {
+          logger?.warn(
+            { event: 'store.error', operation: 'identity.issuerKeySources', err: describe(error) },
+            'identity store failed to list key sources',
+          );
+        })
+        .finally(() => refreshing.delete(issuer));
     });
   }
 
   const loginContext: LoginContext = {
     keys,
     load: loadIdentity,
-    allIssuersRegistered: () => allIssuersRegistered,
-    unverified: registerLater,
+    noIdentityBinds: (issuer) => (memoryStore ? !memoryStore.bindsIssuer(issuer) : allIssuersRegistered),
+    refused: refreshIssuer,
   };
 
   function ipAllowList(list: readonly string[]): IpAllowList {
@@ -391,6 +417,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const { identityId, jwt, clientIp } = input;
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
     try {
+      // No identity has an id outside the pattern: refused as an unknown id, before any store read
+      // (a direct call may pass any text; U+0000 made PostgreSQL's generation read a 503).
+      if (typeof identityId !== 'string' || !IDENTITY_ID_PATTERN.test(identityId)) {
+        throw new LoginFailure('identity_not_found', false);
+      }
       const header = readHeader(jwt);
       // Read before the config is loaded: a revocation that lands after this read raises the
       // generation above the one stamped on the record, so the token is refused however late it is
@@ -600,8 +631,12 @@ const TOKEN_STORE_METHODS = [
   'generation',
 ] as const satisfies ReadonlyArray<keyof TokenStore>;
 const IDENTITY_STORE_METHODS = ['get'] as const satisfies ReadonlyArray<keyof IdentityStore>;
-/** Identity loads at most in flight after their login was answered (see `registerLater`). */
-const MAX_LATE_LOADS = 4;
+/** Least time between two key-source refreshes of one issuer (see `refreshIssuer`). */
+const ISSUER_REFRESH_MS = 30_000;
+/** Issuers whose last refresh time is kept: as many as a KeyManager registers. */
+const MAX_REFRESHED_ISSUERS = 10_000;
+/** Key sources of one issuer read from the store per refresh (8 kept, a ninth marks it full). */
+const ISSUER_SOURCES_READ = 9;
 
 /**
  * Refuse at start-up a store without a method the engine calls, naming it (a token store without

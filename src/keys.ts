@@ -1012,6 +1012,16 @@ export function issuerSourceSpelling(config: IdentityConfig): string {
 }
 
 /**
+ * A text equal for two configs exactly when they reach the same keys the same way (the key cache's
+ * and {@link KeyManager.registerIssuers}'s comparison of key sources; issuers not included).
+ *
+ * @internal
+ */
+export function keySourceSpelling(config: IdentityConfig): string {
+  return sourceKey(config);
+}
+
+/**
  * What {@link KeyManager.registerIssuers} reads of `config`, as a small frozen config: its bound
  * issuers and key-source fields, no other binding, no id, every algorithm we verify.
  *

@@ -109,6 +109,18 @@ export interface IdentityStore {
   put?(config: IdentityConfigInput | IdentityConfig): Promise<IdentityConfig>;
   delete?(identityId: string): Promise<boolean>;
   list?(): Promise<IdentityConfig[]>;
+  /**
+   * Optional. The configs of up to 9 distinct key sources (`publicKeys`, `jwksUrl`,
+   * `oidcDiscoveryUrl`/`discoveryIssuer`, `caCert`, network flags) among the identities that bind
+   * `issuer`, any one config per source. The engine calls it, at most once per 30 s per issuer and
+   * never on a login's answer path, after a login on an issuer it has registered was refused, to
+   * register a key source written elsewhere (another instance, by hand): the call depends on the
+   * token's issuer only, never on the identity id a client named. What it returns is validated like
+   * any config read, and used only for its issuers and key source. Without it, a new key source of
+   * an issuer this instance registered already is picked up when a config of it is loaded here
+   * (a cold login, a successful login, an admin write on this instance).
+   */
+  issuerKeySources?(issuer: string): Promise<IdentityConfig[]>;
 }
 
 /** What the token store keeps about an access token. Never the token string itself. */

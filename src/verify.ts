@@ -103,16 +103,17 @@ export interface LoginContext {
   /** The validated config of an identity, or `undefined`: a store read. */
   load(identityId: string): Promise<IdentityConfig | undefined>;
   /**
-   * Whether every issuer an identity binds is registered with `keys` (a memory store, all
-   * registered): then an issuer that is not is bound by no identity, and is refused with no read.
+   * Whether the engine knows, without a store read, that no identity binds `issuer` (a memory store
+   * answers for itself; other stores only when every issuer is registered). Asked only of an issuer
+   * with no registered source: then it is refused with no read.
    */
-  allIssuersRegistered(): boolean;
+  noIdentityBinds(issuer: string): boolean;
   /**
-   * Called when the token named a registered issuer, no registered source of it verified the
-   * token, and so the identity was not loaded: the caller may load it later, off the answer's path,
-   * to register a key source this instance has not seen yet.
+   * Called when the token named a registered issuer and no registered source of it verified the
+   * token, so no identity was loaded: the caller may refresh that issuer's key sources off the
+   * answer's path. Given the issuer only: nothing done may depend on the identity id.
    */
-  unverified(identityId: string): void;
+  refused(issuer: string): void;
 }
 
 /**
@@ -132,7 +133,7 @@ export interface LoginContext {
  * - An issuer with no registered source (cold: a store whose configs this process has not loaded
  *   yet) loads the identity first, registers its sources, and verifies against its own keys, as
  *   does an issuer whose sources are {@link IssuerKeySources.full | full} when none verified. With
- *   `allIssuersRegistered`, an unregistered issuer is refused with no store read.
+ *   `noIdentityBinds`, an unregistered issuer is refused with no store read.
  *
  * Refusals before the identity's own source verified are `verified: false`. Their reason is the
  * token's (`signature_invalid`, `key_not_found`, `issuer_mismatch`…) until the identity is read;
@@ -160,11 +161,11 @@ export async function verifyLogin(
       return await verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
     }
     if (!registered.full) {
-      login.unverified(identityId);
+      login.refused(issuer);
       throw tried.failure;
     }
     // A full issuer may have identities whose source is not registered: load, as for a cold one.
-  } else if (login.allIssuersRegistered()) {
+  } else if (login.noIdentityBinds(issuer)) {
     throw new LoginFailure('issuer_mismatch', false);
   }
   const config = await login.load(identityId);

@@ -76,6 +76,16 @@ export class PostgresIdentityStore implements IdentityStore {
         `SELECT identity_id, config::text AS config FROM ${table} ORDER BY identity_id`,
         prepared,
       ),
+      // One row per distinct key source (the fields the engine compares sources by) among the rows
+      // binding the issuer, the lowest identity id of each; 9 at most (the engine keeps 8).
+      issuerKeySources: statement(
+        `SELECT identity_id, config::text AS config FROM (
+           SELECT DISTINCT ON (${KEY_SOURCE_FIELDS}) identity_id, config FROM ${table}
+           WHERE config->'boundIssuer' ? $1
+           ORDER BY ${KEY_SOURCE_FIELDS}, identity_id
+         ) AS sources ORDER BY identity_id LIMIT 9`,
+        prepared,
+      ),
     };
   }
 
@@ -97,6 +107,24 @@ export class PostgresIdentityStore implements IdentityStore {
     this.#parsed.delete(identityId);
     const { rowCount } = await this.#query(this.#sql.delete, [identityId]);
     return rowCount > 0;
+  }
+
+  /**
+   * Up to 9 configs binding `issuer`, one per distinct key source (see `IdentityStore`): one
+   * statement, a scan of the table (no index on the bound issuers; the engine calls it at most once
+   * per 30 s per issuer). A row that no longer validates is left out.
+   */
+  async issuerKeySources(issuer: string): Promise<IdentityConfig[]> {
+    const { rows } = await this.#query(this.#sql.issuerKeySources, [issuer]);
+    const configs: IdentityConfig[] = [];
+    for (const row of rows) {
+      try {
+        configs.push(this.#fromRow(row));
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+      }
+    }
+    return configs;
   }
 
   /** Every config, by identity id. Throws `ConfigError` if any stored row no longer validates. */
@@ -122,6 +150,19 @@ export class PostgresIdentityStore implements IdentityStore {
     return runStatement<IdentityRow>(this.#pool, stmt, values, this.#timeoutMs, 'identity');
   }
 }
+
+/** The `jsonb` fields that tell key sources apart (what the engine's source comparison reads). */
+const KEY_SOURCE_FIELDS = [
+  'publicKeys',
+  'jwksUrl',
+  'oidcDiscoveryUrl',
+  'discoveryIssuer',
+  'caCert',
+  'allowPrivateNetwork',
+  'allowInsecureLoopback',
+]
+  .map((field) => `config->'${field}'`)
+  .join(', ');
 
 interface IdentityRow {
   identity_id: string;

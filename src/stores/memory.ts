@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { parseIdentityConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
-import { issuerSourceOf, issuerSourceSpelling } from '../keys.js';
+import { issuerSourceOf, issuerSourceSpelling, keySourceSpelling } from '../keys.js';
 import type {
   AccessTokenRecord,
   ConsumeResult,
@@ -14,6 +14,8 @@ import type {
 
 /** Distinct (issuers, key source) pairs a {@link MemoryIdentityStore} lists for the engine. */
 const MAX_KEY_SOURCES = 20_000;
+/** Distinct key sources {@link MemoryIdentityStore.issuerKeySources} lists per issuer (8 + 1: full). */
+const SOURCES_PER_ISSUER = 9;
 
 /** Options of {@link MemoryIdentityStore}. */
 export interface MemoryIdentityStoreOptions {
@@ -41,6 +43,11 @@ export class MemoryIdentityStore implements IdentityStore {
   readonly #sourceSpellings = new Set<string>();
   readonly #keySources: IdentityConfig[] = [];
   #keySourcesComplete = true;
+  /**
+   * Every issuer any config stored here has bound → up to 9 distinct key sources of them (spelling
+   * and config). Its size follows what was stored, not what clients send; entries are never removed.
+   */
+  readonly #issuers = new Map<string, { spellings: string[]; sources: IdentityConfig[] }>();
 
   /** @param configs initial configs; each is validated, duplicates refused. */
   constructor(
@@ -83,6 +90,19 @@ export class MemoryIdentityStore implements IdentityStore {
     return this.#keySourcesComplete;
   }
 
+  /**
+   * Whether any config stored here has bound `issuer` (a deleted one included): when not, no
+   * identity binds it, whatever the engine's own bounds. One map lookup, no config read. @internal
+   */
+  bindsIssuer(issuer: string): boolean {
+    return this.#issuers.has(issuer);
+  }
+
+  /** Up to 9 distinct key sources of the configs stored here that bind `issuer` (see {@link IdentityStore}). */
+  async issuerKeySources(issuer: string): Promise<IdentityConfig[]> {
+    return [...(this.#issuers.get(issuer)?.sources ?? [])];
+  }
+
   async get(identityId: string): Promise<IdentityConfig | undefined> {
     return this.#config(identityId);
   }
@@ -105,6 +125,7 @@ export class MemoryIdentityStore implements IdentityStore {
   #keep(config: IdentityConfig): void {
     this.#json.set(config.identityId, JSON.stringify(config));
     this.#parsed.set(config.identityId, config);
+    this.#bindIssuers(config);
     const spelling = issuerSourceSpelling(config);
     if (this.#sourceSpellings.has(spelling)) return;
     if (this.#sourceSpellings.size >= MAX_KEY_SOURCES) {
@@ -113,6 +134,20 @@ export class MemoryIdentityStore implements IdentityStore {
     }
     this.#sourceSpellings.add(spelling);
     this.#keySources.push(issuerSourceOf(config));
+  }
+
+  #bindIssuers(config: IdentityConfig): void {
+    let spelling: string | undefined;
+    let source: IdentityConfig | undefined;
+    for (const issuer of config.boundIssuer) {
+      let bound = this.#issuers.get(issuer);
+      if (!bound) this.#issuers.set(issuer, (bound = { spellings: [], sources: [] }));
+      if (bound.spellings.length >= SOURCES_PER_ISSUER) continue;
+      spelling ??= keySourceSpelling(config);
+      if (bound.spellings.includes(spelling)) continue;
+      bound.spellings.push(spelling);
+      bound.sources.push((source ??= issuerSourceOf(config)));
+    }
   }
 
   #config(identityId: string): IdentityConfig | undefined {

@@ -397,14 +397,17 @@ class CountingMemoryStore extends MemoryIdentityStore {
   }
 }
 
-/** A custom store (not a MemoryIdentityStore) that counts its reads, over a map of configs. */
-function countingCustomStore(configs: IdentityConfigInput[] = []): IdentityStore & {
-  spy: Spy;
-  put: NonNullable<IdentityStore['put']>;
-} {
+/**
+ * A custom store (not a MemoryIdentityStore) that counts its reads, over a map of configs; with
+ * `issuerKeySources` (counted in `spy.listings`) when `withKeySources`.
+ */
+function countingCustomStore(
+  configs: IdentityConfigInput[] = [],
+  withKeySources = false,
+): IdentityStore & { spy: Spy & { listings: number }; put: NonNullable<IdentityStore['put']> } {
   const inner = new MemoryIdentityStore(configs);
-  const spy: Spy = { gets: 0 };
-  return {
+  const spy = { gets: 0, listings: 0 };
+  const store: IdentityStore & { spy: typeof spy; put: NonNullable<IdentityStore['put']> } = {
     spy,
     get: async (id) => {
       spy.gets++;
@@ -414,6 +417,15 @@ function countingCustomStore(configs: IdentityConfigInput[] = []): IdentityStore
     delete: (id) => inner.delete(id),
     list: () => inner.list(),
   };
+  if (withKeySources) {
+    store.issuerKeySources = async (issuer) => {
+      spy.listings++;
+      // What a database would hand back: the whole configs, as JSON read back.
+      const all = await inner.list();
+      return all.filter((c) => c.boundIssuer.includes(issuer)).map((c) => JSON.parse(JSON.stringify(c)));
+    };
+  }
+  return store;
 }
 
 /** Every macrotask queued so far has run (a late load, see below, runs in one). */
@@ -717,8 +729,8 @@ describe('#13.2 no identity oracle: issuers registered late (stores other than m
     expect(await answer(auth, 'gh-deployer', await sign(ghKey, githubClaims(clock.ms)))).toBe('ok');
   });
 
-  it('#13.2 no identity oracle: an identity whose key source this instance has not seen (written by another instance) logs in on its next attempt', async () => {
-    const store = countingCustomStore([githubIdentity(ghKey)]);
+  it('#13.2 no identity oracle: an identity whose key source this instance has not seen (written by another instance) logs in on its next attempt (a store with issuerKeySources)', async () => {
+    const store = countingCustomStore([githubIdentity(ghKey)], true);
     const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
     const auth = createOidcAuth({ identities: store, signingKeys: SIGNING_KEYS, clock: clock.now });
     cleanups.push(() => auth.close());
@@ -728,13 +740,97 @@ describe('#13.2 no identity oracle: issuers registered late (stores other than m
     await store.put(githubIdentity(other, { identityId: 'elsewhere' }));
     const jwt = await sign(other, githubClaims(clock.ms));
     // Its first login: no source of this instance verifies the token, so it is refused without a
-    // read before the answer; the identity is read afterwards and its source registered.
+    // read; the issuer's key sources are listed afterwards (no identity read) and registered.
     expect(await answerAndReads(auth, store.spy, 'elsewhere', jwt)).toEqual({
       result: UNIFORM_ANSWER,
       readsBeforeAnswer: 0,
     });
+    const gets = store.spy.gets;
     await settle();
+    expect({ gets: store.spy.gets, listings: store.spy.listings }).toEqual({ gets, listings: 1 });
     expect(await answer(auth, 'elsewhere', jwt)).toBe('ok');
+    // Once per 30 s per issuer: another refusal on it does not list again.
+    const bad = badSignature({ alg: 'RS256', kid: ghKey.kid }, githubClaims(clock.ms));
+    await answer(auth, UNKNOWN, bad);
+    await settle();
+    expect(store.spy.listings).toBe(1);
+    clock.advance(30);
+    await answer(auth, UNKNOWN, bad);
+    await settle();
+    expect(store.spy.listings).toBe(2);
+  });
+
+  /**
+   * A fresh engine over a store holding `tenant-a` (static key, logged in once) and `tenant-b` (same
+   * issuer, its own JWKS URL, unreachable): probe `probe` with an attacker's token, let anything
+   * queued after the answer run, then log in once more as a third id. Everything observable after
+   * the probe: the issuer's registered sources, store reads, fetches, and the next login's answer.
+   */
+  async function probeThenNext(probe: string, withKeySources: boolean) {
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const a = makeKey('RS256', 'tenant-a');
+    const store = countingCustomStore(
+      [
+        githubIdentity(a, { identityId: 'tenant-a' }),
+        {
+          identityId: 'tenant-b',
+          jwksUrl: 'https://jwks.tenant-b.example/keys',
+          boundIssuer: ISSUER,
+          boundSubject: SUBJECT,
+          boundAudiences: AUDIENCE,
+        },
+      ],
+      withKeySources,
+    );
+    let fetches = 0;
+    const auth = createOidcAuth({
+      identities: store,
+      signingKeys: SIGNING_KEYS,
+      clock: clock.now,
+      httpGet: async () => {
+        fetches++;
+        throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+      },
+    });
+    cleanups.push(() => auth.close());
+    expect(await answer(auth, 'tenant-a', await sign(a, githubClaims(clock.ms)))).toBe('ok');
+    const attacker = makeKey('RS256', 'attacker');
+    const forged = await sign(attacker, githubClaims(clock.ms));
+    await settle();
+    const gets = store.spy.gets;
+    const probed = await answer(auth, probe, forged);
+    await settle();
+    const afterProbe = {
+      sources: auth.keys.keySourcesFor(ISSUER)?.sources.length,
+      storeReads: store.spy.gets - gets,
+      listings: store.spy.listings,
+      fetches,
+    };
+    const next = await answer(auth, 'someone-else', forged);
+    await settle();
+    return {
+      probed,
+      afterProbe,
+      next,
+      fetchesAfterNext: fetches,
+      sourcesAfterNext: auth.keys.keySourcesFor(ISSUER)?.sources.length,
+    };
+  }
+
+  it('#13.2 no identity oracle: probing an existing id and an unknown one leaves the same key registry and the same work for the next login (custom store with and without issuerKeySources)', async () => {
+    for (const withKeySources of [false, true]) {
+      const existing = await probeThenNext('tenant-b', withKeySources);
+      const unknown = await probeThenNext(UNKNOWN, withKeySources);
+      expect({ withKeySources, ...unknown }).toEqual({ withKeySources, ...existing });
+      // Nothing reads the identity the client named, before or after the answer.
+      expect(existing.afterProbe.storeReads, `withKeySources ${withKeySources}`).toBe(0);
+      if (withKeySources) {
+        // The refresh is the issuer's: tenant-b's source is registered whichever id was probed.
+        expect(existing.afterProbe).toMatchObject({ listings: 1, sources: 2 });
+      } else {
+        expect(existing.afterProbe).toMatchObject({ listings: 0, sources: 1, fetches: 0 });
+      }
+    }
   });
 
   it('#13.2 no identity oracle: a config put straight into a MemoryIdentityStore is registered before the next login', async () => {
@@ -759,4 +855,36 @@ describe('#13.2 no identity oracle: issuers registered late (stores other than m
       readsBeforeAnswer: 0,
     });
   });
+});
+
+describe('#13.2 no identity oracle: a MemoryIdentityStore past the key manager’s 10,000 registered issuers', () => {
+  it('#13.2 no identity oracle: with 10,001 distinct issuers, a token of an issuer no identity binds is refused with no store read, known id or not; each bound issuer still logs in', async () => {
+    const key = makeKey('ES256', 'many-issuers');
+    const configs = Array.from({ length: 10_001 }, (_, i) =>
+      githubIdentity(key, { identityId: `id-${i}`, boundIssuer: `https://iss-${i}.example.com` }),
+    );
+    const store = new CountingMemoryStore(configs);
+    const clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+    const auth = createOidcAuth({ identities: store, signingKeys: SIGNING_KEYS, clock: clock.now });
+    cleanups.push(() => auth.close());
+    expect(auth.keys.sizes().issuers).toBe(10_000);
+    const unbound = await sign(key, githubClaims(clock.ms, { iss: 'https://bound-by-nobody.example.com' }));
+    for (const id of ['id-5', 'id-10000', UNKNOWN]) {
+      expect(await answerAndReads(auth, store.spy, id, unbound), id).toEqual({
+        result: UNIFORM_ANSWER,
+        readsBeforeAnswer: 0,
+      });
+    }
+    // The last issuer, past the registry's bound, is bound: its identity reads the store (the cold
+    // path, as documented) and logs in.
+    const last = await sign(key, githubClaims(clock.ms, { iss: 'https://iss-10000.example.com' }));
+    expect(await answer(auth, 'id-10000', last)).toBe('ok');
+    expect(
+      await answer(
+        auth,
+        'id-3',
+        await sign(key, githubClaims(clock.ms, { iss: 'https://iss-3.example.com' })),
+      ),
+    ).toBe('ok');
+  }, 60_000);
 });

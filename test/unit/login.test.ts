@@ -639,3 +639,45 @@ describe('#13.1 identity revocation leaves no survivor: stores are checked at st
     ).toThrow(ConfigError);
   });
 });
+
+describe('#13.2 no identity oracle: an identity id outside the pattern', () => {
+  it('#13.2 no identity oracle: a login naming an id no identity can have (U+0000, too long, bad characters) is refused as an unknown id, before any store read', async () => {
+    const key = makeKey('RS256', 'id-pattern');
+    const reads = { generation: 0, get: 0 };
+    const inner = new MemoryTokenStore();
+    const tokens: TokenStore = Object.assign(Object.create(inner) as TokenStore, {
+      generation: async (identityId: string) => {
+        reads.generation++;
+        // What PostgreSQL does with U+0000 in a text parameter.
+        if (identityId.includes('\0')) throw new Error('invalid byte sequence for encoding "UTF8": 0x00');
+        return inner.generation(identityId);
+      },
+    });
+    const identities: IdentityStore = {
+      get: async () => {
+        reads.get++;
+        return undefined;
+      },
+    };
+    const auth = createOidcAuth({ identities, tokens, signingKeys: SIGNING_KEYS });
+    const jwt = await sign(key, githubClaims(Date.now()));
+    const unknown = await loginError(auth.login({ identityId: 'no-such-identity', jwt }));
+    const before = { ...reads };
+    for (const identityId of ['gh\0deployer', '\0', 'x'.repeat(129), 'a b', 'é', '']) {
+      const error = await loginError(auth.login({ identityId, jwt }));
+      expect({
+        status: error.status,
+        code: error.code,
+        body: error.toBody(),
+        headers: error.headers,
+      }).toEqual({
+        status: unknown.status,
+        code: 'invalid_credentials',
+        body: unknown.toBody(),
+        headers: unknown.headers,
+      });
+    }
+    expect(reads, 'no generation read and no identity read for an impossible id').toEqual(before);
+    await auth.close();
+  });
+});
