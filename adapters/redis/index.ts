@@ -27,7 +27,11 @@ export interface RedisTokenStoreOptions {
    * to app instances whose clocks run behind Redis's. Default 300 000 (5 min).
    */
   expiryMarginMs?: number;
-  /** Clock for `revokeIdentity` and index trimming. Default `Date.now`. */
+  /**
+   * Clock by which `revokeIdentity` counts the tokens it found live. Default `Date.now`. Which
+   * tokens are revoked never depends on it: the identity's index is trimmed and walked by Redis's
+   * own clock.
+   */
   clock?: () => number;
   /**
    * Send the uses of tokens that arrive in one turn of the event loop (a burst of guarded
@@ -66,7 +70,7 @@ interface Script {
  * - `oma:t:{<tokenId>}`: a hash with the record, expiring by itself at `maxExpiresAt` +
  *   `expiryMarginMs`. Renewals never move that expiry: the max expiry is fixed at login.
  * - `oma:i:{<identityId>}`: a sorted set of the identity's token ids (score: when each token's hash
- *   expires), trimmed on each login and expiring with its longest-lived member.
+ *   expires), trimmed on each login by Redis's clock and expiring with its longest-lived member.
  * - `oma:g:{<identityId>}`: the identity's revocation generation (`INCR`ed by `revokeIdentity`),
  *   present only once the identity was revoked, and never expiring: it must outlive every token
  *   stamped below it. One small key per identity ever revoked.
@@ -81,9 +85,14 @@ interface Script {
  * stamps it on the record; the script that indexes the token reads the generation again, atomically
  * with the `ZADD`. So a login either is indexed before the revocation's snapshot (the walk revokes its
  * token) or sees the raised generation and revokes its own hash before `create` returns, before any
- * token string for it exists. On a single server the consume and renew scripts also read the
+ * token string for it exists. Which index members are gone is decided by Redis's own clock (`TIME`
+ * in the scripts), the clock that expires the hashes, never by an app instance's: the trim at login
+ * drops only members whose hash Redis has expired, and the walk lists every member whose hash may
+ * still exist, so instances whose clocks disagree (by more than `expiryMarginMs`, too) neither miss
+ * nor unindex a live token. On a single server the consume and renew scripts also read the
  * generation key (named from the hash's identity id: Redis allows that outside Cluster) and refuse a
- * hash stamped below it, which also covers an index evicted under memory pressure. Use
+ * hash stamped below it, whatever the `prefix` (an empty one too: a flag argument of its own, not the
+ * prefix, turns the check off on Cluster), which also covers an index evicted under memory pressure. Use
  * `maxmemory-policy noeviction`: evicting an index or a generation key loses revocations (on a single
  * server a `volatile-*` policy keeps the generation keys, which have no expiry). Keep reads on
  * masters (ioredis' default `scaleReads: 'master'`): a replica may not have the raised generation yet.
@@ -115,8 +124,8 @@ export class RedisTokenStore implements TokenStore {
   readonly #clock: () => number;
   readonly #waitForReady: boolean;
   readonly #batchConsumes: boolean;
-  /** The prefix the consume and extend scripts build generation keys from; empty on Cluster. */
-  readonly #generationPrefix: string;
+  /** The consume and extend scripts' generation arguments: check flag (`'0'` on Cluster), prefix. */
+  readonly #generationArgs: readonly [string, string];
   #pending: PendingConsume[] = [];
   #seenReady = false;
   #readyPromise: Promise<void> | undefined;
@@ -134,7 +143,8 @@ export class RedisTokenStore implements TokenStore {
     const cluster = (options.client as Cluster).isCluster === true;
     this.#batchConsumes = options.batchConsumes !== false && !cluster;
     this.#prefix = prefix;
-    this.#generationPrefix = cluster ? '' : prefix;
+    // A flag of its own: an empty prefix is a valid one and must not turn the check off.
+    this.#generationArgs = [cluster ? '0' : '1', prefix];
     this.#clock = options.clock ?? Date.now;
     this.#waitForReady = this.#client.options?.enableOfflineQueue === false;
   }
@@ -170,7 +180,7 @@ export class RedisTokenStore implements TokenStore {
       this.#evalKeys(
         INDEX_SCRIPT,
         [this.identityKey(record.identityId), this.generationKey(record.identityId)],
-        [record.tokenId, expireAt, String(this.#clock())],
+        [record.tokenId, expireAt],
       ),
     );
     if (Number(current) > (record.generation ?? 0)) {
@@ -217,7 +227,7 @@ export class RedisTokenStore implements TokenStore {
         this.#evalKeys(
           CONSUME_MANY_SCRIPT,
           batch.map((use) => this.tokenKey(use.tokenId)),
-          [...batch.map((use) => String(use.now)), this.#generationPrefix],
+          [...batch.map((use) => String(use.now)), ...this.#generationArgs],
         ),
       )) as unknown[];
     } catch (error) {
@@ -240,7 +250,7 @@ export class RedisTokenStore implements TokenStore {
     return this.#run(async () =>
       toResult(
         tokenId,
-        await this.#eval(EXTEND_SCRIPT, this.tokenKey(tokenId), String(now), this.#generationPrefix),
+        await this.#eval(EXTEND_SCRIPT, this.tokenKey(tokenId), String(now), ...this.#generationArgs),
       ),
     );
   }
@@ -267,7 +277,7 @@ export class RedisTokenStore implements TokenStore {
     const now = this.#clock();
     const index = this.identityKey(identityId);
     const ids = (await this.#run(() =>
-      this.#evalKeys(REVOKE_IDENTITY_SCRIPT, [index, this.generationKey(identityId)], [String(now)]),
+      this.#evalKeys(REVOKE_IDENTITY_SCRIPT, [index, this.generationKey(identityId)], []),
     )) as string[];
     let live = 0;
     for (let start = 0; start < ids.length; start += REVOKE_BATCH) {
