@@ -104,3 +104,47 @@ describe('#13.2c PostgresIdentityStore keeps parsed configs, checked against the
     expect(() => new PostgresIdentityStore({ pool, schema, cacheSize: 0 })).toThrow(ConfigError);
   });
 });
+
+describe('#13.2 no identity oracle: PostgresIdentityStore.issuerKeySources', () => {
+  const ISS = 'https://pg-sources.example.com';
+  const bySource = (c: { publicKeys?: readonly unknown[]; jwksUrl?: string }) =>
+    JSON.stringify([c.publicKeys ?? null, c.jwksUrl ?? null]);
+
+  it('#13.2 no identity oracle: lists one config per distinct key source of the identities binding the issuer, 9 at most, leaving out rows that do not validate', async () => {
+    const store = new PostgresIdentityStore({ pool, schema });
+    const keys = Array.from({ length: 11 }, (_, i) => makeKey('ES256', `pg-src-${i}`));
+    // Two identities share key 0; one reaches the issuer through a JWKS URL; one binds another issuer.
+    await store.put(config('src-0a', { boundIssuer: ISS }));
+    await store.put(githubIdentity(keys[0]!, { identityId: 'src-0b', boundIssuer: ISS }));
+    await store.put(
+      githubIdentity(keys[0]!, { identityId: 'src-0c', boundIssuer: [ISS, 'https://x.example.com'] }),
+    );
+    await store.put({
+      ...config('src-jwks', { boundIssuer: ISS }),
+      publicKeys: undefined,
+      jwksUrl: 'https://pg-sources.example.com/jwks',
+    });
+    await store.put(
+      githubIdentity(keys[1]!, { identityId: 'src-other-issuer', boundIssuer: 'https://other.example.com' }),
+    );
+    let listed = await store.issuerKeySources(ISS);
+    expect(listed.every((c) => c.boundIssuer.includes(ISS))).toBe(true);
+    expect(new Set(listed.map(bySource)).size).toBe(listed.length);
+    expect(listed).toHaveLength(3);
+    expect(await store.issuerKeySources('https://nobody.example.com')).toEqual([]);
+    for (let i = 1; i < 11; i++) {
+      await store.put(githubIdentity(keys[i]!, { identityId: `src-k${i}`, boundIssuer: ISS }));
+    }
+    listed = await store.issuerKeySources(ISS);
+    expect(listed).toHaveLength(9);
+    expect(new Set(listed.map(bySource)).size).toBe(9);
+    // A row edited by hand into an invalid config is left out, never listed.
+    await pool.query(
+      `UPDATE "${schema}".oma_identities SET config = jsonb_set(config, '{accessTokenTTL}', '-5')
+       WHERE identity_id = 'src-jwks'`,
+    );
+    listed = await store.issuerKeySources(ISS);
+    expect(listed.map((c) => c.identityId)).not.toContain('src-jwks');
+    expect(listed.every((c) => c.jwksUrl === undefined)).toBe(true);
+  });
+});
