@@ -631,6 +631,12 @@ const TOKEN_STORE_METHODS = [
   'generation',
 ] as const satisfies ReadonlyArray<keyof TokenStore>;
 const IDENTITY_STORE_METHODS = ['get'] as const satisfies ReadonlyArray<keyof IdentityStore>;
+/**
+ * Token-store methods the engine passes `now` to, as their second parameter: a store must decide with
+ * it (never its own clock), so one that declares a single parameter ignores it. A declared count of 0
+ * (rest parameters, a wrapper) says nothing and is accepted.
+ */
+const TAKES_NOW: Readonly<Record<string, true>> = { get: true, consume: true, extend: true };
 /** Least time between two key-source refreshes of one issuer (see `refreshIssuer`). */
 const ISSUER_REFRESH_MS = 30_000;
 /** Issuers whose last refresh time is kept: as many as a KeyManager registers. */
@@ -647,10 +653,18 @@ function requireMethods(store: unknown, option: string, what: string, methods: r
     throw new ConfigError(option, `must be a ${what} object (methods ${methods.join(', ')})`);
   }
   for (const method of methods) {
-    if (typeof (store as Record<string, unknown>)[method] !== 'function') {
+    const fn = (store as Record<string, unknown>)[method];
+    if (typeof fn !== 'function') {
       throw new ConfigError(
         `${option}.${method}`,
         `the ${what} has no ${method} method: it must implement ${methods.join(', ')}`,
+      );
+    }
+    if (option === 'tokens' && TAKES_NOW[method] && fn.length === 1) {
+      throw new ConfigError(
+        `${option}.${method}`,
+        `the ${what}'s ${method} declares one parameter, but it is called as ${method}(tokenId, now) and ` +
+          'must decide expiry with that now, never with a clock of its own (docs/STORES.md)',
       );
     }
   }

@@ -629,6 +629,24 @@ describe('#13.1 identity revocation leaves no survivor: stores are checked at st
     createOidcAuth({ identities, tokens: tokenStoreWithout('none'), signingKeys: SIGNING_KEYS });
   });
 
+  it('#18 a failing store is caught early: a get, consume or extend that declares no now parameter is refused at start-up', () => {
+    const identities = [githubIdentity(makeKey('ES256'))];
+    const inner = new MemoryTokenStore();
+    for (const method of ['get', 'consume', 'extend'] as const) {
+      const store = tokenStoreWithout('none') as unknown as Record<string, unknown>;
+      // Decides with a clock of its own: `now` is not even a parameter.
+      store[method] = (tokenId: string) =>
+        (inner[method] as (id: string, now: number) => unknown)(tokenId, Date.now());
+      expect(() =>
+        createOidcAuth({ identities, tokens: store as unknown as TokenStore, signingKeys: SIGNING_KEYS }),
+      ).toThrow(expect.objectContaining({ field: `tokens.${method}`, code: 'invalid_config' }));
+    }
+    // A wrapper with rest parameters declares nothing and is accepted.
+    const wrapped = tokenStoreWithout('none') as unknown as Record<string, unknown>;
+    wrapped.consume = (...args: [string, number]) => inner.consume(...args);
+    createOidcAuth({ identities, tokens: wrapped as unknown as TokenStore, signingKeys: SIGNING_KEYS });
+  });
+
   it('#13.1 identity revocation leaves no survivor: an identity store without get is refused at start-up', () => {
     const withoutGet = { list: async () => [] } as unknown as IdentityStore;
     expect(() => createOidcAuth({ identities: withoutGet, signingKeys: SIGNING_KEYS })).toThrow(
