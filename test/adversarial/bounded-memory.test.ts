@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { FakeClock, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
-import { startTestIdp, type TestIdp } from '../helpers/idp-server.js';
+import { loopbackIdentity, startTestIdp, type TestIdp } from '../helpers/idp-server.js';
 import { ISSUER, githubClaims, makeKey, rawToken, seconds } from '../helpers/jwt.js';
 import { failOnUnhandled } from './support.js';
 
@@ -40,14 +40,7 @@ async function engine(): Promise<{ auth: OidcAuth; clock: FakeClock; idp: TestId
         boundIssuer: `${idp.issuer}/jw`,
         boundSubject: SUBJECT,
       },
-      {
-        identityId: 'ci',
-        oidcDiscoveryUrl: idp.issuer,
-        allowInsecureLoopback: true,
-        boundIssuer: idp.issuer,
-        boundSubject: SUBJECT,
-        boundAudiences: AUDIENCE,
-      },
+      loopbackIdentity(idp, SUBJECT, AUDIENCE),
     ],
     signingKeys: SIGNING_KEYS,
     clock: clock.now,
