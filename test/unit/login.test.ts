@@ -587,6 +587,7 @@ describe('static keys and key types', () => {
 });
 
 describe('#13.1 identity revocation leaves no survivor: stores are checked at start-up', () => {
+  // Written out here, not imported: the test states the contract the engine must check.
   const TOKEN_STORE_METHODS = [
     'create',
     'get',
