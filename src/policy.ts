@@ -138,11 +138,6 @@ export function validateGlob(pattern: string, field: string, identityId?: string
   if (typeof problem === 'string') throw new ConfigError(field, problem, identityId);
 }
 
-function globProblem(pattern: unknown): string | undefined {
-  const parsed = parseGlob(pattern);
-  return typeof parsed === 'string' ? parsed : undefined;
-}
-
 /** Parse a pattern into segments, or say why it is refused. */
 function parseGlob(pattern: unknown): GlobSegment[] | string {
   if (typeof pattern !== 'string') return 'must be a string';
@@ -889,7 +884,8 @@ function slashHint(value: string, matcher: Matcher): string | undefined {
   if (stars.length > 1)
     candidates.push(stars.reduceRight((p, at) => `${p.slice(0, at)}**${p.slice(at + 1)}`, pattern));
   for (const candidate of candidates) {
-    if (globProblem(candidate) === undefined && matchesGlob(value, candidate)) {
+    // matchesGlob is false for a candidate outside the language (it never throws).
+    if (matchesGlob(value, candidate)) {
       return (
         `"*" does not match "/"; "${candidate}" would match, ` +
         'but "**" crosses "/" and so also matches every deeper value (any branch, any subgroup)'
