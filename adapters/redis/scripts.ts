@@ -75,20 +75,20 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], redis_now(), '+inf')
 export const RECORD_FIELDS = ['i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g'] as const;
 
 /**
- * Lua: `stale(key, check, prefix)`: is the token hash at `key` stamped below its identity's
- * generation (key `prefix .. 'g:{' .. identityId .. '}'`)? `nil` when the hash or the generation key
- * is not one of ours. `check` `'0'` skips it (Cluster); anything else, absent included, checks, so
- * the prefix (empty is a valid one) never turns the check off.
+ * Lua: `stale(id, stamp, check, prefix)`: is a token hash whose `i` and `g` fields are `id` and
+ * `stamp` (as the caller's own `HMGET` of the hash read them) stamped below its identity's generation
+ * (key `prefix .. 'g:{' .. id .. '}'`)? `nil` when the hash or the generation key is not one of
+ * ours. `check` `'0'` skips it (Cluster); anything else, absent included, checks, so the prefix
+ * (empty is a valid one) never turns the check off.
  */
 const STALE = `
-local function stale(key, check, prefix)
+local function stale(id, stamp, check, prefix)
   if check == '0' then return false end
-  local v = redis.pcall('HMGET', key, 'i', 'g')
-  if type(v) ~= 'table' or v.err or type(v[1]) ~= 'string' then return nil end
-  local current = redis.pcall('GET', prefix .. 'g:{' .. v[1] .. '}')
+  if type(id) ~= 'string' then return nil end
+  local current = redis.pcall('GET', prefix .. 'g:{' .. id .. '}')
   if type(current) == 'table' then return nil end
   current = tonumber(current or '0')
-  local stamped = tonumber(v[2] or '0')
+  local stamped = tonumber(stamp or '0')
   if not current or not stamped then return nil end
   return stamped < current
 end
@@ -115,8 +115,8 @@ local out = {}
 for n = 1, #KEYS do
   local key = KEYS[n]
   local now = tonumber(ARGV[n])
-  local v = redis.pcall('HMGET', key, 'r', 'e', 'l', 'u')
-  local old = v and not v.err and v[2] and stale(key, check, prefix)
+  local v = redis.pcall('HMGET', key, 'r', 'e', 'l', 'u', 'i', 'g')
+  local old = v and not v.err and v[2] and stale(v[5], v[6], check, prefix)
   if type(v) ~= 'table' or v.err or not now then
     out[n] = 'store_error'
   elseif not v[2] then
@@ -152,12 +152,12 @@ return out
  * `{'ok', field, value, …}` or `{reason}`, checks in the memory store's order.
  */
 export const EXTEND = `${STALE}
-local v = redis.call('HMGET', KEYS[1], 'r', 'e', 'm', 'l', 'u', 't')
+local v = redis.call('HMGET', KEYS[1], 'r', 'e', 'm', 'l', 'u', 't', 'i', 'g')
 if not v[2] then return {'not_found'} end
 local now = tonumber(ARGV[1])
 local expires = tonumber(v[2])
 local max = tonumber(v[3])
-local old = stale(KEYS[1], ARGV[2], ARGV[3] or '')
+local old = stale(v[7], v[8], ARGV[2], ARGV[3] or '')
 if old == nil then return redis.error_reply('token hash is not one of ours') end
 if v[1] == '1' or old then return {'revoked'} end
 if now >= expires then return {'expired'} end
