@@ -117,9 +117,7 @@ export function isParsedIdentityConfig(value: unknown): value is IdentityConfig 
  * @throws {ConfigError} naming the field (e.g. `boundClaims["ref"][1]`) and the problem.
  */
 export function parseIdentityConfig(input: unknown): IdentityConfig {
-  if (isPlainObject(input) && parsedConfigs.has(input as unknown as IdentityConfig)) {
-    return input as unknown as IdentityConfig;
-  }
+  if (isParsedIdentityConfig(input)) return input;
   if (!isPlainObject(input)) throw new ConfigError('config', 'must be an object');
   const raw = input as Record<string, unknown>;
   const identityId = parseIdentityId(raw.identityId);
