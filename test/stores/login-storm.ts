@@ -1,17 +1,10 @@
 import type { OidcAuth } from '../../src/auth.js';
 import { OidcAuthError } from '../../src/errors.js';
 
-/** A token a storm login obtained, with when that login began and returned (epoch ms, sub-ms). */
+/** A token a storm login obtained, with when that login returned (epoch ms, sub-ms). */
 export interface StormToken {
   token: string;
-  startedAt: number;
   endedAt: number;
-}
-
-/** What a stopped storm obtained: every granted token, and refusals counted by reason code. */
-export interface StormResult {
-  tokens: StormToken[];
-  failures: Record<string, number>;
 }
 
 /** Epoch ms with sub-millisecond resolution, comparable across processes of one machine. */
@@ -26,7 +19,6 @@ export function preciseNow(): number {
  */
 export class LoginStorm {
   readonly #tokens: StormToken[] = [];
-  readonly #failures: Record<string, number> = {};
   #stopped = false;
   #loops: Promise<void>[] = [];
 
@@ -52,22 +44,20 @@ export class LoginStorm {
     return this.#tokens.at(-1)?.token;
   }
 
-  /** Stops starting logins, waits for those in flight, and gives back what all of them got. */
-  async stop(): Promise<StormResult> {
+  /** Stops starting logins, waits for those in flight, and gives back every token they were granted. */
+  async stop(): Promise<StormToken[]> {
     this.#stopped = true;
     await Promise.all(this.#loops);
-    return { tokens: this.#tokens, failures: this.#failures };
+    return this.#tokens;
   }
 
   async #loop(): Promise<void> {
     while (!this.#stopped) {
-      const startedAt = preciseNow();
       try {
         const grant = await this.auth.login({ identityId: this.identityId, jwt: this.jwt });
-        this.#tokens.push({ token: grant.accessToken, startedAt, endedAt: preciseNow() });
-      } catch (error) {
-        const code = error instanceof OidcAuthError ? error.code : String(error);
-        this.#failures[code] = (this.#failures[code] ?? 0) + 1;
+        this.#tokens.push({ token: grant.accessToken, endedAt: preciseNow() });
+      } catch {
+        // Refused (the identity ended) or failed: only the granted tokens matter.
       }
       // Yield a macrotask now and then so the process stays responsive to its driver.
       await new Promise((resolve) => setImmediate(resolve));

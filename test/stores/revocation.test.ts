@@ -21,7 +21,7 @@ import {
   uniqueName,
   type ThrowawayRedisCluster,
 } from '../helpers/servers.js';
-import { LoginStorm, outcomes, preciseNow, type StormResult } from './login-storm.js';
+import { LoginStorm, outcomes, preciseNow, type StormToken } from './login-storm.js';
 import { Worker } from './worker-client.js';
 
 const IDENTITY_ID = 'revocation-race';
@@ -36,7 +36,8 @@ interface Fleet {
   start(jwt: string): Promise<void>;
   /** Logins granted so far, and one of their tokens. */
   progress(): Promise<{ successes: number; sample: string | undefined }>;
-  stop(): Promise<StormResult>;
+  /** Stops the logins; every token they were granted. */
+  stop(): Promise<StormToken[]>;
   /** The answers of authenticate and renew to `tokens`, on every instance that checks them. */
   outcomes(tokens: string[]): Promise<Array<{ authenticate: string[]; renew: string[] }>>;
 }
@@ -92,7 +93,7 @@ async function runRounds(main: Main, fleet: Fleet, key: TestKey): Promise<number
     await act(main, action, key);
     // Logins keep coming for a moment after the revocation returned; each must fail or be refused.
     await new Promise((resolve) => setTimeout(resolve, 30));
-    const { tokens } = await fleet.stop();
+    const tokens = await fleet.stop();
 
     const strings = tokens.map((t) => t.token);
     for (const answers of await fleet.outcomes(strings)) {
@@ -125,8 +126,7 @@ function inProcessFleet(engines: OidcAuth[], concurrency: number): Fleet {
       };
     },
     async stop() {
-      const results = await Promise.all(storms.map((storm) => storm.stop()));
-      return { tokens: results.flatMap((r) => r.tokens), failures: {} };
+      return (await Promise.all(storms.map((storm) => storm.stop()))).flat();
     },
     outcomes: (tokens) => Promise.all(engines.map((auth) => outcomes(auth, tokens))),
   };
@@ -291,10 +291,7 @@ describe.each([['Redis' as const], ['PostgreSQL' as const]])(
         },
         async stop() {
           const replies = await Promise.all(workers.map((w) => w.send({ type: 'storm-stop' })));
-          return {
-            tokens: replies.flatMap((r) => r.tokens ?? []),
-            failures: {},
-          };
+          return replies.flatMap((r) => r.tokens ?? []);
         },
         async outcomes(tokens) {
           // Checked by the admin's instance and by one of the login instances.

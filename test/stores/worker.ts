@@ -39,7 +39,6 @@ export interface WorkerReply {
   sample?: string;
   /** storm-stop. */
   tokens?: StormToken[];
-  failures?: Record<string, number>;
   /** outcomes. */
   authenticate?: string[];
   renew?: string[];
@@ -94,7 +93,7 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
     case 'storm-stats':
       return { successes: storm!.successes, sample: storm!.sample };
     case 'storm-stop':
-      return storm!.stop();
+      return { tokens: await storm!.stop() };
     case 'outcomes':
       return outcomes(auth!, request.tokens);
     case 'close':
