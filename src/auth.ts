@@ -142,7 +142,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     : (options.identities as IdentityStore);
   requireMethods(identities, 'identities', 'identity store', IDENTITY_STORE_METHODS);
   if (options.tokens !== undefined)
-    requireMethods(options.tokens, 'tokens', 'token store', TOKEN_STORE_METHODS);
+    requireMethods(options.tokens, 'tokens', 'token store', TOKEN_STORE_METHODS, TAKES_NOW);
   const ownsTokens = !options.tokens;
   const tokens = options.tokens ?? new MemoryTokenStore({ clock });
   let signingKeys = options.signingKeys;
@@ -636,7 +636,7 @@ const IDENTITY_STORE_METHODS = ['get'] as const satisfies ReadonlyArray<keyof Id
  * it (never its own clock), so one that declares a single parameter ignores it. A declared count of 0
  * (rest parameters, a wrapper) says nothing and is accepted.
  */
-const TAKES_NOW: Readonly<Record<string, true>> = { get: true, consume: true, extend: true };
+const TAKES_NOW: ReadonlySet<string> = new Set<keyof TokenStore>(['get', 'consume', 'extend']);
 /** Least time between two key-source refreshes of one issuer (see `refreshIssuer`). */
 const ISSUER_REFRESH_MS = 30_000;
 /** Issuers whose last refresh time is kept: as many as a KeyManager registers. */
@@ -646,9 +646,16 @@ const ISSUER_SOURCES_READ = 9;
 
 /**
  * Refuse at start-up a store without a method the engine calls, naming it (a token store without
- * `generation` made every login a 401 `token_malformed` through the catch-all).
+ * `generation` made every login a 401 `token_malformed` through the catch-all), or whose method in
+ * `takesNow` declares a single parameter (see {@link TAKES_NOW}).
  */
-function requireMethods(store: unknown, option: string, what: string, methods: readonly string[]): void {
+function requireMethods(
+  store: unknown,
+  option: string,
+  what: string,
+  methods: readonly string[],
+  takesNow: ReadonlySet<string> = new Set(),
+): void {
   if (typeof store !== 'object' || store === null) {
     throw new ConfigError(option, `must be a ${what} object (methods ${methods.join(', ')})`);
   }
@@ -660,7 +667,7 @@ function requireMethods(store: unknown, option: string, what: string, methods: r
         `the ${what} has no ${method} method: it must implement ${methods.join(', ')}`,
       );
     }
-    if (option === 'tokens' && TAKES_NOW[method] && fn.length === 1) {
+    if (takesNow.has(method) && fn.length === 1) {
       throw new ConfigError(
         `${option}.${method}`,
         `the ${what}'s ${method} declares one parameter, but it is called as ${method}(tokenId, now) and ` +
