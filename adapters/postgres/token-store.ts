@@ -354,15 +354,14 @@ function tokenStatements(names: TableNames, prepared: boolean) {
     revoke: statement(`UPDATE ${table} SET revoked = true WHERE token_id = $1 AND NOT revoked`, prepared),
     generation: statement(`SELECT generation FROM ${names.generations} WHERE identity_id = $1`, prepared),
     // Both writes commit together; every consume that begins afterwards sees the raised generation.
+    // The bump runs although nothing reads it: PostgreSQL runs every data-modifying WITH to completion.
     revokeIdentity: statement(
       `WITH bump AS (
          INSERT INTO ${names.generations} AS g (identity_id, generation) VALUES ($1, 1)
-         ON CONFLICT (identity_id) DO UPDATE SET generation = g.generation + 1
-         RETURNING generation),
+         ON CONFLICT (identity_id) DO UPDATE SET generation = g.generation + 1),
        r AS (
          UPDATE ${table} SET revoked = true WHERE identity_id = $1 AND NOT revoked RETURNING expires_at)
-       SELECT count(*) FILTER (WHERE expires_at > $2::bigint) AS live, (SELECT generation FROM bump) AS generation
-       FROM r`,
+       SELECT count(*) FILTER (WHERE expires_at > $2::bigint) AS live FROM r`,
       prepared,
     ),
     purge: statement(
