@@ -11,7 +11,7 @@ import { RedisTokenStore } from '../../adapters/redis/index.js';
 import { createIdentityAdmin, type IdentityAdmin } from '../../src/admin.js';
 import { createOidcAuth, type OidcAuth } from '../../src/auth.js';
 import { MemoryIdentityStore, MemoryTokenStore } from '../../src/stores/memory.js';
-import type { IdentityStore } from '../../src/types.js';
+import type { IdentityStore, TokenStore } from '../../src/types.js';
 import { githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign, type TestKey } from '../helpers/jwt.js';
 import {
@@ -220,41 +220,32 @@ async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend>
   await migrate(pool, { schema });
   const identities = new PostgresIdentityStore({ pool, schema });
   const engine = { pg: sharedPgConfig(), schema, signingKeys: SIGNING_KEYS };
+  const dropSchema = async () => {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+  };
+  let init: SharedBackend['init'];
+  let tokens: TokenStore;
+  let cleanup = dropSchema;
   if (kind === 'postgres') {
-    const auth = createOidcAuth({
-      identities,
-      tokens: new PostgresTokenStore({ pool, schema }),
-      signingKeys: SIGNING_KEYS,
-    });
-    return {
-      init: { type: 'init', kind, pg: sharedPgConfig(), schema, engine },
-      main: { auth, admin: createIdentityAdmin(auth), identities },
-      cleanup: async () => {
-        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await pool.end();
-      },
-    };
-  }
-  const prefix = `${schema}:`;
-  const client = new Redis({ ...sharedRedisOptions(), lazyConnect: true, enableOfflineQueue: false });
-  client.on('error', () => {});
-  await client.connect();
-  const auth = createOidcAuth({
-    identities,
-    tokens: new RedisTokenStore({ client, prefix }),
-    signingKeys: SIGNING_KEYS,
-  });
-  return {
-    init: { type: 'init', kind, redis: sharedRedisOptions(), prefix, engine },
-    main: { auth, admin: createIdentityAdmin(auth), identities },
-    cleanup: async () => {
+    init = { type: 'init', kind, pg: sharedPgConfig(), schema, engine };
+    tokens = new PostgresTokenStore({ pool, schema });
+  } else {
+    const prefix = `${schema}:`;
+    const client = new Redis({ ...sharedRedisOptions(), lazyConnect: true, enableOfflineQueue: false });
+    client.on('error', () => {});
+    await client.connect();
+    init = { type: 'init', kind, redis: sharedRedisOptions(), prefix, engine };
+    tokens = new RedisTokenStore({ client, prefix });
+    cleanup = async () => {
       const keys = await client.keys(`${prefix}*`);
       if (keys.length > 0) await client.del(...keys);
       await client.quit();
-      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await pool.end();
-    },
-  };
+      await dropSchema();
+    };
+  }
+  const auth = createOidcAuth({ identities, tokens, signingKeys: SIGNING_KEYS });
+  return { init, main: { auth, admin: createIdentityAdmin(auth), identities }, cleanup };
 }
 
 describe.each([['Redis' as const], ['PostgreSQL' as const]])(
