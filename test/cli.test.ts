@@ -541,3 +541,22 @@ describe('#13.9 stricter audiences than Vault (explain)', () => {
     expect(run.out).toMatch(/FAIL with reason audience_not_allowed/);
   });
 });
+
+describe('#13.6 claim values a store cannot hold (explain)', () => {
+  it('#13.6 claim values a store cannot hold: explain prints the refused claim by name, never throws and never prints its value', async () => {
+    const jwt = await sign(
+      key,
+      githubClaims(clock.ms, {
+        aud: 'https://secrets.example.com',
+        repository: 'acme-corp/payments-api\u0000x',
+      }),
+    );
+    const run = await cli([...explain, '--jwt', jwt]);
+    expect(run.err).toBe('');
+    expect(run.code).toBe(EXIT.failed);
+    expect(run.out).toMatch(/✘ claim values/);
+    expect(run.out).toMatch(/claim +"repository"/);
+    expect(run.out).toMatch(/FAIL with reason claim_value_unsupported/);
+    expect(run.out).not.toContain('\u0000');
+  });
+});

@@ -119,6 +119,11 @@ function formatCheck(
       summary = check.reason ?? '';
       if (check.expected !== undefined) more.push(`claim     ${show(check.expected)}`);
       break;
+    case 'claim_values':
+      // Only reported when it failed: `actual` names the claim (never its value), `expected` the rule.
+      summary = check.reason ?? '';
+      more.push(`claim     ${show(check.actual)}`, `expected  ${String(check.expected)}`);
+      break;
     case 'trusted_ip': {
       const list = check.expected as readonly string[];
       const anywhere = sameSet(list, ALLOW_ALL);
