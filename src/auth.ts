@@ -419,9 +419,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     try {
       // No identity has an id outside the pattern: refused as an unknown id, before any store read
       // (a direct call may pass any text; U+0000 made PostgreSQL's generation read a 503).
-      if (typeof identityId !== 'string' || !IDENTITY_ID_PATTERN.test(identityId)) {
-        throw new LoginFailure('identity_not_found', false);
-      }
+      if (wellFormedId(identityId) === undefined) throw new LoginFailure('identity_not_found', false);
       const header = readHeader(jwt);
       // Read before the config is loaded: a revocation that lands after this read raises the
       // generation above the one stamped on the record, so the token is refused however late it is
