@@ -11,7 +11,7 @@ import {
 } from './errors.js';
 import type { HttpGet } from './fetch.js';
 import { compileIpAllowList, type IpAllowList } from './ip.js';
-import { KeyManager, type KeyManagerOptions } from './keys.js';
+import { KeyManager, MAX_ISSUERS, MAX_SOURCES_PER_ISSUER, type KeyManagerOptions } from './keys.js';
 import { compileIdentityPolicy } from './policy.js';
 import { MemoryIdentityStore, MemoryTokenStore } from './stores/memory.js';
 import { AccessTokenCodec, newTokenId, type SigningKeysInput } from './tokens.js';
@@ -638,9 +638,9 @@ const TAKES_NOW: ReadonlySet<string> = new Set<keyof TokenStore>(['get', 'consum
 /** Least time between two key-source refreshes of one issuer (see `refreshIssuer`). */
 const ISSUER_REFRESH_MS = 30_000;
 /** Issuers whose last refresh time is kept: as many as a KeyManager registers. */
-const MAX_REFRESHED_ISSUERS = 10_000;
+const MAX_REFRESHED_ISSUERS = MAX_ISSUERS;
 /** Key sources of one issuer read from the store per refresh (8 kept, a ninth marks it full). */
-const ISSUER_SOURCES_READ = 9;
+const ISSUER_SOURCES_READ = MAX_SOURCES_PER_ISSUER + 1;
 
 /**
  * Refuse at start-up a store without a method the engine calls, naming it (a token store without

@@ -170,10 +170,10 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16384;
 const MAX_KID_LENGTH = 1024;
-/** Issuers whose key sources {@link KeyManager.registerIssuers} remembers. */
-const MAX_ISSUERS = 10_000;
-/** Distinct key sources remembered per issuer. */
-const MAX_SOURCES_PER_ISSUER = 8;
+/** Issuers whose key sources {@link KeyManager.registerIssuers} remembers. @internal */
+export const MAX_ISSUERS = 10_000;
+/** Distinct key sources remembered per issuer (one more offered marks it full). @internal */
+export const MAX_SOURCES_PER_ISSUER = 8;
 const EMPTY: readonly VerificationKey[] = Object.freeze([]);
 
 function sameAlgorithm(a: string, b: string): boolean {

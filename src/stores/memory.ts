@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { parseIdentityConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
-import { issuerSourceOf, issuerSourceSpelling, keySourceSpelling } from '../keys.js';
+import { issuerSourceOf, issuerSourceSpelling, keySourceSpelling, MAX_SOURCES_PER_ISSUER } from '../keys.js';
 import type {
   AccessTokenRecord,
   ConsumeResult,
@@ -15,7 +15,7 @@ import type {
 /** Distinct (issuers, key source) pairs a {@link MemoryIdentityStore} lists for the engine. */
 const MAX_KEY_SOURCES = 20_000;
 /** Distinct key sources {@link MemoryIdentityStore.issuerKeySources} lists per issuer (8 + 1: full). */
-const SOURCES_PER_ISSUER = 9;
+const SOURCES_PER_ISSUER = MAX_SOURCES_PER_ISSUER + 1;
 
 /** Options of {@link MemoryIdentityStore}. */
 export interface MemoryIdentityStoreOptions {
