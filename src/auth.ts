@@ -172,7 +172,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   /** Key sources of `memoryStore` registered so far (its list only grows), and whether every one registered. */
   let storeSourcesRegistered = 0;
   let everyStoreIssuerRegistered = true;
-  /** Every issuer any identity binds is registered (a memory store's, all of them), as of the last login. */
+  /** Every issuer the memory store binds is registered, as of the last login (never: another store). */
   let allIssuersRegistered = false;
   let closed = false;
   /** Issuer → epoch ms of its last key-source refresh (see refreshIssuer); only registered issuers. */
@@ -225,8 +225,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 
   /**
    * Register the key sources a memory store added since the last call (a comparison when none),
-   * and note whether every issuer any identity binds is registered: then one that is not is bound
-   * by no identity, and a token naming it is refused with no store read.
+   * and note whether every issuer its identities bind is registered: then a refused login has no
+   * key source left to find, and {@link refreshIssuer} does nothing.
    */
   function registerStoreIssuers(): void {
     if (!memoryStore) return;
@@ -282,7 +282,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   const loginContext: LoginContext = {
     keys,
     load: loadIdentity,
-    noIdentityBinds: (issuer) => (memoryStore ? !memoryStore.bindsIssuer(issuer) : allIssuersRegistered),
+    noIdentityBinds: (issuer) => memoryStore !== undefined && !memoryStore.bindsIssuer(issuer),
     refused: refreshIssuer,
   };
 

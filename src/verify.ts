@@ -103,9 +103,9 @@ export interface LoginContext {
   /** The validated config of an identity, or `undefined`: a store read. */
   load(identityId: string): Promise<IdentityConfig | undefined>;
   /**
-   * Whether the engine knows, without a store read, that no identity binds `issuer` (a memory store
-   * answers for itself; other stores only when every issuer is registered). Asked only of an issuer
-   * with no registered source: then it is refused with no read.
+   * Whether the engine knows, without a store read, that no identity binds `issuer` (only a memory
+   * store answers: it lists every issuer it holds; with another store, false). Asked only of an
+   * issuer with no registered source: then it is refused with no read.
    */
   noIdentityBinds(issuer: string): boolean;
   /**
