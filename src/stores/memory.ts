@@ -190,11 +190,11 @@ const INITIAL_CAPACITY = 1024;
  * Layout: a token is a slot number. Its numbers (times, TTL, uses, generation) live in one
  * `Float64Array`, its revoked flag in a `Uint8Array`, its references (identity, issuer, subject,
  * trusted IPs, metadata) in plain arrays that point at values shared by all tokens of a login shape
- * (interned). The only
- * heap objects per token are its id string and, when mapped claims make it unique, its metadata. A
- * record object per token (with three boxed epoch-ms numbers) made a million live tokens five
- * million objects for every major garbage collection to walk (about 300 ms here), which slowed
- * every request of the process, guarded or not; the collector never looks inside a typed array.
+ * (interned). The only heap objects per token are its id string and, when mapped claims make it
+ * unique, its metadata. A record object per token (with three boxed epoch-ms numbers) made a
+ * million live tokens five million objects for every major garbage collection to walk (about
+ * 300 ms here), which slowed every request of the process, guarded or not; the collector never
+ * looks inside a typed array.
  * `revokeIdentity` walks the slots (a million in about a millisecond): no per-identity index.
  */
 export class MemoryTokenStore implements TokenStore {
