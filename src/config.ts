@@ -5,6 +5,8 @@ import { FetchError, validateFetchUrl } from './fetch.js';
 import { ALLOW_ALL_IPS, parseTrustedIps } from './ip.js';
 import { validateClaimPath, validateGlob } from './policy.js';
 import type { AsymmetricAlgorithm, IdentityConfig } from './types.js';
+import { parseIdentitySources } from './trust/sources.js';
+import { checkTrustIdentity } from './trust/entries.js';
 
 /** What an identity id looks like; the login route refuses anything else before any store lookup. */
 export const IDENTITY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -86,6 +88,8 @@ const FIELDS = [
   'allowPrivateNetwork',
   'allowInsecureLoopback',
   'metadata',
+  'keySources',
+  'trust',
 ] as const;
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
 
@@ -137,27 +141,10 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     return v === null ? undefined : v;
   };
 
-  const allowPrivateNetwork = parseFlag(value('allowPrivateNetwork'), 'allowPrivateNetwork', id);
-  const allowInsecureLoopback = parseFlag(value('allowInsecureLoopback'), 'allowInsecureLoopback', id);
-  const network = { allowPrivateNetwork, allowInsecureLoopback };
-
-  const discoveryInput = optionalString(value('oidcDiscoveryUrl'), 'oidcDiscoveryUrl', id);
-  const oidcDiscoveryUrl =
-    discoveryInput === undefined ? undefined : normaliseDiscoveryUrl(discoveryInput, network, id);
-  const jwksInput = optionalString(value('jwksUrl'), 'jwksUrl', id);
-  const jwksUrl =
-    jwksInput === undefined ? undefined : checkUrl(jwksInput, 'jwksUrl', network, id, { query: true }).href;
-  const publicKeys = parsePublicKeys(value('publicKeys'), id);
-  if (oidcDiscoveryUrl === undefined && jwksUrl === undefined && publicKeys === undefined) {
-    throw new ConfigError(
-      'oidcDiscoveryUrl',
-      'is required unless jwksUrl or publicKeys is given (the identity needs a key source)',
-      id,
-    );
-  }
-  const caCert = parseCaCert(value('caCert'), id);
-
-  const boundIssuer = parseIssuers(value('boundIssuer'), id);
+  const sources = parseIdentitySources(raw, id);
+  const { oidcDiscoveryUrl, jwksUrl, publicKeys, caCert, discoveryIssuer } = sources.flat;
+  const { allowPrivateNetwork, allowInsecureLoopback } = sources.flat;
+  const boundIssuer = sources.boundIssuer;
   const boundSubject = parsePatterns(value('boundSubject'), 'boundSubject', id);
   const boundAudiences = parsePatterns(value('boundAudiences'), 'boundAudiences', id);
   boundAudiences.forEach((pattern, i) => checkAudiencePattern(pattern, `boundAudiences[${i}]`, id));
@@ -170,7 +157,12 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     );
   }
   const boundClaims = parseBoundClaims(value('boundClaims'), id);
-  if (boundSubject.length === 0 && boundAudiences.length === 0 && Object.keys(boundClaims).length === 0) {
+  if (
+    sources.trust === undefined &&
+    boundSubject.length === 0 &&
+    boundAudiences.length === 0 &&
+    Object.keys(boundClaims).length === 0
+  ) {
     throw new ConfigError(
       'boundSubject, boundAudiences, boundClaims',
       'the identity must have at least one bound constraint: without one, every token of the issuer logs in',
@@ -234,10 +226,6 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     60,
     CONFIG_LIMITS.maxTokenLifetimeSeconds,
   );
-  const issuerInput = optionalString(value('discoveryIssuer'), 'discoveryIssuer', id);
-  const discoveryIssuer =
-    issuerInput === undefined ? undefined : checkIssuerUrl(issuerInput, 'discoveryIssuer', network, id);
-
   const config: IdentityConfig = Object.freeze({
     identityId,
     oidcDiscoveryUrl,
@@ -261,9 +249,95 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     allowPrivateNetwork,
     allowInsecureLoopback,
     metadata,
+    ...(sources.keySources ? { keySources: sources.keySources } : {}),
+    ...(sources.trust === undefined ? {} : { trust: sources.trust }),
   });
+  if (sources.trust !== undefined) checkTrustIdentity(config);
   parsedConfigs.add(config);
   return config;
+}
+
+/** The flat key-source fields of a config or of one of its `keySources`. @internal */
+export interface FlatKeySource {
+  readonly oidcDiscoveryUrl: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly publicKeys: ReadonlyArray<string | JWK> | undefined;
+  readonly caCert: string | undefined;
+  readonly discoveryIssuer: string | undefined;
+  readonly allowPrivateNetwork: boolean;
+  readonly allowInsecureLoopback: boolean;
+}
+
+/**
+ * Validate the flat key-source fields read through `value` (`requireSource`: one of
+ * `oidcDiscoveryUrl`, `jwksUrl`, `publicKeys` is required). @internal
+ */
+export function parseKeySourceFields(
+  value: (key: string) => unknown,
+  id: string,
+  requireSource: boolean,
+): FlatKeySource {
+  const allowPrivateNetwork = parseFlag(value('allowPrivateNetwork'), 'allowPrivateNetwork', id);
+  const allowInsecureLoopback = parseFlag(value('allowInsecureLoopback'), 'allowInsecureLoopback', id);
+  const network = { allowPrivateNetwork, allowInsecureLoopback };
+
+  const discoveryInput = optionalString(value('oidcDiscoveryUrl'), 'oidcDiscoveryUrl', id);
+  const oidcDiscoveryUrl =
+    discoveryInput === undefined ? undefined : normaliseDiscoveryUrl(discoveryInput, network, id);
+  const jwksInput = optionalString(value('jwksUrl'), 'jwksUrl', id);
+  const jwksUrl =
+    jwksInput === undefined ? undefined : checkUrl(jwksInput, 'jwksUrl', network, id, { query: true }).href;
+  const publicKeys = parsePublicKeys(value('publicKeys'), id);
+  if (requireSource && oidcDiscoveryUrl === undefined && jwksUrl === undefined && publicKeys === undefined) {
+    throw new ConfigError(
+      'oidcDiscoveryUrl',
+      'is required unless jwksUrl or publicKeys is given (the identity needs a key source)',
+      id,
+    );
+  }
+  const caCert = parseCaCert(value('caCert'), id);
+  const issuerInput = optionalString(value('discoveryIssuer'), 'discoveryIssuer', id);
+  const discoveryIssuer =
+    issuerInput === undefined ? undefined : checkIssuerUrl(issuerInput, 'discoveryIssuer', network, id);
+  return {
+    oidcDiscoveryUrl,
+    jwksUrl,
+    publicKeys,
+    caCert,
+    discoveryIssuer,
+    allowPrivateNetwork,
+    allowInsecureLoopback,
+  };
+}
+
+/**
+ * The token settings a trust entry holds, validated as an identity's are (`audiences` like
+ * `boundAudiences`). @internal
+ */
+export function parseTrustSettings(
+  value: (key: string) => unknown,
+  id: string,
+): {
+  audiences: readonly string[];
+  allowedAlgorithms: readonly AsymmetricAlgorithm[];
+  clockSkewSeconds: number;
+  maxTokenLifetimeSeconds: number;
+} {
+  const audiences = parsePatterns(value('audiences'), 'audiences', id);
+  audiences.forEach((pattern, i) => checkAudiencePattern(pattern, `audiences[${i}]`, id));
+  return {
+    audiences: Object.freeze(audiences),
+    allowedAlgorithms: parseAlgorithms(value('allowedAlgorithms'), id),
+    clockSkewSeconds: parseInteger(value('clockSkewSeconds'), 'clockSkewSeconds', id, 60, 0, 300),
+    maxTokenLifetimeSeconds: parseInteger(
+      value('maxTokenLifetimeSeconds'),
+      'maxTokenLifetimeSeconds',
+      id,
+      86_400,
+      60,
+      CONFIG_LIMITS.maxTokenLifetimeSeconds,
+    ),
+  };
 }
 
 /**
@@ -414,13 +488,14 @@ function checkAudiencePattern(pattern: string, field: string, id: string): void 
   }
 }
 
-function parseIssuers(value: unknown, id: string): string[] {
-  const issuers = parseList(value, 'boundIssuer', id, MAX_ISSUERS);
+/** An exact-issuer list (`boundIssuer`, a key source's `issuer`): required, no globs. @internal */
+export function parseExactIssuers(value: unknown, id: string, name: string): string[] {
+  const issuers = parseList(value, name, id, MAX_ISSUERS);
   if (issuers.length === 0) {
-    throw new ConfigError('boundIssuer', 'is required: the exact iss value(s) the tokens carry', id);
+    throw new ConfigError(name, 'is required: the exact iss value(s) the tokens carry', id);
   }
   issuers.forEach((issuer, i) => {
-    const field = `boundIssuer[${i}]`;
+    const field = `${name}[${i}]`;
     if (issuer.length > MAX_ISSUER_LENGTH) throw new ConfigError(field, 'is too long', id);
     if (/\s/.test(issuer) || hasControl(issuer)) throw new ConfigError(field, 'contains whitespace', id);
     if (/[*?]/.test(issuer)) {
@@ -667,7 +742,9 @@ function parseJwk(jwk: Record<string, unknown>, field: string, id: string): JWK 
   if (jwk.alg !== undefined && !(SUPPORTED_ALGORITHMS as readonly unknown[]).includes(jwk.alg)) {
     throw new ConfigError(`${field}.alg`, 'is not a supported asymmetric algorithm', id);
   }
-  if (jwk.use !== undefined && jwk.use !== 'sig') throw new ConfigError(`${field}.use`, 'must be "sig"', id);
+  if (jwk.use !== undefined && jwk.use !== 'sig' && jwk.use !== 'jwt-svid') {
+    throw new ConfigError(`${field}.use`, 'must be "sig" (or "jwt-svid", a SPIFFE bundle key)', id);
+  }
   if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) {
     throw new ConfigError(`${field}.key_ops`, 'must include "verify"', id);
   }

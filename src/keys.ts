@@ -6,6 +6,8 @@ import { discoveryDocumentUrl } from './config.js';
 import { ConfigError } from './errors.js';
 import { FetchError, httpGet as defaultHttpGet, redactUrl, validateFetchUrl, type HttpGet } from './fetch.js';
 import type { AsymmetricAlgorithm, IdentityConfig, Logger } from './types.js';
+import { patternSources, sourceViewFor, sourceViews } from './trust/sources.js';
+import { PatternIssuers, type PatternIssuerOptions } from './trust/pattern-issuers.js';
 
 /** A public key the IdP token may be verified with. */
 export interface VerificationKey {
@@ -88,6 +90,11 @@ export interface IssuerKeySources {
   readonly sources: readonly IdentityConfig[];
   /** An identity of this issuer offered a ninth source, which was not kept: some source may be missing. */
   readonly full: boolean;
+  /**
+   * Set when `issuer` matches a registered issuer pattern but is new while the rate of new pattern
+   * issuers is spent: nothing is fetched; retry after this many seconds.
+   */
+  readonly retryAfterSeconds?: number;
 }
 
 /** Tuning and seams of a {@link KeyManager}. */
@@ -123,6 +130,8 @@ export interface KeyManagerOptions {
   cacheSize?: number;
   /** Where raw key sets are kept. Default: a {@link MemoryKeyCache} of `cacheSize`. */
   keyCache?: KeyCache;
+  /** Bounds of issuers admitted through issuer patterns (see docs/TRUST.md). */
+  patternIssuers?: PatternIssuerOptions;
   /** Called after every fetch attempt. `error` is a stable code, never upstream text. */
   onFetch?: (info: {
     url: string;
@@ -252,12 +261,14 @@ function rsaSizeOk(key: KeyObject): boolean {
 
 /**
  * Import one public JWK, or `undefined` when it is not usable for signatures here: symmetric or
- * unknown `kty`, unsupported curve, `use` other than `sig`, `key_ops` without `verify`, an `alg`
+ * unknown `kty`, unsupported curve, `use` other than `sig` or `jwt-svid`, `key_ops` without `verify`, an `alg`
  * we do not verify, RSA under 2048 (or over 16384) bits, or material that does not import.
  */
 function importJwk(jwk: Record<string, unknown>): VerificationKey | undefined {
   const { kty, crv, kid, alg, use, key_ops: keyOps } = jwk;
-  if (use !== undefined && use !== 'sig') return undefined;
+  // `jwt-svid`: a SPIFFE trust bundle's JWT-SVID signing key (SPIFFE Trust Domain and Bundle §4.2.2);
+  // `x509-svid` and any other use are not for JWT signatures.
+  if (use !== undefined && use !== 'sig' && use !== 'jwt-svid') return undefined;
   if (keyOps !== undefined && !(Array.isArray(keyOps) && keyOps.includes('verify'))) return undefined;
   if (kid !== undefined && typeof kid !== 'string') return undefined;
   if (alg !== undefined && (typeof alg !== 'string' || !ALGORITHMS[alg])) return undefined;
@@ -451,6 +462,8 @@ export class KeyManager {
   /** Issuer → the key sources of the identities seen binding it (see {@link registerIssuers}). */
   readonly #issuers = new Map<string, RegisteredIssuer>();
   readonly #stats: KeyManagerStats = { fetches: 0, failures: 0, hits: 0, misses: 0 };
+  /** Issuer patterns registered, and the bounded set of concrete issuers admitted through them. */
+  readonly #patterns: PatternIssuers;
 
   /**
    * @throws {ConfigError} on a non-positive number, or unless
@@ -480,6 +493,12 @@ export class KeyManager {
     this.#onFetch = options.onFetch;
     this.#logger = options.logger;
     this.#sources = new LRUCache({ max: o.cacheSize });
+    this.#patterns = new PatternIssuers(
+      options.patternIssuers,
+      this.#clock,
+      (config) => this.#sourceKey(config),
+      (config) => keySourceOf(config),
+    );
   }
 
   /** Counters since construction. */
@@ -499,6 +518,14 @@ export class KeyManager {
    * @returns false when an issuer of `config` could not be registered (the 10,000 are taken).
    */
   registerIssuers(config: IdentityConfig): boolean {
+    if (config.keySources) {
+      // Several key sources: each exact one is registered for its own issuers only, so a token
+      // naming one source's issuer is never tried against another source's keys.
+      let every = true;
+      for (const view of sourceViews(config)) every = this.registerIssuers(view) && every;
+      for (const source of patternSources(config)) every = this.#patterns.register(config, source) && every;
+      return every;
+    }
     let key: string | undefined;
     let source: IdentityConfig | undefined;
     let every = true;
@@ -532,7 +559,8 @@ export class KeyManager {
    * identity seen binds it: nothing is then looked up or fetched. The object is live: do not keep it.
    */
   keySourcesFor(issuer: string): IssuerKeySources | undefined {
-    return this.#issuers.get(issuer);
+    const exact = this.#issuers.get(issuer);
+    return this.#patterns.size === 0 ? exact : this.#patterns.sourcesFor(issuer, exact);
   }
 
   /**
@@ -540,10 +568,13 @@ export class KeyManager {
    * {@link keySourcesFor} lists), or `undefined` when `config`'s source is not registered for it.
    */
   registeredSource(issuer: string, config: IdentityConfig): IdentityConfig | undefined {
+    const view = sourceViewFor(config, issuer);
+    if (!view) return undefined;
+    const key = this.#sourceKey(view);
     const registered = this.#issuers.get(issuer);
-    if (!registered) return undefined;
-    const index = registered.keys.indexOf(this.#sourceKey(config));
-    return index < 0 ? undefined : registered.sources[index];
+    const index = registered ? registered.keys.indexOf(key) : -1;
+    if (index >= 0) return registered?.sources[index];
+    return this.#patterns.registeredSource(issuer, key);
   }
 
   /**
@@ -552,14 +583,26 @@ export class KeyManager {
    *
    * @internal
    */
-  sizes(): { sources: number; issuers: number; issuerSources: number; matches: number } {
+  sizes(): {
+    sources: number;
+    issuers: number;
+    issuerSources: number;
+    matches: number;
+    patternIssuers: number;
+  } {
     let matches = 0;
     for (const source of this.#sources.values()) {
       if (source.kind !== 'discovery') matches += source.set?.memoSize ?? 0;
     }
     let issuerSources = 0;
     for (const registered of this.#issuers.values()) issuerSources += registered.sources.length;
-    return { sources: this.#sources.size, issuers: this.#issuers.size, issuerSources, matches };
+    return {
+      sources: this.#sources.size,
+      issuers: this.#issuers.size,
+      issuerSources,
+      matches,
+      patternIssuers: this.#patterns.issuerCount,
+    };
   }
 
   /**
@@ -1047,6 +1090,7 @@ function jwksKey(url: string, params: FetchParams): string {
  * verified it). Static keys are one JSON array, so no two lists spell alike (a PEM holds newlines).
  */
 function sourceKey(config: IdentityConfig): string {
+  if (config.keySources) return `sources\n${JSON.stringify(config.keySources)}`;
   if (config.publicKeys && config.publicKeys.length > 0) {
     return `static\n${JSON.stringify(config.publicKeys)}`;
   }

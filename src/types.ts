@@ -33,8 +33,11 @@ export interface IdentityConfigInput {
   publicKeys?: ReadonlyArray<string | JWK>;
   /** PEM bundle trusted for this identity's discovery and JWKS fetches only. Default: system CAs. */
   caCert?: string;
-  /** Exact `iss` the token must carry; several allowed (Azure v1 and v2 issuers of one tenant). Required. */
-  boundIssuer: ListInput;
+  /**
+   * Exact `iss` the token must carry; several allowed (Azure v1 and v2 issuers of one tenant).
+   * Required unless `keySources` or `trust` is given.
+   */
+  boundIssuer?: ListInput;
   /** Glob(s) the `sub` must match. Default: any. */
   boundSubject?: ListInput;
   /**
@@ -74,6 +77,44 @@ export interface IdentityConfigInput {
   allowInsecureLoopback?: boolean;
   /** Anything the host app wants back in the guard (roles, project ids). */
   metadata?: Record<string, unknown>;
+  /**
+   * Several key sources, each with its own issuer(s) or issuer pattern (see docs/TRUST.md). A token
+   * verifies only against the source whose issuer it names. Replaces the flat key-source fields and
+   * `boundIssuer` (which, if given, must list exactly the sources' issuers).
+   */
+  keySources?: readonly KeySourceInput[];
+  /** Id of a shared trust entry (`createOidcAuth({ trust })`) giving key sources, issuers, audiences. */
+  trust?: string;
+}
+
+/** One key source of an identity or trust entry: where keys come from and the issuer(s) it vouches for. */
+export interface KeySourceInput {
+  /** Exact `iss` value(s) this source's keys sign for. One of `issuer` and `issuerPattern` is required. */
+  issuer?: ListInput;
+  /** Host-pinned issuer pattern (`https://oidc.eks.*.amazonaws.com/id/*`); see docs/TRUST.md. */
+  issuerPattern?: string;
+  /** Issuer base URL (discovery). Not with `issuerPattern`: discovery is then the token's own issuer. */
+  oidcDiscoveryUrl?: string;
+  jwksUrl?: string;
+  publicKeys?: ReadonlyArray<string | JWK>;
+  caCert?: string;
+  discoveryIssuer?: string;
+  allowPrivateNetwork?: boolean;
+  allowInsecureLoopback?: boolean;
+}
+
+/** A validated key source. */
+export interface KeySource {
+  /** Exact issuers; empty for a pattern source. */
+  readonly issuer: readonly string[];
+  readonly issuerPattern: string | undefined;
+  readonly oidcDiscoveryUrl: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly publicKeys: ReadonlyArray<string | JWK> | undefined;
+  readonly caCert: string | undefined;
+  readonly discoveryIssuer: string | undefined;
+  readonly allowPrivateNetwork: boolean;
+  readonly allowInsecureLoopback: boolean;
 }
 
 /** A validated, normalised identity config: lists are arrays, numbers are numbers, defaults applied. */
@@ -101,6 +142,13 @@ export interface IdentityConfig {
   readonly allowPrivateNetwork: boolean;
   readonly allowInsecureLoopback: boolean;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /**
+   * Set only when the config lists `keySources` (or a trust entry resolved into it): then the flat
+   * key-source fields above are unset and `boundIssuer` is the sources' exact issuers.
+   */
+  readonly keySources?: readonly KeySource[];
+  /** The trust entry this identity uses, when it names one. */
+  readonly trust?: string;
 }
 
 /** Where identity configs live. Implementations validate on write and on read. */

@@ -3,6 +3,7 @@ import type { ReasonCode } from './errors.js';
 import { verifyJwsSignature } from './jws.js';
 import { KeyError, type KeyManager, type VerificationKey } from './keys.js';
 import type { IdentityConfig } from './types.js';
+import { acceptsIssuer, sourceViewFor, sourceViews } from './trust/sources.js';
 
 /** Largest IdP token accepted, in characters. Real CI tokens are 1-3 KB. */
 export const MAX_JWT_LENGTH = 16 * 1024;
@@ -85,9 +86,14 @@ export async function verifyIdpToken(
   if (!(config.allowedAlgorithms as readonly string[]).includes(header.alg)) {
     throw new LoginFailure('algorithm_not_allowed', false);
   }
-  const candidates = await keysFor(config, header, keys);
-  if (!(await signatureVerifies(jwt, header, candidates))) throw new LoginFailure('signature_invalid', false);
+  // Several key sources: the one naming the token's (unverified) issuer, else the first.
   const payload = readPayload(jwt);
+  const view =
+    (typeof payload.iss === 'string' ? sourceViewFor(config, payload.iss) : undefined) ??
+    sourceViews(config)[0] ??
+    config;
+  const candidates = await keysFor(view, header, keys);
+  if (!(await signatureVerifies(jwt, header, candidates))) throw new LoginFailure('signature_invalid', false);
   checkClaims(payload, config, now);
   return { payload, header };
 }
@@ -153,6 +159,10 @@ export async function verifyLogin(
   if (typeof issuer !== 'string') throw new LoginFailure('claim_missing', false, { claim: 'iss' });
   const registered = keys.keySourcesFor(issuer);
   let tried: SourceTrial | undefined;
+  if (registered?.retryAfterSeconds !== undefined) {
+    // A new issuer matching an issuer pattern while the rate of new ones is spent: nothing fetched.
+    throw new LoginFailure('idp_unavailable', false, { retryAfterSeconds: registered.retryAfterSeconds });
+  }
   if (registered) {
     tried = await trySources(jwt, header, registered.sources, keys);
     if (tried.verifiedBy) {
@@ -189,9 +199,9 @@ async function verifiedFor(
   keys: KeyManager,
   now: number,
 ): Promise<VerifiedLogin> {
-  if (!(config.boundIssuer as readonly string[]).includes(issuer)) {
-    throw new LoginFailure('issuer_mismatch', false);
-  }
+  // The key source of `config` naming the token's issuer: the only one it may verify against.
+  const view = sourceViewFor(config, issuer);
+  if (!view) throw new LoginFailure('issuer_mismatch', false);
   if (!(config.allowedAlgorithms as readonly string[]).includes(header.alg)) {
     throw new LoginFailure('algorithm_not_allowed', false);
   }
@@ -205,7 +215,7 @@ async function verifiedFor(
     // tried now: not registered before (a config just written, or past the bound), or not reached.
     const refused = own && tried?.failed.get(own);
     if (refused) throw tried?.verifiedBy ? new LoginFailure('signature_invalid', false) : refused;
-    if (!(await signatureVerifies(jwt, header, await keysFor(config, header, keys)))) {
+    if (!(await signatureVerifies(jwt, header, await keysFor(view, header, keys)))) {
       throw new LoginFailure('signature_invalid', false);
     }
   }
@@ -339,9 +349,7 @@ function checkClaims(payload: JWTPayload, config: IdentityConfig, now: number): 
   for (const claim of REQUIRED_CLAIMS) {
     if (!Object.hasOwn(payload, claim)) throw new LoginFailure('claim_missing', true, { claim });
   }
-  if (!(config.boundIssuer as readonly unknown[]).includes(payload.iss)) {
-    throw new LoginFailure('issuer_mismatch', true);
-  }
+  if (!acceptsIssuer(config, payload.iss)) throw new LoginFailure('issuer_mismatch', true);
   const skew = config.clockSkewSeconds;
   const nowSeconds = Math.floor(now / 1000);
   const { iat, nbf, exp } = payload;

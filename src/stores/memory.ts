@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { parseIdentityConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { exactIssuers } from '../trust/sources.js';
 import { issuerSourceOf, issuerSourceSpelling, keySourceSpelling, MAX_SOURCES_PER_ISSUER } from '../keys.js';
 import type {
   AccessTokenRecord,
@@ -139,7 +140,7 @@ export class MemoryIdentityStore implements IdentityStore {
   #bindIssuers(config: IdentityConfig): void {
     let spelling: string | undefined;
     let source: IdentityConfig | undefined;
-    for (const issuer of config.boundIssuer) {
+    for (const issuer of exactIssuers(config)) {
       let bound = this.#issuers.get(issuer);
       if (!bound) this.#issuers.set(issuer, (bound = { spellings: [], sources: [] }));
       if (bound.spellings.length >= SOURCES_PER_ISSUER) continue;
