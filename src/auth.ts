@@ -29,6 +29,9 @@ import type {
 import { LoginFailure, readHeader, unstorableClaim, verifyLogin, type LoginContext } from './verify.js';
 import { explainLogin, type ExplainReport } from './explain.js';
 import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from './config.js';
+import type { TrustEntryInput } from './trust/entries.js';
+import { bindTrust, type TrustEntries } from './trust/engine.js';
+import { acceptsIssuer } from './trust/sources.js';
 
 /** Options of {@link createOidcAuth}. */
 export interface OidcAuthOptions {
@@ -59,6 +62,8 @@ export interface OidcAuthOptions {
   revealLoginFailureReasons?: boolean;
   /** `realm` of `WWW-Authenticate` challenges. Default `oidc-machine-auth`. */
   realm?: string;
+  /** Shared trust entries, referenced by identities as `trust: '<trustId>'` (docs/TRUST.md). */
+  trust?: readonly TrustEntryInput[];
 }
 
 /** Options of a call made on behalf of a client. */
@@ -94,6 +99,8 @@ export interface OidcAuth {
   readonly identities: IdentityStore;
   readonly tokens: TokenStore;
   readonly keys: KeyManager;
+  /** Shared trust entries (docs/TRUST.md). */
+  readonly trust: TrustEntries;
   /** `realm` used in challenges. */
   readonly realm: string;
   /** Log through the configured logger (used by adapters for unexpected errors). */
@@ -180,6 +187,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   /** Issuers whose key-source refresh is running (single flight). */
   const refreshing = new Set<string>();
   registerStoreIssuers();
+  const trust = bindTrust(options.trust, keys, options.identities);
 
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
   const ipLists = new WeakMap<readonly string[], IpAllowList>();
@@ -264,7 +272,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
           for (const candidate of found.slice(0, ISSUER_SOURCES_READ)) {
             // A memory store's entries are its own validated key sources (no id): used as they are.
             const config = memoryStore ? (candidate as IdentityConfig) : validated(candidate);
-            if (config && (config.boundIssuer as readonly string[]).includes(issuer)) {
+            if (config && acceptsIssuer(config, issuer)) {
               keys.registerIssuers(config);
             }
           }
@@ -367,8 +375,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     }
     if (stored === undefined || stored === null) return undefined;
     const config = validated(stored);
-    if (config?.identityId === identityId) return config;
-    const reason = config ? 'filed_under_another_id' : 'does_not_validate';
+    let reason = config ? 'filed_under_another_id' : 'does_not_validate';
+    if (config?.identityId === identityId) {
+      try {
+        return trust.resolve(config);
+      } catch {
+        reason = 'trust_unresolved';
+      }
+    }
     logger?.error(
       { event: 'identity.invalid', identityId: wellFormedId(identityId), reason },
       'invalid identity',
@@ -609,6 +623,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     identities,
     tokens,
     keys,
+    trust,
     realm,
     logger,
     async close() {
