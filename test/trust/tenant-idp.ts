@@ -11,7 +11,11 @@ export class TenantIdp {
   readonly fetches: string[] = [];
   readonly #keys = new Map<string, TestKey>();
 
-  constructor(private readonly owns: (issuer: string) => boolean) {}
+  /** @param jwksPath where each issuer serves its JWKS, under the issuer (`/keys` as EKS does). */
+  constructor(
+    private readonly owns: (issuer: string) => boolean,
+    private readonly jwksPath = '/keys',
+  ) {}
 
   /** The key of one issuer (made on first use; EC, so a thousand are cheap). */
   keyOf(issuer: string): TestKey {
@@ -21,20 +25,20 @@ export class TenantIdp {
   }
 
   count(kind: 'discovery' | 'jwks'): number {
-    const suffix = kind === 'discovery' ? '/.well-known/openid-configuration' : '/keys';
+    const suffix = kind === 'discovery' ? '/.well-known/openid-configuration' : this.jwksPath;
     return this.fetches.filter((url) => url.endsWith(suffix)).length;
   }
 
   readonly httpGet: HttpGet = async (url) => {
     this.fetches.push(url);
     const discovery = url.endsWith('/.well-known/openid-configuration');
-    const issuer = discovery
-      ? url.slice(0, -'/.well-known/openid-configuration'.length)
-      : url.slice(0, -'/keys'.length);
+    const suffix = discovery ? '/.well-known/openid-configuration' : this.jwksPath;
+    if (!url.endsWith(suffix)) throw new FetchError('http_status', url);
+    const issuer = url.slice(0, -suffix.length);
     // As the real httpGet does for a non-2xx answer.
     if (!this.owns(issuer)) throw new FetchError('http_status', url);
     const body = discovery
-      ? { issuer, jwks_uri: `${issuer}/keys` }
+      ? { issuer, jwks_uri: `${issuer}${this.jwksPath}` }
       : { keys: [this.keyOf(issuer).publicJwk as JWK] };
     return { status: 200, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } };
   };
