@@ -70,6 +70,10 @@ export interface IdentityOidcAuthView {
   allowAnyAudience: boolean;
   allowInsecureLoopback: boolean;
   metadata: Record<string, unknown>;
+  /** Present when the identity lists `keySources` (docs/TRUST.md). */
+  keySources?: IdentityConfig['keySources'];
+  /** Present when the identity names a trust entry. */
+  trust?: string;
 }
 
 /** A change made through the admin API, for the host's audit log. */
@@ -422,5 +426,7 @@ export function identityOidcAuthView(
   if (config.jwksUrl !== undefined) view.jwksUrl = config.jwksUrl;
   if (config.publicKeys !== undefined) view.publicKeys = [...config.publicKeys];
   if (config.discoveryIssuer !== undefined) view.discoveryIssuer = config.discoveryIssuer;
+  if (config.keySources !== undefined) view.keySources = config.keySources;
+  if (config.trust !== undefined) view.trust = config.trust;
   return view;
 }

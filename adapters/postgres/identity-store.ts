@@ -82,6 +82,7 @@ export class PostgresIdentityStore implements IdentityStore {
         `SELECT identity_id, config::text AS config FROM (
            SELECT DISTINCT ON (${KEY_SOURCE_FIELDS}) identity_id, config FROM ${table}
            WHERE config->'boundIssuer' ? $1
+              OR config->'keySources' @> jsonb_build_array(jsonb_build_object('issuer', jsonb_build_array($1::text)))
            ORDER BY ${KEY_SOURCE_FIELDS}, identity_id
          ) AS sources ORDER BY identity_id LIMIT 9`,
         prepared,
@@ -160,6 +161,7 @@ const KEY_SOURCE_FIELDS = [
   'caCert',
   'allowPrivateNetwork',
   'allowInsecureLoopback',
+  'keySources',
 ]
   .map((field) => `config->'${field}'`)
   .join(', ');
