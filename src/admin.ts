@@ -150,7 +150,8 @@ const READ_ONLY_FIELDS = ['id', 'createdAt', 'updatedAt'] as const;
  * @throws {ConfigError} when the engine's identity store cannot `put`, `delete` and `list`.
  */
 export function createIdentityAdmin(
-  auth: Pick<OidcAuth, 'identities' | 'revokeIdentity' | 'logger' | 'keys'>,
+  auth: Pick<OidcAuth, 'identities' | 'revokeIdentity' | 'logger' | 'keys'> &
+    Partial<Pick<OidcAuth, 'trust'>>,
   options: IdentityAdminOptions = {},
 ): IdentityAdmin {
   const store = auth.identities;
@@ -186,6 +187,14 @@ export function createIdentityAdmin(
   }
 
   async function save(input: IdentityConfigInput): Promise<IdentityConfig> {
+    // A trust reference must name an entry of this engine, or every login of the identity is refused.
+    if (typeof input.trust === 'string' && auth.trust && !auth.trust.get(input.trust)) {
+      throw new ConfigError(
+        'trust',
+        `names no trust entry (${JSON.stringify(input.trust)})`,
+        input.identityId,
+      );
+    }
     try {
       return await identities.put(input);
     } catch (error) {

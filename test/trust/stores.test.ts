@@ -6,7 +6,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, PostgresIdentityStore } from '../../adapters/postgres/index.js';
-import { identityOidcAuthView } from '../../src/admin.js';
+import { createIdentityAdmin, identityOidcAuthView } from '../../src/admin.js';
+import { createOidcAuth } from '../../src/index.js';
+import { SIGNING_KEYS } from '../helpers/engine.js';
 import { MemoryIdentityStore, parseIdentityConfig } from '../../src/index.js';
 import type { IdentityConfigInput, IdentityStore } from '../../src/types.js';
 import { makeKey } from '../helpers/jwt.js';
@@ -77,5 +79,27 @@ describe('admin view', () => {
     expect(Object.hasOwn(identityOidcAuthView(parseIdentityConfig(viaTrust('v-2'))), 'keySources')).toBe(
       false,
     );
+  });
+});
+
+describe('admin API with trust references', () => {
+  it('attaches an identity naming a known trust entry; refuses an unknown one with 400 invalid_config on trust', async () => {
+    const auth = createOidcAuth({
+      identities: [],
+      trust: [{ trustId: 'github', issuer: A, publicKeys: [ka.publicJwk], audiences: 'vault' }],
+      signingKeys: SIGNING_KEYS,
+    });
+    const admin = createIdentityAdmin(auth);
+    const ok = await admin.attach('tr-3', {
+      trust: 'github',
+      boundSubject: 'repo:acme-corp/api:ref:refs/heads/main',
+    });
+    expect(ok.status).toBe(200);
+    expect((ok.body as { identityOidcAuth: { trust?: string } }).identityOidcAuth.trust).toBe('github');
+    const bad = await admin.attach('tr-4', { trust: 'gitlab', boundSubject: 's' });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('trust');
+    const multiSources = await admin.attach('ks-3', { ...multi('ks-3'), identityId: undefined });
+    expect(multiSources.status).toBe(200);
   });
 });
