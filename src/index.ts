@@ -106,3 +106,6 @@ export {
   type NodeRequestLike,
 } from './http.js';
 export type * from './types.js';
+export type { TrustEntry, TrustEntryInput } from './trust/entries.js';
+export type { TrustEntries } from './trust/engine.js';
+export type { PatternIssuerOptions } from './trust/pattern-issuers.js';
