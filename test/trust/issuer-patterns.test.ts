@@ -213,4 +213,38 @@ describe('issuer patterns at login', () => {
     expect(idp.count('discovery')).toBe(20 + 5 * 20);
     expect(auth.keys.sizes().patternIssuers).toBe(50);
   });
+
+  it('an issuer both registered exactly (one identity) and matched by a pattern (another): each verifies with its own source only', async () => {
+    const issuer = 'https://oidc.eks.us-east-1.amazonaws.com/id/AAA';
+    const idp = new TenantIdp((iss) => iss === issuer);
+    const pinned = (await import('../helpers/jwt.js')).makeKey('ES256', 'pinned');
+    const clock = new FakeClock(Date.now());
+    const auth = createOidcAuth({
+      identities: [
+        fleet(),
+        {
+          identityId: 'pinned',
+          publicKeys: [pinned.publicJwk],
+          boundIssuer: issuer,
+          boundSubject: 'system:serviceaccount:payments:*',
+          boundAudiences: 'sts.amazonaws.com',
+        },
+      ],
+      signingKeys: SIGNING_KEYS,
+      httpGet: idp.httpGet,
+      clock: clock.now,
+    });
+    const { sign } = await import('../helpers/jwt.js');
+    const iat = Math.floor(clock.ms / 1000);
+    const byPinned = await sign(pinned, { iss: issuer, iat, exp: iat + 60, ...claims });
+    const byIdp = await idp.token(issuer, clock.ms, claims);
+    await expect(auth.login({ identityId: 'pinned', jwt: byPinned })).resolves.toMatchObject({});
+    await expect(auth.login({ identityId: 'eks-fleet', jwt: byIdp })).resolves.toMatchObject({});
+    await expect(auth.login({ identityId: 'eks-fleet', jwt: byPinned })).rejects.toMatchObject({
+      code: 'invalid_credentials',
+    });
+    await expect(auth.login({ identityId: 'pinned', jwt: byIdp })).rejects.toMatchObject({
+      code: 'invalid_credentials',
+    });
+  });
 });
