@@ -3,6 +3,7 @@ import type { JWK } from 'jose';
 import { ConfigError } from './errors.js';
 import { FetchError, validateFetchUrl } from './fetch.js';
 import { ALLOW_ALL_IPS, parseTrustedIps } from './ip.js';
+import { parseOAuthFields } from './oauth/config.js';
 import { validateClaimPath, validateGlob } from './policy.js';
 import type { AsymmetricAlgorithm, IdentityConfig } from './types.js';
 
@@ -86,6 +87,8 @@ const FIELDS = [
   'allowPrivateNetwork',
   'allowInsecureLoopback',
   'metadata',
+  'scopes',
+  'accessTokenAudiences',
 ] as const;
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
 
@@ -261,6 +264,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     allowPrivateNetwork,
     allowInsecureLoopback,
     metadata,
+    ...parseOAuthFields(value, id),
   });
   parsedConfigs.add(config);
   return config;

@@ -74,6 +74,10 @@ export interface IdentityConfigInput {
   allowInsecureLoopback?: boolean;
   /** Anything the host app wants back in the guard (roles, project ids). */
   metadata?: Record<string, unknown>;
+  /** OAuth scopes a token exchange may grant (RFC 6749 §3.3 scope tokens). Default: none. */
+  scopes?: ListInput;
+  /** Audiences a token exchange may name (`audience`/`resource`). Default: none. */
+  accessTokenAudiences?: ListInput;
 }
 
 /** A validated, normalised identity config: lists are arrays, numbers are numbers, defaults applied. */
@@ -101,6 +105,10 @@ export interface IdentityConfig {
   readonly allowPrivateNetwork: boolean;
   readonly allowInsecureLoopback: boolean;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** Present only when set: see {@link IdentityConfigInput.scopes}. */
+  readonly scopes?: readonly string[];
+  /** Present only when set: see {@link IdentityConfigInput.accessTokenAudiences}. */
+  readonly accessTokenAudiences?: readonly string[];
 }
 
 /** Where identity configs live. Implementations validate on write and on read. */
@@ -154,6 +162,10 @@ export interface AccessTokenRecord {
    * refused as revoked. Records stored before generations existed read as 0.
    */
   generation: number;
+  /** Space-separated scopes granted by a token exchange (absent: none asked for or declared). */
+  scope?: string;
+  /** Audiences a token exchange named (absent: none). */
+  audience?: readonly string[];
 }
 
 export type ConsumeResult =
@@ -218,6 +230,10 @@ export interface AuthContext {
   /** Uses left after this one; `undefined` when unlimited. */
   usesRemaining: number | undefined;
   clientIp: string | undefined;
+  /** Space-separated scopes the token was granted by a token exchange; absent otherwise. */
+  scope?: string;
+  /** Audiences the token was granted by a token exchange; absent otherwise. */
+  audience?: readonly string[];
 }
 
 /** pino-style logger: `(object, message)`. Every field this library logs is free of tokens. */
