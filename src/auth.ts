@@ -32,6 +32,7 @@ import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from
 import type { TrustEntryInput } from './trust/entries.js';
 import { bindTrust, type TrustEntries } from './trust/engine.js';
 import { acceptsIssuer } from './trust/sources.js';
+import { narrowGrant, type GrantRequest } from './oauth/grant.js';
 
 /** Options of {@link createOidcAuth}. */
 export interface OidcAuthOptions {
@@ -84,14 +85,25 @@ export interface AccessTokenGrant {
   identityId: string;
   /** Epoch ms. */
   expiresAt: number;
+  /** Space-separated scopes granted (see `grant` of {@link OidcAuth.login}); absent when none. */
+  scope?: string;
+  /** Audiences granted; absent when none was asked for. */
+  audience?: readonly string[];
 }
 
 /** The engine: login, authenticate, renew, revoke, explain. */
 export interface OidcAuth {
-  login(input: { identityId: string; jwt: string } & CallContext): Promise<AccessTokenGrant>;
+  login(
+    input: { identityId: string; jwt: string; grant?: GrantRequest } & CallContext,
+  ): Promise<AccessTokenGrant>;
   authenticate(accessToken: string, context?: CallContext): Promise<AuthContext>;
   renew(accessToken: string, context?: CallContext): Promise<AccessTokenGrant>;
   revoke(accessToken: string, context?: CallContext): Promise<void>;
+  /**
+   * The record of a live access token (genuine, unexpired, unrevoked, uses left), its `expiresAt`
+   * that of this very token string; `undefined` for anything else. Counts no use (RFC 7662).
+   */
+  introspect(accessToken: string): Promise<AccessTokenRecord | undefined>;
   /** Revoke every token of an identity; returns how many were live. */
   revokeIdentity(identityId: string): Promise<number>;
   /** Every login check in order, with pass/fail and why. Never throws for a bad token. */
@@ -120,6 +132,9 @@ const LOGIN_MESSAGES: Partial<Record<ReasonCode, string>> = {
   claim_missing: 'A bound claim is missing from the token',
   claim_value_unsupported: 'A claim value of the token holds U+0000 or invalid Unicode and cannot be stored',
   token_malformed: 'The token is malformed',
+  scope_not_allowed: 'A requested scope is not one this identity may be granted',
+  target_not_allowed: 'A requested audience is not one this identity may be granted',
+  invalid_request: 'The requested grant is malformed',
 };
 
 const GUARD_MESSAGES: Partial<Record<ReasonCode, string>> = {
@@ -424,10 +439,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       tokenId: record.tokenId,
       identityId: record.identityId,
       expiresAt: record.expiresAt,
+      ...(record.scope === undefined ? {} : { scope: record.scope }),
+      ...(record.audience === undefined ? {} : { audience: record.audience }),
     };
   }
 
-  async function login(input: { identityId: string; jwt: string } & CallContext): Promise<AccessTokenGrant> {
+  async function login(
+    input: { identityId: string; jwt: string; grant?: GrantRequest } & CallContext,
+  ): Promise<AccessTokenGrant> {
     const { identityId, jwt, clientIp } = input;
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
     try {
@@ -460,13 +479,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       if (!ipAllowList(config.accessTokenTrustedIps).allows(clientIp)) {
         throw new LoginFailure('ip_not_allowed', true);
       }
+      const granted = narrowGrant(config, input.grant);
       const record: AccessTokenRecord = {
         tokenId: newTokenId(),
         identityId: config.identityId,
         createdAt: now,
-        expiresAt: now + Math.min(config.accessTokenTTL, config.accessTokenMaxTTL) * 1000,
-        maxExpiresAt: now + config.accessTokenMaxTTL * 1000,
-        ttlSeconds: config.accessTokenTTL,
+        expiresAt: now + granted.ttlSeconds * 1000,
+        maxExpiresAt: now + granted.maxTtlSeconds * 1000,
+        ttlSeconds: Math.min(config.accessTokenTTL, granted.maxTtlSeconds),
         usesLimit: config.accessTokenNumUsesLimit,
         usesCount: 0,
         revoked: false,
@@ -476,13 +496,15 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         subject: context.subject,
         generation,
       };
+      if (granted.scope !== undefined) record.scope = granted.scope;
+      if (granted.audience !== undefined) record.audience = granted.audience;
       try {
         await tokens.create(record);
       } catch (error) {
         throw storeDown(error, 'create');
       }
       emit({ type: 'login.success', ...context, tokenId: record.tokenId });
-      return grant(record, config.accessTokenMaxTTL, now);
+      return grant(record, granted.maxTtlSeconds, now);
     } catch (error) {
       if (error instanceof LoginFailure) throw loginDenied(error, context);
       if (error instanceof ConfigError) {
@@ -543,7 +565,27 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       expiresAt: parsed.expiresAt,
       usesRemaining: record.usesLimit > 0 ? record.usesLimit - record.usesCount : undefined,
       clientIp,
+      ...(record.scope === undefined ? {} : { scope: record.scope }),
+      ...(record.audience === undefined ? {} : { audience: record.audience }),
     };
+  }
+
+  async function introspect(accessToken: string): Promise<AccessTokenRecord | undefined> {
+    const now = clock();
+    const parsed = typeof accessToken === 'string' ? codec.parse(accessToken) : undefined;
+    if (!parsed || now >= parsed.expiresAt) return undefined;
+    let record: AccessTokenRecord | undefined;
+    let generation = 0;
+    try {
+      record = await tokens.get(parsed.tokenId, now);
+      if (record) generation = await tokens.generation(record.identityId);
+    } catch (error) {
+      throw storeDown(error, 'get');
+    }
+    if (!record || record.revoked || (record.generation ?? 0) < generation) return undefined;
+    if (now >= record.expiresAt || (record.usesLimit > 0 && record.usesCount >= record.usesLimit))
+      return undefined;
+    return { ...record, expiresAt: Math.min(parsed.expiresAt, record.expiresAt) };
   }
 
   async function renew(accessToken: string, context: CallContext = {}): Promise<AccessTokenGrant> {
@@ -618,6 +660,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     authenticate,
     renew,
     revoke,
+    introspect,
     revokeIdentity,
     explain,
     identities,

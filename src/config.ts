@@ -3,6 +3,7 @@ import type { JWK } from 'jose';
 import { ConfigError } from './errors.js';
 import { FetchError, validateFetchUrl } from './fetch.js';
 import { ALLOW_ALL_IPS, parseTrustedIps } from './ip.js';
+import { parseOAuthFields } from './oauth/config.js';
 import { validateClaimPath, validateGlob } from './policy.js';
 import type { AsymmetricAlgorithm, IdentityConfig } from './types.js';
 import { parseIdentitySources } from './trust/sources.js';
@@ -90,6 +91,8 @@ const FIELDS = [
   'metadata',
   'keySources',
   'trust',
+  'scopes',
+  'accessTokenAudiences',
 ] as const;
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
 
@@ -251,6 +254,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     metadata,
     ...(sources.keySources ? { keySources: sources.keySources } : {}),
     ...(sources.trust === undefined ? {} : { trust: sources.trust }),
+    ...parseOAuthFields(value, id),
   });
   if (sources.trust !== undefined) checkTrustIdentity(config);
   parsedConfigs.add(config);

@@ -41,6 +41,12 @@ export type ReasonCode =
   // availability (fail closed)
   | 'idp_unavailable'
   | 'store_unavailable'
+  // OAuth token exchange (RFC 8693): a requested scope or audience the identity does not declare,
+  // a grant or token type the endpoint does not take
+  | 'scope_not_allowed'
+  | 'target_not_allowed'
+  | 'unsupported_grant_type'
+  | 'unsupported_token_type'
   // configuration
   | 'invalid_config';
 

@@ -50,6 +50,12 @@ export function bodyKind(contentType: string | undefined): BodyKind | undefined 
 }
 
 /**
+ * On a form body {@link parseRequestBody} parsed, when a parameter name repeats: every value of each
+ * repeated name, in order (the body keeps the first). The OAuth endpoints read it (RFC 6749 §3.2).
+ */
+export const REPEATED_PARAMETERS: unique symbol = Symbol('oidc-machine-auth.repeatedParameters');
+
+/**
  * Parse a raw request body for the auth routes (adapters that read bodies themselves use this).
  * JSON must be an object; forms become an object of their first values. Throws 415 or 422.
  */
@@ -57,8 +63,16 @@ export function parseRequestBody(contentType: string | undefined, raw: string): 
   const kind = bodyKind(contentType);
   if (!kind) throw unsupportedMediaType();
   if (kind === 'form') {
-    const out: Record<string, unknown> = Object.create(null);
-    for (const [key, value] of new URLSearchParams(raw)) if (!(key in out)) out[key] = value;
+    const out: Record<string | symbol, unknown> = Object.create(null);
+    let repeated: Record<string, string[]> | undefined;
+    for (const [key, value] of new URLSearchParams(raw)) {
+      if (!(key in out)) out[key] = value;
+      else
+        ((repeated ??= Object.create(null) as Record<string, string[]>)[key] ??= [out[key] as string]).push(
+          value,
+        );
+    }
+    if (repeated) out[REPEATED_PARAMETERS] = repeated;
     return out;
   }
   let parsed: unknown;

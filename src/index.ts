@@ -105,6 +105,23 @@ export {
   type Authorize,
   type NodeRequestLike,
 } from './http.js';
+export {
+  OAUTH_ROUTES,
+  oauthTokenAnswer,
+  oauthIntrospectAnswer,
+  oauthRevokeAnswer,
+  type OAuthRequest,
+} from './http/oauth.js';
+export { oauthErrorAnswer, type OAuthErrorBody, type OAuthErrorCode } from './oauth/errors.js';
+export {
+  exchange,
+  parseExchangeRequest,
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_TYPE,
+  type TokenExchangeRequest,
+  type TokenExchangeResult,
+} from './oauth/exchange.js';
+export type { GrantRequest } from './oauth/grant.js';
 export type * from './types.js';
 export type { TrustEntry, TrustEntryInput } from './trust/entries.js';
 export type { TrustEntries } from './trust/engine.js';

@@ -80,6 +80,10 @@ const REASON_LABELS: ReadonlySet<string> = new Set(
     unsupported_media_type: true,
     idp_unavailable: true,
     store_unavailable: true,
+    scope_not_allowed: true,
+    target_not_allowed: true,
+    unsupported_grant_type: true,
+    unsupported_token_type: true,
     invalid_config: true,
   } satisfies Record<ReasonCode, true>),
 );

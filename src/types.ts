@@ -77,6 +77,10 @@ export interface IdentityConfigInput {
   allowInsecureLoopback?: boolean;
   /** Anything the host app wants back in the guard (roles, project ids). */
   metadata?: Record<string, unknown>;
+  /** OAuth scopes a token exchange may grant (RFC 6749 §3.3 scope tokens). Default: none. */
+  scopes?: ListInput;
+  /** Audiences a token exchange may name (`audience`/`resource`). Default: none. */
+  accessTokenAudiences?: ListInput;
   /**
    * Several key sources, each with its own issuer(s) or issuer pattern (see docs/TRUST.md). A token
    * verifies only against the source whose issuer it names. Replaces the flat key-source fields and
@@ -149,6 +153,10 @@ export interface IdentityConfig {
   readonly keySources?: readonly KeySource[];
   /** The trust entry this identity uses, when it names one. */
   readonly trust?: string;
+  /** Present only when set: see {@link IdentityConfigInput.scopes}. */
+  readonly scopes?: readonly string[];
+  /** Present only when set: see {@link IdentityConfigInput.accessTokenAudiences}. */
+  readonly accessTokenAudiences?: readonly string[];
 }
 
 /** Where identity configs live. Implementations validate on write and on read. */
@@ -202,6 +210,10 @@ export interface AccessTokenRecord {
    * refused as revoked. Records stored before generations existed read as 0.
    */
   generation: number;
+  /** Space-separated scopes granted by a token exchange (absent: none asked for or declared). */
+  scope?: string;
+  /** Audiences a token exchange named (absent: none). */
+  audience?: readonly string[];
 }
 
 export type ConsumeResult =
@@ -266,6 +278,10 @@ export interface AuthContext {
   /** Uses left after this one; `undefined` when unlimited. */
   usesRemaining: number | undefined;
   clientIp: string | undefined;
+  /** Space-separated scopes the token was granted by a token exchange; absent otherwise. */
+  scope?: string;
+  /** Audiences the token was granted by a token exchange; absent otherwise. */
+  audience?: readonly string[];
 }
 
 /** pino-style logger: `(object, message)`. Every field this library logs is free of tokens. */

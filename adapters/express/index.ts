@@ -1,6 +1,7 @@
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import {
   DEFAULT_BODY_LIMIT,
+  OAUTH_ROUTES,
   ROUTES,
   authorizeRequest,
   errorAnswer,
@@ -15,6 +16,7 @@ import {
   type HttpAnswer,
   type OidcAuth,
 } from '../../src/index.js';
+import { oauthTokenHandler } from './oauth.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -49,7 +51,7 @@ function send(res: Response, answer: HttpAnswer): void {
 /** `req.ip`, read straight from the socket when `trust proxy` is off (what `req.ip` returns then, cheaper). */
 const defaultIp = (req: Request) => (req.app.get('trust proxy') ? req.ip : req.socket.remoteAddress);
 
-/** Mounts `POST /oidc-auth/login`, `/token/renew`, `/token/revoke`. Use: `app.use('/api/v1/auth', oidcAuthRouter(auth))`. */
+/** Mounts `POST /oidc-auth/login`, `/token/renew`, `/token/revoke` and `/oauth/token` (RFC 8693). Use: `app.use('/api/v1/auth', oidcAuthRouter(auth))`. */
 export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Router {
   const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const ipOf = options.getClientIp ?? defaultIp;
@@ -66,6 +68,7 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Rou
   router.post(ROUTES.login, route(loginAnswer));
   router.post(ROUTES.renew, route(renewAnswer));
   router.post(ROUTES.revoke, route(revokeAnswer));
+  router.post(OAUTH_ROUTES.token, oauthTokenHandler(auth, limit, ipOf));
   return router;
 }
 
@@ -86,3 +89,4 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
 }
 
 export { oidcAdminRouter, type AdminRouterOptions } from './admin.js';
+export { oidcIntrospectionRouter, type IntrospectionRouterOptions } from './oauth.js';

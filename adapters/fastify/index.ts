@@ -25,6 +25,7 @@ import {
   type HttpAnswer,
   type OidcAuth,
 } from '../../src/index.js';
+import { oauthTokenPlugin } from './oauth.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -97,6 +98,8 @@ export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async f
   app.post(ROUTES.login, route(loginAnswer));
   app.post(ROUTES.renew, route(renewAnswer));
   app.post(ROUTES.revoke, route(revokeAnswer));
+  // Its own context (RFC 6749 §5.2 error bodies); not `options`, which may carry Fastify's `prefix`.
+  await app.register(oauthTokenPlugin, { auth, bodyLimit: options.bodyLimit, getClientIp: ipOf });
 };
 
 /** Bearer guard as a `preHandler`: sets `request.auth`, or answers 401/400/403/503 with an RFC 6750 challenge. */
@@ -114,3 +117,4 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
 }
 
 export { oidcAdminPlugin, type OidcAdminPluginOptions } from './admin.js';
+export { oidcIntrospectionPlugin, type OidcIntrospectionPluginOptions } from './oauth.js';

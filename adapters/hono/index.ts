@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import {
   DEFAULT_BODY_LIMIT,
+  OAUTH_ROUTES,
   ROUTES,
   authorizeRequest,
   bodyKind,
@@ -24,6 +25,7 @@ import {
   type HttpAnswer,
   type OidcAuth,
 } from '../../src/index.js';
+import { oauthTokenHandlers } from './oauth.js';
 
 /** The Hono env `requireAccessToken` provides: `c.get('auth')`. */
 export type AuthEnv = { Variables: { auth: AuthContext } };
@@ -84,7 +86,7 @@ function guardRequest(c: Context, clientIp: string | undefined): GuardRequest {
   return nodeGuardRequest(incoming, clientIp);
 }
 
-/** The three auth routes as a sub-app. Use: `app.route('/api/v1/auth', oidcAuthRoutes(auth))`. */
+/** The auth routes (and `POST /oauth/token`, RFC 8693) as a sub-app. Use: `app.route('/api/v1/auth', oidcAuthRoutes(auth))`. */
 export function oidcAuthRoutes(auth: OidcAuth, options: RoutesOptions = {}): Hono {
   const ipOf = options.getClientIp ?? socketAddress;
   const limit = bodyLimit({
@@ -105,7 +107,8 @@ export function oidcAuthRoutes(auth: OidcAuth, options: RoutesOptions = {}): Hon
   return new Hono()
     .post(ROUTES.login, mediaType, limit, route(loginAnswer))
     .post(ROUTES.renew, mediaType, limit, route(renewAnswer))
-    .post(ROUTES.revoke, mediaType, limit, route(revokeAnswer));
+    .post(ROUTES.revoke, mediaType, limit, route(revokeAnswer))
+    .post(OAUTH_ROUTES.token, ...oauthTokenHandlers(auth, options.bodyLimit ?? DEFAULT_BODY_LIMIT, ipOf));
 }
 
 /** Bearer guard: sets `c.get('auth')`, or answers 401/400/403/503 with an RFC 6750 challenge. */
@@ -126,3 +129,4 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
 }
 
 export { oidcAdminRoutes, type AdminRoutesOptions } from './admin.js';
+export { oidcIntrospectionRoutes, type IntrospectionRoutesOptions } from './oauth.js';

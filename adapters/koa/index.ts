@@ -2,6 +2,7 @@ import type { Context, Middleware, ParameterizedContext } from 'koa';
 import {
   DEFAULT_BODY_LIMIT,
   DEFAULT_PREFIX,
+  OAUTH_ROUTES,
   ROUTES,
   authorizeRequest,
   bodyKind,
@@ -18,6 +19,7 @@ import {
   type HttpAnswer,
   type OidcAuth,
 } from '../../src/index.js';
+import { oauthTokenRoute } from './oauth.js';
 
 /** Koa state after `requireAccessToken`: use as `Middleware<AuthState>` / `ctx.state.auth`. */
 export interface AuthState {
@@ -63,7 +65,7 @@ async function readBody(ctx: Context, limit: number): Promise<unknown> {
 export type OidcAuthRoutes = Middleware & { readonly paths: string[] };
 
 /**
- * Answers `POST {prefix}/oidc-auth/login`, `/token/renew`, `/token/revoke` (matched on the full
+ * Answers `POST {prefix}/oidc-auth/login`, `/token/renew`, `/token/revoke`, `/oauth/token` (matched on the full
  * `ctx.path`); passes every other request on. Use: `app.use(oidcAuthRouter(auth))`.
  */
 export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): OidcAuthRoutes {
@@ -75,7 +77,10 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Oid
     [prefix + ROUTES.renew, renewAnswer],
     [prefix + ROUTES.revoke, revokeAnswer],
   ]);
+  const token = prefix + OAUTH_ROUTES.token;
+  const tokenRoute = oauthTokenRoute(auth, limit, ipOf);
   const middleware: Middleware = async function oidcAuthRouterMiddleware(ctx, next) {
+    if (ctx.method === 'POST' && ctx.path === token) return tokenRoute(ctx);
     const handle = ctx.method === 'POST' ? routes.get(ctx.path) : undefined;
     if (!handle) return next();
     let body: unknown;
@@ -86,7 +91,7 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Oid
     }
     send(ctx, await handle(auth, body, ipOf(ctx)));
   };
-  return Object.assign(middleware, { paths: [...routes.keys()] });
+  return Object.assign(middleware, { paths: [...routes.keys(), token] });
 }
 
 /** Bearer guard: sets `ctx.state.auth`, or answers 401/400/403/503 with an RFC 6750 challenge. */
@@ -106,3 +111,8 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
 }
 
 export { oidcAdminRouter, type AdminRouterOptions, type OidcAdminRoutes } from './admin.js';
+export {
+  oidcIntrospectionRouter,
+  type IntrospectionRouterOptions,
+  type OidcIntrospectionRoutes,
+} from './oauth.js';

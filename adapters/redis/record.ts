@@ -34,6 +34,9 @@ export function encodeRecord(record: AccessTokenRecord): string[] {
   if (record.subject !== undefined) fields.push('sb', record.subject);
   // Absent reads as 0: hashes of never-revoked identities stay as small as before generations.
   if (record.generation) fields.push('g', String(record.generation));
+  // A token exchange's narrowed scope and audience (absent for the usual login's tokens).
+  if (record.scope !== undefined) fields.push('sc', record.scope);
+  if (record.audience !== undefined) fields.push('au', JSON.stringify(record.audience));
   return fields;
 }
 
@@ -84,6 +87,10 @@ function recordFrom(tokenId: string, get: (field: string) => string | undefined)
   if (issuer !== undefined) record.issuer = issuer;
   const subject = get('sb');
   if (subject !== undefined) record.subject = subject;
+  const scope = get('sc');
+  if (scope !== undefined) record.scope = scope;
+  const audience = get('au');
+  if (audience !== undefined) record.audience = JSON.parse(audience) as string[];
   return record;
 }
 

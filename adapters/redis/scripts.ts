@@ -72,7 +72,23 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], redis_now(), '+inf')
  * Fields a consume returns, in this order (`HMGET`; an absent `is`/`sb` comes back as nil). Positional
  * replies carry half the strings of `HGETALL` and need no field names decoded.
  */
-export const RECORD_FIELDS = ['i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g'] as const;
+export const RECORD_FIELDS = [
+  'i',
+  'c',
+  'e',
+  'm',
+  't',
+  'l',
+  'u',
+  'r',
+  'ip',
+  'md',
+  'is',
+  'sb',
+  'g',
+  'sc',
+  'au',
+] as const;
 
 /**
  * Lua: `stale(id, stamp, check, prefix)`: is a token hash whose `i` and `g` fields are `id` and
@@ -133,7 +149,7 @@ for n = 1, #KEYS do
     -- Nothing below may abort the script: uses already counted for earlier keys must be answered.
     local used = redis.pcall('HINCRBY', key, 'u', 1)
     local fields = type(used) == 'number'
-      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g')
+      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g', 'sc', 'au')
     if type(fields) ~= 'table' or fields.err then
       out[n] = 'store_error'
     else

@@ -86,6 +86,30 @@ export const CANDIDATES: readonly Candidate[] = [
     bare: 'express-bare',
     sets: ['default', 'express', 'login'],
   },
+  // Issue 15: the RFC 8693 token exchange, the second front door onto the same login.
+  ...(
+    [
+      ['express-token-exchange', 'exchange', 'Express RFC 8693 token exchange: POST /oauth/token, client_id'],
+      [
+        'express-token-exchange-select',
+        'select',
+        'Express RFC 8693 token exchange, identity selected (no client_id)',
+      ],
+      [
+        'express-login-form',
+        'login-form',
+        'Express login with a form body (the exchange fields, Infisical route)',
+      ],
+    ] as const
+  ).map(([id, route, label]): Candidate => ({
+    id,
+    label,
+    server: 'express-token-exchange.ts',
+    env: { BENCH_EXCHANGE_ROUTE: route },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['login', 'oauth'],
+  })),
   {
     id: 'express-login-jose',
     label: 'Express minimal login: jose jwtVerify + node:crypto HMAC',
@@ -216,6 +240,23 @@ export const COMPARISONS: readonly Comparison[] = [
     source: 'issues 2, 6',
   },
   { label: 'login vs bare Express', candidate: 'express-login', baseline: 'express-bare' },
+  {
+    label: 'token exchange vs Infisical login',
+    candidate: 'express-token-exchange',
+    baseline: 'express-login',
+    target: 0.95,
+    source: 'issue 15',
+  },
+  {
+    label: 'token exchange vs form login',
+    candidate: 'express-token-exchange',
+    baseline: 'express-login-form',
+  },
+  {
+    label: 'selected token exchange vs Infisical login',
+    candidate: 'express-token-exchange-select',
+    baseline: 'express-login',
+  },
   {
     label: 'express-oauth2-jwt-bearer vs bare',
     candidate: 'express-oauth2-jwt-bearer',

@@ -209,6 +209,8 @@ export class MemoryTokenStore implements TokenStore {
   #subjects: (string | undefined)[] = [];
   #trustedIps: (readonly string[] | undefined)[] = [];
   #metadata: (Readonly<Record<string, unknown>> | undefined)[] = [];
+  /** Scope and audience a token exchange granted; `undefined` for the usual login's tokens. */
+  #grants: (Pick<AccessTokenRecord, 'scope' | 'audience'> | undefined)[] = [];
   /** Slots freed by dropped records, reused first. */
   readonly #free: number[] = [];
   /** Slots ever used: `0 … #used - 1`. */
@@ -258,6 +260,10 @@ export class MemoryTokenStore implements TokenStore {
     this.#subjects[slot] = record.subject === undefined ? undefined : this.#intern(record.subject);
     this.#trustedIps[slot] = record.trustedIps;
     this.#metadata[slot] = this.#internMetadata(record.metadata);
+    this.#grants[slot] =
+      record.scope === undefined && record.audience === undefined
+        ? undefined
+        : { scope: record.scope, audience: record.audience };
   }
 
   async get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined> {
@@ -341,7 +347,8 @@ export class MemoryTokenStore implements TokenStore {
   #record(slot: number): AccessTokenRecord {
     const n = slot * NUMBERS;
     const numbers = this.#numbers;
-    return {
+    const granted = this.#grants[slot];
+    const record: AccessTokenRecord = {
       tokenId: this.#tokenIds[slot]!,
       identityId: this.#identityIds[slot]!,
       createdAt: numbers[n + CREATED]!,
@@ -357,6 +364,9 @@ export class MemoryTokenStore implements TokenStore {
       subject: this.#subjects[slot],
       generation: numbers[n + GENERATION]!,
     };
+    if (granted?.scope !== undefined) record.scope = granted.scope;
+    if (granted?.audience !== undefined) record.audience = granted.audience;
+    return record;
   }
 
   /** Stamped below its identity's current generation: a login that raced a `revokeIdentity`. */
@@ -428,6 +438,7 @@ export class MemoryTokenStore implements TokenStore {
     this.#subjects[slot] = undefined;
     this.#trustedIps[slot] = undefined;
     this.#metadata[slot] = undefined;
+    this.#grants[slot] = undefined;
     this.#free.push(slot);
   }
 }

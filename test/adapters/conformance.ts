@@ -3,6 +3,7 @@ import type { OidcAuth } from '../../src/index.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { getWith, postForm, postJson, request, type RawResponse } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
+import { describeOAuthConformance, oauthIdentities } from '../oauth/conformance-cases.js';
 import {
   bodyTooLarge,
   createOidcAuth,
@@ -26,6 +27,8 @@ export interface MountedApp {
  * - the auth router under `/api/v1/auth`;
  * - `GET /api/v3/secrets/raw` behind the guard, answering `{ identityId, clientIp, metadata }` from the auth context;
  * - `GET /admin` behind the guard with an authorize predicate `metadata.role === 'admin'`;
+ * - the introspection router (`/oauth/introspect`, `/oauth/revoke`) under `/api/v1/auth`, its guard
+ *   the bearer guard with `authorize: metadata.role === 'introspector'`;
  * - the framework's proxy trust turned on for loopback when `trustProxy` is true.
  */
 export type Mount = (auth: OidcAuth, options: { trustProxy: boolean }) => Promise<MountedApp>;
@@ -84,6 +87,7 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
             accessTokenTrustedIps: ['127.0.0.1/32', '::1/128'],
           }),
           githubIdentity(key, { identityId: 'short', accessTokenTTL: 60, accessTokenMaxTTL: 120 }),
+          ...oauthIdentities((overrides) => githubIdentity(key, overrides)),
         ],
         signingKeys: SIGNING_KEYS,
         clock: clock.now,
@@ -588,6 +592,8 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         expectErrorShape(jwt, 401, 'invalid_credentials');
       });
     });
+
+    describeOAuthConformance(() => ({ url: app.url, auth, clock, key, rec }));
 
     describe('leaks', () => {
       it('LOG-01: no answer, event or log line carries a token', async () => {

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import {
   oidcAuthRouter,
+  oidcIntrospectionRouter,
   requireAccessToken,
   type AuthenticatedRequest,
 } from '../../adapters/express/index.js';
@@ -11,6 +12,12 @@ describeAdapterConformance('express', async (auth, { trustProxy }) => {
   const app = express();
   if (trustProxy) app.set('trust proxy', 'loopback');
   app.use('/api/v1/auth', oidcAuthRouter(auth));
+  app.use(
+    '/api/v1/auth',
+    oidcIntrospectionRouter(auth, {
+      guard: requireAccessToken(auth, { authorize: (a) => a.metadata.role === 'introspector' }),
+    }),
+  );
   app.get('/api/v3/secrets/raw', requireAccessToken(auth), (req, res) => {
     const { identityId, clientIp, metadata } = (req as AuthenticatedRequest).auth;
     res.json({ identityId, clientIp, metadata });

@@ -1,0 +1,122 @@
+import type {
+  FastifyError,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  preHandlerAsyncHookHandler,
+} from 'fastify';
+import {
+  ConfigError,
+  DEFAULT_BODY_LIMIT,
+  OAUTH_ROUTES,
+  OidcAuthError,
+  bodyTooLarge,
+  invalidBody,
+  oauthErrorAnswer,
+  oauthIntrospectAnswer,
+  oauthRevokeAnswer,
+  oauthTokenAnswer,
+  parseRequestBody,
+  unsupportedMediaType,
+  type HttpAnswer,
+  type OAuthRequest,
+  type OidcAuth,
+} from '../../src/index.js';
+
+type Answer = (auth: OidcAuth, request: OAuthRequest) => Promise<HttpAnswer>;
+
+function send(reply: FastifyReply, answer: HttpAnswer): FastifyReply {
+  return reply.code(answer.status).headers(answer.headers).send(answer.body);
+}
+
+/** Fastify's own body errors as ours; undefined for anything else (the host's handler decides). */
+function bodyError(error: FastifyError): OidcAuthError | undefined {
+  if (error instanceof OidcAuthError) return error;
+  const code: unknown = error.code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return bodyTooLarge();
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType();
+  if (typeof code === 'string' && code.startsWith('FST_ERR_CTP_')) return invalidBody('Malformed body');
+  return undefined;
+}
+
+interface OAuthRoutesOptions {
+  auth: OidcAuth;
+  bodyLimit?: number;
+  getClientIp?: (request: FastifyRequest) => string | undefined;
+  /** Which routes, each with the `preHandler` run before it (none: unguarded). */
+  routes: ReadonlyArray<{ url: string; answer: Answer; preHandler?: preHandlerAsyncHookHandler }>;
+}
+
+/** OAuth endpoints in their own encapsulated context: form/JSON parser, errors per RFC 6749 §5.2. */
+const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async function oauthRoutes(app, options) {
+  const { auth } = options;
+  const ipOf = options.getClientIp ?? ((request: FastifyRequest) => request.ip);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'string', bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT },
+    async (request: FastifyRequest, raw: string) => parseRequestBody(request.headers['content-type'], raw),
+  );
+  app.setErrorHandler(function oauthErrorHandler(error: FastifyError, _request, reply) {
+    const known = bodyError(error);
+    if (!known) throw error;
+    return send(reply, oauthErrorAnswer(auth, known));
+  });
+  for (const { url, answer, preHandler } of options.routes) {
+    app.route({
+      method: 'POST',
+      url,
+      ...(preHandler ? { preHandler } : {}),
+      handler: async (request: FastifyRequest, reply: FastifyReply) => {
+        if (request.body === undefined) return send(reply, oauthErrorAnswer(auth, unsupportedMediaType()));
+        const contentType = request.headers['content-type'];
+        return send(reply, await answer(auth, { contentType, body: request.body, clientIp: ipOf(request) }));
+      },
+    });
+  }
+};
+
+/** `POST /oauth/token` (RFC 8693); `oidcAuthPlugin` registers it. */
+export const oauthTokenPlugin: FastifyPluginAsync<Omit<OAuthRoutesOptions, 'routes'>> = async (
+  app,
+  options,
+) => oauthRoutes(app, { ...options, routes: [{ url: OAUTH_ROUTES.token, answer: oauthTokenAnswer }] });
+
+/** Options of {@link oidcIntrospectionPlugin} (Fastify's own `prefix` goes alongside). */
+export interface OidcIntrospectionPluginOptions {
+  auth: OidcAuth;
+  /**
+   * Required. A `preHandler` run before both routes that must answer (or throw) unless the caller may
+   * introspect and revoke tokens, e.g. `requireAccessToken(auth, { authorize: (a) => a.metadata.role === 'introspector' })`.
+   */
+  guard: preHandlerAsyncHookHandler;
+  /** Largest body accepted, in bytes. Default 64 KiB. */
+  bodyLimit?: number;
+  /** Client address. Default `request.ip`. */
+  getClientIp?: (request: FastifyRequest) => string | undefined;
+}
+
+/**
+ * `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009) as an encapsulated
+ * plugin, each behind `options.guard`. Use:
+ * `app.register(oidcIntrospectionPlugin, { auth, guard, prefix: '/api/v1/auth' })`.
+ *
+ * @throws {ConfigError} `guard` (at registration) when no guard is given.
+ */
+export const oidcIntrospectionPlugin: FastifyPluginAsync<OidcIntrospectionPluginOptions> =
+  async function oidcIntrospectionPlugin(app, options) {
+    if (typeof options?.guard !== 'function') {
+      throw new ConfigError(
+        'guard',
+        'is required: introspection and revocation must only answer callers the host trusts; pass a preHandler',
+      );
+    }
+    const { guard, ...rest } = options;
+    await oauthRoutes(app, {
+      ...rest,
+      routes: [
+        { url: OAUTH_ROUTES.introspect, answer: oauthIntrospectAnswer, preHandler: guard },
+        { url: OAUTH_ROUTES.revoke, answer: oauthRevokeAnswer, preHandler: guard },
+      ],
+    });
+  };
