@@ -38,12 +38,29 @@ export const OidcAuthorize = (predicate: Authorize<unknown>) => SetMetadata(OIDC
  */
 export const OidcPublic = () => SetMetadata(OIDC_PUBLIC, true);
 
+interface RouteMetadata {
+  open: boolean;
+  authorize: Authorize<unknown> | undefined;
+}
+
 /** The request shapes the guard reads: Express's (a Node request) or Fastify's (with `raw`). */
 interface PlatformRequest {
   ip?: string;
+  app?: { get(setting: string): unknown };
+  socket?: { remoteAddress?: string };
   raw?: IncomingMessage;
   rawHeaders?: string[];
   auth?: AuthContext;
+}
+
+/**
+ * `request.ip`: the platform's proxy trust decides. On Express with `trust proxy` off that is the
+ * socket's address, read straight (what `req.ip` returns then, without its per-request proxy walk).
+ */
+export function platformIp(request: PlatformRequest): string | undefined {
+  const app = request.app;
+  if (app && typeof app.get === 'function' && !app.get('trust proxy')) return request.socket?.remoteAddress;
+  return request.ip;
 }
 
 /** The Node request under a platform request: Express's is one; Fastify's keeps it in `raw`. */
@@ -67,20 +84,36 @@ export class OidcAuthGuard implements CanActivate {
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
   ) {}
 
+  /** Route metadata, read once per controller class and handler. */
+  private readonly routes = new WeakMap<object, WeakMap<object, RouteMetadata>>();
+
+  private metadataOf(context: ExecutionContext): RouteMetadata {
+    const handler = context.getHandler();
+    const controller = context.getClass();
+    let byHandler = this.routes.get(controller);
+    if (!byHandler) this.routes.set(controller, (byHandler = new WeakMap()));
+    let found = byHandler.get(handler);
+    if (!found) {
+      const targets = [handler, controller];
+      found = {
+        open: this.reflector.getAllAndOverride<boolean | undefined>(OIDC_PUBLIC, targets) === true,
+        authorize: this.reflector.getAllAndOverride<Authorize<unknown> | undefined>(OIDC_AUTHORIZE, targets),
+      };
+      byHandler.set(handler, found);
+    }
+    return found;
+  }
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') return false;
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean | undefined>(OIDC_PUBLIC, targets)) return true;
+    const { open, authorize } = this.metadataOf(context);
+    if (open) return true;
     const http = context.switchToHttp();
     const request = http.getRequest<PlatformRequest>();
-    const ip = this.options.getClientIp ? this.options.getClientIp(request as never) : request.ip;
+    const ip = this.options.getClientIp ? this.options.getClientIp(request as never) : platformIp(request);
     try {
       const auth = await guard(this.auth, nodeGuardRequest(nodeRequestOf(request), ip));
       request.auth = auth;
-      const authorize = this.reflector.getAllAndOverride<Authorize<unknown> | undefined>(
-        OIDC_AUTHORIZE,
-        targets,
-      );
       if (authorize) await authorizeRequest(this.auth, auth, authorize, request);
       return true;
     } catch (error) {

@@ -30,7 +30,7 @@ import {
   type RequestBodyError,
 } from '../../src/index.js';
 import { OidcAuthHttpException, setAnswerHeaders } from './exception.js';
-import { OidcPublic, nodeRequestOf } from './guard.js';
+import { OidcPublic, nodeRequestOf, platformIp } from './guard.js';
 import {
   OIDC_MACHINE_AUTH,
   OIDC_MACHINE_AUTH_OPTIONS,
@@ -96,7 +96,9 @@ export function oidcAuthController(prefix: string): Type<unknown> {
       let answer: HttpAnswer;
       try {
         const body = await requestBody(request, this.limit);
-        const ip = this.options.getClientIp ? this.options.getClientIp(request as never) : request.ip;
+        const ip = this.options.getClientIp
+          ? this.options.getClientIp(request as never)
+          : platformIp(request);
         answer = await handle(this.auth, body, ip);
       } catch (error) {
         answer = errorAnswer(this.auth, error);
