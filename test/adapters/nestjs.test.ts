@@ -30,7 +30,7 @@ import {
 } from '../../adapters/nestjs/index.js';
 import { createOidcAuth, type AuthContext, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
-import { getWith, postJson, request } from '../helpers/http.js';
+import { getWith, postForm, postJson, request } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
 import { describeAdapterConformance, type MountedApp } from './conformance.js';
 
@@ -300,6 +300,39 @@ describe('nestjs module specifics', () => {
       }
     });
   }
+
+  it('on Express with bodyParser: false the routes read the body themselves: JSON and forms, 413 past the limit, 415 for gzip', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const moduleRef = await Test.createTestingModule({
+      imports: [OidcMachineAuthModule.forRoot({ auth, bodyLimit: 4096 })],
+    }).compile();
+    const app = moduleRef.createNestApplication(new ExpressAdapter(), { logger: false, bodyParser: false });
+    const { url, close } = await listen(app);
+    try {
+      const json = await postJson(url, '/api/v1/auth/oidc-auth/login', {
+        identityId: 'gh-deployer',
+        jwt: await idpToken(),
+      });
+      expect(json.status).toBe(200);
+      const form = await postForm(url, '/api/v1/auth/token/renew', { accessToken: json.json.accessToken });
+      expect(form.status).toBe(200);
+      const chunked = await request(url, 'POST', '/api/v1/auth/oidc-auth/login', {
+        headers: ['content-type', 'application/json', 'transfer-encoding', 'chunked'],
+        body: JSON.stringify({ identityId: 'gh-deployer', jwt: 'a'.repeat(8000) }),
+      });
+      expect(chunked.status).toBe(413);
+      expect(chunked.json.reasonCode).toBe('body_too_large');
+      const gzip = await request(url, 'POST', '/api/v1/auth/token/revoke', {
+        headers: ['content-type', 'application/json', 'content-encoding', 'gzip'],
+        body: '{}',
+      });
+      expect(gzip.status).toBe(415);
+      expect(gzip.json.reasonCode).toBe('unsupported_media_type');
+    } finally {
+      await close();
+      await auth.close();
+    }
+  });
 
   it('without OidcAuthBodyErrorFilter, Nest answers parser refusals itself; with it, only the auth routes change', async () => {
     const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
