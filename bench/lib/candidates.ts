@@ -199,6 +199,15 @@ export const CANDIDATES: readonly Candidate[] = [
     bare: 'nestjs-bare',
     sets: ['default', 'nestjs'],
   })),
+  {
+    id: 'nestjs-noop-guard',
+    label: 'NestJS + a guard returning true (the cost of any Nest guard)',
+    server: 'nestjs.ts',
+    env: { BENCH_VARIANT: 'noop-guard' },
+    framework: 'nestjs',
+    bare: 'nestjs-bare',
+    sets: ['nestjs', 'diagnose'],
+  },
 ];
 
 /** The ratios reported; those with a `target` get a met/MISSED verdict. */
@@ -366,6 +375,12 @@ export const COMPARISONS: readonly Comparison[] = [
     target: 1,
     source: 'issue 17',
   },
+  {
+    label: 'NestJS no-op guard vs bare NestJS route',
+    candidate: 'nestjs-noop-guard',
+    baseline: 'nestjs-bare',
+  },
+  { label: 'NestJS guard vs NestJS no-op guard', candidate: 'nestjs-guard', baseline: 'nestjs-noop-guard' },
 ];
 
 /**

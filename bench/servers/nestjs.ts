@@ -1,13 +1,14 @@
 /**
  * NestJS 12 on its Express platform: `GET /hello` answering a small JSON from a controller. `BENCH_VARIANT`:
  * - `bare` (default): the route with no guard, the baseline of every Nest run;
+ * - `noop-guard`: behind a guard that returns true (what any Nest guard costs: the diagnostic floor);
  * - `guard`: behind `OidcAuthGuard` from `adapters/nestjs` (`@UseGuards`, memory store, module without routes);
  * - `passport-jwt`: behind `@nestjs/passport`'s `AuthGuard('jwt')` with passport-jwt verifying an IdP-style
  *   RS256 JWT, keys from jwks-rsa's `passportJwtSecret` (cache on) over a loopback JWKS, `iss` and `aud` checked.
  * The harness owns the `node:http` server: the Express app Nest runs on is the listener.
  */
 import 'reflect-metadata';
-import { Controller, Get, Injectable, Module, UseGuards, type Type } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, UseGuards, type CanActivate, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { ExpressAdapter } from '@nestjs/platform-express';
@@ -45,6 +46,22 @@ class GuardController {
   }
 }
 
+@Injectable()
+class NoopGuard implements CanActivate {
+  canActivate() {
+    return true;
+  }
+}
+
+@Controller()
+@UseGuards(NoopGuard)
+class NoopGuardController {
+  @Get('hello')
+  hello() {
+    return HELLO;
+  }
+}
+
 @Controller()
 @UseGuards(AuthGuard('jwt'))
 class PassportJwtController {
@@ -66,6 +83,8 @@ await startBenchServer(async (port) => {
     ({ token, forged } = engine);
     imports = [OidcMachineAuthModule.forRoot({ auth: engine.auth, prefix: false })];
     controller = GuardController;
+  } else if (variant === 'noop-guard') {
+    controller = NoopGuardController;
   } else if (variant === 'passport-jwt') {
     @Injectable()
     class JwtIdpStrategy extends PassportStrategy(JwtStrategy, 'jwt') {
