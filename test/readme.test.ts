@@ -46,6 +46,8 @@ const CHECKED_DOCS = [
   'docs/OBSERVABILITY.md',
   'docs/STORES.md',
   'docs/UPGRADING.md',
+  'docs/NESTJS.md',
+  'docs/PASSPORT.md',
 ];
 
 interface Snippet {
@@ -111,6 +113,8 @@ const OPTIONS: ts.CompilerOptions = {
   lib: ['lib.es2023.d.ts'],
   types: ['node'],
   strict: true,
+  // Legacy decorators, as every NestJS project compiles them (docs/NESTJS.md, docs/PASSPORT.md).
+  experimentalDecorators: true,
   // Reported for imports only (see below): a snippet may stop at `const auth = …`, but an import it
   // never uses is rot.
   noUnusedLocals: true,

@@ -13,7 +13,7 @@ export interface Candidate {
   server: string;
   /** `BENCH_*` knobs passed to the server (store, identities, live tokens). */
   env?: Record<string, string>;
-  framework: 'express' | 'koa' | 'hono' | 'fastify' | 'node';
+  framework: 'express' | 'koa' | 'hono' | 'fastify' | 'nestjs' | 'node';
   /** Id of the bare route of the same framework: "extra server CPU per request" is measured over it. */
   bare: string;
   /** Sets it belongs to; `--set` picks one (default `default`). */
@@ -42,7 +42,7 @@ export interface Comparison {
 /**
  * Every candidate, in report order. Sets: `default` (issue 2's Express run), `express`, `peers`, `login`, `scale`,
  * `diagnose`, `frameworks` (issue 3: Koa, Hono, Fastify), `stores` (issue 4: Redis and PostgreSQL; issue 18: the
- * MariaDB example store).
+ * MariaDB example store), `nestjs` (issue 17: a NestJS route bare, behind our guard, behind passport-jwt).
  */
 export const CANDIDATES: readonly Candidate[] = [
   {
@@ -207,6 +207,31 @@ export const CANDIDATES: readonly Candidate[] = [
     bare: 'express-bare',
     sets: ['default', 'stores'],
   })),
+  // Issue 17: a NestJS route (Express platform) bare, behind OidcAuthGuard, and behind @nestjs/passport + passport-jwt.
+  ...(
+    [
+      ['bare', 'NestJS bare (Express platform)'],
+      ['guard', 'NestJS + OidcAuthGuard (memory store)'],
+      ['passport-jwt', 'NestJS + @nestjs/passport + passport-jwt + jwks-rsa (RS256, cached JWKS)'],
+    ] as const
+  ).map(([variant, label]): Candidate => ({
+    id: `nestjs-${variant}`,
+    label,
+    server: 'nestjs.ts',
+    env: { BENCH_VARIANT: variant },
+    framework: 'nestjs',
+    bare: 'nestjs-bare',
+    sets: ['default', 'nestjs'],
+  })),
+  {
+    id: 'nestjs-noop-guard',
+    label: 'NestJS + a guard returning true (the cost of any Nest guard)',
+    server: 'nestjs.ts',
+    env: { BENCH_VARIANT: 'noop-guard' },
+    framework: 'nestjs',
+    bare: 'nestjs-bare',
+    sets: ['nestjs', 'diagnose'],
+  },
 ];
 
 /** The ratios reported; those with a `target` get a met/MISSED verdict. */
@@ -377,6 +402,26 @@ export const COMPARISONS: readonly Comparison[] = [
     candidate: 'express-guard-mariadb-spread',
     baseline: 'express-guard-memory-spread',
   },
+  {
+    label: 'NestJS guard vs bare NestJS route',
+    candidate: 'nestjs-guard',
+    baseline: 'nestjs-bare',
+    target: 0.85,
+    source: 'issue 17',
+  },
+  {
+    label: 'NestJS guard vs @nestjs/passport + passport-jwt',
+    candidate: 'nestjs-guard',
+    baseline: 'nestjs-passport-jwt',
+    target: 1,
+    source: 'issue 17',
+  },
+  {
+    label: 'NestJS no-op guard vs bare NestJS route',
+    candidate: 'nestjs-noop-guard',
+    baseline: 'nestjs-bare',
+  },
+  { label: 'NestJS guard vs NestJS no-op guard', candidate: 'nestjs-guard', baseline: 'nestjs-noop-guard' },
 ];
 
 /**

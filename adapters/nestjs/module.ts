@@ -1,0 +1,122 @@
+import {
+  Inject,
+  Module,
+  type DynamicModule,
+  type InjectionToken,
+  type MiddlewareConsumer,
+  type ModuleMetadata,
+  type NestModule,
+  type OnApplicationShutdown,
+  type OptionalFactoryDependency,
+  type Provider,
+} from '@nestjs/common';
+import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
+import { DEFAULT_BODY_LIMIT, DEFAULT_PREFIX, createOidcAuth, type OidcAuth } from '../../src/index.js';
+import { OidcAuthGuard } from './guard.js';
+import {
+  OIDC_MACHINE_AUTH,
+  OIDC_MACHINE_AUTH_OPTIONS,
+  OIDC_MACHINE_AUTH_PATHS,
+  isEngine,
+  type OidcMachineAuthModuleExtras,
+  type OidcMachineAuthOptions,
+} from './options.js';
+import { OidcAuthBodyErrorFilter, oidcAuthController, routePaths } from './routes.js';
+
+/** `forRootAsync`'s argument: a factory (injected like any provider) returning the options. */
+export interface OidcMachineAuthAsyncOptions extends OidcMachineAuthModuleExtras {
+  /** Modules whose exported providers the factory injects (e.g. `ConfigModule`). */
+  imports?: ModuleMetadata['imports'];
+  /** Providers passed to `useFactory`, in order. */
+  inject?: Array<InjectionToken | OptionalFactoryDependency>;
+  useFactory: (...args: never[]) => OidcMachineAuthOptions | Promise<OidcMachineAuthOptions>;
+}
+
+/** Which engine the module created itself, so that it closes that one only. */
+const OWNED_ENGINE = Symbol('oidc-machine-auth:owned-engine');
+
+/**
+ * The NestJS module: the engine (`OIDC_MACHINE_AUTH`), {@link OidcAuthGuard}, the body error filter,
+ * and the login, renew and revoke routes under `prefix`. Global: the guard and the engine can be
+ * injected in every module. Works on Nest's Express and Fastify platforms.
+ */
+@Module({})
+export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown {
+  constructor(
+    @Inject(OWNED_ENGINE) private readonly owned: { engine?: OidcAuth },
+    @Inject(OIDC_MACHINE_AUTH_OPTIONS) private readonly options: OidcMachineAuthOptions,
+    @Inject(OIDC_MACHINE_AUTH_PATHS) private readonly paths: readonly string[],
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  /**
+   * On Fastify, gives the auth routes their own `bodyLimit` (Fastify's parser then refuses a larger
+   * body, chunked or not, before reading it all). Nest calls this before it registers any route.
+   */
+  configure(_consumer: MiddlewareConsumer): void {
+    const adapter = this.adapterHost.httpAdapter;
+    if (this.paths.length === 0 || adapter?.getType() !== 'fastify') return;
+    const limit = this.options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+    const fastify = adapter.getInstance<{
+      addHook(name: 'onRoute', hook: (route: { url: string; bodyLimit?: number }) => void): unknown;
+    }>();
+    fastify.addHook('onRoute', (route) => {
+      if (this.paths.some((path) => route.url.endsWith(path))) route.bodyLimit = limit;
+    });
+  }
+
+  /** Close the engine the module created from options (one passed in stays open). */
+  async onApplicationShutdown(): Promise<void> {
+    const engine = this.owned.engine;
+    this.owned.engine = undefined;
+    await engine?.close();
+  }
+
+  /** Configure with options known up front. */
+  static forRoot(options: OidcMachineAuthOptions & OidcMachineAuthModuleExtras): DynamicModule {
+    const { prefix, globalGuard, ...rest } = options;
+    return define({ provide: OIDC_MACHINE_AUTH_OPTIONS, useValue: rest }, { prefix, globalGuard });
+  }
+
+  /** Configure through DI: `useFactory` gets the `inject`ed providers (e.g. `ConfigService`). */
+  static forRootAsync(options: OidcMachineAuthAsyncOptions): DynamicModule {
+    const optionsProvider: Provider = {
+      provide: OIDC_MACHINE_AUTH_OPTIONS,
+      useFactory: options.useFactory as (...args: unknown[]) => OidcMachineAuthOptions,
+      inject: options.inject ?? [],
+    };
+    return define(optionsProvider, options, options.imports);
+  }
+}
+
+function define(
+  optionsProvider: Provider,
+  extras: OidcMachineAuthModuleExtras,
+  imports: ModuleMetadata['imports'] = [],
+): DynamicModule {
+  const prefix = extras.prefix === undefined ? DEFAULT_PREFIX : extras.prefix;
+  const providers: Provider[] = [
+    optionsProvider,
+    { provide: OWNED_ENGINE, useValue: {} },
+    {
+      provide: OIDC_MACHINE_AUTH,
+      useFactory: (options: OidcMachineAuthOptions, owned: { engine?: OidcAuth }) => {
+        if (isEngine(options.auth)) return options.auth;
+        return (owned.engine = createOidcAuth(options.auth));
+      },
+      inject: [OIDC_MACHINE_AUTH_OPTIONS, OWNED_ENGINE],
+    },
+    { provide: OIDC_MACHINE_AUTH_PATHS, useValue: prefix === false ? [] : routePaths(prefix) },
+    OidcAuthGuard,
+    OidcAuthBodyErrorFilter,
+  ];
+  if (extras.globalGuard) providers.push({ provide: APP_GUARD, useExisting: OidcAuthGuard });
+  return {
+    module: OidcMachineAuthModule,
+    global: true,
+    imports,
+    providers,
+    controllers: prefix === false ? [] : [oidcAuthController(prefix)],
+    exports: [OIDC_MACHINE_AUTH, OIDC_MACHINE_AUTH_OPTIONS, OidcAuthGuard, OidcAuthBodyErrorFilter],
+  };
+}

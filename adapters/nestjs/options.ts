@@ -1,0 +1,40 @@
+import type { OidcAuth, OidcAuthOptions } from '../../src/index.js';
+
+/** Injection token of the engine ({@link OidcAuth}): `@Inject(OIDC_MACHINE_AUTH) auth: OidcAuth`. */
+export const OIDC_MACHINE_AUTH = Symbol.for('oidc-machine-auth:engine');
+/** Injection token of the resolved {@link OidcMachineAuthOptions}. */
+export const OIDC_MACHINE_AUTH_OPTIONS = Symbol.for('oidc-machine-auth:options');
+/** Injection token of the auth routes' full paths (prefix included), for the body error filter. */
+export const OIDC_MACHINE_AUTH_PATHS = Symbol.for('oidc-machine-auth:paths');
+
+/** What `forRoot` takes, or `forRootAsync`'s factory returns. */
+export interface OidcMachineAuthOptions {
+  /**
+   * The engine, or the options to create one with. An engine the module creates is closed when the
+   * application shuts down (`app.close()`, or `enableShutdownHooks()` on a signal); one you pass stays yours.
+   */
+  auth: OidcAuth | OidcAuthOptions;
+  /**
+   * Client address. Default `request.ip`, so the platform's proxy trust decides (Express's
+   * `trust proxy`, Fastify's `trustProxy`). The request is the platform's own.
+   */
+  getClientIp?: (request: never) => string | undefined;
+  /** Largest body the auth routes take, in bytes, by `Content-Length`. Default 64 KiB. The platform's body parser limit applies first. */
+  bodyLimit?: number;
+}
+
+/** Options fixed when the module is defined: they decide which routes and providers exist. */
+export interface OidcMachineAuthModuleExtras {
+  /**
+   * Where the login, renew and revoke routes go (`POST {prefix}/oidc-auth/login`, `{prefix}/token/renew`,
+   * `{prefix}/token/revoke`), under any global prefix. Default `/api/v1/auth`; `false` mounts no routes.
+   */
+  prefix?: string | false;
+  /** Run {@link OidcAuthGuard} on every route (as `APP_GUARD`); open ones carry `@OidcPublic()`. Default false. */
+  globalGuard?: boolean;
+}
+
+/** Whether `auth` is an engine rather than its options. */
+export function isEngine(auth: OidcAuth | OidcAuthOptions): auth is OidcAuth {
+  return typeof (auth as OidcAuth).authenticate === 'function';
+}

@@ -1,0 +1,375 @@
+import 'reflect-metadata';
+import {
+  Catch,
+  Controller,
+  Get,
+  Module,
+  Post,
+  UseFilters,
+  UseGuards,
+  type ArgumentsHost,
+  type ExceptionFilter,
+  type INestApplication,
+  type ModuleMetadata,
+} from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import type express from 'express';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  OIDC_MACHINE_AUTH,
+  OidcAuthBodyErrorFilter,
+  OidcAuthContext,
+  OidcAuthGuard,
+  OidcAuthHttpException,
+  OidcAuthorize,
+  OidcMachineAuthModule,
+  OidcPublic,
+} from '../../adapters/nestjs/index.js';
+import { createOidcAuth, type AuthContext, type OidcAuth } from '../../src/index.js';
+import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
+import { getWith, postForm, postJson, request } from '../helpers/http.js';
+import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
+import { describeAdapterConformance, type MountedApp } from './conformance.js';
+
+/** The conformance host routes, behind the guard per route. */
+@Controller()
+class HostController {
+  @Get('/api/v3/secrets/raw')
+  @UseGuards(OidcAuthGuard)
+  secrets(@OidcAuthContext() auth: AuthContext) {
+    const { identityId, clientIp, metadata } = auth;
+    return { identityId, clientIp, metadata };
+  }
+
+  @Get('/admin')
+  @UseGuards(OidcAuthGuard)
+  @OidcAuthorize((auth) => auth.metadata.role === 'admin')
+  admin() {
+    return { ok: true };
+  }
+}
+
+/** Listen on 127.0.0.1 with an ephemeral port and return the URL. */
+export async function listen(app: INestApplication): Promise<MountedApp> {
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  return { url: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+}
+
+async function hostModule(auth: OidcAuth) {
+  return Test.createTestingModule({
+    imports: [OidcMachineAuthModule.forRoot({ auth })],
+    controllers: [HostController],
+  }).compile();
+}
+
+describeAdapterConformance('nestjs (express platform)', async (auth, { trustProxy }) => {
+  const moduleRef = await hostModule(auth);
+  const app = moduleRef.createNestApplication<NestExpressApplication>(new ExpressAdapter(), {
+    logger: false,
+  });
+  if (trustProxy) app.set('trust proxy', 'loopback');
+  app.useGlobalFilters(app.get(OidcAuthBodyErrorFilter));
+  return listen(app);
+});
+
+describeAdapterConformance('nestjs (fastify platform)', async (auth, { trustProxy }) => {
+  const moduleRef = await hostModule(auth);
+  const app = moduleRef.createNestApplication(
+    // Nest's Fastify JSON parser refuses `__proto__` and `constructor.prototype` keys unless told to drop them (HTTP-06).
+    new FastifyAdapter({
+      onProtoPoisoning: 'remove',
+      onConstructorPoisoning: 'remove',
+      ...(trustProxy ? { trustProxy: 'loopback' } : {}),
+    }),
+    { logger: false },
+  );
+  app.useGlobalFilters(app.get(OidcAuthBodyErrorFilter));
+  return listen(app);
+});
+
+describe('nestjs module specifics', () => {
+  const key = makeKey('RS256');
+  const CONFIG = Symbol('config');
+  /** A stand-in for ConfigService: a provider in another module the factory injects. */
+  @Module({ providers: [{ provide: CONFIG, useValue: { realm: 'from-config' } }], exports: [CONFIG] })
+  class ConfigModule {}
+
+  @Controller('open')
+  class OpenController {
+    @Get('health')
+    @OidcPublic()
+    health() {
+      return { ok: true };
+    }
+
+    @Get('me')
+    me(@OidcAuthContext() auth: AuthContext) {
+      return { identityId: auth.identityId, tokenId: typeof auth.tokenId };
+    }
+  }
+
+  /** A host filter that answers its own shape: it can read our body and headers off the exception. */
+  @Catch(OidcAuthHttpException)
+  class HostFilter implements ExceptionFilter {
+    catch(exception: OidcAuthHttpException, host: ArgumentsHost) {
+      const res = host
+        .switchToHttp()
+        .getResponse<express.Response | { code(status: number): { send(body: unknown): void } }>();
+      const body = {
+        host: true,
+        reasonCode: exception.reasonCode,
+        body: exception.getResponse(),
+        headers: exception.headers,
+      };
+      if ('code' in res) res.code(exception.getStatus()).send(body);
+      else res.status(exception.getStatus()).json(body);
+    }
+  }
+
+  async function start(
+    imports: ModuleMetadata['imports'],
+    controllers: Array<new (...args: never[]) => unknown> = [OpenController],
+    platform: 'express' | 'fastify' = 'express',
+  ) {
+    const moduleRef = await Test.createTestingModule({ imports, controllers }).compile();
+    const app = moduleRef.createNestApplication(
+      platform === 'express' ? new ExpressAdapter() : new FastifyAdapter(),
+      { logger: false },
+    );
+    return { app, ...(await listen(app)) };
+  }
+
+  const idpToken = () => sign(key, githubClaims(Date.now()));
+
+  it('forRootAsync builds the engine from an injected provider and closes the engine it created on app.close()', async () => {
+    let created: OidcAuth | undefined;
+    const { app, url, close } = await start([
+      OidcMachineAuthModule.forRootAsync({
+        imports: [ConfigModule],
+        inject: [CONFIG],
+        globalGuard: true,
+        useFactory: (config: { realm: string }) => ({
+          auth: { identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS, realm: config.realm },
+        }),
+      }),
+    ]);
+    let closing: ReturnType<typeof vi.spyOn>;
+    try {
+      created = app.get<OidcAuth>(OIDC_MACHINE_AUTH);
+      closing = vi.spyOn(created, 'close');
+      expect(created.realm).toBe('from-config');
+      const none = await getWith(url, '/open/me');
+      expect(none.status).toBe(401);
+      expect(none.headers['www-authenticate']).toBe('Bearer realm="from-config"');
+      const login = await postJson(url, '/api/v1/auth/oidc-auth/login', {
+        identityId: 'gh-deployer',
+        jwt: await idpToken(),
+      });
+      expect(login.status).toBe(200);
+      const me = await getWith(url, '/open/me', ['authorization', `Bearer ${login.json.accessToken}`]);
+      expect(me.json).toEqual({ identityId: 'gh-deployer', tokenId: 'string' });
+    } finally {
+      await close();
+    }
+    expect(closing!).toHaveBeenCalledTimes(1);
+  });
+
+  it('the global guard (globalGuard: true) refuses every route but @OidcPublic() ones and the auth routes', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const { url, close } = await start([OidcMachineAuthModule.forRoot({ auth, globalGuard: true })]);
+    const closing = vi.spyOn(auth, 'close');
+    try {
+      expect((await getWith(url, '/open/health')).json).toEqual({ ok: true });
+      const me = await getWith(url, '/open/me');
+      expect(me.status).toBe(401);
+      expect(me.json.reasonCode).toBe('missing_token');
+      const renew = await postJson(url, '/api/v1/auth/token/renew', { accessToken: 'omat_nope' });
+      expect(renew.json.reasonCode).toBe('invalid_token'); // the route ran: not the guard's missing_token
+    } finally {
+      await close();
+      expect(closing).not.toHaveBeenCalled(); // an engine passed in stays the caller's
+      await auth.close();
+    }
+  });
+
+  it('APP_GUARD with useExisting: OidcAuthGuard works the same as globalGuard', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    @Module({ providers: [{ provide: APP_GUARD, useExisting: OidcAuthGuard }] })
+    class GuardedModule {}
+    const { url, close } = await start([OidcMachineAuthModule.forRoot({ auth }), GuardedModule]);
+    try {
+      expect((await getWith(url, '/open/health')).status).toBe(200);
+      expect((await getWith(url, '/open/me')).status).toBe(401);
+    } finally {
+      await close();
+      await auth.close();
+    }
+  });
+
+  it('a prefix moves the routes; prefix: false mounts none', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const body = async () => ({ identityId: 'gh-deployer', jwt: await idpToken() });
+    const moved = await start([OidcMachineAuthModule.forRoot({ auth, prefix: '/v2/machine-auth' })]);
+    try {
+      expect((await postJson(moved.url, '/v2/machine-auth/oidc-auth/login', await body())).status).toBe(200);
+      expect((await postJson(moved.url, '/api/v1/auth/oidc-auth/login', await body())).status).toBe(404);
+    } finally {
+      await moved.close();
+    }
+    const none = await start([OidcMachineAuthModule.forRoot({ auth, prefix: false })]);
+    try {
+      expect((await postJson(none.url, '/api/v1/auth/oidc-auth/login', await body())).status).toBe(404);
+    } finally {
+      await none.close();
+      await auth.close();
+    }
+  });
+
+  for (const platform of ['express', 'fastify'] as const) {
+    it(`errors are OidcAuthHttpExceptions a host filter can read: our body, reason code and headers (${platform})`, async () => {
+      const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+      @Controller('filtered')
+      @UseGuards(OidcAuthGuard)
+      @UseFilters(HostFilter)
+      class FilteredController {
+        @Get()
+        get() {
+          return {};
+        }
+      }
+      const { url, close } = await start(
+        [OidcMachineAuthModule.forRoot({ auth })],
+        [FilteredController],
+        platform,
+      );
+      try {
+        {
+          const res = await getWith(url, '/filtered', ['authorization', 'Bearer omat_nope']);
+          expect(res.status).toBe(401);
+          expect(res.json).toMatchObject({
+            host: true,
+            reasonCode: 'invalid_token',
+            body: { statusCode: 401, error: 'UnauthorizedError', reasonCode: 'invalid_token' },
+            headers: { 'www-authenticate': 'Bearer realm="oidc-machine-auth", error="invalid_token"' },
+          });
+        }
+        // With Nest's built-in filter, the route errors carry our body and headers.
+        const res = await postJson(url, '/api/v1/auth/token/renew', { accessToken: 'omat_nope' });
+        expect(res.status).toBe(401);
+        expect(Object.keys(res.json).sort()).toEqual([
+          'error',
+          'message',
+          'reasonCode',
+          'reqId',
+          'statusCode',
+        ]);
+        expect(res.headers['www-authenticate']).toBe(
+          'Bearer realm="oidc-machine-auth", error="invalid_token"',
+        );
+        expect(res.headers['cache-control']).toBe('no-store');
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+
+    it(`a token store outage is 503 store_unavailable with Retry-After, through the guard (${platform})`, async () => {
+      const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+      const { accessToken } = await auth.login({ identityId: 'gh-deployer', jwt: await idpToken() });
+      auth.tokens.consume = async () => {
+        throw new Error('ECONNREFUSED 10.0.0.1:6379');
+      };
+      const { url, close } = await start(
+        [OidcMachineAuthModule.forRoot({ auth, globalGuard: true })],
+        [OpenController],
+        platform,
+      );
+      try {
+        const res = await getWith(url, '/open/me', ['authorization', `Bearer ${accessToken}`]);
+        expect(res.status).toBe(503);
+        expect(res.json.reasonCode).toBe('store_unavailable');
+        expect(res.headers['retry-after']).toMatch(/^\d+$/);
+        expect(res.text).not.toContain('ECONNREFUSED');
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+  }
+
+  it('on Express with bodyParser: false the routes read the body themselves: JSON and forms, 413 past the limit, 415 for gzip', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const moduleRef = await Test.createTestingModule({
+      imports: [OidcMachineAuthModule.forRoot({ auth, bodyLimit: 4096 })],
+    }).compile();
+    const app = moduleRef.createNestApplication(new ExpressAdapter(), { logger: false, bodyParser: false });
+    const { url, close } = await listen(app);
+    try {
+      const json = await postJson(url, '/api/v1/auth/oidc-auth/login', {
+        identityId: 'gh-deployer',
+        jwt: await idpToken(),
+      });
+      expect(json.status).toBe(200);
+      const form = await postForm(url, '/api/v1/auth/token/renew', { accessToken: json.json.accessToken });
+      expect(form.status).toBe(200);
+      const chunked = await request(url, 'POST', '/api/v1/auth/oidc-auth/login', {
+        headers: ['content-type', 'application/json', 'transfer-encoding', 'chunked'],
+        body: JSON.stringify({ identityId: 'gh-deployer', jwt: 'a'.repeat(8000) }),
+      });
+      expect(chunked.status).toBe(413);
+      expect(chunked.json.reasonCode).toBe('body_too_large');
+      const gzip = await request(url, 'POST', '/api/v1/auth/token/revoke', {
+        headers: ['content-type', 'application/json', 'content-encoding', 'gzip'],
+        body: '{}',
+      });
+      expect(gzip.status).toBe(415);
+      expect(gzip.json.reasonCode).toBe('unsupported_media_type');
+    } finally {
+      await close();
+      await auth.close();
+    }
+  });
+
+  it('without OidcAuthBodyErrorFilter, Nest answers parser refusals itself; with it, only the auth routes change', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    @Controller('echo')
+    class EchoController {
+      @Post()
+      @OidcPublic()
+      echo() {
+        return {};
+      }
+    }
+    const bad = { headers: ['content-type', 'application/json'], body: '{"a":' };
+    const plain = await start([OidcMachineAuthModule.forRoot({ auth })], [EchoController]);
+    try {
+      const res = await request(plain.url, 'POST', '/api/v1/auth/token/renew', bad);
+      expect(res.status).toBe(400);
+      expect(res.json.reasonCode).toBeUndefined();
+    } finally {
+      await plain.close();
+    }
+    const moduleRef = await Test.createTestingModule({
+      imports: [OidcMachineAuthModule.forRoot({ auth })],
+      controllers: [EchoController],
+    }).compile();
+    const app = moduleRef.createNestApplication(new ExpressAdapter(), { logger: false });
+    app.useGlobalFilters(app.get(OidcAuthBodyErrorFilter));
+    const filtered = await listen(app);
+    try {
+      const ours = await request(filtered.url, 'POST', '/api/v1/auth/token/renew', bad);
+      expect(ours.status).toBe(422);
+      expect(ours.json.reasonCode).toBe('invalid_body');
+      const host = await request(filtered.url, 'POST', '/echo', bad);
+      expect(host.status).toBe(400);
+      expect(host.json.reasonCode).toBeUndefined();
+    } finally {
+      await filtered.close();
+      await auth.close();
+    }
+  });
+});
