@@ -139,6 +139,22 @@ describe('oidc-machine-auth/verify: RFC 8414 section 3.3 metadata issuer', () =>
   });
 });
 
+describe('oidc-machine-auth/verify: JWKS failures', () => {
+  it('a JWKS that cannot be fetched fails closed with 503 jwks_unavailable; the host fetch option carries every request', async () => {
+    const seen: string[] = [];
+    const verifier = verifierFor(ours, {
+      fetch: async (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        seen.push(new URL(url).pathname);
+        return url.endsWith('/jwks.json') ? new Response('oops', { status: 500 }) : fetch(input, init);
+      },
+    });
+    const error = await verifier.verify(await ours.mint()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'jwks_unavailable', status: 503 });
+    expect(seen).toEqual([INSERTED, JWKS]);
+  });
+});
+
 describe('oidc-machine-auth/verify: alg / typ confusion and claim checks (RFC 9068 section 4, RFC 8725)', () => {
   it('RFC 9068 section 4: an IdP ID token (typ JWT) is refused with token_type_invalid, even signed with our own key and carrying our iss', async () => {
     const idToken = await ours.mint({ nonce: 'n' }, { typ: 'JWT' });
