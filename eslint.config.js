@@ -27,4 +27,29 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // oidc-machine-auth/verify runs on Web APIs only (Node, Bun, Deno, workers): no Node modules or globals.
+    files: ['src/verify/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'src/verify uses Web APIs only.' },
+            { group: ['../*'], message: 'src/verify stands alone: it imports nothing from the core.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        'Buffer',
+        'process',
+        'require',
+        '__dirname',
+        '__filename',
+        'global',
+        'setImmediate',
+      ],
+    },
+  },
 );

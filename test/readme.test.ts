@@ -48,6 +48,7 @@ const CHECKED_DOCS = [
   'docs/UPGRADING.md',
   'docs/NESTJS.md',
   'docs/PASSPORT.md',
+  'docs/VERIFY.md',
 ];
 
 interface Snippet {

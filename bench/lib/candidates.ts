@@ -196,6 +196,25 @@ export const CANDIDATES: readonly Candidate[] = [
     sets: ['default', 'stores'],
   })),
   ...frameworkStoreCandidates(),
+  // Issue 15: a Hono route behind oidc-machine-auth/verify vs hono/jwk, same RFC 9068 tokens (Ed25519).
+  ...(
+    [
+      ['verify', '1', 'Hono + oidc-machine-auth/verify (Ed25519 at+jwt)'],
+      ['verify-nocache', '1', 'Hono + oidc-machine-auth/verify, verified-token cache off'],
+      ['jwk', '1', 'Hono + hono/jwk (Ed25519 at+jwt, keys given once)'],
+      ['jwk-uri', '1', 'Hono + hono/jwk (Ed25519 at+jwt, jwks_uri on loopback)'],
+      ['verify', '1000', 'Hono + oidc-machine-auth/verify, requests over 1,000 tokens'],
+      ['jwk', '1000', 'Hono + hono/jwk (keys given once), requests over 1,000 tokens'],
+    ] as const
+  ).map(([variant, spread, label]): Candidate => ({
+    id: `hono-at-${variant}${spread === '1' ? '' : '-spread'}`,
+    label,
+    server: 'hono-verify.ts',
+    env: { BENCH_VARIANT: variant, BENCH_SPREAD: spread },
+    framework: 'hono',
+    bare: 'hono-bare',
+    sets: ['verify'],
+  })),
   // Issue 18: the MariaDB/MySQL store of examples/custom-store-mysql (a custom store as a user writes
   // it) behind the same Express guard, one token and spread like the Redis and PostgreSQL ones above.
   ...([false, true] as const).map((spread): Candidate => ({
@@ -390,6 +409,31 @@ export const COMPARISONS: readonly Comparison[] = [
     baseline: 'express-bare',
   },
   ...frameworkStoreComparisons(),
+  {
+    label: 'oidc-machine-auth/verify vs hono/jwk (keys given once), same tokens (Hono)',
+    candidate: 'hono-at-verify',
+    baseline: 'hono-at-jwk',
+    target: 3,
+    source: 'issue 15',
+  },
+  {
+    label: 'oidc-machine-auth/verify vs hono/jwk (jwks_uri), same tokens (Hono)',
+    candidate: 'hono-at-verify',
+    baseline: 'hono-at-jwk-uri',
+    target: 3,
+    source: 'issue 15',
+  },
+  {
+    label: 'oidc-machine-auth/verify vs hono/jwk (keys given once), requests over 1,000 tokens',
+    candidate: 'hono-at-verify-spread',
+    baseline: 'hono-at-jwk-spread',
+  },
+  {
+    label: 'oidc-machine-auth/verify, cache off vs hono/jwk (keys given once)',
+    candidate: 'hono-at-verify-nocache',
+    baseline: 'hono-at-jwk',
+  },
+  { label: 'oidc-machine-auth/verify vs bare Hono', candidate: 'hono-at-verify', baseline: 'hono-bare' },
   {
     label: 'guard, MariaDB example vs memory store (Express)',
     candidate: 'express-guard-mariadb',
