@@ -90,6 +90,8 @@ const FIELDS = [
   'metadata',
   'keySources',
   'trust',
+  'accessTokenFormat',
+  'accessTokenAudiences',
 ] as const;
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
 
@@ -226,6 +228,9 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     60,
     CONFIG_LIMITS.maxTokenLifetimeSeconds,
   );
+  const accessTokenFormat = parseAccessTokenFormat(value('accessTokenFormat'), id);
+  const accessTokenAudiences = parseAccessTokenAudiences(value('accessTokenAudiences'), id);
+
   const config: IdentityConfig = Object.freeze({
     identityId,
     oidcDiscoveryUrl,
@@ -251,6 +256,8 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     metadata,
     ...(sources.keySources ? { keySources: sources.keySources } : {}),
     ...(sources.trust === undefined ? {} : { trust: sources.trust }),
+    ...(accessTokenFormat === undefined ? {} : { accessTokenFormat }),
+    ...(accessTokenAudiences === undefined ? {} : { accessTokenAudiences }),
   });
   if (sources.trust !== undefined) checkTrustIdentity(config);
   parsedConfigs.add(config);
@@ -378,6 +385,28 @@ export function discoveryDocumentUrl(config: IdentityConfig): string {
 
 // ---------------------------------------------------------------------------------------------
 // Scalars
+
+/** `accessTokenFormat`: `opaque` or `jwt`; absent means the engine's default (`accessTokens.format`). */
+function parseAccessTokenFormat(value: unknown, id: string): 'opaque' | 'jwt' | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'opaque' || value === 'jwt') return value;
+  throw new ConfigError('accessTokenFormat', 'must be "opaque" or "jwt"', id);
+}
+
+/** `accessTokenAudiences`: exact `aud` values a JWT access token may carry (at most 16); absent means the issuer. */
+function parseAccessTokenAudiences(value: unknown, id: string): readonly string[] | undefined {
+  const list = parseList(value, 'accessTokenAudiences', id, MAX_ISSUERS);
+  list.forEach((audience, i) => {
+    if (audience.length > MAX_URL_LENGTH || hasControl(audience)) {
+      throw new ConfigError(
+        `accessTokenAudiences[${i}]`,
+        'must be a printable string of at most 2048 characters',
+        id,
+      );
+    }
+  });
+  return list.length === 0 ? undefined : Object.freeze([...new Set(list)]);
+}
 
 function parseIdentityId(value: unknown): string {
   if (typeof value !== 'string' || value === '')

@@ -51,6 +51,15 @@ export {
   type MemoryTokenStoreOptions,
 } from './stores/memory.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
+export { type AccessTokensOptions } from './tokens/options.js';
+export { type TokenGrantRequest, type AccessTokenFormat } from './tokens/grant.js';
+export {
+  type AccessTokenSigningKeyInput,
+  type AccessTokenSigner,
+  type AccessTokenAlgorithm,
+  type KeyMaterial,
+} from './tokens/signing-keys.js';
+export { AT_JWT_TYPE, METADATA_CLAIM } from './tokens/jwt.js';
 export type { ExplainReport, ExplainCheck, ExplainItem, ExplainTimes } from './explain.js';
 export {
   createIdentityAdmin,

@@ -77,6 +77,10 @@ export interface IdentityConfigInput {
   allowInsecureLoopback?: boolean;
   /** Anything the host app wants back in the guard (roles, project ids). */
   metadata?: Record<string, unknown>;
+  /** `opaque` (an `omat_` string) or `jwt` (an RFC 9068 access token). Default: `accessTokens.format` of the engine. */
+  accessTokenFormat?: 'opaque' | 'jwt';
+  /** Exact `aud` values this identity's JWT access tokens may carry (a grant may pick some). Default: the engine's `issuer`. */
+  accessTokenAudiences?: ListInput;
   /**
    * Several key sources, each with its own issuer(s) or issuer pattern (see docs/TRUST.md). A token
    * verifies only against the source whose issuer it names. Replaces the flat key-source fields and
@@ -149,6 +153,10 @@ export interface IdentityConfig {
   readonly keySources?: readonly KeySource[];
   /** The trust entry this identity uses, when it names one. */
   readonly trust?: string;
+  /** Absent: the engine's default format. */
+  readonly accessTokenFormat?: 'opaque' | 'jwt';
+  /** Absent: the engine's `issuer`. */
+  readonly accessTokenAudiences?: readonly string[];
 }
 
 /** Where identity configs live. Implementations validate on write and on read. */
