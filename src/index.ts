@@ -60,6 +60,18 @@ export {
   type KeyMaterial,
 } from './tokens/signing-keys.js';
 export { AT_JWT_TYPE, METADATA_CLAIM } from './tokens/jwt.js';
+export {
+  jwksAnswer,
+  metadataAnswer,
+  authorizationServerMetadata,
+  rootMetadataPath,
+  requireRootMetadataPath,
+  DEFAULT_OAUTH_ENDPOINTS,
+  WELL_KNOWN_ROUTES,
+  OAUTH_ROUTES,
+  KEYS_CACHE_CONTROL,
+  type OAuthEndpoints,
+} from './tokens/metadata.js';
 export type { ExplainReport, ExplainCheck, ExplainItem, ExplainTimes } from './explain.js';
 export {
   createIdentityAdmin,

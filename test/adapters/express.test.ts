@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import {
+  oauthMetadataHandler,
   oidcAuthRouter,
   requireAccessToken,
   type AuthenticatedRequest,
@@ -10,6 +11,7 @@ import { describeAdapterConformance } from './conformance.js';
 describeAdapterConformance('express', async (auth, { trustProxy }) => {
   const app = express();
   if (trustProxy) app.set('trust proxy', 'loopback');
+  app.use(oauthMetadataHandler(auth));
   app.use('/api/v1/auth', oidcAuthRouter(auth));
   app.get('/api/v3/secrets/raw', requireAccessToken(auth), (req, res) => {
     const { identityId, clientIp, metadata } = (req as AuthenticatedRequest).auth;

@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oidcAuthPlugin, requireAccessToken } from '../../adapters/fastify/index.js';
+import { oauthMetadataPlugin, oidcAuthPlugin, requireAccessToken } from '../../adapters/fastify/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { postJson, request } from '../helpers/http.js';
@@ -10,6 +10,7 @@ import { describeAdapterConformance, describeSecretsExample } from './conformanc
 
 describeAdapterConformance('fastify', async (auth, { trustProxy }) => {
   const app = Fastify(trustProxy ? { trustProxy: 'loopback' } : {});
+  await app.register(oauthMetadataPlugin, { auth });
   await app.register(oidcAuthPlugin, { auth, prefix: '/api/v1/auth' });
   app.get('/api/v3/secrets/raw', { preHandler: requireAccessToken(auth) }, async (request) => {
     const { identityId, clientIp, metadata } = request.auth!;

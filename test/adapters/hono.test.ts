@@ -2,7 +2,12 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forwardedClientIp, oidcAuthRoutes, requireAccessToken } from '../../adapters/hono/index.js';
+import {
+  forwardedClientIp,
+  oauthMetadataRoutes,
+  oidcAuthRoutes,
+  requireAccessToken,
+} from '../../adapters/hono/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
@@ -14,6 +19,7 @@ const isLoopback = (ip: string) => ip === '127.0.0.1' || ip === '::1' || ip === 
 describeAdapterConformance('hono', async (auth, { trustProxy }) => {
   const getClientIp = trustProxy ? forwardedClientIp(isLoopback) : undefined;
   const app = new Hono();
+  app.route('/', oauthMetadataRoutes(auth));
   app.route('/api/v1/auth', oidcAuthRoutes(auth, { getClientIp }));
   app.get('/api/v3/secrets/raw', requireAccessToken(auth, { getClientIp }), (c) => {
     const { identityId, clientIp, metadata } = c.get('auth');

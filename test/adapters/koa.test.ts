@@ -3,7 +3,12 @@ import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oidcAuthRouter, requireAccessToken, type AuthState } from '../../adapters/koa/index.js';
+import {
+  oauthMetadataMiddleware,
+  oidcAuthRouter,
+  requireAccessToken,
+  type AuthState,
+} from '../../adapters/koa/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { getWith, postJson } from '../helpers/http.js';
@@ -24,6 +29,7 @@ async function listen(app: Koa<AuthState>): Promise<MountedApp> {
 describeAdapterConformance('koa', async (auth, { trustProxy }) => {
   // One trusted proxy in front: ctx.ip is the right-most X-Forwarded-For hop, the one it appended.
   const app = new Koa<AuthState>(trustProxy ? { proxy: true, maxIpsCount: 1 } : {});
+  app.use(oauthMetadataMiddleware(auth));
   app.use(oidcAuthRouter(auth));
   app.use(async (ctx, next) => {
     if (ctx.path !== '/api/v3/secrets/raw' || ctx.method !== 'GET') return next();
@@ -47,6 +53,8 @@ describeAdapterConformance('koa with @koa/router', async (auth, { trustProxy }) 
   const router = new Router<AuthState>();
   const authRoutes = oidcAuthRouter(auth);
   router.post(authRoutes.paths, authRoutes);
+  router.get(authRoutes.getPaths, authRoutes);
+  app.use(oauthMetadataMiddleware(auth));
   router.get('/api/v3/secrets/raw', requireAccessToken(auth), (ctx) => {
     const { identityId, clientIp, metadata } = ctx.state.auth;
     ctx.body = { identityId, clientIp, metadata };
