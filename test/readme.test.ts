@@ -46,6 +46,7 @@ const CHECKED_DOCS = [
   'docs/OBSERVABILITY.md',
   'docs/STORES.md',
   'docs/UPGRADING.md',
+  'docs/TOKENS.md',
 ];
 
 interface Snippet {
