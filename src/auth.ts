@@ -445,10 +445,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     record: AccessTokenRecord,
     maxTTLSeconds: number,
     now: number,
-    jwt?: { audience: readonly string[]; scopes: readonly string[] | undefined },
+    jwt?: { audience: readonly string[]; scopes: readonly string[] | undefined; minted?: string },
   ): Promise<AccessTokenGrant> {
     const accessToken = jwt
-      ? await mintJwt(record, now, jwt.audience, jwt.scopes)
+      ? (jwt.minted ?? (await mintJwt(record, now, jwt.audience, jwt.scopes)))
       : codec.mint(record.tokenId, record.expiresAt);
     return {
       accessToken,
@@ -549,18 +549,18 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         subject: context.subject,
         generation,
       };
+      // A JWT is signed before the record is stored: a signer (KMS) that fails leaves no record behind.
+      const jwtGrant =
+        narrowed.format === 'jwt'
+          ? { ...narrowed, minted: await mintJwt(record, now, narrowed.audience, narrowed.scopes) }
+          : undefined;
       try {
         await tokens.create(record);
       } catch (error) {
         throw storeDown(error, 'create');
       }
       emit({ type: 'login.success', ...context, tokenId: record.tokenId });
-      return await grant(
-        record,
-        config.accessTokenMaxTTL,
-        now,
-        narrowed.format === 'jwt' ? narrowed : undefined,
-      );
+      return await grant(record, config.accessTokenMaxTTL, now, jwtGrant);
     } catch (error) {
       if (error instanceof LoginFailure) throw loginDenied(error, context);
       if (error instanceof ConfigError) {

@@ -23,14 +23,23 @@ interface Setup {
   rec: Recorder;
   store: TokenStore;
   consumes: () => number;
+  creates: () => number;
   idToken: () => Promise<string>;
 }
 
 /** A store that counts consume calls (the guard's store round trips). */
-function countingStore(inner: TokenStore): { store: TokenStore; consumes: () => number } {
+function countingStore(inner: TokenStore): {
+  store: TokenStore;
+  consumes: () => number;
+  creates: () => number;
+} {
   let count = 0;
+  let created = 0;
   const store: TokenStore = {
-    create: (r) => inner.create(r),
+    create: (r) => {
+      created++;
+      return inner.create(r);
+    },
     get: (id, now) => inner.get(id, now),
     consume: (id, now) => {
       count++;
@@ -41,7 +50,7 @@ function countingStore(inner: TokenStore): { store: TokenStore; consumes: () => 
     generation: (id) => inner.generation(id),
     revokeIdentity: (id) => inner.revokeIdentity(id),
   };
-  return { store, consumes: () => count };
+  return { store, consumes: () => count, creates: () => created };
 }
 
 function setup(
@@ -52,7 +61,7 @@ function setup(
   const clock = shared?.clock ?? new FakeClock();
   const rec = new Recorder();
   const inner = shared?.store ?? new MemoryTokenStore({ clock: clock.now });
-  const { store, consumes } = countingStore(inner);
+  const { store, consumes, creates } = countingStore(inner);
   const auth = createOidcAuth({
     identities: [githubIdentity(idp, { accessTokenFormat: 'jwt', ...identity })],
     tokens: store,
@@ -64,7 +73,7 @@ function setup(
     logger: rec.logger,
     ...options,
   });
-  return { auth, clock, rec, store, consumes, idToken: () => sign(idp, githubClaims(clock.ms)) };
+  return { auth, clock, rec, store, consumes, creates, idToken: () => sign(idp, githubClaims(clock.ms)) };
 }
 
 async function loginJwt(s: Setup, extra: Record<string, unknown> = {}) {
@@ -452,6 +461,9 @@ describe('signer callback (a KMS holds the private key)', () => {
       },
     );
     await expect(loginJwt(down)).rejects.toMatchObject({ status: 503 });
+    // The token is signed before its record is stored: a failed signature leaves no record.
+    expect(der.creates()).toBe(0);
+    expect(down.creates()).toBe(0);
   });
 });
 
