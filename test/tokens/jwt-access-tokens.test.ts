@@ -334,6 +334,33 @@ describe('revocation of JWT access tokens (docs/SECURITY.md window)', () => {
     await expect(b.auth.authenticate(grant.accessToken)).rejects.toMatchObject({ code: 'token_revoked' });
   });
 
+  it('a store answer that was in flight while revoke ran is not cached (no stale window on this instance)', async () => {
+    const clock = new FakeClock();
+    const inner = new MemoryTokenStore({ clock: clock.now });
+    let gate: (() => void) | undefined;
+    const slow: TokenStore = {
+      create: (r) => inner.create(r),
+      get: (id, now) => inner.get(id, now),
+      consume: async (id, now) => {
+        const result = await inner.consume(id, now);
+        if (gate === undefined) await new Promise<void>((resolve) => (gate = resolve));
+        return result;
+      },
+      extend: (id, now) => inner.extend(id, now),
+      revoke: (id) => inner.revoke(id),
+      generation: (id) => inner.generation(id),
+      revokeIdentity: (id) => inner.revokeIdentity(id),
+    };
+    const s = setup({}, { tokens: slow }, { clock, store: inner });
+    const grant = await loginJwt(s);
+    const inFlight = s.auth.authenticate(grant.accessToken); // the store read the record before revoke
+    while (gate === undefined) await new Promise((resolve) => setImmediate(resolve));
+    await s.auth.revoke(grant.accessToken);
+    gate();
+    await expect(inFlight).resolves.toMatchObject({ tokenId: grant.tokenId });
+    await expect(s.auth.authenticate(grant.accessToken)).rejects.toMatchObject({ code: 'token_revoked' });
+  });
+
   it('revocationCheckSeconds 0 asks the store on every request', async () => {
     const s = setup(
       {},
