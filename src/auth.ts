@@ -32,7 +32,15 @@ import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from
 import type { TrustEntryInput } from './trust/entries.js';
 import { bindTrust, type TrustEntries } from './trust/engine.js';
 import { acceptsIssuer } from './trust/sources.js';
-import { narrowGrant, type GrantRequest } from './oauth/grant.js';
+import type { JWK } from 'jose';
+import {
+  checkGrantRequest,
+  narrowGrant,
+  type AccessTokenFormat,
+  type TokenGrantRequest,
+} from './tokens/grant.js';
+import { looksLikeJwt, type ParsedJwtAccessToken } from './tokens/jwt.js';
+import { resolveAccessTokens, type AccessTokensOptions } from './tokens/options.js';
 
 /** Options of {@link createOidcAuth}. */
 export interface OidcAuthOptions {
@@ -65,6 +73,13 @@ export interface OidcAuthOptions {
   realm?: string;
   /** Shared trust entries, referenced by identities as `trust: '<trustId>'` (docs/TRUST.md). */
   trust?: readonly TrustEntryInput[];
+  /**
+   * Our issuer URL, exactly as clients see it (`https://app.example/api/v1/auth`): the `iss` of JWT
+   * access tokens and the RFC 8414 `issuer`. Required for JWT access tokens and the metadata routes.
+   */
+  issuer?: string;
+  /** Token kinds and the keys of JWT access tokens (docs/TOKENS.md). */
+  accessTokens?: AccessTokensOptions;
 }
 
 /** Options of a call made on behalf of a client. */
@@ -85,6 +100,8 @@ export interface AccessTokenGrant {
   identityId: string;
   /** Epoch ms. */
   expiresAt: number;
+  /** `opaque` (an `omat_` string) or `jwt` (an RFC 9068 access token). */
+  format: AccessTokenFormat;
   /** Space-separated scopes granted (see `grant` of {@link OidcAuth.login}); absent when none. */
   scope?: string;
   /** Audiences granted; absent when none was asked for. */
@@ -93,8 +110,9 @@ export interface AccessTokenGrant {
 
 /** The engine: login, authenticate, renew, revoke, explain. */
 export interface OidcAuth {
+  /** `grant` narrows what the identity would get (shorter TTL, fewer audiences or scopes, opaque for JWT). */
   login(
-    input: { identityId: string; jwt: string; grant?: GrantRequest } & CallContext,
+    input: { identityId: string; jwt: string; grant?: TokenGrantRequest | undefined } & CallContext,
   ): Promise<AccessTokenGrant>;
   authenticate(accessToken: string, context?: CallContext): Promise<AuthContext>;
   renew(accessToken: string, context?: CallContext): Promise<AccessTokenGrant>;
@@ -115,6 +133,10 @@ export interface OidcAuth {
   readonly trust: TrustEntries;
   /** `realm` used in challenges. */
   readonly realm: string;
+  /** The configured `issuer` (undefined without one). */
+  readonly issuer: string | undefined;
+  /** The public keys of JWT access tokens (empty without an `issuer`). */
+  jwks(): { keys: JWK[] };
   /** Log through the configured logger (used by adapters for unexpected errors). */
   readonly logger: Logger | undefined;
   close(): Promise<void>;
@@ -176,6 +198,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     );
   }
   const codec = new AccessTokenCodec(signingKeys);
+  const access = resolveAccessTokens(options.issuer, options.accessTokens, logger);
   const keys =
     options.keys instanceof KeyManager
       ? options.keys
@@ -430,26 +453,70 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     return config;
   }
 
-  function grant(record: AccessTokenRecord, maxTTLSeconds: number, now: number): AccessTokenGrant {
+  async function grant(
+    record: AccessTokenRecord,
+    maxTTLSeconds: number,
+    now: number,
+    jwt?: { audience: readonly string[]; scopes: readonly string[] | undefined; minted?: string },
+  ): Promise<AccessTokenGrant> {
+    const accessToken = jwt
+      ? (jwt.minted ?? (await mintJwt(record, now, jwt.audience, jwt.scopes)))
+      : codec.mint(record.tokenId, record.expiresAt);
     return {
-      accessToken: codec.mint(record.tokenId, record.expiresAt),
+      accessToken,
       expiresIn: Math.max(0, Math.round((record.expiresAt - now) / 1000)),
       accessTokenMaxTTL: maxTTLSeconds,
       tokenType: 'Bearer',
       tokenId: record.tokenId,
       identityId: record.identityId,
       expiresAt: record.expiresAt,
+      format: jwt ? 'jwt' : 'opaque',
       ...(record.scope === undefined ? {} : { scope: record.scope }),
       ...(record.audience === undefined ? {} : { audience: record.audience }),
     };
   }
 
+  async function mintJwt(
+    record: AccessTokenRecord,
+    now: number,
+    audience: readonly string[],
+    scopes: readonly string[] | undefined,
+  ): Promise<string> {
+    if (!access.jwt) {
+      throw new ConfigError(
+        'issuer',
+        `identity ${record.identityId} mints JWT access tokens: give createOidcAuth an issuer`,
+      );
+    }
+    try {
+      return await access.jwt.mint({
+        tokenId: record.tokenId,
+        identityId: record.identityId,
+        audience,
+        scopes,
+        expiresAt: record.expiresAt,
+        issuedAt: now,
+        metadata: record.metadata,
+      });
+    } catch (error) {
+      // A signer (a KMS) that fails or answers wrong: fail closed, as for a store that is down.
+      logger?.error(
+        { event: 'access_token.sign_failed', err: describe(error) },
+        'access token signing failed',
+      );
+      throw new ServiceUnavailableError('store_unavailable', 'Access tokens cannot be signed now', {
+        cause: error,
+      });
+    }
+  }
+
   async function login(
-    input: { identityId: string; jwt: string; grant?: GrantRequest } & CallContext,
+    input: { identityId: string; jwt: string; grant?: TokenGrantRequest | undefined } & CallContext,
   ): Promise<AccessTokenGrant> {
     const { identityId, jwt, clientIp } = input;
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
     try {
+      const requested = checkGrantRequest(input.grant);
       // No identity has an id outside the pattern: refused as an unknown id, before any store read
       // (a direct call may pass any text; U+0000 made PostgreSQL's generation read a 503).
       if (wellFormedId(identityId) === undefined) throw new LoginFailure('identity_not_found', false);
@@ -479,14 +546,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       if (!ipAllowList(config.accessTokenTrustedIps).allows(clientIp)) {
         throw new LoginFailure('ip_not_allowed', true);
       }
-      const granted = narrowGrant(config, input.grant);
+      const narrowed = narrowGrant(config, requested, access);
       const record: AccessTokenRecord = {
         tokenId: newTokenId(),
         identityId: config.identityId,
         createdAt: now,
-        expiresAt: now + granted.ttlSeconds * 1000,
-        maxExpiresAt: now + granted.maxTtlSeconds * 1000,
-        ttlSeconds: Math.min(config.accessTokenTTL, granted.maxTtlSeconds),
+        expiresAt: now + narrowed.ttlSeconds * 1000,
+        maxExpiresAt: now + narrowed.maxTtlSeconds * 1000,
+        ttlSeconds: narrowed.ttlSeconds,
         usesLimit: config.accessTokenNumUsesLimit,
         usesCount: 0,
         revoked: false,
@@ -496,15 +563,20 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         subject: context.subject,
         generation,
       };
-      if (granted.scope !== undefined) record.scope = granted.scope;
-      if (granted.audience !== undefined) record.audience = granted.audience;
+      if (narrowed.scopes !== undefined) record.scope = narrowed.scopes.join(' ');
+      if (narrowed.askedAudience !== undefined) record.audience = narrowed.askedAudience;
+      // A JWT is signed before the record is stored: a signer (KMS) that fails leaves no record behind.
+      const jwtGrant =
+        narrowed.format === 'jwt'
+          ? { ...narrowed, minted: await mintJwt(record, now, narrowed.audience, narrowed.scopes) }
+          : undefined;
       try {
         await tokens.create(record);
       } catch (error) {
         throw storeDown(error, 'create');
       }
       emit({ type: 'login.success', ...context, tokenId: record.tokenId });
-      return grant(record, granted.maxTtlSeconds, now);
+      return await grant(record, narrowed.maxTtlSeconds, now, jwtGrant);
     } catch (error) {
       if (error instanceof LoginFailure) throw loginDenied(error, context);
       if (error instanceof ConfigError) {
@@ -532,20 +604,54 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     return parsed;
   }
 
-  async function authenticate(accessToken: string, context: CallContext = {}): Promise<AuthContext> {
-    const clientIp = context.clientIp;
-    const now = clock();
-    const parsed = parseOwnToken(accessToken, clientIp, now);
+  /**
+   * A JWT access token we signed (signature, `typ`, `iss`, claims), or a refusal. `allowExpired` for
+   * revocation; the guard also wants one of `acceptedAudiences` in its `aud`.
+   */
+  async function parseJwtToken(
+    accessToken: string,
+    clientIp: string | undefined,
+    now: number,
+    check: { allowExpired?: boolean; audience?: boolean } = {},
+  ): Promise<ParsedJwtAccessToken> {
+    const parsed = access.jwt ? await access.jwt.verify(accessToken) : undefined;
+    if (!parsed) throw tokenDenied('invalid_token', { clientIp });
+    if (check.audience && !parsed.audience.some((a) => access.acceptedAudiences.includes(a))) {
+      throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId, detail: { audience: false } });
+    }
+    if (!check.allowExpired && now >= parsed.expiresAt) {
+      throw tokenDenied('token_expired', { clientIp, tokenId: parsed.tokenId });
+    }
+    return parsed;
+  }
+
+  /** The store's record of a token use: for a JWT of an identity without a uses limit, from the state cache while fresh. */
+  async function consumeUse(tokenId: string, jwt: boolean, clientIp: string | undefined, now: number) {
+    const cached = jwt ? access.state.fresh(tokenId, now) : undefined;
+    if (cached) return cached;
+    const epoch = access.state.epoch;
     let result;
     try {
-      result = await tokens.consume(parsed.tokenId, now);
+      result = await tokens.consume(tokenId, now);
     } catch (error) {
       throw storeDown(error, 'consume');
     }
-    if (!result.ok) {
-      throw tokenDenied(STORE_REASONS[result.reason], { clientIp, tokenId: parsed.tokenId });
+    if (!result.ok) throw tokenDenied(STORE_REASONS[result.reason], { clientIp, tokenId });
+    if (jwt) access.state.remember(result.record, now, epoch);
+    return result.record;
+  }
+
+  async function authenticate(accessToken: string, context: CallContext = {}): Promise<AuthContext> {
+    const clientIp = context.clientIp;
+    const now = clock();
+    const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
+    const parsed = jwt
+      ? await parseJwtToken(accessToken, clientIp, now, { audience: true })
+      : parseOwnToken(accessToken, clientIp, now);
+    const record = await consumeUse(parsed.tokenId, jwt, clientIp, now);
+    if (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId) {
+      throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
-    const record = result.record;
     if (!ipAllowList(record.trustedIps).allows(clientIp)) {
       emit({
         type: 'guard.denied',
@@ -591,14 +697,20 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   async function renew(accessToken: string, context: CallContext = {}): Promise<AccessTokenGrant> {
     const clientIp = context.clientIp;
     const now = clock();
-    const parsed = parseOwnToken(accessToken, clientIp, now);
+    const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
+    // A JWT renews into a JWT with the same jti, audience and scope, and a new exp and iat.
+    const parsed = jwt
+      ? await parseJwtToken(accessToken, clientIp, now)
+      : parseOwnToken(accessToken, clientIp, now);
     let record: AccessTokenRecord | undefined;
     try {
       record = await tokens.get(parsed.tokenId, now);
     } catch (error) {
       throw storeDown(error, 'get');
     }
-    if (!record) throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
+    if (!record || (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId)) {
+      throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
+    }
     if (!ipAllowList(record.trustedIps).allows(clientIp)) {
       emit({ type: 'guard.denied', reasonCode: 'ip_not_allowed', clientIp, tokenId: record.tokenId });
       throw new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this token');
@@ -623,29 +735,39 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       tokenId: result.record.tokenId,
     });
     const maxTTL = Math.round((result.record.maxExpiresAt - result.record.createdAt) / 1000);
-    return grant(result.record, maxTTL, now);
+    return grant(result.record, maxTTL, now, jwt ? (parsed as ParsedJwtAccessToken) : undefined);
   }
 
   async function revoke(accessToken: string, context: CallContext = {}): Promise<void> {
     const clientIp = context.clientIp;
-    const parsed = typeof accessToken === 'string' ? codec.parse(accessToken) : undefined;
+    const parsed =
+      typeof accessToken !== 'string'
+        ? undefined
+        : looksLikeJwt(accessToken)
+          ? await parseJwtToken(accessToken, clientIp, 0, { allowExpired: true })
+          : codec.parse(accessToken);
     // An expired but genuine token may still be revoked; a forged one is refused.
     if (!parsed) throw tokenDenied('invalid_token', { clientIp });
+    access.state.forgetToken(parsed.tokenId);
     try {
       await tokens.revoke(parsed.tokenId);
     } catch (error) {
       throw storeDown(error, 'revoke');
     }
+    // Again once the store has it: a state read between the two bumps is not kept either.
+    access.state.forgetToken(parsed.tokenId);
     emit({ type: 'token.revoke', clientIp, tokenId: parsed.tokenId });
   }
 
   async function revokeIdentity(identityId: string): Promise<number> {
     let count: number;
+    access.state.forgetIdentity(identityId);
     try {
       count = await tokens.revokeIdentity(identityId);
     } catch (error) {
       throw storeDown(error, 'revokeIdentity');
     }
+    access.state.forgetIdentity(identityId);
     emit({ type: 'identity.revoke', identityId, detail: { revoked: count } });
     return count;
   }
@@ -669,6 +791,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     trust,
     realm,
     logger,
+    issuer: access.issuer,
+    jwks: () => access.jwt?.jwks() ?? { keys: [] },
     async close() {
       closed = true;
       if (ownsTokens) await tokens.close?.();

@@ -92,6 +92,7 @@ const FIELDS = [
   'keySources',
   'trust',
   'scopes',
+  'accessTokenFormat',
   'accessTokenAudiences',
 ] as const;
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
@@ -229,6 +230,8 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     60,
     CONFIG_LIMITS.maxTokenLifetimeSeconds,
   );
+  const accessTokenFormat = parseAccessTokenFormat(value('accessTokenFormat'), id);
+
   const config: IdentityConfig = Object.freeze({
     identityId,
     oidcDiscoveryUrl,
@@ -255,6 +258,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     ...(sources.keySources ? { keySources: sources.keySources } : {}),
     ...(sources.trust === undefined ? {} : { trust: sources.trust }),
     ...parseOAuthFields(value, id),
+    ...(accessTokenFormat === undefined ? {} : { accessTokenFormat }),
   });
   if (sources.trust !== undefined) checkTrustIdentity(config);
   parsedConfigs.add(config);
@@ -382,6 +386,13 @@ export function discoveryDocumentUrl(config: IdentityConfig): string {
 
 // ---------------------------------------------------------------------------------------------
 // Scalars
+
+/** `accessTokenFormat`: `opaque` or `jwt`; absent means the engine's default (`accessTokens.format`). */
+function parseAccessTokenFormat(value: unknown, id: string): 'opaque' | 'jwt' | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'opaque' || value === 'jwt') return value;
+  throw new ConfigError('accessTokenFormat', 'must be "opaque" or "jwt"', id);
+}
 
 function parseIdentityId(value: unknown): string {
   if (typeof value !== 'string' || value === '')

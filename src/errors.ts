@@ -25,6 +25,8 @@ export type ReasonCode =
   | 'claim_missing'
   // 401: a verified claim (iss, sub, a mapped claim) holds U+0000 or a lone surrogate, which no store keeps as sent
   | 'claim_value_unsupported'
+  // login with a narrowing grant (auth.login({ grant })): it asked for more than the identity allows
+  | 'grant_format_not_allowed'
   // guard, renew, revoke
   | 'missing_token'
   | 'invalid_request'

@@ -51,6 +51,26 @@ export {
   type MemoryTokenStoreOptions,
 } from './stores/memory.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
+export { type AccessTokensOptions } from './tokens/options.js';
+export { type TokenGrantRequest, type AccessTokenFormat } from './tokens/grant.js';
+export {
+  type AccessTokenSigningKeyInput,
+  type AccessTokenSigner,
+  type AccessTokenAlgorithm,
+  type KeyMaterial,
+} from './tokens/signing-keys.js';
+export { AT_JWT_TYPE, METADATA_CLAIM } from './tokens/jwt.js';
+export {
+  jwksAnswer,
+  metadataAnswer,
+  authorizationServerMetadata,
+  rootMetadataPath,
+  requireRootMetadataPath,
+  DEFAULT_OAUTH_ENDPOINTS,
+  WELL_KNOWN_ROUTES,
+  KEYS_CACHE_CONTROL,
+  type OAuthEndpoints,
+} from './tokens/metadata.js';
 export type { ExplainReport, ExplainCheck, ExplainItem, ExplainTimes } from './explain.js';
 export {
   createIdentityAdmin,
@@ -121,7 +141,7 @@ export {
   type TokenExchangeRequest,
   type TokenExchangeResult,
 } from './oauth/exchange.js';
-export type { GrantRequest } from './oauth/grant.js';
+
 export type * from './types.js';
 export type { TrustEntry, TrustEntryInput } from './trust/entries.js';
 export type { TrustEntries } from './trust/engine.js';

@@ -67,6 +67,7 @@ const REASON_LABELS: ReadonlySet<string> = new Set(
     claim_not_allowed: true,
     claim_missing: true,
     claim_value_unsupported: true,
+    grant_format_not_allowed: true,
     missing_token: true,
     invalid_request: true,
     invalid_token: true,

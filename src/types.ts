@@ -79,7 +79,13 @@ export interface IdentityConfigInput {
   metadata?: Record<string, unknown>;
   /** OAuth scopes a token exchange may grant (RFC 6749 §3.3 scope tokens). Default: none. */
   scopes?: ListInput;
-  /** Audiences a token exchange may name (`audience`/`resource`). Default: none. */
+  /** `opaque` (an `omat_` string) or `jwt` (an RFC 9068 access token). Default: `accessTokens.format` of the engine. */
+  accessTokenFormat?: 'opaque' | 'jwt';
+  /**
+   * Exact audiences a token may be granted: a token exchange's `audience`/`resource` (or a login
+   * `grant.audience`) must name some of them. Default: none may be requested; a JWT access token
+   * granted no audience carries the engine's `issuer` as its `aud`.
+   */
   accessTokenAudiences?: ListInput;
   /**
    * Several key sources, each with its own issuer(s) or issuer pattern (see docs/TRUST.md). A token
@@ -155,6 +161,8 @@ export interface IdentityConfig {
   readonly trust?: string;
   /** Present only when set: see {@link IdentityConfigInput.scopes}. */
   readonly scopes?: readonly string[];
+  /** Absent: the engine's default format. */
+  readonly accessTokenFormat?: 'opaque' | 'jwt';
   /** Present only when set: see {@link IdentityConfigInput.accessTokenAudiences}. */
   readonly accessTokenAudiences?: readonly string[];
 }

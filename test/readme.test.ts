@@ -49,6 +49,7 @@ const CHECKED_DOCS = [
   'docs/NESTJS.md',
   'docs/PASSPORT.md',
   'docs/VERIFY.md',
+  'docs/TOKENS.md',
 ];
 
 interface Snippet {

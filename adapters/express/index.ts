@@ -15,6 +15,12 @@ import {
   type Authorize,
   type HttpAnswer,
   type OidcAuth,
+  DEFAULT_OAUTH_ENDPOINTS,
+  WELL_KNOWN_ROUTES,
+  jwksAnswer,
+  metadataAnswer,
+  requireRootMetadataPath,
+  type OAuthEndpoints,
 } from '../../src/index.js';
 import { oauthTokenHandler } from './oauth.js';
 
@@ -33,6 +39,8 @@ export interface RouterOptions {
   bodyLimit?: number;
   /** Client address. Default `req.ip`, so Express's `trust proxy` setting decides. */
   getClientIp?: (req: Request) => string | undefined;
+  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  oauthEndpoints?: OAuthEndpoints;
 }
 
 export interface GuardOptions {
@@ -69,7 +77,29 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Rou
   router.post(ROUTES.renew, route(renewAnswer));
   router.post(ROUTES.revoke, route(revokeAnswer));
   router.post(OAUTH_ROUTES.token, oauthTokenHandler(auth, limit, ipOf));
+  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  router.get(WELL_KNOWN_ROUTES.jwks, (_req, res) => send(res, jwksAnswer(auth)));
+  router.get(WELL_KNOWN_ROUTES.metadata, (_req, res) => send(res, metadataAnswer(auth, endpoints)));
   return router;
+}
+
+/**
+ * RFC 8414 §3.1 metadata at the host root (`/.well-known/oauth-authorization-server/api/v1/auth` for
+ * the issuer `https://app.example/api/v1/auth`), which a router under the prefix cannot answer.
+ * Use: `app.use(oauthMetadataHandler(auth))`. Needs the engine's `issuer`.
+ */
+export function oauthMetadataHandler(
+  auth: OidcAuth,
+  options: { oauthEndpoints?: OAuthEndpoints } = {},
+): RequestHandler {
+  const path = requireRootMetadataPath(auth);
+  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  return function oauthMetadataMiddleware(req, res, next) {
+    if ((req.method === 'GET' || req.method === 'HEAD') && req.path === path) {
+      return send(res, metadataAnswer(auth, endpoints));
+    }
+    next();
+  };
 }
 
 /** Bearer guard: sets `req.auth`, or answers 401/400/403/503 with an RFC 6750 challenge. */

@@ -24,6 +24,12 @@ import {
   type Authorize,
   type HttpAnswer,
   type OidcAuth,
+  DEFAULT_OAUTH_ENDPOINTS,
+  WELL_KNOWN_ROUTES,
+  jwksAnswer,
+  metadataAnswer,
+  requireRootMetadataPath,
+  type OAuthEndpoints,
 } from '../../src/index.js';
 import { oauthTokenPlugin } from './oauth.js';
 
@@ -42,6 +48,8 @@ export interface OidcAuthPluginOptions {
   bodyLimit?: number;
   /** Client address. Default `request.ip`, so Fastify's `trustProxy` decides. */
   getClientIp?: (request: FastifyRequest) => string | undefined;
+  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  oauthEndpoints?: OAuthEndpoints;
 }
 
 /** Options of {@link requireAccessToken}. */
@@ -100,7 +108,33 @@ export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async f
   app.post(ROUTES.revoke, route(revokeAnswer));
   // Its own context (RFC 6749 §5.2 error bodies); not `options`, which may carry Fastify's `prefix`.
   await app.register(oauthTokenPlugin, { auth, bodyLimit: options.bodyLimit, getClientIp: ipOf });
+  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  app.get(WELL_KNOWN_ROUTES.jwks, async (_request, reply) => send(reply, jwksAnswer(auth)));
+  app.get(WELL_KNOWN_ROUTES.metadata, async (_request, reply) =>
+    send(reply, metadataAnswer(auth, endpoints)),
+  );
 };
+
+/** Options of {@link oauthMetadataPlugin}. */
+export interface OAuthMetadataPluginOptions {
+  auth: OidcAuth;
+  /** OAuth endpoints the metadata lists (only those mounted). */
+  oauthEndpoints?: OAuthEndpoints;
+}
+
+/**
+ * RFC 8414 §3.1 metadata at the host root (`/.well-known/oauth-authorization-server/api/v1/auth` for
+ * the issuer `https://app.example/api/v1/auth`). Register without a prefix:
+ * `app.register(oauthMetadataPlugin, { auth })`. Needs the engine's `issuer`.
+ */
+export const oauthMetadataPlugin: FastifyPluginAsync<OAuthMetadataPluginOptions> =
+  async function oauthMetadataPlugin(app, options) {
+    const { auth } = options;
+    const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+    app.get(requireRootMetadataPath(auth), async (_request, reply) =>
+      send(reply, metadataAnswer(auth, endpoints)),
+    );
+  };
 
 /** Bearer guard as a `preHandler`: sets `request.auth`, or answers 401/400/403/503 with an RFC 6750 challenge. */
 export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): preHandlerAsyncHookHandler {

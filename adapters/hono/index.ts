@@ -24,6 +24,12 @@ import {
   type GuardRequest,
   type HttpAnswer,
   type OidcAuth,
+  DEFAULT_OAUTH_ENDPOINTS,
+  WELL_KNOWN_ROUTES,
+  jwksAnswer,
+  metadataAnswer,
+  requireRootMetadataPath,
+  type OAuthEndpoints,
 } from '../../src/index.js';
 import { oauthTokenHandlers } from './oauth.js';
 
@@ -39,6 +45,8 @@ export interface RoutesOptions {
   bodyLimit?: number;
   /** Client address. Default: the socket address (`@hono/node-server`'s `getConnInfo`); proxies are not trusted. */
   getClientIp?: GetClientIp;
+  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  oauthEndpoints?: OAuthEndpoints;
 }
 
 /** Options of {@link requireAccessToken}. */
@@ -108,7 +116,21 @@ export function oidcAuthRoutes(auth: OidcAuth, options: RoutesOptions = {}): Hon
     .post(ROUTES.login, mediaType, limit, route(loginAnswer))
     .post(ROUTES.renew, mediaType, limit, route(renewAnswer))
     .post(ROUTES.revoke, mediaType, limit, route(revokeAnswer))
-    .post(OAUTH_ROUTES.token, ...oauthTokenHandlers(auth, options.bodyLimit ?? DEFAULT_BODY_LIMIT, ipOf));
+    .post(OAUTH_ROUTES.token, ...oauthTokenHandlers(auth, options.bodyLimit ?? DEFAULT_BODY_LIMIT, ipOf))
+    .get(WELL_KNOWN_ROUTES.jwks, (c) => reply(c, jwksAnswer(auth)))
+    .get(WELL_KNOWN_ROUTES.metadata, (c) =>
+      reply(c, metadataAnswer(auth, options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS)),
+    );
+}
+
+/**
+ * RFC 8414 §3.1 metadata at the host root (`/.well-known/oauth-authorization-server/api/v1/auth` for
+ * the issuer `https://app.example/api/v1/auth`). Use: `app.route('/', oauthMetadataRoutes(auth))`.
+ * Needs the engine's `issuer`.
+ */
+export function oauthMetadataRoutes(auth: OidcAuth, options: { oauthEndpoints?: OAuthEndpoints } = {}): Hono {
+  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  return new Hono().get(requireRootMetadataPath(auth), (c) => reply(c, metadataAnswer(auth, endpoints)));
 }
 
 /** Bearer guard: sets `c.get('auth')`, or answers 401/400/403/503 with an RFC 6750 challenge. */

@@ -18,6 +18,12 @@ import {
   type Authorize,
   type HttpAnswer,
   type OidcAuth,
+  DEFAULT_OAUTH_ENDPOINTS,
+  WELL_KNOWN_ROUTES,
+  jwksAnswer,
+  metadataAnswer,
+  requireRootMetadataPath,
+  type OAuthEndpoints,
 } from '../../src/index.js';
 import { oauthTokenRoute } from './oauth.js';
 
@@ -34,6 +40,8 @@ export interface RouterOptions {
   bodyLimit?: number;
   /** Client address. Default `ctx.ip`, so `app.proxy` (with `app.maxIpsCount`) decides. */
   getClientIp?: (ctx: Context) => string | undefined;
+  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  oauthEndpoints?: OAuthEndpoints;
 }
 
 /** Options of {@link requireAccessToken}. */
@@ -61,8 +69,11 @@ async function readBody(ctx: Context, limit: number): Promise<unknown> {
   return parsed;
 }
 
-/** The auth routes as Koa middleware, plus their full paths for `@koa/router`: `router.post(routes.paths, routes)`. */
-export type OidcAuthRoutes = Middleware & { readonly paths: string[] };
+/**
+ * The auth routes as Koa middleware, plus their full paths for `@koa/router`:
+ * `router.post(routes.paths, routes)` and, for the JWKS and metadata, `router.get(routes.getPaths, routes)`.
+ */
+export type OidcAuthRoutes = Middleware & { readonly paths: string[]; readonly getPaths: string[] };
 
 /**
  * Answers `POST {prefix}/oidc-auth/login`, `/token/renew`, `/token/revoke`, `/oauth/token` (matched on the full
@@ -77,10 +88,17 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Oid
     [prefix + ROUTES.renew, renewAnswer],
     [prefix + ROUTES.revoke, revokeAnswer],
   ]);
+  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  const reads = new Map([
+    [prefix + WELL_KNOWN_ROUTES.jwks, () => jwksAnswer(auth)],
+    [prefix + WELL_KNOWN_ROUTES.metadata, () => metadataAnswer(auth, endpoints)],
+  ]);
   const token = prefix + OAUTH_ROUTES.token;
   const tokenRoute = oauthTokenRoute(auth, limit, ipOf);
   const middleware: Middleware = async function oidcAuthRouterMiddleware(ctx, next) {
     if (ctx.method === 'POST' && ctx.path === token) return tokenRoute(ctx);
+    const read = ctx.method === 'GET' || ctx.method === 'HEAD' ? reads.get(ctx.path) : undefined;
+    if (read) return send(ctx, read());
     const handle = ctx.method === 'POST' ? routes.get(ctx.path) : undefined;
     if (!handle) return next();
     let body: unknown;
@@ -91,7 +109,26 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Oid
     }
     send(ctx, await handle(auth, body, ipOf(ctx)));
   };
-  return Object.assign(middleware, { paths: [...routes.keys(), token] });
+  return Object.assign(middleware, { paths: [...routes.keys(), token], getPaths: [...reads.keys()] });
+}
+
+/**
+ * RFC 8414 §3.1 metadata at the host root (`/.well-known/oauth-authorization-server/api/v1/auth` for
+ * the issuer `https://app.example/api/v1/auth`). Use: `app.use(oauthMetadataMiddleware(auth))`.
+ * Needs the engine's `issuer`.
+ */
+export function oauthMetadataMiddleware(
+  auth: OidcAuth,
+  options: { oauthEndpoints?: OAuthEndpoints } = {},
+): Middleware {
+  const path = requireRootMetadataPath(auth);
+  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  return async function oauthMetadata(ctx, next) {
+    if ((ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path === path) {
+      return send(ctx, metadataAnswer(auth, endpoints));
+    }
+    return next();
+  };
 }
 
 /** Bearer guard: sets `ctx.state.auth`, or answers 401/400/403/503 with an RFC 6750 challenge. */

@@ -41,6 +41,7 @@ export interface Comparison {
 
 /**
  * Every candidate, in report order. Sets: `default` (issue 2's Express run), `express`, `peers`, `login`, `scale`,
+ * `tokens` (issue 15: JWT access tokens under our guard, express-oauth2-jwt-bearer and login),
  * `diagnose`, `frameworks` (issue 3: Koa, Hono, Fastify), `stores` (issue 4: Redis and PostgreSQL; issue 18: the
  * MariaDB example store), `nestjs` (issue 17: a NestJS route bare, behind our guard, behind passport-jwt).
  */
@@ -51,7 +52,7 @@ export const CANDIDATES: readonly Candidate[] = [
     server: 'express-bare.ts',
     framework: 'express',
     bare: 'express-bare',
-    sets: ['default', 'express', 'scale', 'diagnose'],
+    sets: ['default', 'express', 'scale', 'diagnose', 'tokens'],
   },
   {
     id: 'express-guard-memory',
@@ -70,6 +71,31 @@ export const CANDIDATES: readonly Candidate[] = [
     bare: 'express-bare',
     sets: ['default', 'express', 'peers'],
   },
+  // Issue 15: our JWT access tokens (Ed25519), under our guard and under a peer verifier.
+  {
+    id: 'express-guard-jwt',
+    label: 'Express + requireAccessToken, JWT access token (Ed25519, no uses limit)',
+    server: 'express-guard-jwt.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'tokens'],
+  },
+  {
+    id: 'express-oauth2-jwt-bearer-ours',
+    label: 'Express + express-oauth2-jwt-bearer on our JWT access tokens (Ed25519, our metadata URL)',
+    server: 'express-oauth2-jwt-bearer-ours.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'peers', 'tokens'],
+  },
+  {
+    id: 'express-login-jwt',
+    label: 'Express login minting a JWT access token (Ed25519)',
+    server: 'express-login-jwt.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'login', 'tokens'],
+  },
   {
     id: 'express-jwt',
     label: 'Express + express-jwt + jwks-rsa (RS256, cached JWKS)',
@@ -84,7 +110,7 @@ export const CANDIDATES: readonly Candidate[] = [
     server: 'express-login.ts',
     framework: 'express',
     bare: 'express-bare',
-    sets: ['default', 'express', 'login'],
+    sets: ['default', 'express', 'login', 'tokens'],
   },
   // Issue 15: the RFC 8693 token exchange, the second front door onto the same login.
   ...(
@@ -300,6 +326,28 @@ export const COMPARISONS: readonly Comparison[] = [
     label: 'selected token exchange vs Infisical login',
     candidate: 'express-token-exchange-select',
     baseline: 'express-login',
+  },
+  {
+    label: 'JWT guard vs bare Express',
+    candidate: 'express-guard-jwt',
+    baseline: 'express-bare',
+    target: 0.8,
+    source: 'issue 15',
+  },
+  {
+    label: 'JWT guard vs express-oauth2-jwt-bearer (same tokens)',
+    candidate: 'express-guard-jwt',
+    baseline: 'express-oauth2-jwt-bearer-ours',
+    target: 1.6,
+    source: 'issue 15',
+  },
+  {
+    // Minting a JWT adds at most 15% to a login: JWT login rps ≥ opaque login rps / 1.15.
+    label: 'login minting a JWT vs an opaque token',
+    candidate: 'express-login-jwt',
+    baseline: 'express-login',
+    target: 1 / 1.15,
+    source: 'issue 15',
   },
   {
     label: 'express-oauth2-jwt-bearer vs bare',

@@ -6,7 +6,7 @@ import { MAX_JWT_LENGTH } from '../verify.js';
 import { describe } from '../auth.js';
 import { SCOPE_TOKEN } from './config.js';
 import { ClientAuthenticationError, oauthInvalidRequest } from './errors.js';
-import type { GrantRequest } from './grant.js';
+import type { TokenGrantRequest } from '../tokens/grant.js';
 import { IdentitySelector } from './select.js';
 import type { TrustBinding } from '../trust/engine.js';
 
@@ -188,7 +188,7 @@ export async function exchange(
       });
     }
   }
-  const grant: GrantRequest = {};
+  const grant: TokenGrantRequest = {};
   if (request.scopes) grant.scopes = request.scopes;
   if (request.audience) grant.audience = request.audience;
   if (request.ttlSeconds !== undefined) grant.ttlSeconds = request.ttlSeconds;

@@ -37,6 +37,8 @@ const LOGIN = '/api/v1/auth/oidc-auth/login';
 const RENEW = '/api/v1/auth/token/renew';
 const REVOKE = '/api/v1/auth/token/revoke';
 const SECRETS = '/api/v3/secrets/raw?environment=prod&workspaceSlug=payments';
+/** The issuer of the conformance engine (the metadata and JWT `iss`; not the test server's URL). */
+const TOKEN_ISSUER = 'https://app.example/api/v1/auth';
 
 function expectErrorShape(res: RawResponse, status: number, reasonCode: string): void {
   expect(res.status).toBe(status);
@@ -88,8 +90,10 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
           }),
           githubIdentity(key, { identityId: 'short', accessTokenTTL: 60, accessTokenMaxTTL: 120 }),
           ...oauthIdentities((overrides) => githubIdentity(key, overrides)),
+          githubIdentity(key, { identityId: 'jwt-deployer', accessTokenFormat: 'jwt' }),
         ],
         signingKeys: SIGNING_KEYS,
+        issuer: TOKEN_ISSUER,
         clock: clock.now,
         onEvent: rec.onEvent,
         logger: rec.logger,
@@ -444,6 +448,73 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
           '203.0.113.9',
         ]);
         expectErrorShape(outside, 403, 'ip_not_allowed');
+      });
+    });
+
+    describe('token service: JWT access tokens, JWKS, RFC 8414 metadata', () => {
+      const expectedMetadata = {
+        issuer: TOKEN_ISSUER,
+        jwks_uri: `${TOKEN_ISSUER}/.well-known/jwks.json`,
+        response_types_supported: [],
+        // Every auth router mounts the RFC 8693 token endpoint, so the metadata lists it by default.
+        token_endpoint: `${TOKEN_ISSUER}/oauth/token`,
+        grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange'],
+        token_endpoint_auth_methods_supported: ['none'],
+      };
+
+      it('RFC 7517 §5: GET {prefix}/.well-known/jwks.json publishes our public keys, cacheable 5 minutes', async () => {
+        const res = await getWith(app.url, '/api/v1/auth/.well-known/jwks.json');
+        expect(res.status).toBe(200);
+        expect(res.headers['content-type']).toMatch(/application\/json/);
+        expect(res.headers['cache-control']).toBe('public, max-age=300');
+        expect(res.json).toEqual(auth.jwks());
+        expect(res.json.keys).toHaveLength(1);
+        expect(res.json.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
+        expect(res.json.keys[0].d).toBeUndefined();
+      });
+
+      it('RFC 8414 §3.1: metadata at the root path with the issuer path appended after the well-known suffix', async () => {
+        const res = await getWith(app.url, '/.well-known/oauth-authorization-server/api/v1/auth');
+        expect(res.status).toBe(200);
+        expect(res.headers['cache-control']).toBe('public, max-age=300');
+        expect(res.json).toEqual(expectedMetadata);
+      });
+
+      it('RFC 8414 §3: the appended form {prefix}/.well-known/oauth-authorization-server answers the same', async () => {
+        const res = await getWith(app.url, '/api/v1/auth/.well-known/oauth-authorization-server');
+        expect(res.status).toBe(200);
+        expect(res.json).toEqual(expectedMetadata);
+        // The root handler answers its one path only.
+        expect((await getWith(app.url, '/.well-known/oauth-authorization-server/other')).status).toBe(404);
+      });
+
+      it('RFC 9068 §4: the login route mints a JWT for a JWT identity; the guard, renew and revoke take it', async () => {
+        const token = await login('jwt-deployer');
+        expect(token.split('.')).toHaveLength(3);
+        const ok = await getWith(app.url, SECRETS, bearer(token));
+        expect(ok.status).toBe(200);
+        expect(ok.json).toMatchObject({ identityId: 'jwt-deployer', metadata: { role: 'deployer' } });
+        clock.advance(5);
+        const renewed = await postJson(app.url, RENEW, { accessToken: token });
+        expect(renewed.status).toBe(200);
+        expect(renewed.json.accessToken.split('.')).toHaveLength(3);
+        expect((await getWith(app.url, SECRETS, bearer(renewed.json.accessToken))).status).toBe(200);
+        expect((await postJson(app.url, REVOKE, { accessToken: renewed.json.accessToken })).status).toBe(200);
+        for (const revoked of [token, renewed.json.accessToken]) {
+          const res = await getWith(app.url, SECRETS, bearer(revoked));
+          expectErrorShape(res, 401, 'token_revoked');
+        }
+      });
+
+      it('a JWT with a broken signature is 401 invalid_token with a challenge, never echoed', async () => {
+        const token = await login('jwt-deployer');
+        const forged = `${token.slice(0, token.lastIndexOf('.'))}.${'A'.repeat(86)}`;
+        const res = await getWith(app.url, SECRETS, bearer(forged));
+        expectErrorShape(res, 401, 'invalid_token');
+        expect(res.headers['www-authenticate']).toBe(
+          'Bearer realm="oidc-machine-auth", error="invalid_token"',
+        );
+        expect(res.text).not.toContain(forged.slice(0, 30));
       });
     });
 

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import {
+  oauthMetadataHandler,
   oidcAuthRouter,
   oidcIntrospectionRouter,
   requireAccessToken,
@@ -11,6 +12,7 @@ import { describeAdapterConformance } from './conformance.js';
 describeAdapterConformance('express', async (auth, { trustProxy }) => {
   const app = express();
   if (trustProxy) app.set('trust proxy', 'loopback');
+  app.use(oauthMetadataHandler(auth));
   app.use('/api/v1/auth', oidcAuthRouter(auth));
   app.use(
     '/api/v1/auth',

@@ -1,6 +1,11 @@
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oidcAuthPlugin, oidcIntrospectionPlugin, requireAccessToken } from '../../adapters/fastify/index.js';
+import {
+  oauthMetadataPlugin,
+  oidcAuthPlugin,
+  oidcIntrospectionPlugin,
+  requireAccessToken,
+} from '../../adapters/fastify/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { postJson, request } from '../helpers/http.js';
@@ -10,6 +15,7 @@ import { describeAdapterConformance, describeSecretsExample } from './conformanc
 
 describeAdapterConformance('fastify', async (auth, { trustProxy }) => {
   const app = Fastify(trustProxy ? { trustProxy: 'loopback' } : {});
+  await app.register(oauthMetadataPlugin, { auth });
   await app.register(oidcAuthPlugin, { auth, prefix: '/api/v1/auth' });
   await app.register(oidcIntrospectionPlugin, {
     auth,

@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   forwardedClientIp,
+  oauthMetadataRoutes,
   oidcAuthRoutes,
   oidcIntrospectionRoutes,
   requireAccessToken,
@@ -19,6 +20,7 @@ const isLoopback = (ip: string) => ip === '127.0.0.1' || ip === '::1' || ip === 
 describeAdapterConformance('hono', async (auth, { trustProxy }) => {
   const getClientIp = trustProxy ? forwardedClientIp(isLoopback) : undefined;
   const app = new Hono();
+  app.route('/', oauthMetadataRoutes(auth));
   app.route('/api/v1/auth', oidcAuthRoutes(auth, { getClientIp }));
   app.route(
     '/api/v1/auth',

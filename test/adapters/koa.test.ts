@@ -4,6 +4,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  oauthMetadataMiddleware,
   oidcAuthRouter,
   oidcIntrospectionRouter,
   requireAccessToken,
@@ -29,6 +30,7 @@ async function listen(app: Koa<AuthState>): Promise<MountedApp> {
 describeAdapterConformance('koa', async (auth, { trustProxy }) => {
   // One trusted proxy in front: ctx.ip is the right-most X-Forwarded-For hop, the one it appended.
   const app = new Koa<AuthState>(trustProxy ? { proxy: true, maxIpsCount: 1 } : {});
+  app.use(oauthMetadataMiddleware(auth));
   app.use(oidcAuthRouter(auth));
   app.use(
     oidcIntrospectionRouter(auth, {
@@ -61,6 +63,8 @@ describeAdapterConformance('koa with @koa/router', async (auth, { trustProxy }) 
     guard: requireAccessToken(auth, { authorize: (a) => a.metadata.role === 'introspector' }),
   });
   router.post(introspection.paths, introspection);
+  router.get(authRoutes.getPaths, authRoutes);
+  app.use(oauthMetadataMiddleware(auth));
   router.get('/api/v3/secrets/raw', requireAccessToken(auth), (ctx) => {
     const { identityId, clientIp, metadata } = ctx.state.auth;
     ctx.body = { identityId, clientIp, metadata };

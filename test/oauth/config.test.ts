@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseIdentityConfig } from '../../src/index.js';
-import { narrowGrant } from '../../src/oauth/grant.js';
+import { checkGrantRequest, narrowGrant } from '../../src/tokens/grant.js';
 import { githubIdentity } from '../helpers/engine.js';
 import { makeKey } from '../helpers/jwt.js';
 
@@ -41,7 +41,7 @@ describe('identity fields scopes and accessTokenAudiences', () => {
   });
 });
 
-describe('narrowGrant only narrows', () => {
+describe('narrowGrant only narrows (RFC 8693 section 2.1 downscoping)', () => {
   const config = parseIdentityConfig(
     githubIdentity(key, {
       accessTokenTTL: 600,
@@ -50,43 +50,49 @@ describe('narrowGrant only narrows', () => {
       accessTokenAudiences: ['https://api'],
     }),
   );
+  const opaque = { format: 'opaque', issuer: undefined } as const;
 
-  it('without a request: the identity TTLs and every declared scope, no audience', () => {
-    expect(narrowGrant(config, undefined)).toEqual({
+  it('without a request: the identity TTLs and every declared scope, no audience asked', () => {
+    expect(narrowGrant(config, undefined, opaque)).toMatchObject({
+      format: 'opaque',
       ttlSeconds: 600,
       maxTtlSeconds: 3600,
-      scope: 'read write',
+      scopes: ['read', 'write'],
+      askedAudience: undefined,
     });
   });
 
   it('a shorter TTL shortens both lifetimes; a longer one changes nothing', () => {
-    expect(narrowGrant(config, { ttlSeconds: 60 })).toMatchObject({ ttlSeconds: 60, maxTtlSeconds: 60 });
-    expect(narrowGrant(config, { ttlSeconds: 100_000 })).toMatchObject({
+    expect(narrowGrant(config, { ttlSeconds: 60 }, opaque)).toMatchObject({
+      ttlSeconds: 60,
+      maxTtlSeconds: 60,
+    });
+    expect(narrowGrant(config, { ttlSeconds: 100_000 }, opaque)).toMatchObject({
       ttlSeconds: 600,
       maxTtlSeconds: 3600,
     });
   });
 
   it('scopes and audiences outside the declared lists are refused with scope_not_allowed / target_not_allowed, never dropped', () => {
-    expect(narrowGrant(config, { scopes: ['read'] }).scope).toBe('read');
-    expect(() => narrowGrant(config, { scopes: ['read', 'admin'] })).toThrow(
+    expect(narrowGrant(config, { scopes: ['read'] }, opaque).scopes).toEqual(['read']);
+    expect(() => narrowGrant(config, { scopes: ['read', 'admin'] }, opaque)).toThrow(
       expect.objectContaining({ code: 'scope_not_allowed', verified: true }),
     );
-    expect(narrowGrant(config, { audience: ['https://api'] }).audience).toEqual(['https://api']);
-    expect(() => narrowGrant(config, { audience: ['https://api', 'https://evil'] })).toThrow(
+    expect(narrowGrant(config, { audience: ['https://api'] }, opaque).askedAudience).toEqual(['https://api']);
+    expect(() => narrowGrant(config, { audience: ['https://api', 'https://evil'] }, opaque)).toThrow(
       expect.objectContaining({ code: 'target_not_allowed' }),
     );
     const noScopes = parseIdentityConfig(githubIdentity(key));
-    expect(narrowGrant(noScopes, undefined).scope).toBeUndefined();
-    expect(() => narrowGrant(noScopes, { scopes: ['read'] })).toThrow(
+    expect(narrowGrant(noScopes, undefined, opaque).scopes).toBeUndefined();
+    expect(() => narrowGrant(noScopes, { scopes: ['read'] }, opaque)).toThrow(
       expect.objectContaining({ code: 'scope_not_allowed' }),
     );
   });
 
-  it('a TTL that is not a positive whole number is refused', () => {
+  it('a TTL that is not a positive whole number is refused before any work (400 invalid_request)', () => {
     for (const ttlSeconds of [0, -1, 1.5, Number.NaN]) {
-      expect(() => narrowGrant(config, { ttlSeconds })).toThrow(
-        expect.objectContaining({ code: 'invalid_request' }),
+      expect(() => checkGrantRequest({ ttlSeconds })).toThrow(
+        expect.objectContaining({ code: 'invalid_request', status: 400 }),
       );
     }
   });
