@@ -5,6 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'src/**/*.test.ts', 'adapters/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
-    reporters: ['default', ['json', { outputFile: '.vitest-report.json' }]],
+    // .ci/run points each runtime's run at its own report.
+    reporters: ['default', ['json', { outputFile: process.env.VITEST_JSON_REPORT ?? '.vitest-report.json' }]],
   },
 });

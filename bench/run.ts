@@ -2,16 +2,25 @@
  * `npm run bench`: HTTP candidates under autocannon (each server in its own process, alternating
  * order, several rounds) and micro-benchmarks, written to `bench/RESULTS.md`. See `--help`.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseBenchArgs, type BenchArgs } from './lib/args.js';
-import { COMPARISONS, selectCandidates, type Candidate } from './lib/candidates.js';
+import { COMPARISONS, selectCandidates, type Candidate, type Comparison } from './lib/candidates.js';
+import { ratioChartSvg } from './lib/chart.js';
 import { startServer, type ServerProcess } from './lib/child.js';
 import { combineMeasures, measure, smokeCheck, warmUp, type RunMeasure } from './lib/load.js';
 import type { MicroResult } from './lib/micro-harness.js';
 import { profileMarkdown, summariseProfile } from './lib/profile.js';
-import { compare, renderReport, type BenchReport, type ExtraSection, type RunRecord } from './lib/report.js';
+import { Progress, plannedSeconds } from './lib/progress.js';
+import {
+  chartRows,
+  compare,
+  renderReport,
+  type BenchReport,
+  type ExtraSection,
+  type RunRecord,
+} from './lib/report.js';
 import { fmt, median } from './lib/stats.js';
 import { idleNoise, machineInfo } from './lib/system.js';
 
@@ -21,13 +30,49 @@ const OUT = `${BENCH}out/`;
 const args = parseBenchArgs();
 const startedAt = new Date();
 const machine = machineInfo();
-const candidates = args.skipHttp ? [] : selectCandidates(args.only, args.set);
+/** With `--nodes`: every candidate and comparison once per node binary, ids suffixed `@<version>`. */
+function perNode(
+  selected: readonly Candidate[],
+  comparisons: readonly Comparison[],
+  nodes: readonly string[] | undefined,
+): { candidates: Candidate[]; comparisons: Comparison[] } {
+  if (!nodes || nodes.length === 0) return { candidates: [...selected], comparisons: [...comparisons] };
+  const versions = nodes.map((bin) => ({ bin, version: execFileSync(bin, ['--version']).toString().trim() }));
+  return {
+    candidates: versions.flatMap(({ bin, version }) =>
+      selected.map((c) => ({
+        ...c,
+        id: `${c.id}@${version}`,
+        label: `${c.label}, Node ${version}`,
+        bare: `${c.bare}@${version}`,
+        node: bin,
+      })),
+    ),
+    comparisons: versions.flatMap(({ version }) =>
+      comparisons.map((k) => ({
+        ...k,
+        label: `${k.label}, Node ${version}`,
+        candidate: `${k.candidate}@${version}`,
+        baseline: `${k.baseline}@${version}`,
+      })),
+    ),
+  };
+}
+
+const matrix = perNode(args.skipHttp ? [] : selectCandidates(args.only, args.set), COMPARISONS, args.nodes);
+const candidates = matrix.candidates;
+const comparisons = matrix.comparisons;
+const progress = new Progress(plannedSeconds(candidates.length, args));
 const fullRun =
   !args.only && args.set === 'default' && !args.quick && !args.profile && !args.skipHttp && !args.skipMicro;
 const outFile = args.out ?? (fullRun ? `${BENCH}RESULTS.md` : `${OUT}RESULTS.partial.md`);
 mkdirSync(`${OUT}profiles`, { recursive: true });
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
+/** The chart beside a report: `RESULTS.svg` next to `RESULTS.md`. */
+const chartFile = (report: string) => report.replace(/(\.md)?$/, '.svg');
+const chartTitle = (r: Pick<BenchReport, 'command' | 'startedAt'>) =>
+  `${r.command}, ${r.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC: requests/s ratios`;
 
 /** Wait until other processes are quiet (or the limit passed); returns the last noise sample. */
 async function waitQuiet(a: BenchArgs): Promise<number | undefined> {
@@ -53,9 +98,11 @@ async function runOnce(c: Candidate, round: number, position: number, attempt: n
   if (args.profile) rmSync(profileFile, { force: true });
   let server: ServerProcess | undefined;
   try {
+    progress.step(`round ${round + 1}/${args.rounds}: ${c.id} (whole run)`, args.warmup + args.duration);
     server = await startServer({
       server: c.server,
       env: args.profile ? { ...c.env, BENCH_PROFILE_FILE: profileFile } : c.env,
+      execPath: c.node,
     });
     record.info = server.spec.info;
     const failures = await smokeCheck(server.url, server.spec.smoke);
@@ -99,7 +146,8 @@ async function bringUp(
   const record: RunRecord = { candidate: c.id, round, position, attempt: 0, used: true, noisy: false };
   let server: ServerProcess | undefined;
   try {
-    server = await startServer({ server: c.server, env: c.env });
+    progress.step(`round ${round + 1}/${args.rounds}: starting ${c.id}`, 0);
+    server = await startServer({ server: c.server, env: c.env, execPath: c.node });
     record.info = server.spec.info;
     const failures = await smokeCheck(server.url, server.spec.smoke);
     if (failures.length > 0) throw new Error(`smoke check failed: ${failures.join('; ')}`);
@@ -132,13 +180,19 @@ async function runRoundSliced(
       if (up) live.push(up);
       else broken.add(c.id);
     }
-    for (const l of live)
+    for (const l of live) {
+      progress.step(`round ${round + 1}/${args.rounds}: warming up ${l.candidate.id}`, args.warmup);
       await warmUp(l.server.url, l.server.spec.request, { ...load, duration: args.warmup });
+    }
     const sliceSeconds = args.duration / args.slices;
     for (let k = 0; k < args.slices; k++) {
       const pass = k % 2 === 0 ? live : [...live].reverse();
       for (const l of pass) {
         if (l.record.error) continue;
+        progress.step(
+          `round ${round + 1}/${args.rounds}, slice ${k + 1}/${args.slices}: ${l.candidate.id}`,
+          sliceSeconds,
+        );
         let best: RunMeasure | undefined;
         for (let attempt = 0; attempt <= args.retries; attempt++) {
           await waitQuiet(args);
@@ -279,6 +333,7 @@ async function runExtras(): Promise<ExtraSection[]> {
   ];
   const sections: ExtraSection[] = [];
   for (const [title, intro, job] of jobs) {
+    progress.phase(title.toLowerCase());
     log(`${title.toLowerCase()}…`);
     await waitQuiet(args);
     try {
@@ -301,6 +356,14 @@ function printSummary(report: BenchReport): void {
   }
 }
 
+/** Write the report and its ratio chart beside it (no chart when no comparison ran). */
+function writeReport(report: BenchReport, file: string): void {
+  const rows = chartRows(report);
+  const svg = chartFile(file);
+  if (rows.length > 0) writeFileSync(svg, ratioChartSvg(rows, chartTitle(report)));
+  writeFileSync(file, renderReport(report, rows.length > 0 ? svg.split('/').at(-1) : undefined));
+}
+
 if (args.render) {
   // Re-render a saved run (bench/out/results-*.json) with the current report code.
   const saved = JSON.parse(readFileSync(args.render, 'utf8')) as BenchReport & { outFile?: string };
@@ -308,10 +371,11 @@ if (args.render) {
     ...saved,
     startedAt: new Date(saved.startedAt),
     finishedAt: new Date(saved.finishedAt),
-    comparisons: COMPARISONS,
+    // A run over several node binaries saved its per-binary comparisons.
+    comparisons: saved.args.nodes ? saved.comparisons : COMPARISONS,
   };
   const file = args.out ?? saved.outFile ?? `${OUT}RESULTS.partial.md`;
-  writeFileSync(file, renderReport(report));
+  writeReport(report, file);
   printSummary(report);
   log(`report: ${file}`);
   process.exit(0);
@@ -321,6 +385,7 @@ const runs = candidates.length > 0 ? await runHttp() : [];
 let micro: MicroResult[] | undefined;
 let microError: string | undefined;
 if (!args.skipMicro) {
+  progress.phase('micro-benchmarks');
   log('micro-benchmarks…');
   await waitQuiet(args);
   try {
@@ -351,16 +416,16 @@ const report: BenchReport = {
   args,
   machine,
   candidates,
-  comparisons: COMPARISONS,
+  comparisons,
   runs,
   micro,
   microError,
   extras,
   profiles,
 };
-writeFileSync(outFile, renderReport(report));
+writeReport(report, outFile);
 const json = `${OUT}results-${startedAt.toISOString().replaceAll(':', '-')}.json`;
 writeFileSync(json, JSON.stringify({ ...report, outFile }, null, 2));
 printSummary(report);
 if (profiles) for (const p of profiles) log(p);
-log(`report: ${outFile} (raw data: ${json})`);
+log(`report: ${outFile}, chart ${chartFile(outFile)} (raw data: ${json})`);

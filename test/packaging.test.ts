@@ -22,11 +22,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  *
  * attw runs with the `esm-only` profile: the package ships ESM only (`"type": "module"`, no `require`
  * condition), so the node10 resolution (no `exports` support) and TypeScript's node16-from-CJS view
- * (which models `require()` of ESM as impossible) do not apply; on Node >= 20.19 (`engines`)
+ * (which models `require()` of ESM as impossible) do not apply; on every Node of `engines`
  * `require(esm)` works at run time, which the CommonJS test below proves.
  */
 
 const exec = promisify(execFile);
+
+/** Whether `version` is in an `engines` range made of `^x.y.z` and `>=x[.y.z]` alternatives. */
+function inEngines(range: string, version: string): boolean {
+  const v = version.split('.').map(Number);
+  const atLeast = (floor: number[]) => {
+    for (let i = 0; i < 3; i++) if ((v[i] ?? 0) !== (floor[i] ?? 0)) return (v[i] ?? 0) > (floor[i] ?? 0);
+    return true;
+  };
+  return range.split('||').some((alternative) => {
+    const m = /^\s*(\^|>=)(\d+(?:\.\d+){0,2})\s*$/.exec(alternative);
+    if (!m) throw new Error(`engines alternative not understood: ${alternative}`);
+    const floor = m[2]!.split('.').map(Number);
+    return atLeast(floor) && (m[1] === '>=' || v[0] === floor[0]);
+  });
+}
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
@@ -125,10 +140,14 @@ describe('packaging', () => {
   });
 
   it(`require('${pkg.name}') works from CommonJS on this Node (${process.version}, engines ${pkg.engines.node})`, async () => {
-    const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
-    expect(major > 20 || (major === 20 && minor >= 19), 'the engines floor is what the test runs on').toBe(
+    expect(inEngines(pkg.engines.node, process.versions.node), 'engines covers the Node running this').toBe(
       true,
     );
+    // require(esm) is unflagged from 20.19, 22.12 and 23.0: the range leaves out Node 21 and 22 before 22.12.
+    expect([inEngines(pkg.engines.node, '21.7.3'), inEngines(pkg.engines.node, '22.11.0')]).toEqual([
+      false,
+      false,
+    ]);
     const script = join(consumer, 'consumer.cjs');
     writeFileSync(
       script,

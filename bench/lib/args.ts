@@ -37,6 +37,11 @@ export interface BenchArgs {
   render: string | undefined;
   /** Report file. Default `bench/RESULTS.md` for a full run, `bench/out/RESULTS.partial.md` otherwise. */
   out: string | undefined;
+  /**
+   * Node binaries to run every selected candidate's server on, side by side in the same rounds
+   * (ids get `@v22.23.3`, comparisons are made per binary). Default: the bench's own Node only.
+   */
+  nodes: string[] | undefined;
 }
 
 const HELP = `npm run bench -- [options]
@@ -59,7 +64,9 @@ const HELP = `npm run bench -- [options]
   --skip-http       micro-benchmarks only
   --quick           smoke: 1 round of 1 s, short micro batches
   --out FILE        report path (default bench/RESULTS.md for a full default run)
-  --render JSON     rewrite the report of a saved run (bench/out/results-*.json) without measuring`;
+  --render JSON     rewrite the report of a saved run (bench/out/results-*.json) without measuring
+  --nodes a,b       run each selected candidate's server on each of these node binaries, in the
+                    same rounds; ratios are per binary (e.g. the Express guard on Node 20, 22, 24)`;
 
 /** Parse `process.argv`; prints help and exits on `--help`. */
 export function parseBenchArgs(argv = process.argv.slice(2)): BenchArgs {
@@ -83,6 +90,7 @@ export function parseBenchArgs(argv = process.argv.slice(2)): BenchArgs {
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       render: { type: 'string' },
+      nodes: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -119,5 +127,9 @@ export function parseBenchArgs(argv = process.argv.slice(2)): BenchArgs {
     quick,
     out: values.out,
     render: values.render,
+    nodes: values.nodes
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   };
 }

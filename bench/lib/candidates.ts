@@ -26,6 +26,8 @@ export interface Candidate {
    * 0.76-0.82x of the thousand-token one in some rounds, alone 0.91-0.99x.
    */
   alone?: boolean;
+  /** The node binary its server runs on (`--nodes`). Default: the bench's own. */
+  node?: string;
 }
 
 /** A ratio the report computes per round: `candidate` rps / `baseline` rps, same round. */

@@ -20,6 +20,8 @@ export interface StartOptions {
   /** File name under `bench/servers/`. */
   server: string;
   env?: Record<string, string>;
+  /** The node binary. Default: the bench's own (`process.execPath`). */
+  execPath?: string | undefined;
   /** Extra `node` flags (e.g. `--cpu-prof`). */
   nodeFlags?: string[];
   /** Longest wait for the spec line, in ms. Default 240 000: a million identity configs take ~40 s to validate alone, longer while other servers start. */
@@ -29,7 +31,7 @@ export interface StartOptions {
 /** Start `node --import tsx bench/servers/<server>` and wait for its spec line on stdout. */
 export function startServer(options: StartOptions): Promise<ServerProcess> {
   const child = spawn(
-    process.execPath,
+    options.execPath ?? process.execPath,
     [...(options.nodeFlags ?? []), '--expose-gc', '--import', 'tsx', `${SERVERS}${options.server}`],
     { env: { ...process.env, ...options.env, NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -1,5 +1,6 @@
 import type { BenchArgs } from './args.js';
 import type { Candidate, Comparison } from './candidates.js';
+import type { ChartRow } from './chart.js';
 import type { RunMeasure } from './load.js';
 import { microMarkdown, type MicroResult } from './micro-harness.js';
 import { fmt, fmtSpread, median, spread } from './stats.js';
@@ -105,8 +106,16 @@ export function compare(report: Pick<BenchReport, 'runs' | 'comparisons'>): Comp
 
 const ratio = (xs: readonly number[]) => fmtSpread(xs, 2);
 
-/** Render the Markdown report. */
-export function renderReport(report: BenchReport): string {
+/** The chart rows of the comparisons that ran (medians and spreads of the rps ratios). */
+export function chartRows(report: Pick<BenchReport, 'runs' | 'comparisons'>): ChartRow[] {
+  return compare(report).map((c) => {
+    const [min, max] = spread(c.ratios);
+    return { label: c.comparison.label, median: median(c.ratios), min, max, target: c.comparison.target };
+  });
+}
+
+/** Render the Markdown report; `chart` is the path of the ratio chart (SVG) relative to the report. */
+export function renderReport(report: BenchReport, chart?: string): string {
   const { args, machine, runs } = report;
   const out: string[] = [];
   out.push('# Benchmark results', '');
@@ -147,6 +156,7 @@ export function renderReport(report: BenchReport): string {
       );
     }
     out.push('');
+    if (chart) out.push(`![The requests/s ratios above as bars: median, min–max, target](${chart})`, '');
   }
 
   out.push(...storeRoundTripsMarkdown(runs));

@@ -7,6 +7,7 @@ import {
   requireAccessToken,
   type AuthenticatedRequest,
 } from '../../adapters/express/index.js';
+import { answerClientErrors } from '../helpers/http.js';
 import { describeAdapterConformance } from './conformance.js';
 
 describeAdapterConformance('express', async (auth, { trustProxy }) => {
@@ -31,7 +32,7 @@ describeAdapterConformance('express', async (auth, { trustProxy }) => {
       res.json({ ok: true });
     },
   );
-  const server = app.listen(0, '127.0.0.1');
+  const server = answerClientErrors(app.listen(0, '127.0.0.1'));
   await new Promise((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -8,13 +8,16 @@ import {
 } from '../../adapters/fastify/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
-import { postJson, request } from '../helpers/http.js';
+import { answerClientError, postJson, request } from '../helpers/http.js';
 import { makeKey } from '../helpers/jwt.js';
 import { createSecretsApp } from '../../examples/fastify/app.js';
 import { describeAdapterConformance, describeSecretsExample } from './conformance.js';
 
 describeAdapterConformance('fastify', async (auth, { trustProxy }) => {
-  const app = Fastify(trustProxy ? { trustProxy: 'loopback' } : {});
+  const app = Fastify({
+    clientErrorHandler: answerClientError,
+    ...(trustProxy ? { trustProxy: 'loopback' } : {}),
+  });
   await app.register(oauthMetadataPlugin, { auth });
   await app.register(oidcAuthPlugin, { auth, prefix: '/api/v1/auth' });
   await app.register(oidcIntrospectionPlugin, {

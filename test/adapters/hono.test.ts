@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
@@ -11,6 +12,7 @@ import {
 } from '../../adapters/hono/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
+import { answerClientErrors } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
 import { createSecretsApp } from '../../examples/hono/app.js';
 import { describeAdapterConformance, describeSecretsExample, type MountedApp } from './conformance.js';
@@ -89,7 +91,7 @@ describe('hono adapter specifics', () => {
 });
 
 async function listen(app: Hono): Promise<MountedApp> {
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  const server = answerClientErrors(serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server);
   await new Promise((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -12,13 +12,13 @@ import {
 } from '../../adapters/koa/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
-import { getWith, postJson } from '../helpers/http.js';
+import { answerClientErrors, getWith, postJson } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
 import { createSecretsApp } from '../../examples/koa/app.js';
 import { describeAdapterConformance, describeSecretsExample, type MountedApp } from './conformance.js';
 
 async function listen(app: Koa<AuthState>): Promise<MountedApp> {
-  const server: Server = app.listen(0, '127.0.0.1');
+  const server: Server = answerClientErrors(app.listen(0, '127.0.0.1'));
   await new Promise((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   return {

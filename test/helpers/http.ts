@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Socket } from 'node:net';
 
 export interface RawResponse {
   status: number;
@@ -90,4 +91,32 @@ export function postForm(base: string, path: string, fields: Record<string, stri
 /** GET with an optional bearer token. */
 export function getWith(base: string, path: string, headers: string[] = []) {
   return request(base, 'GET', path, { headers });
+}
+
+/**
+ * A `clientError` answer for a test app's Node server, for requests Node refuses before any
+ * framework sees them (headers over `maxHeaderSize`: 431; unparsable: 400). Node's own fallback
+ * answers with no Content-Length and destroys the socket while the rest of the request is unread,
+ * so the kernel resets the connection; since Node 24 the client reports that reset as
+ * `ECONNRESET` instead of the response it already received. This answer is delimited
+ * (Content-Length), then half-closes and reads the rest of the request before closing (the staged
+ * close of RFC 9112 section 9.6), so every client version sees the status. Fastify's own handler
+ * sends a delimited answer too but destroys the socket after it, which Deno's server turns into a
+ * reset the client reports.
+ */
+export function answerClientErrors(server: http.Server): http.Server {
+  return server.on('clientError', answerClientError);
+}
+
+/** The `clientError` listener of {@link answerClientErrors}, also Fastify's `clientErrorHandler`. */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const body = JSON.stringify({ error: status === 431 ? 'headers_too_large' : 'bad_request' });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  socket.on('error', () => {}).resume();
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
