@@ -101,11 +101,16 @@ class OtelSpan implements TraceSpan {
     readonly operation: string | undefined,
     readonly instruments: Instruments,
   ) {
-    this.#started = kind === 'store' || kind === 'authenticate' ? performance.now() : 0;
+    this.#started = kind === 'store' ? performance.now() : 0;
   }
 
   child(name: StepName, fields?: SpanFields): TraceSpan {
     try {
+      if (!this.span.isRecording()) {
+        // Not sampled, or no SDK: no child spans, but a store step still times the store call.
+        if (name !== 'store') return NOOP;
+        return new OtelSpan(this.span, this.parent, name, fields?.operation, this.instruments);
+      }
       const parent = (this.#context ??= trace.setSpan(this.parent, this.span));
       const operation = name === 'store' ? fields?.operation : undefined;
       const spanName = operation ? `oidc_machine_auth.store.${operation}` : STEP_NAMES[name];

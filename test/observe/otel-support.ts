@@ -1,4 +1,5 @@
 import {
+  AlwaysOffSampler,
   BasicTracerProvider,
   InMemorySpanExporter,
   SimpleSpanProcessor,
@@ -37,9 +38,13 @@ export interface Telemetry {
   dump(): Promise<string>;
 }
 
-export function telemetry(): Telemetry {
+/** `sampled: false`: the tracer provider samples nothing (`AlwaysOffSampler`); metrics are recorded. */
+export function telemetry(options: { sampled?: boolean } = {}): Telemetry {
   const exporter = new InMemorySpanExporter();
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    ...(options.sampled === false && { sampler: new AlwaysOffSampler() }),
+  });
   const reader = new CollectingReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
   const spans = () => exporter.getFinishedSpans();

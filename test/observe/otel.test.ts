@@ -202,6 +202,38 @@ describe('OpenTelemetry spans', () => {
     }
   });
 
+  it('unsampled (AlwaysOffSampler): no span is recorded, the store latency and guard decisions are', async () => {
+    const t = telemetry({ sampled: false });
+    const { auth, clock, key } = engine(t);
+    const grant = await auth.login({
+      identityId: 'gh-deployer',
+      jwt: await sign(key, githubClaims(clock.ms)),
+    });
+    await auth.authenticate(grant.accessToken);
+    await rejection(auth.authenticate('omat_nope'));
+    expect(t.spans()).toEqual([]);
+    const metrics = await t.collect();
+    expect(
+      (
+        pointValue(metrics, 'oidc_machine_auth.store.duration', {
+          'oidc_machine_auth.store.operation': 'consume',
+        }) as { count: number }
+      ).count,
+    ).toBe(1);
+    expect(
+      pointValue(metrics, 'oidc_machine_auth.guard.decisions', { 'oidc_machine_auth.outcome': 'success' }),
+    ).toBe(1);
+    expect(
+      pointValue(metrics, 'oidc_machine_auth.guard.decisions', {
+        'oidc_machine_auth.outcome': 'failure',
+        'error.type': 'invalid_token',
+      }),
+    ).toBe(1);
+    expect(pointValue(metrics, 'oidc_machine_auth.logins', { 'oidc_machine_auth.outcome': 'success' })).toBe(
+      1,
+    );
+  });
+
   it('a failing store call: the store step and histogram point carry error.type, the operation store_unavailable', async () => {
     const t = telemetry();
     const { auth, clock, key } = engine(t);
