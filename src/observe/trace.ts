@@ -113,7 +113,7 @@ export function step<T>(
   const span = parent.child(name, fields);
   let pending: Promise<T>;
   try {
-    pending = work(span);
+    pending = Promise.resolve(work(span)); // a store may answer with a plain value
   } catch (error) {
     span.fail(errorType(error));
     span.end();

@@ -234,6 +234,18 @@ describe('OpenTelemetry spans', () => {
     );
   });
 
+  it('a store method answering a plain value (not a promise) is traced like one answering a promise', async () => {
+    const t = telemetry();
+    const { auth, clock, key } = engine(t);
+    const grant = await auth.login({
+      identityId: 'gh-deployer',
+      jwt: await sign(key, githubClaims(clock.ms)),
+    });
+    auth.tokens.consume = ((_id: string, _now: number) => ({ ok: false, reason: 'revoked' })) as never;
+    expect((await rejection(auth.authenticate(grant.accessToken))).code).toBe('token_revoked');
+    expect(only(t, 'oidc_machine_auth.store.consume').status.code).toBe(SpanStatusCode.UNSET);
+  });
+
   it('a failing store call: the store step and histogram point carry error.type, the operation store_unavailable', async () => {
     const t = telemetry();
     const { auth, clock, key } = engine(t);
