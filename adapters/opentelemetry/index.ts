@@ -3,6 +3,7 @@ import {
   SpanStatusCode,
   ValueType,
   context,
+  createNoopMeter,
   metrics,
   trace,
   type Attributes,
@@ -13,15 +14,17 @@ import {
   type Span,
   type Tracer,
   type TracerProvider,
+  INVALID_SPAN_CONTEXT,
 } from '@opentelemetry/api';
-import type {
-  AuthEvent,
-  Instrumentation,
-  KeyManagerStats,
-  OperationName,
-  SpanFields,
-  StepName,
-  TraceSpan,
+import {
+  NOOP_SPAN,
+  type AuthEvent,
+  type Instrumentation,
+  type KeyManagerStats,
+  type OperationName,
+  type SpanFields,
+  type StepName,
+  type TraceSpan,
 } from '../../src/index.js';
 
 /** The instrumentation scope (tracer and meter name) of every span and metric. */
@@ -36,6 +39,11 @@ export interface OpenTelemetryOptions {
    * called (the metrics API has no proxy: register the SDK first).
    */
   meterProvider?: MeterProvider;
+  /**
+   * Give `authenticate` (the guard, the hot path) a `store.consume` child span. Default false: the
+   * guard is one span, and its store call is timed in `oidc_machine_auth.store.duration` only.
+   */
+  guardStoreSpans?: boolean;
 }
 
 // Attribute names: OpenTelemetry semantic conventions where one exists, `oidc_machine_auth.*` else.
@@ -86,6 +94,21 @@ interface Instruments {
   tracer: Tracer;
   storeDuration: Histogram;
   guardDecisions: Counter;
+  /** False when the meter is the API's no-op one (no SDK): nothing is timed. */
+  metricsOn: boolean;
+  guardStoreSpans: boolean;
+}
+
+/** The attributes of a store duration point, per operation (made once). */
+const STORE_ATTRIBUTES = new Map<string, Attributes>();
+function storeAttributes(operation: string | undefined, failed: string | undefined): Attributes {
+  const name = operation ?? '_OTHER';
+  if (failed !== undefined) return { [STORE_OPERATION]: name, [ERROR_TYPE]: failed };
+  let attributes = STORE_ATTRIBUTES.get(name);
+  if (!attributes && STORE_ATTRIBUTES.size < 64) {
+    STORE_ATTRIBUTES.set(name, (attributes = Object.freeze({ [STORE_OPERATION]: name })));
+  }
+  return attributes ?? { [STORE_OPERATION]: name };
 }
 
 /** One span of the engine, as an OpenTelemetry span. */
@@ -106,10 +129,11 @@ class OtelSpan implements TraceSpan {
 
   child(name: StepName, fields?: SpanFields): TraceSpan {
     try {
-      if (!this.span.isRecording()) {
-        // Not sampled, or no SDK: no child spans, but a store step still times the store call.
-        if (name !== 'store') return NOOP;
-        return new OtelSpan(this.span, this.parent, name, fields?.operation, this.instruments);
+      if (!this.span.isRecording() || (this.kind === 'authenticate' && !this.instruments.guardStoreSpans)) {
+        // No child span (not sampled, no SDK, or the guard's store call): a store step still times
+        // the store call, when there are metrics.
+        if (name !== 'store' || !this.instruments.metricsOn) return NOOP_SPAN;
+        return new OtelSpan(NON_RECORDING, this.parent, name, fields?.operation, this.instruments);
       }
       const parent = (this.#context ??= trace.setSpan(this.parent, this.span));
       const operation = name === 'store' ? fields?.operation : undefined;
@@ -118,7 +142,7 @@ class OtelSpan implements TraceSpan {
       const span = this.instruments.tracer.startSpan(spanName, attributes ? { attributes } : {}, parent);
       return new OtelSpan(span, parent, name, operation, this.instruments);
     } catch {
-      return NOOP;
+      return NOOP_SPAN;
     }
   }
 
@@ -139,9 +163,7 @@ class OtelSpan implements TraceSpan {
       this.span.end();
       if (this.kind === 'store') {
         const seconds = (performance.now() - this.#started) / 1000;
-        const attributes: Attributes = { [STORE_OPERATION]: this.operation ?? '_OTHER' };
-        if (this.#failed !== undefined) attributes[ERROR_TYPE] = this.#failed;
-        this.instruments.storeDuration.record(seconds, attributes);
+        this.instruments.storeDuration.record(seconds, storeAttributes(this.operation, this.#failed));
       } else if (this.kind === 'authenticate') {
         this.instruments.guardDecisions.add(
           1,
@@ -154,12 +176,8 @@ class OtelSpan implements TraceSpan {
   }
 }
 
-const NOOP: TraceSpan = Object.freeze({
-  child: () => NOOP,
-  set() {},
-  fail() {},
-  end() {},
-});
+/** The span of a timing-only store step: records nothing. */
+const NON_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 const OPERATION_NAMES: Readonly<Record<OperationName, string>> = {
   login: 'oidc_machine_auth.login',
@@ -220,9 +238,16 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
     'oidc_machine_auth.keys.fetch.duration',
     'Duration of discovery document and JWKS fetches.',
   );
+  const storeDuration = seconds(
+    'oidc_machine_auth.store.duration',
+    'Duration of token and identity store calls.',
+  );
   const instruments: Instruments = {
     tracer,
-    storeDuration: seconds('oidc_machine_auth.store.duration', 'Duration of token and identity store calls.'),
+    storeDuration,
+    // The no-op meter hands out one shared histogram: ours is it when no SDK is registered.
+    metricsOn: storeDuration !== createNoopMeter().createHistogram('oidc_machine_auth.probe'),
+    guardStoreSpans: options.guardStoreSpans ?? false,
     guardDecisions: counter(
       'oidc_machine_auth.guard.decisions',
       'Access tokens checked by the guard (authenticate), by outcome.',
@@ -289,9 +314,11 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
         const parent = context.active();
         const attributes = attributesOf(fields);
         const span = tracer.startSpan(OPERATION_NAMES[name], attributes ? { attributes } : {}, parent);
+        // No SDK at all (no-op tracer and meter): nothing to record, and the engine skips its steps.
+        if (!instruments.metricsOn && !span.isRecording()) return NOOP_SPAN;
         return new OtelSpan(span, parent, name, undefined, instruments);
       } catch {
-        return NOOP;
+        return NOOP_SPAN;
       }
     },
     onEvent(event: AuthEvent): void {

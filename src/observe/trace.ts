@@ -173,7 +173,7 @@ function resultFields(result: unknown): SpanFields | undefined {
 export function traceOperation<A extends unknown[], R>(
   instrumentation: Instrumentation | undefined,
   name: OperationName,
-  arity: A['length'],
+  arity: 1 | 2,
   fields: (...args: A) => SpanFields,
   operation: (...args: [...A, TraceSpan]) => Promise<R>,
 ): (...args: A) => Promise<R> {
@@ -186,11 +186,9 @@ export function traceOperation<A extends unknown[], R>(
       span = NOOP_SPAN;
     }
     // Omitted arguments stay undefined (their defaults apply): the span is always argument `arity`.
-    const call = args.slice(0, arity) as unknown[];
-    call.length = arity;
-    call.push(span);
+    const run = operation as (...args: unknown[]) => Promise<R>;
     try {
-      const result = await operation(...(call as [...A, TraceSpan]));
+      const result = await (arity === 1 ? run(args[0], span) : run(args[0], args[1], span));
       const learnt = resultFields(result);
       if (learnt) span.set(learnt);
       return result;

@@ -38,8 +38,11 @@ export interface Telemetry {
   dump(): Promise<string>;
 }
 
-/** `sampled: false`: the tracer provider samples nothing (`AlwaysOffSampler`); metrics are recorded. */
-export function telemetry(options: { sampled?: boolean } = {}): Telemetry {
+/**
+ * `sampled: false`: the tracer provider samples nothing (`AlwaysOffSampler`); metrics are recorded.
+ * `guardStoreSpans`: passed to `instrumentOidcAuth`.
+ */
+export function telemetry(options: { sampled?: boolean; guardStoreSpans?: boolean } = {}): Telemetry {
   const exporter = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({
     spanProcessors: [new SimpleSpanProcessor(exporter)],
@@ -65,7 +68,11 @@ export function telemetry(options: { sampled?: boolean } = {}): Telemetry {
   }
 
   return {
-    instrumentation: instrumentOidcAuth({ tracerProvider, meterProvider }),
+    instrumentation: instrumentOidcAuth({
+      tracerProvider,
+      meterProvider,
+      ...(options.guardStoreSpans !== undefined && { guardStoreSpans: options.guardStoreSpans }),
+    }),
     spans,
     named: (name) => spans().filter((s) => s.name === name),
     childrenOf: (parent) =>

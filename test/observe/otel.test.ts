@@ -2,7 +2,13 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import { instrumentOidcAuth } from '../../adapters/opentelemetry/index.js';
-import { ConfigError, createOidcAuth, createMetrics, type OidcAuthError } from '../../src/index.js';
+import {
+  ConfigError,
+  NOOP_SPAN,
+  createOidcAuth,
+  createMetrics,
+  type OidcAuthError,
+} from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity, makeEngine } from '../helpers/engine.js';
 import { startTestIdp, loopbackIdentity, type TestIdp } from '../helpers/idp-server.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
@@ -106,7 +112,7 @@ describe('OpenTelemetry spans', () => {
     expect(t.named('oidc_machine_auth.store.identity.get')).toEqual([]);
   });
 
-  it('authenticate (the guard) is a span with a store.consume step; a refusal has error.type', async () => {
+  it('authenticate (the guard) is one span, its store call timed only; a refusal has error.type', async () => {
     const t = telemetry();
     const { auth, clock, key } = engine(t);
     const grant = await auth.login({
@@ -124,7 +130,8 @@ describe('OpenTelemetry spans', () => {
       'oidc_machine_auth.token.id': grant.tokenId,
     });
     expect(allowed!.status.code).toBe(SpanStatusCode.UNSET);
-    expect(childNames(t, allowed!)).toEqual(['oidc_machine_auth.store.consume']);
+    expect(childNames(t, allowed!)).toEqual([]);
+    expect(t.named('oidc_machine_auth.store.consume')).toEqual([]);
     expect(denied!.attributes).toEqual({ 'client.address': IP, 'error.type': 'invalid_token' });
     expect(denied!.status.code).toBe(SpanStatusCode.ERROR);
     expect(childNames(t, denied!)).toEqual([]); // refused before any store call
@@ -140,6 +147,25 @@ describe('OpenTelemetry spans', () => {
       }),
     ).toBe(1);
     expect(pointValue(metrics, 'oidc_machine_auth.guard.denials', { 'error.type': 'invalid_token' })).toBe(1);
+    const consume = pointValue(metrics, 'oidc_machine_auth.store.duration', {
+      'oidc_machine_auth.store.operation': 'consume',
+    }) as { count: number };
+    expect(consume.count).toBe(1);
+  });
+
+  it('guardStoreSpans: true gives authenticate a store.consume child span', async () => {
+    const t = telemetry({ guardStoreSpans: true });
+    const { auth, clock, key } = engine(t);
+    const grant = await auth.login({
+      identityId: 'gh-deployer',
+      jwt: await sign(key, githubClaims(clock.ms)),
+    });
+    await auth.authenticate(grant.accessToken);
+    const consume = only(t, 'oidc_machine_auth.store.consume');
+    expect(consume.parentSpanContext?.spanId).toBe(
+      only(t, 'oidc_machine_auth.authenticate').spanContext().spanId,
+    );
+    expect(consume.attributes).toEqual({ 'oidc_machine_auth.store.operation': 'consume' });
   });
 
   it('renew and revoke are spans with their store steps; a revoked token is denied as token_revoked', async () => {
@@ -235,7 +261,7 @@ describe('OpenTelemetry spans', () => {
   });
 
   it('a store method answering a plain value (not a promise) is traced like one answering a promise', async () => {
-    const t = telemetry();
+    const t = telemetry({ guardStoreSpans: true });
     const { auth, clock, key } = engine(t);
     const grant = await auth.login({
       identityId: 'gh-deployer',
@@ -247,7 +273,7 @@ describe('OpenTelemetry spans', () => {
   });
 
   it('a failing store call: the store step and histogram point carry error.type, the operation store_unavailable', async () => {
-    const t = telemetry();
+    const t = telemetry({ guardStoreSpans: true });
     const { auth, clock, key } = engine(t);
     const grant = await auth.login({
       identityId: 'gh-deployer',
@@ -431,6 +457,8 @@ describe('OpenTelemetry without an SDK', () => {
   it('with no SDK registered the instrumentation records nothing and every operation works', async () => {
     // No global provider is registered in this file: the API answers with its no-op ones.
     expect(trace.getTracerProvider().getTracer('x').startSpan('probe').isRecording()).toBe(false);
+    // Nothing to record: the engine gets the no-op span, and skips its steps.
+    expect(instrumentOidcAuth().startSpan('authenticate', { clientIp: IP })).toBe(NOOP_SPAN);
     const metrics = createMetrics();
     const { auth, clock, key } = makeEngine({
       auth: { instrumentation: instrumentOidcAuth(), onEvent: metrics.onEvent },
