@@ -167,8 +167,9 @@ function resultFields(result: unknown): SpanFields | undefined {
 /**
  * `operation` traced as `name`: a span per call, started with `fields(...args)` (the client address),
  * given the identity and token id of its result, failed with the reason code of its error. The
- * operation takes `arity` arguments, then the span for its steps. Without instrumentation,
- * `operation` itself (it then gets {@link NOOP_SPAN} from its default parameter).
+ * operation takes `arity` arguments, then the span for its steps. Without instrumentation, a call
+ * of `operation` with its `arity` arguments only (so a caller's extra argument is never taken for a
+ * span): it gets {@link NOOP_SPAN} from its default parameter.
  */
 export function traceOperation<A extends unknown[], R>(
   instrumentation: Instrumentation | undefined,
@@ -177,7 +178,11 @@ export function traceOperation<A extends unknown[], R>(
   fields: (...args: A) => SpanFields,
   operation: (...args: [...A, TraceSpan]) => Promise<R>,
 ): (...args: A) => Promise<R> {
-  if (!instrumentation) return operation as unknown as (...args: A) => Promise<R>;
+  const plain = operation as (...args: unknown[]) => Promise<R>;
+  if (!instrumentation) {
+    const direct = arity === 1 ? (a?: unknown) => plain(a) : (a?: unknown, b?: unknown) => plain(a, b);
+    return direct as unknown as (...args: A) => Promise<R>;
+  }
   return async (...args: A): Promise<R> => {
     let span: TraceSpan;
     try {
@@ -186,10 +191,9 @@ export function traceOperation<A extends unknown[], R>(
       span = NOOP_SPAN;
     }
     // Omitted arguments stay undefined (their defaults apply): the span is always argument `arity`.
-    const run = operation as (...args: unknown[]) => Promise<R>;
     try {
-      const result = await (arity === 1 ? run(args[0], span) : run(args[0], args[1], span));
-      const learnt = resultFields(result);
+      const result = await (arity === 1 ? plain(args[0], span) : plain(args[0], args[1], span));
+      const learnt = span === NOOP_SPAN ? undefined : resultFields(result);
       if (learnt) span.set(learnt);
       return result;
     } catch (error) {
