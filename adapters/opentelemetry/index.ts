@@ -15,6 +15,7 @@ import {
   type Tracer,
   type TracerProvider,
   INVALID_SPAN_CONTEXT,
+  ProxyTracerProvider,
 } from '@opentelemetry/api';
 import {
   NOOP_SPAN,
@@ -176,6 +177,14 @@ class OtelSpan implements TraceSpan {
   }
 }
 
+/** What the API's proxy tracer provider delegates to while no SDK is registered. */
+const NO_SDK_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/** Whether `provider` is the API's global proxy with no SDK registered behind it (yet). */
+function noTracerSdk(provider: TracerProvider): boolean {
+  return provider instanceof ProxyTracerProvider && provider.getDelegate() === NO_SDK_TRACER_PROVIDER;
+}
+
 /** The span of a timing-only store step: records nothing. */
 const NON_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
@@ -205,7 +214,8 @@ const STEP_NAMES: Readonly<Record<StepName, string>> = {
  * One instrumentation may serve several engines; each key manager is counted once.
  */
 export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrumentation {
-  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_SCOPE);
+  const tracerProvider = options.tracerProvider ?? trace.getTracerProvider();
+  const tracer = tracerProvider.getTracer(INSTRUMENTATION_SCOPE);
   const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_SCOPE);
   const counter = (name: string, description: string, unit: string) =>
     meter.createCounter(name, { description, unit, valueType: ValueType.INT });
@@ -311,6 +321,8 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
   return {
     startSpan(name: OperationName, fields: SpanFields): TraceSpan {
       try {
+        // No SDK at all (the API's no-op tracer and meter): nothing to record, not even a span object.
+        if (!instruments.metricsOn && noTracerSdk(tracerProvider)) return NOOP_SPAN;
         const parent = context.active();
         const attributes = attributesOf(fields);
         const span = tracer.startSpan(OPERATION_NAMES[name], attributes ? { attributes } : {}, parent);

@@ -183,24 +183,31 @@ export function traceOperation<A extends unknown[], R>(
     const direct = arity === 1 ? (a?: unknown) => plain(a) : (a?: unknown, b?: unknown) => plain(a, b);
     return direct as unknown as (...args: A) => Promise<R>;
   }
-  return async (...args: A): Promise<R> => {
+  return (...args: A): Promise<R> => {
     let span: TraceSpan;
     try {
       span = instrumentation.startSpan(name, fields(...args));
     } catch {
       span = NOOP_SPAN;
     }
+    // Nothing records (no SDK): the operation as it is, with no span to end.
+    if (span === NOOP_SPAN) return arity === 1 ? plain(args[0]) : plain(args[0], args[1]);
     // Omitted arguments stay undefined (their defaults apply): the span is always argument `arity`.
-    try {
-      const result = await (arity === 1 ? plain(args[0], span) : plain(args[0], args[1], span));
-      const learnt = span === NOOP_SPAN ? undefined : resultFields(result);
-      if (learnt) span.set(learnt);
-      return result;
-    } catch (error) {
-      span.fail(errorType(error));
-      throw error;
-    } finally {
-      span.end();
-    }
+    return settle(span, arity === 1 ? plain(args[0], span) : plain(args[0], args[1], span));
   };
+}
+
+/** `pending`'s result, once `span` got its fields or failure and ended. */
+async function settle<R>(span: TraceSpan, pending: Promise<R>): Promise<R> {
+  try {
+    const result = await pending;
+    const learnt = resultFields(result);
+    if (learnt) span.set(learnt);
+    return result;
+  } catch (error) {
+    span.fail(errorType(error));
+    throw error;
+  } finally {
+    span.end();
+  }
 }
