@@ -32,6 +32,7 @@ import {
   type MicroResult,
 } from './lib/micro-harness.js';
 import { profileMarkdown, startProfile, summariseProfile } from './lib/profile.js';
+import { otelEngines } from './lib/otel.js';
 
 const { values } = parseArgs({
   options: {
@@ -58,6 +59,8 @@ const codec = new AccessTokenCodec(SIGNING_KEYS);
 const auth = createOidcAuth({ identities: [benchIdentity(rsKey)], signingKeys: SIGNING_KEYS });
 const grant = await auth.login({ identityId: IDENTITY_ID, jwt: rsJwt, clientIp: '127.0.0.1' });
 const accessToken = grant.accessToken;
+// The same engine with OpenTelemetry instrumentation: no SDK, and an SDK of its own (not global).
+const otel = await otelEngines(rsKey);
 const expiresAt = Date.now() + 3_600_000;
 const identity = (await auth.identities.get(IDENTITY_ID))!;
 const header = readHeader(rsJwt);
@@ -127,6 +130,16 @@ const cases: MicroCase[] = [
     group: 'own access token',
     name: 'auth.authenticate (memory store)',
     op: () => auth.authenticate(accessToken, { clientIp: '127.0.0.1' }),
+  },
+  {
+    group: 'own access token',
+    name: 'auth.authenticate (memory store) + OpenTelemetry, no SDK registered',
+    op: () => otel.api.authenticate(otel.apiToken, { clientIp: '127.0.0.1' }),
+  },
+  {
+    group: 'own access token',
+    name: 'auth.authenticate (memory store) + OpenTelemetry SDK (batch processor, in-memory exporters)',
+    op: () => otel.sdk.authenticate(otel.sdkToken, { clientIp: '127.0.0.1' }),
   },
   {
     group: 'guard',

@@ -41,6 +41,8 @@ import {
 } from './tokens/grant.js';
 import { looksLikeJwt, type ParsedJwtAccessToken } from './tokens/jwt.js';
 import { resolveAccessTokens, type AccessTokensOptions } from './tokens/options.js';
+import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
+import type { Instrumentation, TraceSpan } from './observe/trace.js';
 
 /** Options of {@link createOidcAuth}. */
 export interface OidcAuthOptions {
@@ -80,6 +82,8 @@ export interface OidcAuthOptions {
   issuer?: string;
   /** Token kinds and the keys of JWT access tokens (docs/TOKENS.md). */
   accessTokens?: AccessTokensOptions;
+  /** Spans, events and key statistics for a telemetry library (`oidc-machine-auth/opentelemetry`). */
+  instrumentation?: Instrumentation;
 }
 
 /** Options of a call made on behalf of a client. */
@@ -239,11 +243,24 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   // Closures below take single fields, never `options`: holding it would keep the caller's whole
   // `identities` array (a million input objects, say) alive beside the store's own copy.
   const onEvent = options.onEvent;
+  const instrumentation = options.instrumentation;
+  if (instrumentation !== undefined && typeof instrumentation?.startSpan !== 'function') {
+    throw new ConfigError('instrumentation', 'must be an object with a startSpan method');
+  }
+  const instrumented = instrumentation?.onEvent ? instrumentation : undefined;
+  instrumentation?.observeKeys?.(keys);
 
   function emit(event: Omit<AuthEvent, 'time'>): void {
+    if (!onEvent && !instrumented) return;
+    const full: AuthEvent = { time: clock(), ...event };
+    try {
+      instrumented?.onEvent?.(full);
+    } catch (error) {
+      logger?.error({ event: 'instrumentation.error', err: describe(error) }, 'instrumentation threw');
+    }
     if (!onEvent) return;
     try {
-      onEvent({ time: clock(), ...event });
+      onEvent(full);
     } catch (error) {
       logger?.error({ event: 'on_event.error', err: describe(error) }, 'onEvent hook threw');
     }
@@ -512,6 +529,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 
   async function login(
     input: { identityId: string; jwt: string; grant?: TokenGrantRequest | undefined } & CallContext,
+    span: TraceSpan = NOOP_SPAN,
   ): Promise<AccessTokenGrant> {
     const { identityId, jwt, clientIp } = input;
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
@@ -524,19 +542,28 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       // Read before the config is loaded: a revocation that lands after this read raises the
       // generation above the one stamped on the record, so the token is refused however late it is
       // stored (reading it after loading would let a delete and revoke slip in between).
-      const generation = await tokens.generation(identityId).catch((error: unknown) => {
+      const generation = await step(span, 'store', STORE_STEP.generation, () =>
+        tokens.generation(identityId),
+      ).catch((error: unknown) => {
         throw storeDown(error, 'generation');
       });
       registerStoreIssuers();
       const now = clock();
       // The identity is read only once the token verified against its issuer's keys (verifyLogin):
       // until then the work and the answer depend on the token, never on whether the id exists.
-      const { payload, config } = await verifyLogin(jwt, header, identityId, loginContext, now);
+      const { payload, config } = await step(span, 'verify', undefined, (verify) =>
+        verifyLogin(jwt, header, identityId, loginContext, now, verify),
+      );
       context.issuer = payload.iss;
       if (typeof payload.sub === 'string') context.subject = payload.sub;
       if (typeof payload.jti === 'string') context.jti = payload.jti;
       const policy = compileIdentityPolicy(config);
-      const verdict = policy.check(payload);
+      const verdict = stepSync(
+        span,
+        'policy',
+        () => policy.check(payload),
+        (v) => (v.ok ? undefined : v.code),
+      );
       if (!verdict.ok) {
         throw new LoginFailure(verdict.code, true, verdict.claim ? { claim: verdict.claim } : {});
       }
@@ -571,13 +598,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
           ? { ...narrowed, minted: await mintJwt(record, now, narrowed.audience, narrowed.scopes) }
           : undefined;
       try {
-        await tokens.create(record);
+        await step(span, 'store', STORE_STEP.create, () => tokens.create(record));
       } catch (error) {
         throw storeDown(error, 'create');
       }
       emit({ type: 'login.success', ...context, tokenId: record.tokenId });
       return await grant(record, narrowed.maxTtlSeconds, now, jwtGrant);
     } catch (error) {
+      if (error instanceof LoginFailure) span.fail(error.code); // the detailed reason, even when hidden
       if (error instanceof LoginFailure) throw loginDenied(error, context);
       if (error instanceof ConfigError) {
         // A config that bypassed validation is never used, and the caller learns nothing of it.
@@ -626,13 +654,19 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   }
 
   /** The store's record of a token use: for a JWT of an identity without a uses limit, from the state cache while fresh. */
-  async function consumeUse(tokenId: string, jwt: boolean, clientIp: string | undefined, now: number) {
+  async function consumeUse(
+    tokenId: string,
+    jwt: boolean,
+    clientIp: string | undefined,
+    now: number,
+    span: TraceSpan,
+  ) {
     const cached = jwt ? access.state.fresh(tokenId, now) : undefined;
     if (cached) return cached;
     const epoch = access.state.epoch;
     let result;
     try {
-      result = await tokens.consume(tokenId, now);
+      result = await step(span, 'store', STORE_STEP.consume, () => tokens.consume(tokenId, now));
     } catch (error) {
       throw storeDown(error, 'consume');
     }
@@ -641,14 +675,18 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     return result.record;
   }
 
-  async function authenticate(accessToken: string, context: CallContext = {}): Promise<AuthContext> {
+  async function authenticate(
+    accessToken: string,
+    context: CallContext = {},
+    span: TraceSpan = NOOP_SPAN,
+  ): Promise<AuthContext> {
     const clientIp = context.clientIp;
     const now = clock();
     const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
     const parsed = jwt
       ? await parseJwtToken(accessToken, clientIp, now, { audience: true })
       : parseOwnToken(accessToken, clientIp, now);
-    const record = await consumeUse(parsed.tokenId, jwt, clientIp, now);
+    const record = await consumeUse(parsed.tokenId, jwt, clientIp, now, span);
     if (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId) {
       throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
@@ -678,7 +716,13 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 
   async function introspect(accessToken: string): Promise<AccessTokenRecord | undefined> {
     const now = clock();
-    const parsed = typeof accessToken === 'string' ? codec.parse(accessToken) : undefined;
+    const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
+    const parsed =
+      typeof accessToken !== 'string'
+        ? undefined
+        : jwt
+          ? await access.jwt?.verify(accessToken)
+          : codec.parse(accessToken);
     if (!parsed || now >= parsed.expiresAt) return undefined;
     let record: AccessTokenRecord | undefined;
     let generation = 0;
@@ -689,12 +733,17 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       throw storeDown(error, 'get');
     }
     if (!record || record.revoked || (record.generation ?? 0) < generation) return undefined;
+    if (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId) return undefined;
     if (now >= record.expiresAt || (record.usesLimit > 0 && record.usesCount >= record.usesLimit))
       return undefined;
     return { ...record, expiresAt: Math.min(parsed.expiresAt, record.expiresAt) };
   }
 
-  async function renew(accessToken: string, context: CallContext = {}): Promise<AccessTokenGrant> {
+  async function renew(
+    accessToken: string,
+    context: CallContext = {},
+    span: TraceSpan = NOOP_SPAN,
+  ): Promise<AccessTokenGrant> {
     const clientIp = context.clientIp;
     const now = clock();
     const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
@@ -704,7 +753,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       : parseOwnToken(accessToken, clientIp, now);
     let record: AccessTokenRecord | undefined;
     try {
-      record = await tokens.get(parsed.tokenId, now);
+      record = await step(span, 'store', STORE_STEP.get, () => tokens.get(parsed.tokenId, now));
     } catch (error) {
       throw storeDown(error, 'get');
     }
@@ -717,7 +766,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     }
     let result;
     try {
-      result = await tokens.extend(parsed.tokenId, now);
+      result = await step(span, 'store', STORE_STEP.extend, () => tokens.extend(parsed.tokenId, now));
     } catch (error) {
       throw storeDown(error, 'extend');
     }
@@ -738,7 +787,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     return grant(result.record, maxTTL, now, jwt ? (parsed as ParsedJwtAccessToken) : undefined);
   }
 
-  async function revoke(accessToken: string, context: CallContext = {}): Promise<void> {
+  async function revoke(
+    accessToken: string,
+    context: CallContext = {},
+    span: TraceSpan = NOOP_SPAN,
+  ): Promise<void> {
     const clientIp = context.clientIp;
     const parsed =
       typeof accessToken !== 'string'
@@ -750,7 +803,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     if (!parsed) throw tokenDenied('invalid_token', { clientIp });
     access.state.forgetToken(parsed.tokenId);
     try {
-      await tokens.revoke(parsed.tokenId);
+      await step(span, 'store', STORE_STEP.revoke, () => tokens.revoke(parsed.tokenId));
     } catch (error) {
       throw storeDown(error, 'revoke');
     }
@@ -759,11 +812,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     emit({ type: 'token.revoke', clientIp, tokenId: parsed.tokenId });
   }
 
-  async function revokeIdentity(identityId: string): Promise<number> {
+  async function revokeIdentity(identityId: string, span: TraceSpan = NOOP_SPAN): Promise<number> {
     let count: number;
     access.state.forgetIdentity(identityId);
     try {
-      count = await tokens.revokeIdentity(identityId);
+      count = await step(span, 'store', STORE_STEP.revoke_identity, () => tokens.revokeIdentity(identityId));
     } catch (error) {
       throw storeDown(error, 'revokeIdentity');
     }
@@ -777,13 +830,20 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     return explainLogin(input, { identities: { get: loadIdentity }, keys, clock, ipAllowList });
   }
 
+  const at = (context: CallContext | undefined) => ({ clientIp: context?.clientIp });
   return {
-    login,
-    authenticate,
-    renew,
-    revoke,
+    login: traceOperation(instrumentation, 'login', 1, at, login),
+    authenticate: traceOperation(instrumentation, 'authenticate', 2, (_t, c) => at(c), authenticate),
+    renew: traceOperation(instrumentation, 'renew', 2, (_t, c) => at(c), renew),
+    revoke: traceOperation(instrumentation, 'revoke', 2, (_t, c) => at(c), revoke),
     introspect,
-    revokeIdentity,
+    revokeIdentity: traceOperation(
+      instrumentation,
+      'revoke_identity',
+      1,
+      (_id: string) => ({}),
+      revokeIdentity,
+    ),
     explain,
     identities,
     tokens,

@@ -99,6 +99,15 @@ export {
   type PinoLike,
 } from './observe.js';
 export {
+  NOOP_SPAN,
+  type Instrumentation,
+  type TraceSpan,
+  type SpanFields,
+  type OperationName,
+  type StepName,
+  type StoreOperation,
+} from './observe/trace.js';
+export {
   loginAnswer,
   renewAnswer,
   revokeAnswer,

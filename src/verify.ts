@@ -4,6 +4,7 @@ import { verifyJwsSignature } from './jws.js';
 import { KeyError, type KeyManager, type VerificationKey } from './keys.js';
 import type { IdentityConfig } from './types.js';
 import { acceptsIssuer, sourceViewFor, sourceViews } from './trust/sources.js';
+import { NOOP_SPAN, STORE_STEP, step, type TraceSpan } from './observe/trace.js';
 
 /** Largest IdP token accepted, in characters. Real CI tokens are 1-3 KB. */
 export const MAX_JWT_LENGTH = 16 * 1024;
@@ -151,8 +152,10 @@ export async function verifyLogin(
   identityId: string,
   login: LoginContext,
   now: number,
+  span: TraceSpan = NOOP_SPAN,
 ): Promise<VerifiedLogin> {
   const { keys } = login;
+  const load = () => step(span, 'store', STORE_STEP['identity.get'], () => login.load(identityId));
   const payload = readPayload(jwt);
   const issuer = payload.iss;
   // No identity binds a token without an issuer: refused before any lookup, known id or not.
@@ -164,11 +167,11 @@ export async function verifyLogin(
     throw new LoginFailure('idp_unavailable', false, { retryAfterSeconds: registered.retryAfterSeconds });
   }
   if (registered) {
-    tried = await trySources(jwt, header, registered.sources, keys);
+    tried = await trySources(jwt, header, registered.sources, keys, span);
     if (tried.verifiedBy) {
-      const config = await login.load(identityId);
+      const config = await load();
       if (!config) throw new LoginFailure('identity_not_found', false);
-      return await verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
+      return await verifiedFor(jwt, header, payload, issuer, config, tried, keys, now, span);
     }
     if (!registered.full) {
       login.refused(issuer);
@@ -178,10 +181,10 @@ export async function verifyLogin(
   } else if (login.noIdentityBinds(issuer)) {
     throw new LoginFailure('issuer_mismatch', false);
   }
-  const config = await login.load(identityId);
+  const config = await load();
   if (!config) throw tried?.failure ?? new LoginFailure('identity_not_found', false);
   keys.registerIssuers(config);
-  return await verifiedFor(jwt, header, payload, issuer, config, tried, keys, now);
+  return await verifiedFor(jwt, header, payload, issuer, config, tried, keys, now, span);
 }
 
 /**
@@ -198,6 +201,7 @@ async function verifiedFor(
   tried: SourceTrial | undefined,
   keys: KeyManager,
   now: number,
+  span: TraceSpan,
 ): Promise<VerifiedLogin> {
   // The key source of `config` naming the token's issuer: the only one it may verify against.
   const view = sourceViewFor(config, issuer);
@@ -215,7 +219,7 @@ async function verifiedFor(
     // tried now: not registered before (a config just written, or past the bound), or not reached.
     const refused = own && tried?.failed.get(own);
     if (refused) throw tried?.verifiedBy ? new LoginFailure('signature_invalid', false) : refused;
-    if (!(await signatureVerifies(jwt, header, await keysFor(view, header, keys)))) {
+    if (!(await signatureVerifies(jwt, header, await keysFor(view, header, keys, span), span))) {
       throw new LoginFailure('signature_invalid', false);
     }
   }
@@ -242,6 +246,7 @@ async function trySources(
   header: UnverifiedHeader,
   sources: readonly IdentityConfig[],
   keys: KeyManager,
+  span: TraceSpan,
 ): Promise<SourceTrial> {
   const failed = new Map<IdentityConfig, LoginFailure>();
   const later: IdentityConfig[] = [];
@@ -252,7 +257,7 @@ async function trySources(
       later.push(source);
       continue;
     }
-    if (await signatureVerifies(jwt, header, inHand)) return { verifiedBy: source, failed };
+    if (await signatureVerifies(jwt, header, inHand, span)) return { verifiedBy: source, failed };
     failed.set(source, (badSignature ??= new LoginFailure('signature_invalid', false)));
   }
   let first: LoginFailure | undefined;
@@ -260,7 +265,7 @@ async function trySources(
   for (const source of later) {
     let candidates: readonly VerificationKey[];
     try {
-      candidates = await keysFor(source, header, keys);
+      candidates = await keysFor(source, header, keys, span);
     } catch (error) {
       if (!(error instanceof LoginFailure)) throw error;
       failed.set(source, error);
@@ -268,7 +273,7 @@ async function trySources(
       if (error.code === 'idp_unavailable') unavailable ??= error;
       continue;
     }
-    if (await signatureVerifies(jwt, header, candidates)) return { verifiedBy: source, failed };
+    if (await signatureVerifies(jwt, header, candidates, span)) return { verifiedBy: source, failed };
     failed.set(source, (badSignature ??= new LoginFailure('signature_invalid', false)));
   }
   // An unreachable IdP may hold the key: 503. Else a signature that keys did not verify, else why
@@ -282,10 +287,11 @@ async function keysFor(
   config: IdentityConfig,
   header: UnverifiedHeader,
   keys: KeyManager,
+  span: TraceSpan = NOOP_SPAN,
 ): Promise<readonly VerificationKey[]> {
   let candidates;
   try {
-    candidates = await keys.getKeys(config, header);
+    candidates = await step(span, 'keys', keySourceStep(config), () => keys.getKeys(config, header));
   } catch (error) {
     if (error instanceof KeyError) {
       // issuer_mismatch here means the discovery document names another issuer (ISS-05): an IdP or
@@ -307,7 +313,15 @@ async function signatureVerifies(
   jwt: string,
   header: UnverifiedHeader,
   candidates: readonly VerificationKey[],
+  span: TraceSpan = NOOP_SPAN,
 ): Promise<boolean> {
+  if (span !== NOOP_SPAN) {
+    const check = span.child('signature');
+    const verified = await signatureVerifies(jwt, header, candidates);
+    if (!verified) check.fail('signature_invalid');
+    check.end();
+    return verified;
+  }
   const dot = jwt.lastIndexOf('.');
   const signingInput = jwt.slice(0, dot);
   const signature = Buffer.from(jwt.slice(dot + 1), 'base64url');
@@ -316,6 +330,18 @@ async function signatureVerifies(
     verified = await verifyJwsSignature(header.alg, candidates[i]!.key, signingInput, signature);
   }
   return verified;
+}
+
+const KEY_SOURCE_STEP = {
+  static: { keySource: 'static' },
+  jwks: { keySource: 'jwks' },
+  discovery: { keySource: 'discovery' },
+} as const;
+
+/** A `keys` step's fields: where `config`'s keys come from. */
+function keySourceStep(config: IdentityConfig) {
+  if (config.publicKeys && config.publicKeys.length > 0) return KEY_SOURCE_STEP.static;
+  return config.jwksUrl ? KEY_SOURCE_STEP.jwks : KEY_SOURCE_STEP.discovery;
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,7 +94,8 @@ beforeAll(async () => {
   const modules = join(consumer, 'node_modules');
   mkdirSync(join(modules, pkg.name), { recursive: true });
   await run('tar', ['-xzf', tarball, '-C', join(modules, pkg.name), '--strip-components=1']);
-  for (const dep of [...Object.keys(pkg.dependencies), 'express']) {
+  for (const dep of [...Object.keys(pkg.dependencies), 'express', '@opentelemetry/api']) {
+    mkdirSync(dirname(join(modules, dep)), { recursive: true }); // @scope/ of a scoped name
     symlinkSync(join(ROOT, 'node_modules', dep), join(modules, dep), 'dir');
   }
 }, 180_000);
@@ -182,6 +183,25 @@ console.log(JSON.stringify({
     );
     const { stdout } = await run(process.execPath, [script], consumer);
     expect(stdout.trim()).toBe('function');
+  });
+
+  it('oidc-machine-auth/opentelemetry loads from ESM beside @opentelemetry/api; the core imports no OpenTelemetry module', async () => {
+    const script = join(consumer, 'consumer-otel.mjs');
+    writeFileSync(
+      script,
+      `const otel = await import('${pkg.name}/opentelemetry');
+const instrumentation = otel.instrumentOidcAuth();
+console.log(JSON.stringify({ startSpan: typeof instrumentation.startSpan, scope: otel.INSTRUMENTATION_SCOPE }));
+`,
+    );
+    const { stdout } = await run(process.execPath, [script], consumer);
+    expect(JSON.parse(stdout.trim())).toEqual({ startSpan: 'function', scope: 'oidc-machine-auth' });
+    const core = files.filter((path) => path.startsWith('dist/src/') && path.endsWith('.js'));
+    expect(core.length).toBeGreaterThan(10);
+    for (const path of core) {
+      const text = readFileSync(join(consumer, 'node_modules', pkg.name, path), 'utf8');
+      expect(text, path).not.toMatch(/(from|import)\s*\(?\s*['"]@opentelemetry/);
+    }
   });
 
   it('the packed bin runs: validate an example identity file', async () => {

@@ -63,8 +63,23 @@ export const CANDIDATES: readonly Candidate[] = [
     env: { BENCH_STORE: 'memory' },
     framework: 'express',
     bare: 'express-bare',
-    sets: ['default', 'express', 'diagnose', 'stores'],
+    sets: ['default', 'express', 'diagnose', 'stores', 'otel'],
   },
+  // Issue 17: the same guard with OpenTelemetry instrumentation, an SDK registered or none (lib/otel.ts).
+  ...(
+    [
+      ['sdk', 'SDK registered, in-memory exporters'],
+      ['api', 'no SDK registered'],
+    ] as const
+  ).map(([mode, what]): Candidate => ({
+    id: `express-guard-otel-${mode}`,
+    label: `Express + requireAccessToken (memory store) + OpenTelemetry, ${what}`,
+    server: 'express-guard.ts',
+    env: { BENCH_STORE: 'memory', BENCH_OTEL: mode },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'otel'],
+  })),
   {
     id: 'express-oauth2-jwt-bearer',
     label: 'Express + express-oauth2-jwt-bearer (RS256, cached JWKS)',
@@ -350,6 +365,20 @@ export const COMPARISONS: readonly Comparison[] = [
     baseline: 'express-login',
     target: 1 / 1.15,
     source: 'issue 15',
+  },
+  {
+    label: 'guard + OpenTelemetry (SDK) vs guard',
+    candidate: 'express-guard-otel-sdk',
+    baseline: 'express-guard-memory',
+    target: 0.9,
+    source: 'issue 17',
+  },
+  {
+    label: 'guard + OpenTelemetry (no SDK) vs guard',
+    candidate: 'express-guard-otel-api',
+    baseline: 'express-guard-memory',
+    target: 0.98,
+    source: 'issue 17',
   },
   {
     label: 'express-oauth2-jwt-bearer vs bare',

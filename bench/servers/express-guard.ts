@@ -5,7 +5,8 @@
  * - `BENCH_LIVE_TOKENS`: filler live tokens, made at start as logins would (default 0, at least `BENCH_SPREAD`);
  * - `BENCH_SPREAD`: under load, requests spread at random over this many of the filler tokens instead of
  *   all using the logged-in one (default 0). A token used by many requests at once is the PostgreSQL
- *   store's best case (concurrent uses share statements), spread tokens its common case.
+ *   store's best case (concurrent uses share statements), spread tokens its common case;
+ * - `BENCH_OTEL`: `sdk` (OpenTelemetry instrumentation, SDK registered) or `api` (no SDK): see `lib/otel.ts`.
  *
  * With a shared store, before answering its spec line the server sends `BENCH_RT_REQUESTS` (default 400)
  * guarded requests to a throw-away listener of the same app and reports store round trips per request in
@@ -31,6 +32,7 @@ import {
 import { intEnv, startBenchServer } from '../lib/server-kit.js';
 import { bearerGet, guardSmoke } from '../lib/smoke.js';
 import { setupStore, type StoreSetup } from '../lib/stores.js';
+import { benchInstrumentation } from '../lib/otel.js';
 
 const identities = intEnv('BENCH_IDENTITIES', 0);
 const spread = intEnv('BENCH_SPREAD', 0);
@@ -82,6 +84,7 @@ await startBenchServer(async () => {
     identities: [benchIdentity(key), ...fillerIdentities(key, identities)],
     tokens,
     signingKeys: SIGNING_KEYS,
+    instrumentation: await benchInstrumentation(process.env.BENCH_OTEL),
   });
   const authorizations = await fillTokens(tokens, liveTokens, { sample: spread });
   const grant = await auth.login({
@@ -101,6 +104,7 @@ await startBenchServer(async () => {
         identities: identities + 1,
         liveTokens: liveTokens + 1,
         spread,
+        ...(process.env.BENCH_OTEL && { otel: process.env.BENCH_OTEL }),
         ...(setup.store && (await roundTrips(setup, app, grant.accessToken))),
       },
     },
