@@ -578,3 +578,35 @@ describe('algorithm and type confusion against our guard', () => {
     expect(s.rec.dump()).not.toContain(grant.accessToken.split('.')[2]);
   });
 });
+
+describe('introspection of JWT access tokens (RFC 7662 section 2.2, through auth.introspect)', () => {
+  it('a live JWT is active with its record; revoked, expired, foreign-key and tampered JWTs are not', async () => {
+    const s = setup({ scopes: ['read'] });
+    const grant = await loginJwt(s);
+    const live = await s.auth.introspect(grant.accessToken);
+    expect(live).toMatchObject({ identityId: 'gh-deployer', tokenId: grant.tokenId, scope: 'read' });
+
+    const other = setup(
+      {},
+      {
+        accessTokens: {
+          signingKeys: [{ privateKey: generateKeyPairSync('ed25519').privateKey, kid: 'ed-1' }],
+        },
+      },
+    );
+    const foreign = await loginJwt(other);
+    expect(await s.auth.introspect(foreign.accessToken)).toBeUndefined();
+
+    const [h, p, sig] = grant.accessToken.split('.') as [string, string, string];
+    const tampered = `${h}.${b64({ ...decodeJwt(grant.accessToken), sub: 'someone-else' })}.${sig}`;
+    expect(await s.auth.introspect(tampered)).toBeUndefined();
+    expect(p).not.toBe('');
+
+    await s.auth.revoke(grant.accessToken);
+    expect(await s.auth.introspect(grant.accessToken)).toBeUndefined();
+
+    const later = await loginJwt(s);
+    s.clock.advance(7201);
+    expect(await s.auth.introspect(later.accessToken)).toBeUndefined();
+  });
+});
