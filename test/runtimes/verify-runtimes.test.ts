@@ -25,9 +25,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const exec = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SMOKE = join(ROOT, 'test', 'runtimes', 'verify-smoke.ts');
-const RUNTIMES_BIN = process.env.RUNTIMES_BIN ?? '/tmp/rt/bd/node_modules/.bin';
+/** Where Bun and Deno are (.ci/run installs them from npm; vitest.config.ts runs this file only when set). */
+const RUNTIMES_BIN = process.env.RUNTIMES_BIN!;
 /** Other Node majors, installed from npm beside Deno and Bun. */
-const NODE_BIN = (dir: string) => `/tmp/rt/${dir}/node_modules/.bin/node`;
+const NODE_BIN = (major: 'n22' | 'n24') => process.env[major === 'n22' ? 'NODE22_BIN' : 'NODE24_BIN']!;
 
 const EXPECTED = {
   valid: 'svc-a',
