@@ -44,18 +44,28 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
         metadata json NOT NULL,
         issuer text,
         subject text,
-        generation bigint NOT NULL DEFAULT 0
+        generation bigint NOT NULL DEFAULT 0,
+        scope text,
+        audience jsonb
       )`);
-    // Tables made before revocation generations: existing rows read as generation 0. Looked up
-    // first: ALTER TABLE locks the table exclusively even when the column is there already.
-    const { rowCount } = await client.query(
-      `SELECT 1 FROM information_schema.columns
-       WHERE table_schema = $1 AND table_name = $2 AND column_name = 'generation'`,
+    // Tables made before revocation generations: existing rows read as generation 0; before token
+    // exchange: existing rows read as granted no scope and no audience. Looked up first: ALTER
+    // TABLE locks the table exclusively even when the columns are there already.
+    const { rows: present } = await client.query<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = $2 AND column_name IN ('generation', 'scope', 'audience')`,
       [names.schema, `${p}access_tokens`],
     );
-    if (rowCount === 0) {
+    const missing = [
+      ['generation', 'bigint NOT NULL DEFAULT 0'],
+      ['scope', 'text'],
+      ['audience', 'jsonb'],
+    ].filter(([column]) => !present.some((row) => row.column_name === column));
+    if (missing.length > 0) {
       await client.query(
-        `ALTER TABLE ${names.tokens} ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0`,
+        `ALTER TABLE ${names.tokens} ${missing
+          .map(([column, type]) => `ADD COLUMN IF NOT EXISTS ${column} ${type}`)
+          .join(', ')}`,
       );
     }
     // One row per identity ever revoked, kept for good: a token stamped below it is refused.

@@ -48,6 +48,8 @@ interface TokenRow {
   issuer: string | null;
   subject: string | null;
   generation: string;
+  scope: string | null;
+  audience: string[] | null;
 }
 
 /**
@@ -68,7 +70,7 @@ interface TokenRow {
  * key lookup). A statement sees everything committed before it began, so once `revokeIdentity` has
  * returned, no token of the identity works on any instance, even one a login still in flight
  * inserts afterwards. Databases made by an earlier version need `migrate` (it adds the
- * `generation` column and the generations table) before this version runs.
+ * `generation`, `scope` and `audience` columns and the generations table) before this version runs.
  *
  * **Storage:** one row per token in `<schema>.<prefix>access_tokens`: about 265 bytes of tuple with a
  * small metadata object (370 with six mapped claims; `pg_column_size`), about 345 bytes on disk per
@@ -144,6 +146,8 @@ export class PostgresTokenStore implements TokenStore {
       record.issuer ?? null,
       record.subject ?? null,
       record.generation ?? 0,
+      record.scope ?? null,
+      record.audience ? JSON.stringify(record.audience) : null,
     ]);
   }
 
@@ -295,7 +299,7 @@ function tokenStatements(names: TableNames, prepared: boolean) {
   const table = names.tokens;
   const columns =
     'token_id, identity_id, created_at, expires_at, max_expires_at, ttl_seconds, uses_limit, uses_count, ' +
-    'revoked, trusted_ips, metadata, issuer, subject, generation';
+    'revoked, trusted_ips, metadata, issuer, subject, generation, scope, audience';
   // The current generation of the identity of the row aliased `row`: read in the statement's own
   // snapshot, which includes every revokeIdentity that returned before the statement began.
   const current = (row: string) =>
@@ -312,7 +316,7 @@ function tokenStatements(names: TableNames, prepared: boolean) {
   return {
     create: statement(
       `INSERT INTO ${table} (${columns})
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::json, $12, $13, $14)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::json, $12, $13, $14, $15, $16::jsonb)
        ON CONFLICT (token_id) DO UPDATE SET ${columns
          .split(', ')
          .slice(1)
@@ -403,6 +407,8 @@ function toRecord(row: TokenRow): AccessTokenRecord {
   };
   if (row.issuer !== null) record.issuer = row.issuer;
   if (row.subject !== null) record.subject = row.subject;
+  if (row.scope !== null) record.scope = row.scope;
+  if (row.audience !== null) record.audience = row.audience;
   return record;
 }
 

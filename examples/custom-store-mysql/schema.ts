@@ -33,13 +33,14 @@ export function tableNames(options: TableOptions = {}): TableNames {
 }
 
 /**
- * Creates the three tables when missing. Idempotent (`CREATE TABLE IF NOT EXISTS`), so every app
- * instance may run it at start-up; better, run it once from a deploy step.
+ * Creates the three tables when missing, and adds the `scope` and `audience` columns to a token
+ * table made before them. Idempotent, so every app instance may run it at start-up; better, run it
+ * once from a deploy step.
  *
  * - Ids are ASCII with a binary collation: `abc` and `ABC` are different tokens (a case-insensitive
  *   collation, MySQL's default, would let two token ids collide).
  * - Times are epoch milliseconds (`BIGINT`), exactly the record's numbers: no time zone, no rounding.
- * - `trusted_ips` and `metadata` are JSON text written by `JSON.stringify` and read by `JSON.parse`
+ * - `trusted_ips`, `metadata` and `audience` are JSON text written by `JSON.stringify` and read by `JSON.parse`
  *   (`LONGTEXT`, not `JSON`: MySQL's `JSON` type rewrites what it stores), in `utf8mb4` with a
  *   binary collation, so every claim value the library accepts comes back exactly.
  */
@@ -62,9 +63,27 @@ export async function migrate(pool: Pool, options: TableOptions = {}): Promise<v
       metadata LONGTEXT NOT NULL,
       issuer TEXT NULL,
       subject TEXT NULL,
+      scope TEXT NULL,
+      audience LONGTEXT NULL,
       KEY by_identity (identity_id),
       KEY by_expiry (expires_at)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`);
+  // Tables made before token exchange: add its grant (existing rows read as none). Looked up first:
+  // MySQL has no ADD COLUMN IF NOT EXISTS (MariaDB has).
+  const [present] = (await pool.query(
+    `SELECT column_name AS name FROM information_schema.columns
+     WHERE table_schema = DATABASE() AND table_name = ? AND column_name IN ('scope', 'audience')`,
+    [t.tokens.slice(1, -1)],
+  )) as unknown as [{ name: string }[]];
+  const missing = [
+    ['scope', 'TEXT NULL'],
+    ['audience', 'LONGTEXT NULL'],
+  ].filter(([column]) => !present.some((row) => row.name === column));
+  if (missing.length > 0) {
+    await pool.query(
+      `ALTER TABLE ${t.tokens} ${missing.map(([column, type]) => `ADD COLUMN ${column} ${type}`).join(', ')}`,
+    );
+  }
   // One row per identity ever revoked, kept for good: a token stamped below it is refused.
   await pool.query(`
     CREATE TABLE IF NOT EXISTS ${t.generations} (

@@ -3,6 +3,7 @@ import { makeRecord } from './records.js';
 import type { TestFunctions } from './test-functions.js';
 import { storeFixture } from './test-functions.js';
 import type { TokenCaseContext } from './token-context.js';
+import { tokenGrantCases } from './token-grants.js';
 import { tokenInstanceCases } from './token-instances.js';
 import { tokenLimitCases } from './token-limits.js';
 import type { OutageHook } from './outage-hook.js';
@@ -33,7 +34,7 @@ export interface TokenStoreSuiteOptions {
 /**
  * Declares the cases every {@link TokenStore} must pass, with the test framework's functions:
  * records kept exactly, atomic uses (also from two instances at once), renewal caps and uses left,
- * revoke idempotence, identity revocation with logins in flight (no survivor), expiry to the
+ * revoke idempotence, the scope and audience a token exchange granted, identity revocation with logins in flight (no survivor), expiry to the
  * millisecond at the `now` given, the largest values the library accepts, and, with `outage`,
  * failing closed and recovering. Case names state the guarantee they check (with the ids of the
  * library's security cases, such as TOK-04).
@@ -71,6 +72,7 @@ export function tokenStoreConformance(options: TokenStoreSuiteOptions): void {
     tokenRevocationCases(context);
     tokenLimitCases(context);
     tokenInstanceCases(context);
+    tokenGrantCases(context);
     // Last: the outage cases break the backend every other case uses.
     if (options.outage) tokenOutageCases(context, options.outage);
   });

@@ -115,6 +115,49 @@ describe('#18 MariaDB example: TokenStore across two instances', () => {
     expect((await b.get(record.tokenId, now))?.usesCount).toBe(7);
   });
 
+  it('migrate adds scope and audience to a token table made before token exchange; old rows read back without them', async () => {
+    const old = `omx_${randomBytes(5).toString('hex')}_`;
+    const table = `\`${old}access_tokens\``;
+    try {
+      // The token table as the example's migrate made it before token exchange.
+      await poolA.query(`CREATE TABLE ${table} (
+        token_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+        identity_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, max_expires_at BIGINT NOT NULL,
+        ttl_seconds INT UNSIGNED NOT NULL, uses_limit INT UNSIGNED NOT NULL,
+        uses_count BIGINT UNSIGNED NOT NULL, revoked BOOLEAN NOT NULL, generation BIGINT UNSIGNED NOT NULL,
+        trusted_ips LONGTEXT NOT NULL, metadata LONGTEXT NOT NULL, issuer TEXT NULL, subject TEXT NULL
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`);
+      const before = makeRecord();
+      await poolA.query(`INSERT INTO ${table} VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)`, [
+        before.tokenId,
+        before.identityId,
+        before.createdAt,
+        before.expiresAt,
+        before.maxExpiresAt,
+        before.ttlSeconds,
+        JSON.stringify(before.trustedIps),
+        JSON.stringify(before.metadata),
+        before.issuer,
+        before.subject,
+      ]);
+      await migrate(poolA, { tablePrefix: old });
+      await migrate(poolA, { tablePrefix: old });
+      const store = new MySqlTokenStore({ pool: poolA, tablePrefix: old });
+      const got = await store.get(before.tokenId, Date.now());
+      expect(got).toEqual(before);
+      expect(got).not.toHaveProperty('scope');
+      expect(got).not.toHaveProperty('audience');
+      const after = makeRecord({ scope: 'deploy', audience: ['https://api.example'] });
+      await store.create(after);
+      expect(await store.get(after.tokenId, Date.now())).toEqual(after);
+    } finally {
+      for (const name of ['access_tokens', 'identity_generations', 'identities']) {
+        await poolA.query(`DROP TABLE IF EXISTS \`${old}${name}\``);
+      }
+    }
+  });
+
   it('a revocation on one instance refuses the next use on the other', async () => {
     const [a, b] = [makeStore(), makeStore()];
     const record = makeRecord();

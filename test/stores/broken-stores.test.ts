@@ -101,6 +101,16 @@ const BREAKAGES: Breakage[] = [
     cases: ['keeps a 16 KiB subject and issuer, and a 128-character identity id, untruncated'],
     message: /a 16 KiB subject must read back whole/,
   },
+  {
+    label: 'a store that drops the scope and audience a token exchange granted (no columns for them)',
+    flaws: { dropsGrant: true },
+    cases: [
+      'RFC 8693 §2.1, §2.2.1: get, consume and extend hand back the scope and audience a record was created with, on either instance',
+      'a record with a scope but no audience (and one audience but no scope) keeps exactly that',
+      'create on a known token id replaces its scope and audience, removing them when the new record has none',
+    ],
+    message: /get on A must hand back the record with its scope and audience/,
+  },
 ];
 
 /** The suite on instances over one fake backend, with an outage hook that takes the backend down. */

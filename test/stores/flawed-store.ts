@@ -38,6 +38,8 @@ export interface Flaws {
   expiryOffByOne?: boolean;
   /** Keeps at most 255 characters of subject and issuer (a `VARCHAR(255)` column). */
   truncatesClaims?: boolean;
+  /** Keeps no token exchange grant: `scope` and `audience` are dropped (no columns for them). */
+  dropsGrant?: boolean;
   /** A renewal resets the use count. */
   renewResetsUses?: boolean;
   /** consume and extend decide with the server's clock instead of the `now` they are given. */
@@ -67,6 +69,10 @@ export class FlawedTokenStore implements TokenStore {
     if (this.flaws.truncatesClaims) {
       if (row.subject !== undefined) row.subject = row.subject.slice(0, 255);
       if (row.issuer !== undefined) row.issuer = row.issuer.slice(0, 255);
+    }
+    if (this.flaws.dropsGrant) {
+      delete row.scope;
+      delete row.audience;
     }
     await this.#op(() => void this.backend.rows.set(row.tokenId, row), undefined);
   }

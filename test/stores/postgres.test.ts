@@ -135,6 +135,54 @@ describe('migrate', () => {
     expect(await s.consume(record.tokenId, Date.now())).toEqual({ ok: false, reason: 'revoked' });
   });
 
+  it('upgrades a token table made before token exchange: migrate adds scope and audience, old rows read back without them, new rows keep them', async () => {
+    const old = uniqueName('oma_old');
+    schemas.push(old);
+    await pool.query(`CREATE SCHEMA "${old}"`);
+    // The token table as the previous version's migrate made it (generation, no scope or audience).
+    await pool.query(`CREATE TABLE "${old}".oma_access_tokens (
+      token_id text PRIMARY KEY, identity_id text NOT NULL, created_at bigint NOT NULL,
+      expires_at bigint NOT NULL, max_expires_at bigint NOT NULL, ttl_seconds integer NOT NULL,
+      uses_limit integer NOT NULL DEFAULT 0, uses_count bigint NOT NULL DEFAULT 0,
+      revoked boolean NOT NULL DEFAULT false, trusted_ips jsonb NOT NULL, metadata json NOT NULL,
+      issuer text, subject text, generation bigint NOT NULL DEFAULT 0)`);
+    const before = makeRecord();
+    await pool.query(
+      `INSERT INTO "${old}".oma_access_tokens VALUES ($1, $2, $3, $4, $5, $6, 0, 0, false, $7, $8, $9, $10, 0)`,
+      [
+        before.tokenId,
+        before.identityId,
+        before.createdAt,
+        before.expiresAt,
+        before.maxExpiresAt,
+        before.ttlSeconds,
+        JSON.stringify(before.trustedIps),
+        JSON.stringify(before.metadata),
+        before.issuer,
+        before.subject,
+      ],
+    );
+    const s = new PostgresTokenStore({ pool, schema: old });
+    // Before migrate, this version cannot write to the old table: it fails closed, never drops the grant.
+    await expect(s.create(makeRecord({ scope: 'deploy' }))).rejects.toThrow(ServiceUnavailableError);
+    await migrate(pool, { schema: old });
+    await migrate(pool, { schema: old });
+    const got = await s.get(before.tokenId, Date.now());
+    expect(got).toEqual(before);
+    expect(got).not.toHaveProperty('scope');
+    expect(got).not.toHaveProperty('audience');
+    const after = makeRecord({ scope: 'deploy', audience: ['https://api.example'] });
+    await s.create(after);
+    expect(await s.get(after.tokenId, Date.now())).toEqual(after);
+    const { rows } = await pool.query(
+      `SELECT column_name FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = 'oma_access_tokens' AND column_name IN ('scope', 'audience')
+       ORDER BY column_name`,
+      [old],
+    );
+    expect(rows.map((r: { column_name: string }) => r.column_name)).toEqual(['audience', 'scope']);
+  });
+
   it('refuses a schema or prefix that is not a plain identifier', async () => {
     expect(() => tokenStore({ schema: 'a"; DROP TABLE x; --' })).toThrow(ConfigError);
     expect(() => tokenStore({ tablePrefix: 'x-' })).toThrow(ConfigError);
