@@ -1051,3 +1051,13 @@ export function explainGlobs(
 export function globBudgetExhausted(): boolean {
   return globBudget < 0;
 }
+
+/** Start one check's glob budget (pair with {@link endGlobBudget} in a `finally`). @internal */
+export function beginGlobBudget(): void {
+  globBudget = GLOB_LIMITS.maxGlobCharsPerCheck;
+}
+
+/** @internal */
+export function endGlobBudget(): void {
+  globBudget = Number.POSITIVE_INFINITY;
+}

@@ -45,13 +45,6 @@ function exactText(value: unknown): string | undefined {
   }
 }
 
-function anyElement(value: unknown, scalar: (v: unknown) => boolean): boolean {
-  if (!Array.isArray(value)) return scalar(value);
-  if (value.length > GLOB_LIMITS.maxArrayElements) return false;
-  for (let i = 0; i < value.length; i++) if (scalar(value[i])) return true;
-  return false;
-}
-
 /** Whether a rule's claim binding is a typed comparison (an object) rather than globs. */
 export function isTypedInput(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -105,32 +98,57 @@ function exactString(value: unknown, field: string, id: string): string {
   return value;
 }
 
-/** Compile a normalised typed comparison. */
+/** Compile a normalised typed comparison (no closure is allocated per test: this is the login path). */
 export function compileComparison(match: Exclude<ClaimMatch, readonly string[]>): Comparison {
-  if ('equals' in match) {
-    const want = match.equals;
-    return { expected: match, test: (value) => anyElement(value, (v) => exactText(v) === want) };
+  if ('equals' in match) return new EqualsComparison(match);
+  if ('oneOf' in match) return new OneOfComparison(match);
+  return new InComparison(match);
+}
+
+abstract class ScalarComparison implements Comparison {
+  constructor(readonly expected: ClaimMatch) {}
+  abstract scalar(value: unknown): boolean;
+  test(value: unknown): boolean {
+    if (!Array.isArray(value)) return this.scalar(value);
+    if (value.length > GLOB_LIMITS.maxArrayElements) return false;
+    for (let i = 0; i < value.length; i++) if (this.scalar(value[i])) return true;
+    return false;
   }
-  if ('oneOf' in match) {
-    const set: ReadonlySet<string> = new Set(match.oneOf);
-    return {
-      expected: match,
-      test: (value) =>
-        anyElement(value, (v) => {
-          const text = exactText(v);
-          return text !== undefined && set.has(text);
-        }),
-    };
+}
+
+class EqualsComparison extends ScalarComparison {
+  readonly #want: string;
+  constructor(match: { readonly equals: string }) {
+    super(match);
+    this.#want = match.equals;
   }
-  const ids: ReadonlySet<number> = new Set(match.in);
-  return {
-    expected: match,
-    test: (value) =>
-      anyElement(value, (v) => {
-        const n = integerId(v);
-        return n !== undefined && ids.has(n);
-      }),
-  };
+  scalar(value: unknown): boolean {
+    return typeof value === 'string' ? value === this.#want : exactText(value) === this.#want;
+  }
+}
+
+class OneOfComparison extends ScalarComparison {
+  readonly #set: ReadonlySet<string>;
+  constructor(match: { readonly oneOf: readonly string[] }) {
+    super(match);
+    this.#set = new Set(match.oneOf);
+  }
+  scalar(value: unknown): boolean {
+    const text = typeof value === 'string' ? value : exactText(value);
+    return text !== undefined && this.#set.has(text);
+  }
+}
+
+class InComparison extends ScalarComparison {
+  readonly #ids: ReadonlySet<number>;
+  constructor(match: { readonly in: readonly number[] }) {
+    super(match);
+    this.#ids = new Set(match.in);
+  }
+  scalar(value: unknown): boolean {
+    const n = integerId(value);
+    return n !== undefined && this.#ids.has(n);
+  }
 }
 
 /** Why a typed comparison failed, in words (explain). */

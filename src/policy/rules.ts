@@ -4,9 +4,11 @@ import {
   MISSING_CLAIM,
   UNBOUND_AUDIENCE,
   audienceMatchesAny,
+  beginGlobBudget,
   carriesAudience,
   compilePath,
   compilePattern,
+  endGlobBudget,
   explainGlobs,
   globBudgetExhausted,
   matchAny,
@@ -285,11 +287,18 @@ function firstFailure(rule: CompiledRule, payload: Record<string, unknown>): Pol
 }
 
 function decide(set: CompiledSet, payload: Record<string, unknown>): PolicyResult {
-  return withGlobBudget(() => {
-    for (const rule of set.denies) if (firstFailure(rule, payload) === undefined) return rule.decided;
+  beginGlobBudget();
+  try {
+    const denies = set.denies;
+    for (let i = 0; i < denies.length; i++) {
+      const rule = denies[i] as CompiledRule;
+      if (firstFailure(rule, payload) === undefined) return rule.decided;
+    }
     let failure: PolicyResult | undefined;
     let verdict: PolicyResult | undefined;
-    for (const rule of set.allows) {
+    const allows = set.allows;
+    for (let i = 0; i < allows.length; i++) {
+      const rule = allows[i] as CompiledRule;
       failure = firstFailure(rule, payload);
       if (failure === undefined) {
         verdict = rule.decided;
@@ -299,8 +308,10 @@ function decide(set: CompiledSet, payload: Record<string, unknown>): PolicyResul
     // Out of glob budget: a deny rule may have failed only for that, so nothing is allowed.
     if (globBudgetExhausted()) return set.noMatch;
     if (verdict) return verdict;
-    return set.allows.length === 1 && failure ? failure : set.noMatch;
-  });
+    return allows.length === 1 && failure ? failure : set.noMatch;
+  } finally {
+    endGlobBudget();
+  }
 }
 
 function explainSet(set: CompiledSet, payload: Record<string, unknown>): RuleSetExplanation {
