@@ -255,6 +255,32 @@ function compileSet(
   };
 }
 
+// Claim values read in the current check, by compiled path: rules often bind the same claim (the org
+// id in every allow rule), so each is resolved once per check. Reset at the start and end of each
+// check (the evaluation is synchronous), and at most MEMO_SIZE paths are kept.
+const MEMO_SIZE = 16;
+const memoPaths: Array<CompiledClaimPath | undefined> = new Array<CompiledClaimPath | undefined>(MEMO_SIZE);
+const memoValues: unknown[] = new Array<unknown>(MEMO_SIZE);
+let memoCount = 0;
+
+function resetMemo(): void {
+  for (let i = 0; i < memoCount; i++) {
+    memoPaths[i] = undefined;
+    memoValues[i] = undefined;
+  }
+  memoCount = 0;
+}
+
+function claimValue(payload: Record<string, unknown>, path: CompiledClaimPath): unknown {
+  for (let i = 0; i < memoCount; i++) if (memoPaths[i] === path) return memoValues[i];
+  const value = readClaim(payload, path);
+  if (memoCount < MEMO_SIZE) {
+    memoPaths[memoCount] = path;
+    memoValues[memoCount++] = value;
+  }
+  return value;
+}
+
 /** The first binding of a rule that fails, or `undefined` when the rule matches. */
 function firstFailure(rule: CompiledRule, payload: Record<string, unknown>): PolicyResult | undefined {
   const bindings = rule.bindings;
@@ -276,7 +302,7 @@ function firstFailure(rule: CompiledRule, payload: Record<string, unknown>): Pol
         if (!subjectMatchesAny(payload, b.list)) return b.fail;
         break;
       case 'claim': {
-        const value = readClaim(payload, b.path);
+        const value = claimValue(payload, b.path);
         if (value === MISSING_CLAIM) return b.missing;
         if (b.globs ? !matchAny(value, b.globs) : !(b.compare as Comparison).test(value)) return b.fail;
         break;
@@ -288,6 +314,7 @@ function firstFailure(rule: CompiledRule, payload: Record<string, unknown>): Pol
 
 function decide(set: CompiledSet, payload: Record<string, unknown>): PolicyResult {
   beginGlobBudget();
+  resetMemo();
   try {
     const denies = set.denies;
     for (let i = 0; i < denies.length; i++) {
@@ -311,6 +338,7 @@ function decide(set: CompiledSet, payload: Record<string, unknown>): PolicyResul
     return allows.length === 1 && failure ? failure : set.noMatch;
   } finally {
     endGlobBudget();
+    resetMemo();
   }
 }
 
@@ -320,6 +348,7 @@ function explainSet(set: CompiledSet, payload: Record<string, unknown>): RuleSet
   if (verdict.rule !== undefined) out.decidedBy = verdict.rule;
   if (!verdict.ok) out.reasonCode = verdict.code;
   withGlobBudget(() => {
+    resetMemo();
     for (const rule of set.all) {
       const failure = firstFailure(rule, payload);
       const report: RuleReport = { rule: rule.label, effect: rule.effect, matched: failure === undefined };
@@ -331,6 +360,7 @@ function explainSet(set: CompiledSet, payload: Record<string, unknown>): RuleSet
       }
       out.rules.push(report);
     }
+    resetMemo();
   });
   return out;
 }
