@@ -10,7 +10,7 @@ import {
   type ErrorBody,
 } from './errors.js';
 import { errorAnswer, invalidBody, type HttpAnswer } from './http.js';
-import type { IdentityConfig, IdentityConfigInput, IdentityStore } from './types.js';
+import type { IdentityConfig, IdentityConfigInput, IdentityStore, Rule } from './types.js';
 
 /**
  * The identity-admin routes, relative to the prefix the host mounts them under (Infisical's is
@@ -74,6 +74,10 @@ export interface IdentityOidcAuthView {
   keySources?: IdentityConfig['keySources'];
   /** Present when the identity names a trust entry. */
   trust?: string;
+  /** Allow/deny rules, normalised (lists as arrays); only when the identity has rules. */
+  rules?: Rule[];
+  /** Audit-mode rules, normalised; only when set. */
+  candidateRules?: Rule[];
 }
 
 /** A change made through the admin API, for the host's audit log. */
@@ -437,5 +441,7 @@ export function identityOidcAuthView(
   if (config.discoveryIssuer !== undefined) view.discoveryIssuer = config.discoveryIssuer;
   if (config.keySources !== undefined) view.keySources = config.keySources;
   if (config.trust !== undefined) view.trust = config.trust;
+  if (config.rules?.length) view.rules = structuredClone(config.rules) as Rule[];
+  if (config.candidateRules) view.candidateRules = structuredClone(config.candidateRules) as Rule[];
   return view;
 }

@@ -156,6 +156,8 @@ const LOGIN_MESSAGES: Partial<Record<ReasonCode, string>> = {
   audience_not_allowed: 'The token audience is not allowed for this identity',
   claim_not_allowed: 'A bound claim of the token is not allowed for this identity',
   claim_missing: 'A bound claim is missing from the token',
+  denied_by_rule: 'A deny rule of this identity matches the token',
+  no_rule_matched: 'No allow rule of this identity matches the token',
   claim_value_unsupported: 'A claim value of the token holds U+0000 or invalid Unicode and cannot be stored',
   token_malformed: 'The token is malformed',
   scope_not_allowed: 'A requested scope is not one this identity may be granted',
@@ -564,8 +566,12 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         () => policy.check(payload),
         (v) => (v.ok ? undefined : v.code),
       );
+      // Audit mode: candidate rules never change the answer, they only report a different decision.
+      const mismatch = policy.audit?.(payload, verdict);
+      if (mismatch) emit({ type: 'login.candidate_mismatch', ...context, detail: { ...mismatch } });
       if (!verdict.ok) {
-        throw new LoginFailure(verdict.code, true, verdict.claim ? { claim: verdict.claim } : {});
+        const detail = verdict.claim ? { claim: verdict.claim } : {};
+        throw new LoginFailure(verdict.code, true, verdict.rule ? { ...detail, rule: verdict.rule } : detail);
       }
       const metadata = policy.metadata(payload);
       const unstorable = unstorableClaim(payload, metadata, config);

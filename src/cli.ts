@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile, readdir, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createOidcAuth } from './auth.js';
@@ -9,6 +10,7 @@ import type { HttpGet } from './fetch.js';
 import { MemoryIdentityStore } from './stores/memory.js';
 import { decodeToken, DecodeError, formatDecoded } from './cli/decode.js';
 import { formatExplain, type FetchRecord } from './cli/explain-text.js';
+import { POLICY_TEST_LIMITS, formatPolicyTests, runPolicyTests } from './cli/test.js';
 import { FAIL, type Output } from './cli/text.js';
 import { formatValidation, validateIdentities } from './cli/validate.js';
 import type { IdentityConfig, Logger } from './types.js';
@@ -21,6 +23,8 @@ export interface CliIo {
   stdin?: AsyncIterable<string | Uint8Array> & { isTTY?: boolean };
   /** Read a file as UTF-8. Default `fs.readFile`. */
   readFile?: (path: string) => Promise<string>;
+  /** The file names in a folder (`test`). Default `fs.readdir`. */
+  readDir?: (path: string) => Promise<string[]>;
   /** Outbound GET for discovery and JWKS. Default: the library's hardened `httpGet`. */
   httpGet?: HttpGet;
   /** Epoch-ms clock. Default `Date.now`. */
@@ -45,6 +49,11 @@ Commands:
             --config FILE  [--json]
   decode    Print a token's header and claims WITHOUT verifying anything
             [--jwt TOKEN | stdin]  [--json]
+  test      Run a policy file against a folder of test cases, for CI: test POLICY_FILE CASES_FOLDER [--json]
+            POLICY_FILE   identities (as for --config), with their rules
+            CASES_FOLDER  *.json files: {"identity", "claims" or "jwt", "expect": "allow"|"deny", "reason"?, "rule"?}
+            Cases are evaluated on claims only: no signature, time or network check is made (the issuer
+            must be one of boundIssuer). Exit 1 on any case that does not go as expected.
 
 Exit codes: 0 login would succeed / file valid / decoded, 1 login would fail / invalid / undecodable, 2 usage error.
 Prefer stdin for tokens (shell history and process lists show --jwt):  oidc-machine-auth explain ... < token.jwt
@@ -87,7 +96,10 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
     return command === undefined && !values.help ? EXIT.usage : EXIT.ok;
   }
   try {
-    if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`);
+    const maxPositionals = command === 'test' ? 3 : 1;
+    if (positionals.length > maxPositionals) {
+      throw new UsageError(`unexpected argument ${JSON.stringify(positionals[maxPositionals])}`);
+    }
     switch (command) {
       case 'explain':
         return await explainCommand(values, io, stdout);
@@ -95,6 +107,8 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
         return await validateCommand(values, io, stdout);
       case 'decode':
         return await decodeCommand(values, io, stdout);
+      case 'test':
+        return await testCommand(positionals.slice(1), values, io, stdout);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
@@ -222,6 +236,43 @@ async function decodeCommand(values: Values, io: CliIo, stdout: Output): Promise
   if (values.json) stdout.write(`${JSON.stringify(decoded, null, 2)}\n`);
   else stdout.write(formatDecoded(decoded, now));
   return EXIT.ok;
+}
+
+async function testCommand(args: string[], values: Values, io: CliIo, stdout: Output): Promise<number> {
+  const [policy, folder] = args;
+  if (policy === undefined || folder === undefined)
+    throw new UsageError('test needs POLICY_FILE and CASES_FOLDER');
+  const entries = await loadIdentities(policy, io);
+  let names: string[];
+  try {
+    names = await (io.readDir ?? ((p: string) => readdir(p)))(folder);
+  } catch (error) {
+    throw new UsageError(`cannot read ${folder}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const files = names.filter((n) => n.endsWith('.json')).sort();
+  if (files.length === 0) throw new UsageError(`${folder} holds no *.json case files`);
+  if (files.length > POLICY_TEST_LIMITS.maxCases) {
+    throw new UsageError(`${folder} holds more than ${POLICY_TEST_LIMITS.maxCases} case files`);
+  }
+  const read = io.readFile ?? ((p: string) => readFile(p, 'utf8'));
+  const cases: Array<[string, string]> = [];
+  for (const file of files) {
+    const text = await read(join(folder, file)).catch((error: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${join(folder, file)}: ${error.code ?? 'error'}`);
+    });
+    cases.push([file, text.length > POLICY_TEST_LIMITS.maxCaseBytes ? '' : text]);
+  }
+  const outcome = runPolicyTests(entries, cases);
+  if ('error' in outcome) {
+    stdout.write(
+      values.json ? `${JSON.stringify({ ok: false, error: outcome.error })}\n` : `${FAIL} ${outcome.error}\n`,
+    );
+    return EXIT.failed;
+  }
+  const ok = outcome.results.every((r) => r.ok);
+  if (values.json) stdout.write(`${JSON.stringify({ ok, cases: outcome.results }, null, 2)}\n`);
+  else stdout.write(formatPolicyTests(outcome.results, { policy, cases: folder }));
+  return ok ? EXIT.ok : EXIT.failed;
 }
 
 function required(values: Values, name: string): string {

@@ -5,6 +5,7 @@ import { FetchError, validateFetchUrl } from './fetch.js';
 import { ALLOW_ALL_IPS, parseTrustedIps } from './ip.js';
 import { parseOAuthFields } from './oauth/config.js';
 import { validateClaimPath, validateGlob } from './policy.js';
+import { parseRules } from './policy/parse-rules.js';
 import type { AsymmetricAlgorithm, IdentityConfig } from './types.js';
 import { parseIdentitySources } from './trust/sources.js';
 import { checkTrustIdentity } from './trust/entries.js';
@@ -94,6 +95,8 @@ const FIELDS = [
   'scopes',
   'accessTokenFormat',
   'accessTokenAudiences',
+  'rules',
+  'candidateRules',
 ] as const;
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
 
@@ -161,12 +164,18 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     );
   }
   const boundClaims = parseBoundClaims(value('boundClaims'), id);
-  if (
-    sources.trust === undefined &&
-    boundSubject.length === 0 &&
-    boundAudiences.length === 0 &&
-    Object.keys(boundClaims).length === 0
-  ) {
+  const flatBinds =
+    boundSubject.length > 0 || boundAudiences.length > 0 || Object.keys(boundClaims).length > 0;
+  const ruleTotals = { bindings: 0, patterns: 0, values: 0 };
+  const rules = parseRules(value('rules'), 'rules', id, { boundIssuer, flatBinds }, ruleTotals) ?? [];
+  const candidateRules = parseRules(
+    value('candidateRules'),
+    'candidateRules',
+    id,
+    { boundIssuer, flatBinds },
+    ruleTotals,
+  );
+  if (sources.trust === undefined && !flatBinds && rules.length === 0) {
     throw new ConfigError(
       'boundSubject, boundAudiences, boundClaims',
       'the identity must have at least one bound constraint: without one, every token of the issuer logs in',
@@ -259,6 +268,8 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     ...(sources.trust === undefined ? {} : { trust: sources.trust }),
     ...parseOAuthFields(value, id),
     ...(accessTokenFormat === undefined ? {} : { accessTokenFormat }),
+    ...(rules.length === 0 ? {} : { rules }),
+    ...(candidateRules === undefined ? {} : { candidateRules }),
   });
   if (sources.trust !== undefined) checkTrustIdentity(config);
   parsedConfigs.add(config);
@@ -446,8 +457,12 @@ function parseInteger(
 // ---------------------------------------------------------------------------------------------
 // Lists and patterns
 
-/** Array (items kept verbatim, whitespace-padded items refused) or comma string (items trimmed). */
-function parseList(value: unknown, field: string, id: string, max: number): string[] {
+/**
+ * Array (items kept verbatim, whitespace-padded items refused) or comma string (items trimmed).
+ *
+ * @internal
+ */
+export function parseList(value: unknown, field: string, id: string, max: number): string[] {
   if (value === undefined || value === '') return [];
   let items: unknown[];
   let fromString = false;
@@ -492,7 +507,7 @@ function parsePatterns(value: unknown, field: string, id: string): string[] {
  * AUD-05: a wildcard in the host of an audience URL (`https://api.example.com*`) accepts tokens
  * minted for other relying parties such as `https://api.example.com.evil.tld`.
  */
-function checkAudiencePattern(pattern: string, field: string, id: string): void {
+export function checkAudiencePattern(pattern: string, field: string, id: string): void {
   const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/]*)/.exec(pattern)?.[1];
   if (authority !== undefined && /[*?[]/.test(authority)) {
     throw new ConfigError(

@@ -23,6 +23,9 @@ export type ReasonCode =
   | 'audience_not_allowed'
   | 'claim_not_allowed'
   | 'claim_missing'
+  // identities with rules: a deny rule matched; no allow rule matched (of several)
+  | 'denied_by_rule'
+  | 'no_rule_matched'
   // 401: a verified claim (iss, sub, a mapped claim) holds U+0000 or a lone surrogate, which no store keeps as sent
   | 'claim_value_unsupported'
   // login with a narrowing grant (auth.login({ grant })): it asked for more than the identity allows

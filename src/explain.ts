@@ -3,7 +3,8 @@ import type { ReasonCode } from './errors.js';
 import { discoveryDocumentUrl, withoutTrailingSlashes } from './config.js';
 import type { IpAllowList } from './ip.js';
 import type { KeyManager } from './keys.js';
-import { compileIdentityPolicy, matchesGlob } from './policy.js';
+import { compileIdentityPolicy, matchesGlob, type PolicyCheck } from './policy.js';
+import { explainRuleChecks } from './policy/explain-rules.js';
 import type { Clock, IdentityConfig, IdentityStore } from './types.js';
 import { LoginFailure, readHeader, unstorableClaim, verifyIdpToken } from './verify.js';
 
@@ -12,7 +13,8 @@ export interface ExplainCheck {
   /**
    * What was checked: `token`, `identity`, `discovery` (only when it failed: the discovery document
    * names another issuer), `signature`, `issuer`, `times`, `audience`, `subject`, `claim:<path>`,
-   * `claim_values` (only when it failed: a value no store keeps as sent), `trusted_ip`.
+   * `claim_values` (only when it failed: a value no store keeps as sent), `trusted_ip`; for an identity
+   * with `rules`, one `rule:<name>` per rule instead of `audience`, `subject` and `claim:<path>`.
    */
   check: string;
   pass: boolean;
@@ -22,6 +24,10 @@ export interface ExplainCheck {
   reason?: string;
   /** A suggestion that would make it pass (e.g. a glob that would match). */
   hint?: string;
+  /** `rule:<name>` checks (identities with `rules`): the rule's effect, whether it matched and decided. */
+  rule?: { effect: 'allow' | 'deny'; matched: boolean; decided: boolean };
+  /** `rule:<name>` checks of a rule that did not match: its first failing binding. */
+  failed?: PolicyCheck;
   /**
    * One entry per value looked at, for checks over several values: each token audience (`audience`)
    * or each element of an array claim (`claim:<path>`), with the first bound pattern it matched.
@@ -63,6 +69,10 @@ export interface ExplainReport {
   /** Decoded claims (unverified when the signature failed). */
   claims?: JWTPayload;
   checks: ExplainCheck[];
+  /** Identities with `rules`: the rule that allowed or denied (absent when no allow rule matched among several). */
+  decidedBy?: string;
+  /** Audit mode: what the candidate rules would decide on these claims (never the answer). */
+  candidate?: { outcome: 'allow' | 'deny'; decidedBy?: string; reasonCode?: ReasonCode };
   /** What a login would grant. */
   grant?: { expiresIn: number; accessTokenMaxTTL: number; usesLimit: number; trustedIps: readonly string[] };
 }
@@ -214,6 +224,11 @@ function policyChecks(
   config: IdentityConfig,
   payload: JWTPayload,
 ): ReasonCode | undefined {
+  const rules = explainRuleChecks(report, compileIdentityPolicy(config), payload);
+  if (rules) {
+    if (rules.failure && !report.reasonCode) report.reasonCode = rules.failure;
+    return rules.failure;
+  }
   let first: ReasonCode | undefined;
   for (const c of compileIdentityPolicy(config).explain(payload)) {
     const check: ExplainCheck = { ...c };

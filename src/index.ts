@@ -24,6 +24,7 @@ export {
   IDENTITY_ID_PATTERN,
   DEFAULT_ALGORITHMS,
 } from './config.js';
+export { RULE_LIMITS } from './policy/limits.js';
 export {
   KeyManager,
   KeyError,

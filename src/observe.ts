@@ -16,6 +16,11 @@ export interface MetricsSnapshot {
   keyFetches: { success: number; failure: number };
   /** Key lookups served from cache or not; only known once {@link AuthMetrics.track} was called. */
   keyCache: { hits: number; misses: number } | undefined;
+  /**
+   * Audit mode (`candidateRules`): logins where the candidate rules would have decided differently.
+   * `candidateDenies`: live allowed, candidate would deny; `candidateAllows`: the reverse.
+   */
+  candidateMismatches: { candidateDenies: number; candidateAllows: number };
 }
 
 /** Where key statistics come from: the engine (`auth`) or its `KeyManager` (`auth.keys`). */
@@ -66,6 +71,8 @@ const REASON_LABELS: ReadonlySet<string> = new Set(
     audience_not_allowed: true,
     claim_not_allowed: true,
     claim_missing: true,
+    denied_by_rule: true,
+    no_rule_matched: true,
     claim_value_unsupported: true,
     grant_format_not_allowed: true,
     missing_token: true,
@@ -130,6 +137,8 @@ export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
       revokedIdentityTokens: 0,
       fetchOk: 0,
       fetchFailed: 0,
+      candidateDenies: 0,
+      candidateAllows: 0,
     };
   }
 
@@ -167,6 +176,10 @@ export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
       case 'keys.fetch.failure':
         if (!fetchHookUsed) counts.fetchFailed++;
         break;
+      case 'login.candidate_mismatch':
+        if (event.detail?.candidate === 'deny') counts.candidateDenies++;
+        else if (event.detail?.candidate === 'allow') counts.candidateAllows++;
+        break;
       default:
         break;
     }
@@ -199,6 +212,10 @@ export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
         ? { success: stats.fetches - stats.failures, failure: stats.failures }
         : { success: counts.fetchOk, failure: counts.fetchFailed },
       keyCache: stats ? { hits: stats.hits, misses: stats.misses } : undefined,
+      candidateMismatches: {
+        candidateDenies: counts.candidateDenies,
+        candidateAllows: counts.candidateAllows,
+      },
     };
   }
 
@@ -238,6 +255,14 @@ export function createMetrics(options: MetricsOptions = {}): AuthMetrics {
       [{ result: 'success' }, s.keyFetches.success],
       [{ result: 'failure' }, s.keyFetches.failure],
     ]);
+    counter(
+      'candidate_mismatches',
+      'Audit mode: logins the candidate rules would have decided differently, by live and candidate decision.',
+      [
+        [{ live: 'allow', candidate: 'deny' }, s.candidateMismatches.candidateDenies],
+        [{ live: 'deny', candidate: 'allow' }, s.candidateMismatches.candidateAllows],
+      ],
+    );
     if (s.keyCache) {
       counter('key_cache_lookups', 'IdP key lookups served from cache (hit) or not (miss).', [
         [{ result: 'hit' }, s.keyCache.hits],

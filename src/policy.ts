@@ -1,6 +1,12 @@
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from './errors.js';
 import type { IdentityConfig } from './types.js';
+import {
+  compileRulesPolicy,
+  hasRules,
+  type CandidateMismatch,
+  type RuleExplanation,
+} from './policy/rules.js';
 
 /**
  * Caps that keep every glob match fast (GLOB-05). A pattern compiles to a RegExp in which `*` is
@@ -41,11 +47,21 @@ const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor',
 
 /** Why a login's claims do not satisfy the identity's bindings. */
 export type PolicyFailureCode =
-  'audience_not_allowed' | 'subject_not_allowed' | 'claim_not_allowed' | 'claim_missing';
+  | 'audience_not_allowed'
+  | 'subject_not_allowed'
+  | 'claim_not_allowed'
+  | 'claim_missing'
+  | 'denied_by_rule'
+  | 'no_rule_matched';
 
-/** The verdict of {@link IdentityPolicy.check}. `claim` is the bound claim path that failed. */
+/**
+ * The verdict of {@link IdentityPolicy.check}. `claim` is the bound claim path that failed; `rule`
+ * (identities with `rules`) the rule that decided: the allow rule that matched, or the deny rule that
+ * matched, or the only allow rule when it failed. A rule is named by its `name`, else `rules[i]`.
+ */
 export type PolicyResult =
-  { readonly ok: true } | { readonly ok: false; readonly code: PolicyFailureCode; readonly claim?: string };
+  | { readonly ok: true; readonly rule?: string }
+  | { readonly ok: false; readonly code: PolicyFailureCode; readonly claim?: string; readonly rule?: string };
 
 /** One binding as {@link IdentityPolicy.explain} reports it. */
 export interface PolicyCheck {
@@ -74,6 +90,13 @@ export interface IdentityPolicy {
   explain(payload: Record<string, unknown>): PolicyCheck[];
   /** `config.metadata` plus the claims named by `claimMetadataMapping` (missing claims left out). Frozen. */
   metadata(payload: Record<string, unknown>): Readonly<Record<string, unknown>>;
+  /** Identities with `rules`: every rule, whether it matched and its first failing binding. */
+  explainRules?(payload: Record<string, unknown>): RuleExplanation;
+  /**
+   * Identities with `candidateRules` (audit mode): the candidate set's verdict on a payload the live
+   * rules gave `live`, when it decides differently (allow vs deny); otherwise `undefined`.
+   */
+  audit?(payload: Record<string, unknown>, live: PolicyResult): CandidateMismatch | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -610,7 +633,8 @@ const policies = new WeakMap<IdentityConfig, IdentityPolicy>();
 export function compileIdentityPolicy(config: IdentityConfig): IdentityPolicy {
   let policy = policies.get(config);
   if (!policy) {
-    policy = new CompiledPolicy(config);
+    const flat = new CompiledPolicy(config);
+    policy = hasRules(config) ? compileRulesPolicy(config, flat) : flat;
     policies.set(config, policy);
   }
   return policy;
@@ -934,4 +958,106 @@ function crossingMatch(value: string, pattern: string): boolean {
   }
   while (pattern[p] === '*') p++;
   return p === pattern.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internals for src/policy/ (rules, typed comparisons): one glob language, one claim resolver and one
+// per-check glob budget for flat bindings and rules alike. Not part of the public API.
+
+/** A claim path compiled for {@link readClaim}. @internal */
+export type CompiledClaimPath = ClaimPath;
+/** A bound pattern compiled for {@link matchAny}. @internal */
+export type CompiledGlob = Matcher;
+
+/** What {@link readClaim} returns for a missing claim. @internal */
+export const MISSING_CLAIM: unique symbol = Symbol('missing claim');
+
+/** @internal */
+export function compilePattern(pattern: string, field: string, identityId: string | undefined): CompiledGlob {
+  return compileGlob(pattern, field, identityId);
+}
+
+/** @internal A compiled path, or `undefined` with the problem thrown by the caller. */
+export function compilePath(path: string, field: string, identityId: string): CompiledClaimPath {
+  const compiled = compileClaimPath(path);
+  if (!compiled) throw new ConfigError(field, claimPathProblem(path) ?? 'is not a claim path', identityId);
+  return compiled;
+}
+
+/** The claim's value, or {@link MISSING_CLAIM}; allocates nothing. @internal */
+export function readClaim(payload: Record<string, unknown>, path: CompiledClaimPath): unknown {
+  if (!resolveInto(payload, path)) return MISSING_CLAIM;
+  const value = resolved;
+  resolved = undefined;
+  return value;
+}
+
+/** A claim value against globs (arrays: any scalar element), as bound claims match. @internal */
+export function matchAny(value: unknown, list: readonly CompiledGlob[]): boolean {
+  return matchValue(value, list);
+}
+
+/** The token's `aud` against globs, as `boundAudiences` match (AUD-01..04). @internal */
+export function audienceMatchesAny(payload: Record<string, unknown>, list: readonly CompiledGlob[]): boolean {
+  return audienceMatches(ownValue(payload, 'aud'), list);
+}
+
+/** The token's `sub` against globs, as `boundSubject` match. @internal */
+export function subjectMatchesAny(payload: Record<string, unknown>, list: readonly CompiledGlob[]): boolean {
+  const sub = ownValue(payload, 'sub');
+  return typeof sub === 'string' && matchValue(sub, list);
+}
+
+/** @internal */
+export { carriesAudience, ownValue, UNBOUND_AUDIENCE };
+
+/** Run `fn` with a fresh glob budget (one login check, all bindings of all rules together). @internal */
+export function withGlobBudget<T>(fn: () => T): T {
+  globBudget = GLOB_LIMITS.maxGlobCharsPerCheck;
+  try {
+    return fn();
+  } finally {
+    globBudget = Number.POSITIVE_INFINITY;
+  }
+}
+
+/** One glob binding explained, as {@link IdentityPolicy.explain} reports it. @internal */
+export function explainGlobs(
+  kind: 'audience' | 'subject' | 'claim',
+  check: string,
+  patterns: readonly string[],
+  list: readonly CompiledGlob[],
+  actual: unknown,
+): PolicyCheck {
+  if (kind === 'audience') {
+    return explainCheck(check, patterns, list, actual, audienceProblem(actual), () =>
+      audienceMatches(actual, list),
+    );
+  }
+  if (kind === 'subject') {
+    return explainCheck(
+      check,
+      patterns,
+      list,
+      actual,
+      subjectProblem(actual),
+      () => typeof actual === 'string' && matchValue(actual, list),
+    );
+  }
+  return explainCheck(check, patterns, list, actual, valueProblem(actual), () => matchValue(actual, list));
+}
+
+/** Whether the current {@link withGlobBudget} check ran past its glob budget. @internal */
+export function globBudgetExhausted(): boolean {
+  return globBudget < 0;
+}
+
+/** Start one check's glob budget (pair with {@link endGlobBudget} in a `finally`). @internal */
+export function beginGlobBudget(): void {
+  globBudget = GLOB_LIMITS.maxGlobCharsPerCheck;
+}
+
+/** @internal */
+export function endGlobBudget(): void {
+  globBudget = Number.POSITIVE_INFINITY;
 }

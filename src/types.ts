@@ -1,5 +1,8 @@
 import type { JWK } from 'jose';
 import type { ReasonCode } from './errors.js';
+import type { Rule, RuleInput } from './policy/types.js';
+
+export type { ClaimMatch, ClaimMatchInput, Rule, RuleInput } from './policy/types.js';
 
 /** A JWS algorithm an identity may accept. HMAC and `none` are never accepted. */
 export type AsymmetricAlgorithm =
@@ -95,6 +98,14 @@ export interface IdentityConfigInput {
   keySources?: readonly KeySourceInput[];
   /** Id of a shared trust entry (`createOidcAuth({ trust })`) giving key sources, issuers, audiences. */
   trust?: string;
+  /**
+   * Allow and deny rules (docs/POLICIES.md): a login passes when at least one allow rule matches and no
+   * deny rule does. The flat bindings above (`boundSubject`, `boundAudiences`, `boundClaims`) still
+   * apply to every login; without rules they are exactly one allow rule.
+   */
+  rules?: readonly RuleInput[];
+  /** Audit mode: rules evaluated beside `rules` on every login; they never change the answer. */
+  candidateRules?: readonly RuleInput[];
 }
 
 /** One key source of an identity or trust entry: where keys come from and the issuer(s) it vouches for. */
@@ -165,6 +176,13 @@ export interface IdentityConfig {
   readonly accessTokenFormat?: 'opaque' | 'jwt';
   /** Present only when set: see {@link IdentityConfigInput.accessTokenAudiences}. */
   readonly accessTokenAudiences?: readonly string[];
+  /**
+   * The rules as given; absent without rules (`parseIdentityConfig` leaves out an empty list): the
+   * flat bindings are then the one allow rule.
+   */
+  readonly rules?: readonly Rule[];
+  /** Audit-mode rules; absent when audit mode is off. */
+  readonly candidateRules?: readonly Rule[] | undefined;
 }
 
 /** Where identity configs live. Implementations validate on write and on read. */
@@ -309,7 +327,8 @@ export type AuthEventType =
   | 'identity.revoke'
   | 'guard.denied'
   | 'keys.fetch'
-  | 'keys.fetch.failure';
+  | 'keys.fetch.failure'
+  | 'login.candidate_mismatch';
 
 /** An audit event. Carries ids and reason codes, never a token or a token string. */
 export interface AuthEvent {

@@ -514,6 +514,7 @@ const EVERY_EVENT_TYPE: Record<AuthEventType, true> = {
   'guard.denied': true,
   'keys.fetch': true,
   'keys.fetch.failure': true,
+  'login.candidate_mismatch': true,
 };
 
 describe('#13.15 the README promises exactly what the code does', () => {
@@ -525,7 +526,18 @@ describe('#13.15 the README promises exactly what the code does', () => {
       const SUB = 'repo:acme-corp/payments-api:ref:refs/heads/main';
       const ci = { ...loopbackIdentity(idp, SUB, 'https://secrets.example.com'), accessTokenTTL: 600 };
       const auth = createOidcAuth({
-        identities: [ci, { ...ci, identityId: 'ci-short', accessTokenTTL: 60, accessTokenMaxTTL: 60 }],
+        identities: [
+          ci,
+          { ...ci, identityId: 'ci-short', accessTokenTTL: 60, accessTokenMaxTTL: 60 },
+          {
+            ...ci,
+            identityId: 'ci-audit',
+            candidateRules: [
+              { effect: 'deny', name: 'freeze', claims: { jti: 'jti-1' } },
+              { effect: 'allow', name: 'main', subject: SUB },
+            ],
+          },
+        ],
         signingKeys: SIGNING_KEYS,
         clock: clock.now,
         onEvent: rec.onEvent,
@@ -556,6 +568,8 @@ describe('#13.15 the README promises exactly what the code does', () => {
       // keys.fetch (discovery and JWKS), login.success with the verified token's iss, sub and jti.
       const grant = await auth.login({ identityId: 'ci', jwt: await jwt(), clientIp: ip });
       minted.push(grant.accessToken);
+      // Audit mode: the candidate rules would deny what the live ones allow (login.candidate_mismatch).
+      minted.push((await auth.login({ identityId: 'ci-audit', jwt: await jwt(), clientIp: ip })).accessToken);
       // A verified token refused by a binding: login.failure with iss, sub and jti.
       await expect(
         auth.login({
@@ -621,6 +635,18 @@ describe('#13.15 the README promises exactly what the code does', () => {
       });
       expect(only('token.revoke')[0]).toMatchObject({ tokenId: grant.tokenId, clientIp: ip });
       expect(only('identity.revoke')[0]).toMatchObject({ identityId: 'ci-short', detail: { revoked: 1 } });
+      expect(only('login.candidate_mismatch')[0]).toMatchObject({
+        identityId: 'ci-audit',
+        issuer: idp.issuer,
+        subject: SUB,
+        clientIp: ip,
+        detail: {
+          live: 'allow',
+          candidate: 'deny',
+          candidateRule: 'freeze',
+          candidateReason: 'denied_by_rule',
+        },
+      });
 
       // Never a token in an event or a log line; never the malformed id.
       const recorded = rec.dump();

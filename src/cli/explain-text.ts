@@ -37,6 +37,15 @@ export function formatExplain(
     lines.push(...formatCheck(check, report, config, { ...context, now, width }));
   }
 
+  if (report.decidedBy !== undefined) lines.push('', `Decided by rule ${show(report.decidedBy)}.`);
+  if (report.candidate) {
+    const c = report.candidate;
+    lines.push(
+      `Candidate rules (audit mode, never the answer) would ${c.outcome.toUpperCase()}` +
+        `${c.decidedBy === undefined ? '' : ` by rule ${show(c.decidedBy)}`}${c.reasonCode ? ` (${c.reasonCode})` : ''}.`,
+    );
+  }
+
   if (context.fetches.length > 0) {
     lines.push('', 'IdP fetches:');
     for (const f of context.fetches) {
@@ -136,6 +145,11 @@ function formatCheck(
       break;
     }
     default:
+      if (check.rule) {
+        summary = ruleSummary(check);
+        more.push(...ruleLines(check));
+        break;
+      }
       summary = bindingSummary(check);
       more.push(...bindingLines(check));
   }
@@ -145,7 +159,31 @@ function formatCheck(
 }
 
 function labelOf(check: ExplainCheck): string {
+  if (check.check.startsWith('rule:')) return `rule ${check.check.slice(5)}`;
   return check.check.startsWith('claim:') ? `claim ${check.check.slice(6)}` : check.check.replace('_', ' ');
+}
+
+/** `rule:<name>` (identities with rules). */
+function ruleSummary(check: ExplainCheck): string {
+  const rule = check.rule as NonNullable<ExplainCheck['rule']>;
+  const state = rule.matched ? 'matches' : 'does not match';
+  return `${rule.effect} rule ${state}${rule.decided ? (rule.effect === 'allow' ? ': it allows the login' : ': it denies the login (deny always wins)') : ''}`;
+}
+
+/** The first binding that failed in a rule that did not match. */
+function ruleLines(check: ExplainCheck): string[] {
+  const failed = check.failed;
+  if (!failed) return [];
+  const label = failed.check.startsWith('claim:') ? `claim ${failed.check.slice(6)}` : failed.check;
+  const lines = [`first failing binding: ${label}: ${failed.reason ?? 'no bound pattern matches'}`];
+  const expected = [failed.expected].flat() as unknown[];
+  if (expected.length > 0)
+    lines.push(
+      `expected  ${expected.map((e) => (typeof e === 'string' ? show(e) : JSON.stringify(e))).join(', ')}`,
+    );
+  lines.push(`got       ${show(failed.actual)}`);
+  if (failed.hint) lines.push(`hint      ${failed.hint}`);
+  return lines;
 }
 
 /** audience / subject / claim:<path>. */

@@ -140,6 +140,57 @@ export function identityStoreConformance(options: IdentityStoreSuiteOptions): vo
       });
     });
 
+    describe('rules', () => {
+      it('rules and candidateRules (typed comparisons, names, dotted claim paths) round-trip through put, get and list', async () => {
+        const [store] = await stores();
+        const input = identityInput(newIdentityId(), {
+          boundSubject: undefined,
+          boundClaims: undefined,
+          rules: [
+            {
+              effect: 'deny',
+              name: 'kube-system',
+              claims: { 'kubernetes.io.namespace': { equals: 'kube-system' } },
+            },
+            { effect: 'deny', claims: { repository: { oneOf: ['acme/legacy', 'acme/ünïcode'] } } },
+            {
+              effect: 'allow',
+              name: 'main or v* tag',
+              subject: ['repo:acme/*:ref:refs/heads/main', 'repo:acme/*:ref:refs/tags/v*'],
+              claims: { repository_owner_id: { in: [81234567, 9007199254740991] } },
+            },
+          ],
+          candidateRules: [
+            {
+              effect: 'allow',
+              audiences: 'https://github.com/acme',
+              issuer: 'https://token.actions.githubusercontent.com',
+            },
+          ],
+        });
+        assertSameConfig(await store.put(input), input, 'put with rules');
+        assertSameConfig(await store.get(input.identityId), input, 'get with rules');
+        const listed = (await store.list()).filter((c) => c?.identityId === input.identityId);
+        assertSameConfig(listed[0], input, 'list with rules');
+        const got = await store.get(input.identityId);
+        assert.equal(got?.rules?.length, 3, 'three rules');
+        assert.deepStrictEqual(got?.rules?.[2]?.claims, {
+          repository_owner_id: { in: [81234567, 9007199254740991] },
+        });
+        assert.equal(got?.candidateRules?.length, 1, 'one candidate rule');
+      });
+
+      it('refuses an invalid rule on put (ConfigError naming the rule index and field) and stores nothing', async () => {
+        const [store] = await stores();
+        const id = newIdentityId();
+        await assert.rejects(
+          store.put(identityInput(id, { rules: [{ effect: 'allow', claims: { id: { in: [1.5] } } }] })),
+          { name: 'ConfigError', code: 'invalid_config', field: 'rules[0].claims.id.in[0]' },
+        );
+        assert.equal(await store.get(id), undefined, 'nothing stored for a refused config');
+      });
+    });
+
     describe('ids', () => {
       it('an unknown id gives undefined', async () => {
         const [store] = await stores();

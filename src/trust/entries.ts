@@ -270,7 +270,8 @@ export class TrustRegistry {
     if (
       config.boundSubject.length === 0 &&
       boundAudiences.length === 0 &&
-      Object.keys(config.boundClaims).length === 0
+      Object.keys(config.boundClaims).length === 0 &&
+      !config.rules?.length // each allow rule binds a subject, audience or claim (checked at config time)
     ) {
       throw new ConfigError(
         'boundSubject, boundAudiences, boundClaims',

@@ -414,6 +414,77 @@ describe.each(FRAMEWORKS)('identity admin on $name', (framework) => {
     expect(await s.e.auth.identities.get('ci-new')).toBeUndefined();
   });
 
+  it('rules and candidateRules round-trip: POST, GET, PATCH (null turns audit mode off); an invalid rule is 400 naming the rule index and field', async () => {
+    const s = await serve(framework);
+    const rules = [
+      { effect: 'deny', name: 'legacy', claims: { repository: { oneOf: ['acme-corp/legacy'] } } },
+      {
+        effect: 'allow',
+        name: 'main',
+        claims: { repository_owner_id: { in: [81234567] }, ref: 'refs/heads/main' },
+      },
+    ];
+    const created = await call(
+      s,
+      'POST',
+      '/ci-rules',
+      s.adminToken,
+      infisicalBody({ boundClaims: {}, rules }),
+    );
+    expect(created.status).toBe(200);
+    expect(created.json.identityOidcAuth.rules).toEqual([
+      {
+        effect: 'deny',
+        name: 'legacy',
+        issuer: [],
+        subject: [],
+        audiences: [],
+        claims: { repository: { oneOf: ['acme-corp/legacy'] } },
+      },
+      {
+        effect: 'allow',
+        name: 'main',
+        issuer: [],
+        subject: [],
+        audiences: [],
+        claims: { repository_owner_id: { in: [81234567] }, ref: ['refs/heads/main'] },
+      },
+    ]);
+    expect(created.json.identityOidcAuth).not.toHaveProperty('candidateRules');
+    const got = await call(s, 'GET', '/ci-rules', s.adminToken);
+    expect(got.json).toEqual(created.json);
+    // GET-edit-PATCH: the view is valid input
+    const candidateRules = [
+      { effect: 'allow', name: 'next', subject: 'repo:acme-corp/*:ref:refs/heads/main' },
+    ];
+    const patched = await call(s, 'PATCH', '/ci-rules', s.adminToken, {
+      ...got.json.identityOidcAuth,
+      candidateRules,
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.json.identityOidcAuth.rules).toEqual(created.json.identityOidcAuth.rules);
+    expect(patched.json.identityOidcAuth.candidateRules).toEqual([
+      {
+        effect: 'allow',
+        name: 'next',
+        issuer: [],
+        subject: ['repo:acme-corp/*:ref:refs/heads/main'],
+        audiences: [],
+        claims: {},
+      },
+    ]);
+    expect((await s.e.auth.identities.get('ci-rules'))?.candidateRules?.[0]?.name).toBe('next');
+    const off = await call(s, 'PATCH', '/ci-rules', s.adminToken, { candidateRules: null });
+    expect(off.json.identityOidcAuth).not.toHaveProperty('candidateRules');
+    const invalid = await call(s, 'PATCH', '/ci-rules', s.adminToken, {
+      rules: [...rules, { effect: 'allow', claims: { ref: 'refs/heads/(main|dev)' } }],
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.json).toMatchObject({ reasonCode: 'invalid_config', field: 'rules[2].claims.ref[0]' });
+    expect(invalid.json.message).toContain('identity "ci-rules": rules[2].claims.ref[0]: ');
+    expect((await s.e.auth.identities.get('ci-rules'))?.rules).toHaveLength(2);
+  });
+
   it('TOK-10: DELETE removes the config and a token minted before it is refused after it', async () => {
     const s = await serve(framework);
     expect((await call(s, 'GET', '', s.userToken)).status).toBe(403); // the token is live (just not an admin)
