@@ -38,6 +38,14 @@ const gh = (over: Record<string, unknown> = {}) => ({
 });
 
 describe('docs/POLICIES.md worked cases', () => {
+  it('README\'s "Policies for a whole organisation" shows the github-org case exactly as docs/POLICIES.md runs it', () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    const shown = [...readme.matchAll(EXAMPLE)].map(([, name, json]) => [name, JSON.parse(json!)]);
+    expect(shown).toHaveLength(1);
+    expect(shown[0]![0]).toBe('github-org');
+    expect(parseIdentityConfig(shown[0]![1])).toEqual(examples.get('github-org'));
+  });
+
   it('the page shows the four examples, each a valid config', () => {
     expect([...examples.keys()]).toEqual(['github-org', 'main-or-tag', 'gitlab-subgroups', 'kubernetes']);
   });
