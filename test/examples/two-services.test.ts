@@ -13,8 +13,9 @@ import { loopbackIdentity, startTestIdp, type TestIdp } from '../helpers/idp-ser
 
 /**
  * examples/two-services, service B: a Hono app that accepts only our RFC 9068 access tokens, through
- * oidc-machine-auth/verify, knowing only the issuer URL. Service A is stood in for by the jose test
- * issuer until the token service lands (see the example's README).
+ * oidc-machine-auth/verify, knowing only the issuer URL. The first suite runs B against the jose test
+ * issuer, which can mint what the real service A never would (another audience, typ JWT); the second
+ * runs the whole example: a loopback IdP, the real service A and B.
  */
 
 const AUDIENCE = 'https://b.example';
