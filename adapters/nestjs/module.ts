@@ -21,7 +21,13 @@ import {
   type OidcMachineAuthModuleExtras,
   type OidcMachineAuthOptions,
 } from './options.js';
-import { OidcAuthBodyErrorFilter, oidcAuthController, routePaths } from './routes.js';
+import {
+  OidcAuthBodyErrorFilter,
+  introspectionGuards,
+  oidcAuthController,
+  oidcIntrospectionController,
+  routePaths,
+} from './routes.js';
 
 /** `forRootAsync`'s argument: a factory (injected like any provider) returning the options. */
 export interface OidcMachineAuthAsyncOptions extends OidcMachineAuthModuleExtras {
@@ -37,7 +43,8 @@ const OWNED_ENGINE = Symbol('oidc-machine-auth:owned-engine');
 
 /**
  * The NestJS module: the engine (`OIDC_MACHINE_AUTH`), {@link OidcAuthGuard}, the body error filter,
- * and the login, renew and revoke routes under `prefix`. Global: the guard and the engine can be
+ * the login, renew, revoke and token-exchange routes under `prefix`, and with `introspection` the
+ * introspection and revocation routes behind the host's guard. Global: the guard and the engine can be
  * injected in every module. Works on Nest's Express and Fastify platforms.
  */
 @Module({})
@@ -72,13 +79,24 @@ export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown 
     await engine?.close();
   }
 
-  /** Configure with options known up front. */
+  /**
+   * Configure with options known up front.
+   *
+   * @throws {ConfigError} `guard` when `introspection` is given without a guard.
+   */
   static forRoot(options: OidcMachineAuthOptions & OidcMachineAuthModuleExtras): DynamicModule {
-    const { prefix, globalGuard, ...rest } = options;
-    return define({ provide: OIDC_MACHINE_AUTH_OPTIONS, useValue: rest }, { prefix, globalGuard });
+    const { prefix, globalGuard, introspection, ...rest } = options;
+    return define(
+      { provide: OIDC_MACHINE_AUTH_OPTIONS, useValue: rest },
+      { prefix, globalGuard, introspection },
+    );
   }
 
-  /** Configure through DI: `useFactory` gets the `inject`ed providers (e.g. `ConfigService`). */
+  /**
+   * Configure through DI: `useFactory` gets the `inject`ed providers (e.g. `ConfigService`).
+   *
+   * @throws {ConfigError} `guard` when `introspection` is given without a guard.
+   */
   static forRootAsync(options: OidcMachineAuthAsyncOptions): DynamicModule {
     const optionsProvider: Provider = {
       provide: OIDC_MACHINE_AUTH_OPTIONS,
@@ -95,6 +113,18 @@ function define(
   imports: ModuleMetadata['imports'] = [],
 ): DynamicModule {
   const prefix = extras.prefix === undefined ? DEFAULT_PREFIX : extras.prefix;
+  const { introspection } = extras;
+  // A global OidcAuthGuard already runs on the introspection routes: running it again would spend a token use twice.
+  const guards =
+    introspection === undefined
+      ? []
+      : introspectionGuards(introspection).filter((g) => !(extras.globalGuard && g === OidcAuthGuard));
+  const controllers =
+    prefix === false
+      ? []
+      : introspection === undefined
+        ? [oidcAuthController(prefix)]
+        : [oidcAuthController(prefix), oidcIntrospectionController(prefix, guards, introspection.authorize)];
   const providers: Provider[] = [
     optionsProvider,
     { provide: OWNED_ENGINE, useValue: {} },
@@ -106,7 +136,10 @@ function define(
       },
       inject: [OIDC_MACHINE_AUTH_OPTIONS, OWNED_ENGINE],
     },
-    { provide: OIDC_MACHINE_AUTH_PATHS, useValue: prefix === false ? [] : routePaths(prefix) },
+    {
+      provide: OIDC_MACHINE_AUTH_PATHS,
+      useValue: prefix === false ? [] : routePaths(prefix, introspection !== undefined),
+    },
     OidcAuthGuard,
     OidcAuthBodyErrorFilter,
   ];
@@ -116,7 +149,7 @@ function define(
     global: true,
     imports,
     providers,
-    controllers: prefix === false ? [] : [oidcAuthController(prefix)],
+    controllers,
     exports: [OIDC_MACHINE_AUTH, OIDC_MACHINE_AUTH_OPTIONS, OidcAuthGuard, OidcAuthBodyErrorFilter],
   };
 }

@@ -61,7 +61,15 @@ export async function listen(app: INestApplication): Promise<MountedApp> {
 
 async function hostModule(auth: OidcAuth) {
   return Test.createTestingModule({
-    imports: [OidcMachineAuthModule.forRoot({ auth })],
+    imports: [
+      OidcMachineAuthModule.forRoot({
+        auth,
+        introspection: {
+          guard: OidcAuthGuard,
+          authorize: (caller) => caller.metadata.role === 'introspector',
+        },
+      }),
+    ],
     controllers: [HostController],
   }).compile();
 }
