@@ -28,7 +28,14 @@ import {
   OidcMachineAuthModule,
   OidcPublic,
 } from '../../adapters/nestjs/index.js';
-import { createOidcAuth, type AuthContext, type OidcAuth } from '../../src/index.js';
+import {
+  ConfigError,
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_TYPE,
+  createOidcAuth,
+  type AuthContext,
+  type OidcAuth,
+} from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { getWith, postForm, postJson, request } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
@@ -152,6 +159,159 @@ describe('nestjs module specifics', () => {
   }
 
   const idpToken = () => sign(key, githubClaims(Date.now()));
+
+  const exchangeForm = async (fields: Record<string, string> = {}) => ({
+    grant_type: TOKEN_EXCHANGE_GRANT,
+    subject_token: await idpToken(),
+    subject_token_type: TOKEN_TYPE.jwt,
+    client_id: 'gh-deployer',
+    ...fields,
+  });
+
+  it('introspection without a guard is refused when the module is defined: ConfigError on field guard (forRoot and forRootAsync)', () => {
+    const auth = { identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS };
+    for (const introspection of [
+      {},
+      { guard: [] },
+      { guard: 'OidcAuthGuard' },
+      { guard: [OidcAuthGuard, null] },
+    ]) {
+      const define = () => OidcMachineAuthModule.forRoot({ auth, introspection: introspection as never });
+      expect(define).toThrow(ConfigError);
+      expect(define).toThrow(/^guard: is required/);
+      expect(() =>
+        OidcMachineAuthModule.forRootAsync({
+          useFactory: () => ({ auth }),
+          introspection: introspection as never,
+        }),
+      ).toThrow(ConfigError);
+    }
+    // A guard instance is taken as well as a class.
+    expect(() =>
+      OidcMachineAuthModule.forRoot({ auth, introspection: { guard: { canActivate: () => true } } }),
+    ).not.toThrow();
+  });
+
+  for (const platform of ['express', 'fastify'] as const) {
+    it(`RFC 8693: the token route is mounted under the prefix; introspection and revocation only when configured (${platform})`, async () => {
+      const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+      const { url, close } = await start(
+        [OidcMachineAuthModule.forRoot({ auth, prefix: '/v2/machine-auth' })],
+        [],
+        platform,
+      );
+      try {
+        const res = await postForm(url, '/v2/machine-auth/oauth/token', await exchangeForm());
+        expect(res.status).toBe(200);
+        expect(res.headers['cache-control']).toBe('no-store');
+        expect(res.json).toMatchObject({ token_type: 'Bearer', issued_token_type: TOKEN_TYPE.accessToken });
+        const bearer = ['authorization', `Bearer ${res.json.access_token}`];
+        for (const path of ['/v2/machine-auth/oauth/introspect', '/v2/machine-auth/oauth/revoke']) {
+          expect((await postForm(url, path, { token: res.json.access_token }, bearer)).status).toBe(404);
+        }
+        await expect(auth.authenticate(res.json.access_token)).resolves.toMatchObject({
+          identityId: 'gh-deployer',
+        });
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+
+    it(`a host guard instance decides who may introspect: refusing, Nest's 403; letting through, RFC 7662 §2.2 (${platform})`, async () => {
+      const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+      const { accessToken } = await auth.login({ identityId: 'gh-deployer', jwt: await idpToken() });
+      const allow = { open: false };
+      const { url, close } = await start(
+        [
+          OidcMachineAuthModule.forRoot({
+            auth,
+            introspection: { guard: { canActivate: () => allow.open } },
+          }),
+        ],
+        [],
+        platform,
+      );
+      try {
+        const refused = await postForm(url, '/api/v1/auth/oauth/introspect', { token: accessToken });
+        expect(refused.status).toBe(403);
+        expect(refused.text).not.toContain('active');
+        allow.open = true;
+        const live = await postForm(url, '/api/v1/auth/oauth/introspect', { token: accessToken });
+        expect(live.status).toBe(200);
+        expect(live.json).toMatchObject({ active: true, client_id: 'gh-deployer', token_type: 'Bearer' });
+        expect((await postForm(url, '/api/v1/auth/oauth/revoke', { token: accessToken })).status).toBe(200);
+        const gone = await postForm(url, '/api/v1/auth/oauth/introspect', { token: accessToken });
+        expect(gone.json).toEqual({ active: false });
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+  }
+
+  it('with globalGuard and introspection guard OidcAuthGuard, the guard runs once per request: one token use spent, not two', async () => {
+    const auth = createOidcAuth({
+      identities: [
+        githubIdentity(key),
+        githubIdentity(key, {
+          identityId: 'introspector',
+          accessTokenNumUsesLimit: 2,
+          metadata: { role: 'introspector' },
+        }),
+      ],
+      signingKeys: SIGNING_KEYS,
+    });
+    const { accessToken: target } = await auth.login({ identityId: 'gh-deployer', jwt: await idpToken() });
+    const { accessToken: caller } = await auth.login({ identityId: 'introspector', jwt: await idpToken() });
+    const { url, close } = await start([
+      OidcMachineAuthModule.forRoot({
+        auth,
+        globalGuard: true,
+        introspection: { guard: OidcAuthGuard, authorize: (a) => a.metadata.role === 'introspector' },
+      }),
+    ]);
+    try {
+      const bearer = ['authorization', `Bearer ${caller}`];
+      for (let use = 1; use <= 2; use++) {
+        const res = await postForm(url, '/api/v1/auth/oauth/introspect', { token: target }, bearer);
+        expect(res.status).toBe(200);
+        expect(res.json.active).toBe(true);
+      }
+      const spent = await postForm(url, '/api/v1/auth/oauth/introspect', { token: target }, bearer);
+      expect(spent.status).toBe(401);
+    } finally {
+      await close();
+      await auth.close();
+    }
+  });
+
+  it('on Express with bodyParser: false the token route reads the form itself; 413 past bodyLimit (chunked) and JSON 415, as RFC 6749 §5.2 bodies', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const moduleRef = await Test.createTestingModule({
+      imports: [OidcMachineAuthModule.forRoot({ auth, bodyLimit: 4096 })],
+    }).compile();
+    const app = moduleRef.createNestApplication(new ExpressAdapter(), { logger: false, bodyParser: false });
+    const { url, close } = await listen(app);
+    try {
+      const ok = await postForm(url, '/api/v1/auth/oauth/token', await exchangeForm());
+      expect(ok.status).toBe(200);
+      expect(typeof ok.json.access_token).toBe('string');
+      const chunked = await request(url, 'POST', '/api/v1/auth/oauth/token', {
+        headers: ['content-type', 'application/x-www-form-urlencoded', 'transfer-encoding', 'chunked'],
+        body: new URLSearchParams(await exchangeForm({ subject_token: 'a'.repeat(8000) })).toString(),
+      });
+      expect(chunked.status).toBe(413);
+      expect(chunked.headers['cache-control']).toBe('no-store');
+      expect(chunked.json).toMatchObject({ error: 'invalid_request', reasonCode: 'body_too_large' });
+      const json = await postJson(url, '/api/v1/auth/oauth/token', await exchangeForm());
+      expect(json.status).toBe(415);
+      expect(Object.keys(json.json).sort()).toEqual(['error', 'error_description', 'reasonCode', 'reqId']);
+    } finally {
+      await close();
+      await auth.close();
+    }
+  });
 
   it('forRootAsync builds the engine from an injected provider and closes the engine it created on app.close()', async () => {
     let created: OidcAuth | undefined;
