@@ -5,10 +5,13 @@ import {
   Get,
   Module,
   Post,
+  UnauthorizedException,
   UseFilters,
   UseGuards,
   type ArgumentsHost,
+  type CanActivate,
   type ExceptionFilter,
+  type ExecutionContext,
   type INestApplication,
   type ModuleMetadata,
 } from '@nestjs/common';
@@ -17,6 +20,7 @@ import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-ex
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import type express from 'express';
+import * as oauth from 'oauth4webapi';
 import { describe, expect, it, vi } from 'vitest';
 import {
   OIDC_MACHINE_AUTH,
@@ -243,6 +247,99 @@ describe('nestjs module specifics', () => {
         expect((await postForm(url, '/api/v1/auth/oauth/revoke', { token: accessToken })).status).toBe(200);
         const gone = await postForm(url, '/api/v1/auth/oauth/introspect', { token: accessToken });
         expect(gone.json).toEqual({ active: false });
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+  }
+
+  for (const platform of ['express', 'fastify'] as const) {
+    it(`oauth4webapi (a real OAuth client, as its docs say): RFC 8693 exchange, RFC 7662 introspection and RFC 7009 revocation with client_secret_basic checked by a host guard (${platform})`, async () => {
+      const auth = createOidcAuth({
+        identities: [githubIdentity(key, { scopes: ['deploy', 'secrets:read'] })],
+        signingKeys: SIGNING_KEYS,
+      });
+      /** RFC 6749 §2.3.1: HTTP Basic with the client id and secret each form-urlencoded first. */
+      const basicCredentials = (header = '') => {
+        if (!header.startsWith('Basic ')) return '';
+        const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+        const [id = '', secret = ''] = decoded.split(':');
+        const decode = (text: string) => decodeURIComponent(text.replace(/\+/g, ' '));
+        return `${decode(id)}:${decode(secret)}`;
+      };
+      /** RFC 7662 §2.1: the resource server authenticates as a client; this host checks HTTP Basic. */
+      const basicGuard: CanActivate = {
+        canActivate(context: ExecutionContext) {
+          const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
+          if (basicCredentials(req.headers.authorization) !== 'resource-server:rs-secret') {
+            throw new UnauthorizedException();
+          }
+          return true;
+        },
+      };
+      const { url, close } = await start(
+        [OidcMachineAuthModule.forRoot({ auth, introspection: { guard: basicGuard } })],
+        [],
+        platform,
+      );
+      const as: oauth.AuthorizationServer = {
+        issuer: `${url}/api/v1/auth`,
+        token_endpoint: `${url}/api/v1/auth/oauth/token`,
+        introspection_endpoint: `${url}/api/v1/auth/oauth/introspect`,
+        revocation_endpoint: `${url}/api/v1/auth/oauth/revoke`,
+      };
+      const client: oauth.Client = { client_id: 'gh-deployer' };
+      const resourceServer: oauth.Client = { client_id: 'resource-server' };
+      // oauth4webapi refuses http:// unless told; its documented option, for a test server on loopback.
+      const insecure = { [oauth.allowInsecureRequests]: true } as const;
+      try {
+        const exchanged = await oauth.processGenericTokenEndpointResponse(
+          as,
+          client,
+          await oauth.genericTokenEndpointRequest(
+            as,
+            client,
+            oauth.None(),
+            TOKEN_EXCHANGE_GRANT,
+            { subject_token: await idpToken(), subject_token_type: TOKEN_TYPE.jwt, scope: 'deploy' },
+            insecure,
+          ),
+        );
+        expect(exchanged.issued_token_type).toBe(TOKEN_TYPE.accessToken);
+        const refused = await oauth.genericTokenEndpointRequest(
+          as,
+          client,
+          oauth.None(),
+          TOKEN_EXCHANGE_GRANT,
+          { subject_token: 'a.b.c', subject_token_type: TOKEN_TYPE.jwt },
+          insecure,
+        );
+        const error = await oauth.processGenericTokenEndpointResponse(as, client, refused).catch((e) => e);
+        expect(error).toBeInstanceOf(oauth.ResponseBodyError);
+        expect((error as oauth.ResponseBodyError).error).toBe('invalid_grant');
+        const introspect = async (secret = 'rs-secret') =>
+          oauth.introspectionRequest(
+            as,
+            resourceServer,
+            oauth.ClientSecretBasic(secret),
+            exchanged.access_token,
+            insecure,
+          );
+        expect((await introspect('wrong')).status).toBe(401);
+        const live = await oauth.processIntrospectionResponse(as, resourceServer, await introspect());
+        expect(live).toMatchObject({ active: true, client_id: 'gh-deployer', scope: 'deploy' });
+        const revoked = await oauth.revocationRequest(
+          as,
+          resourceServer,
+          oauth.ClientSecretBasic('rs-secret'),
+          exchanged.access_token,
+          insecure,
+        );
+        await expect(oauth.processRevocationResponse(revoked)).resolves.toBeUndefined();
+        expect(await oauth.processIntrospectionResponse(as, resourceServer, await introspect())).toEqual({
+          active: false,
+        });
       } finally {
         await close();
         await auth.close();
