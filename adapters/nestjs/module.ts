@@ -11,7 +11,16 @@ import {
   type Provider,
 } from '@nestjs/common';
 import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
-import { DEFAULT_BODY_LIMIT, DEFAULT_PREFIX, createOidcAuth, type OidcAuth } from '../../src/index.js';
+import {
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_OAUTH_ENDPOINTS,
+  DEFAULT_PREFIX,
+  createOidcAuth,
+  metadataAnswer,
+  rootMetadataPath,
+  type OidcAuth,
+} from '../../src/index.js';
+import { setAnswerHeaders } from './exception.js';
 import { OidcAuthGuard } from './guard.js';
 import {
   OIDC_MACHINE_AUTH,
@@ -54,6 +63,7 @@ export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown 
     @Inject(OIDC_MACHINE_AUTH_OPTIONS) private readonly options: OidcMachineAuthOptions,
     @Inject(OIDC_MACHINE_AUTH_PATHS) private readonly paths: readonly string[],
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+    @Inject(OIDC_MACHINE_AUTH) private readonly engine: OidcAuth,
   ) {}
 
   /**
@@ -62,13 +72,31 @@ export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown 
    */
   configure(_consumer: MiddlewareConsumer): void {
     const adapter = this.adapterHost.httpAdapter;
-    if (this.paths.length === 0 || adapter?.getType() !== 'fastify') return;
+    if (this.paths.length === 0 || !adapter) return;
+    this.serveRootMetadata();
+    if (adapter.getType() !== 'fastify') return;
     const limit = this.options.bodyLimit ?? DEFAULT_BODY_LIMIT;
     const fastify = adapter.getInstance<{
       addHook(name: 'onRoute', hook: (route: { url: string; bodyLimit?: number }) => void): unknown;
     }>();
     fastify.addHook('onRoute', (route) => {
       if (this.paths.some((path) => route.url.endsWith(path))) route.bodyLimit = limit;
+    });
+  }
+
+  /**
+   * RFC 8414 §3.1: `GET /.well-known/oauth-authorization-server{issuer path}` at the host root (no
+   * global prefix), registered on the platform directly; only when the engine has an `issuer`.
+   */
+  private serveRootMetadata(): void {
+    const path = rootMetadataPath(this.engine);
+    if (path === undefined) return;
+    const adapter = this.adapterHost.httpAdapter;
+    const endpoints = this.options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+    adapter.get(path, (_request: unknown, response: unknown) => {
+      const answer = metadataAnswer(this.engine, endpoints);
+      setAnswerHeaders(this.adapterHost, response, answer);
+      adapter.reply(response, answer.body, answer.status);
     });
   }
 

@@ -1,5 +1,5 @@
 import type { CanActivate, Type } from '@nestjs/common';
-import type { Authorize, OidcAuth, OidcAuthOptions } from '../../src/index.js';
+import type { Authorize, OAuthEndpoints, OidcAuth, OidcAuthOptions } from '../../src/index.js';
 
 /** Injection token of the engine ({@link OidcAuth}): `@Inject(OIDC_MACHINE_AUTH) auth: OidcAuth`. */
 export const OIDC_MACHINE_AUTH = Symbol.for('oidc-machine-auth:engine');
@@ -22,6 +22,8 @@ export interface OidcMachineAuthOptions {
   getClientIp?: (request: never) => string | undefined;
   /** Largest body the auth routes take, in bytes, by `Content-Length`. Default 64 KiB. The platform's body parser limit applies first. */
   bodyLimit?: number;
+  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). Default: the token endpoint alone. */
+  oauthEndpoints?: OAuthEndpoints;
 }
 
 /** A Nest guard: a class (resolved in the auth module, so its dependencies must be global or the module's) or an instance. */

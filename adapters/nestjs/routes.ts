@@ -2,6 +2,7 @@ import {
   type ArgumentsHost,
   Catch,
   Controller,
+  Get,
   HttpCode,
   HttpException,
   Inject,
@@ -16,13 +17,17 @@ import type { IncomingMessage } from 'node:http';
 import {
   ConfigError,
   DEFAULT_BODY_LIMIT,
+  DEFAULT_OAUTH_ENDPOINTS,
   OAUTH_ROUTES,
+  WELL_KNOWN_ROUTES,
   ROUTES,
   bodyKind,
   bodyTooLarge,
   errorAnswer,
   invalidBody,
+  jwksAnswer,
   loginAnswer,
+  metadataAnswer,
   oauthErrorAnswer,
   oauthIntrospectAnswer,
   oauthRevokeAnswer,
@@ -95,7 +100,7 @@ class OidcRoutes {
 
   constructor(
     @Inject(OIDC_MACHINE_AUTH) protected readonly auth: OidcAuth,
-    @Inject(OIDC_MACHINE_AUTH_OPTIONS) private readonly options: OidcMachineAuthOptions,
+    @Inject(OIDC_MACHINE_AUTH_OPTIONS) protected readonly options: OidcMachineAuthOptions,
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
   ) {
     this.limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -106,7 +111,7 @@ class OidcRoutes {
   }
 
   /** Headers set on the response; the body returned (200) or thrown as an {@link OidcAuthHttpException}. */
-  private reply(answer: HttpAnswer, response: unknown): unknown {
+  protected reply(answer: HttpAnswer, response: unknown): unknown {
     setAnswerHeaders(this.adapterHost, response, answer);
     if (answer.status !== 200) throw new OidcAuthHttpException(answer);
     return answer.body;
@@ -138,8 +143,9 @@ class OidcRoutes {
 }
 
 /**
- * The auth routes' controller under `prefix`: `POST /oidc-auth/login`, `/token/renew`, `/token/revoke`
- * and `/oauth/token` (RFC 8693), answering what every adapter answers. Errors are thrown as
+ * The auth routes' controller under `prefix`: `POST /oidc-auth/login`, `/token/renew`, `/token/revoke`,
+ * `/oauth/token` (RFC 8693), `GET /.well-known/jwks.json` (RFC 7517) and
+ * `/.well-known/oauth-authorization-server` (RFC 8414), answering what every adapter answers. Errors are thrown as
  * {@link OidcAuthHttpException}s, their headers set on the response first.
  */
 export function oidcAuthController(prefix: string): Type<unknown> {
@@ -168,6 +174,17 @@ export function oidcAuthController(prefix: string): Type<unknown> {
     @HttpCode(200)
     token(@Req() request: RouteRequest, @Res({ passthrough: true }) response: unknown) {
       return this.oauth(oauthTokenAnswer, request, response);
+    }
+
+    @Get(WELL_KNOWN_ROUTES.jwks)
+    jwks(@Res({ passthrough: true }) response: unknown) {
+      return this.reply(jwksAnswer(this.auth), response);
+    }
+
+    @Get(WELL_KNOWN_ROUTES.metadata)
+    metadata(@Res({ passthrough: true }) response: unknown) {
+      const endpoints = this.options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+      return this.reply(metadataAnswer(this.auth, endpoints), response);
     }
   }
   return OidcAuthController;

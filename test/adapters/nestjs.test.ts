@@ -347,6 +347,53 @@ describe('nestjs module specifics', () => {
     });
   }
 
+  it('RFC 8414: oauthEndpoints lists the introspection and revocation endpoints, at the root path and under the prefix; without an issuer both metadata routes are 404 and nothing is at the root', async () => {
+    const issuer = 'https://app.example/machine';
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS, issuer });
+    const introspection = { guard: OidcAuthGuard };
+    const endpoints = { token: true, introspection: true, revocation: true };
+    const listed = await start(
+      [OidcMachineAuthModule.forRoot({ auth, prefix: '/machine', introspection, oauthEndpoints: endpoints })],
+      [],
+    );
+    try {
+      for (const path of [
+        '/.well-known/oauth-authorization-server/machine',
+        '/machine/.well-known/oauth-authorization-server',
+      ]) {
+        const res = await getWith(listed.url, path);
+        expect(res.status).toBe(200);
+        expect(res.json).toMatchObject({
+          issuer,
+          token_endpoint: `${issuer}/oauth/token`,
+          introspection_endpoint: `${issuer}/oauth/introspect`,
+          revocation_endpoint: `${issuer}/oauth/revoke`,
+        });
+      }
+    } finally {
+      await listed.close();
+      await auth.close();
+    }
+    const bare = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const none = await start([OidcMachineAuthModule.forRoot({ auth: bare })], [], 'fastify');
+    try {
+      for (const path of [
+        '/api/v1/auth/.well-known/jwks.json',
+        '/api/v1/auth/.well-known/oauth-authorization-server',
+      ]) {
+        const res = await getWith(none.url, path);
+        expect(res.status).toBe(404);
+        expect(res.json.reasonCode).toBe('invalid_config');
+      }
+      expect((await getWith(none.url, '/.well-known/oauth-authorization-server/api/v1/auth')).status).toBe(
+        404,
+      );
+    } finally {
+      await none.close();
+      await bare.close();
+    }
+  });
+
   it('with globalGuard and introspection guard OidcAuthGuard, the guard runs once per request: one token use spent, not two', async () => {
     const auth = createOidcAuth({
       identities: [
