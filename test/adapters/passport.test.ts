@@ -7,7 +7,11 @@ import { Test } from '@nestjs/testing';
 import express from 'express';
 import { Passport } from 'passport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oidcAuthRouter, oidcIntrospectionRouter } from '../../adapters/express/index.js';
+import {
+  oauthMetadataHandler,
+  oidcAuthRouter,
+  oidcIntrospectionRouter,
+} from '../../adapters/express/index.js';
 import { Strategy, oidcAuthErrorHandler } from '../../adapters/passport/index.js';
 import { createOidcAuth, type AuthContext, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
@@ -42,6 +46,7 @@ describeAdapterConformance('passport (express)', async (auth, { trustProxy }) =>
   const authenticate = (name: string) => passport.authenticate(name, { session: false, failWithError: true });
   const app = express();
   if (trustProxy) app.set('trust proxy', 'loopback');
+  app.use(oauthMetadataHandler(auth));
   app.use('/api/v1/auth', oidcAuthRouter(auth));
   app.use('/api/v1/auth', oidcIntrospectionRouter(auth, { guard: authenticate('oidc-introspector') }));
   app.get('/api/v3/secrets/raw', authenticate('oidc-machine-auth'), (req, res) => {
