@@ -347,7 +347,7 @@ describe('nestjs module specifics', () => {
     });
   }
 
-  it('RFC 8414: oauthEndpoints lists the introspection and revocation endpoints, at the root path and under the prefix; without an issuer both metadata routes are 404 and nothing is at the root', async () => {
+  it('RFC 8414: oauthEndpoints lists the introspection and revocation endpoints, at the root path (outside a global prefix) and under the prefix; without an issuer both metadata routes are 404 and nothing is at the root', async () => {
     const issuer = 'https://app.example/machine';
     const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS, issuer });
     const introspection = { guard: OidcAuthGuard };
@@ -372,6 +372,22 @@ describe('nestjs module specifics', () => {
       }
     } finally {
       await listed.close();
+    }
+    // A global prefix moves the prefixed routes, never the root-path metadata.
+    const moduleRef = await Test.createTestingModule({
+      imports: [OidcMachineAuthModule.forRoot({ auth, prefix: '/machine' })],
+    }).compile();
+    const app = moduleRef.createNestApplication(new ExpressAdapter(), { logger: false });
+    app.setGlobalPrefix('api');
+    const prefixed = await listen(app);
+    try {
+      expect((await getWith(prefixed.url, '/.well-known/oauth-authorization-server/machine')).status).toBe(
+        200,
+      );
+      expect((await getWith(prefixed.url, '/api/machine/.well-known/jwks.json')).status).toBe(200);
+      expect((await getWith(prefixed.url, '/machine/.well-known/jwks.json')).status).toBe(404);
+    } finally {
+      await prefixed.close();
       await auth.close();
     }
     const bare = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
