@@ -44,7 +44,9 @@ export interface OidcIntrospectionOptions {
 export interface OidcMachineAuthModuleExtras {
   /**
    * Where the routes go (`POST {prefix}/oidc-auth/login`, `{prefix}/token/renew`, `{prefix}/token/revoke`,
-   * `{prefix}/oauth/token`), under any global prefix. Default `/api/v1/auth`; `false` mounts no routes.
+   * `{prefix}/oauth/token`, `GET {prefix}/.well-known/jwks.json` and `{prefix}/.well-known/oauth-authorization-server`,
+   * and with an engine `issuer` the RFC 8414 §3.1 root-path metadata), under any global prefix (the root
+   * path excepted). Default `/api/v1/auth`; `false` mounts no routes.
    */
   prefix?: string | false;
   /** Run {@link OidcAuthGuard} on every route (as `APP_GUARD`); open ones carry `@OidcPublic()`. Default false. */
