@@ -4,7 +4,8 @@ import type { ErrorBody, HttpAnswer } from '../../src/index.js';
 
 /**
  * An error answer as a Nest `HttpException`: `getResponse()` is our JSON body (`statusCode`, `error`,
- * `message`, `reasonCode`, `reqId`), `getStatus()` its status, and `headers` the answer's headers
+ * `message`, `reasonCode`, `reqId`; on the OAuth routes the RFC 6749 §5.2 body: `error`,
+ * `error_description`, `reasonCode`, `reqId`), `getStatus()` its status, and `headers` the answer's headers
  * (`WWW-Authenticate`, `Retry-After`, `Cache-Control`). The guard and the routes also set those headers
  * on the response before throwing, so Nest's built-in exception filter answers exactly what the other
  * adapters answer; a host filter that writes its own answer can read them from `headers`.

@@ -14,4 +14,6 @@ export {
   OIDC_MACHINE_AUTH_OPTIONS,
   type OidcMachineAuthOptions,
   type OidcMachineAuthModuleExtras,
+  type OidcIntrospectionOptions,
+  type OidcRouteGuard,
 } from './options.js';

@@ -11,7 +11,16 @@ import {
   type Provider,
 } from '@nestjs/common';
 import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
-import { DEFAULT_BODY_LIMIT, DEFAULT_PREFIX, createOidcAuth, type OidcAuth } from '../../src/index.js';
+import {
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_OAUTH_ENDPOINTS,
+  DEFAULT_PREFIX,
+  createOidcAuth,
+  metadataAnswer,
+  rootMetadataPath,
+  type OidcAuth,
+} from '../../src/index.js';
+import { setAnswerHeaders } from './exception.js';
 import { OidcAuthGuard } from './guard.js';
 import {
   OIDC_MACHINE_AUTH,
@@ -21,7 +30,13 @@ import {
   type OidcMachineAuthModuleExtras,
   type OidcMachineAuthOptions,
 } from './options.js';
-import { OidcAuthBodyErrorFilter, oidcAuthController, routePaths } from './routes.js';
+import {
+  OidcAuthBodyErrorFilter,
+  introspectionGuards,
+  oidcAuthController,
+  oidcIntrospectionController,
+  routePaths,
+} from './routes.js';
 
 /** `forRootAsync`'s argument: a factory (injected like any provider) returning the options. */
 export interface OidcMachineAuthAsyncOptions extends OidcMachineAuthModuleExtras {
@@ -37,7 +52,8 @@ const OWNED_ENGINE = Symbol('oidc-machine-auth:owned-engine');
 
 /**
  * The NestJS module: the engine (`OIDC_MACHINE_AUTH`), {@link OidcAuthGuard}, the body error filter,
- * and the login, renew and revoke routes under `prefix`. Global: the guard and the engine can be
+ * the login, renew, revoke and token-exchange routes under `prefix`, and with `introspection` the
+ * introspection and revocation routes behind the host's guard. Global: the guard and the engine can be
  * injected in every module. Works on Nest's Express and Fastify platforms.
  */
 @Module({})
@@ -47,6 +63,7 @@ export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown 
     @Inject(OIDC_MACHINE_AUTH_OPTIONS) private readonly options: OidcMachineAuthOptions,
     @Inject(OIDC_MACHINE_AUTH_PATHS) private readonly paths: readonly string[],
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+    @Inject(OIDC_MACHINE_AUTH) private readonly engine: OidcAuth,
   ) {}
 
   /**
@@ -55,13 +72,31 @@ export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown 
    */
   configure(_consumer: MiddlewareConsumer): void {
     const adapter = this.adapterHost.httpAdapter;
-    if (this.paths.length === 0 || adapter?.getType() !== 'fastify') return;
+    if (this.paths.length === 0 || !adapter) return;
+    this.serveRootMetadata();
+    if (adapter.getType() !== 'fastify') return;
     const limit = this.options.bodyLimit ?? DEFAULT_BODY_LIMIT;
     const fastify = adapter.getInstance<{
       addHook(name: 'onRoute', hook: (route: { url: string; bodyLimit?: number }) => void): unknown;
     }>();
     fastify.addHook('onRoute', (route) => {
       if (this.paths.some((path) => route.url.endsWith(path))) route.bodyLimit = limit;
+    });
+  }
+
+  /**
+   * RFC 8414 §3.1: `GET /.well-known/oauth-authorization-server{issuer path}` at the host root (no
+   * global prefix), registered on the platform directly; only when the engine has an `issuer`.
+   */
+  private serveRootMetadata(): void {
+    const path = rootMetadataPath(this.engine);
+    if (path === undefined) return;
+    const adapter = this.adapterHost.httpAdapter;
+    const endpoints = this.options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+    adapter.get(path, (_request: unknown, response: unknown) => {
+      const answer = metadataAnswer(this.engine, endpoints);
+      setAnswerHeaders(this.adapterHost, response, answer);
+      adapter.reply(response, answer.body, answer.status);
     });
   }
 
@@ -72,13 +107,24 @@ export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown 
     await engine?.close();
   }
 
-  /** Configure with options known up front. */
+  /**
+   * Configure with options known up front.
+   *
+   * @throws {ConfigError} `guard` when `introspection` is given without a guard.
+   */
   static forRoot(options: OidcMachineAuthOptions & OidcMachineAuthModuleExtras): DynamicModule {
-    const { prefix, globalGuard, ...rest } = options;
-    return define({ provide: OIDC_MACHINE_AUTH_OPTIONS, useValue: rest }, { prefix, globalGuard });
+    const { prefix, globalGuard, introspection, ...rest } = options;
+    return define(
+      { provide: OIDC_MACHINE_AUTH_OPTIONS, useValue: rest },
+      { prefix, globalGuard, introspection },
+    );
   }
 
-  /** Configure through DI: `useFactory` gets the `inject`ed providers (e.g. `ConfigService`). */
+  /**
+   * Configure through DI: `useFactory` gets the `inject`ed providers (e.g. `ConfigService`).
+   *
+   * @throws {ConfigError} `guard` when `introspection` is given without a guard.
+   */
   static forRootAsync(options: OidcMachineAuthAsyncOptions): DynamicModule {
     const optionsProvider: Provider = {
       provide: OIDC_MACHINE_AUTH_OPTIONS,
@@ -95,6 +141,18 @@ function define(
   imports: ModuleMetadata['imports'] = [],
 ): DynamicModule {
   const prefix = extras.prefix === undefined ? DEFAULT_PREFIX : extras.prefix;
+  const { introspection } = extras;
+  // A global OidcAuthGuard already runs on the introspection routes: running it again would spend a token use twice.
+  const guards =
+    introspection === undefined
+      ? []
+      : introspectionGuards(introspection).filter((g) => !(extras.globalGuard && g === OidcAuthGuard));
+  const controllers =
+    prefix === false
+      ? []
+      : introspection === undefined
+        ? [oidcAuthController(prefix)]
+        : [oidcAuthController(prefix), oidcIntrospectionController(prefix, guards, introspection.authorize)];
   const providers: Provider[] = [
     optionsProvider,
     { provide: OWNED_ENGINE, useValue: {} },
@@ -106,7 +164,10 @@ function define(
       },
       inject: [OIDC_MACHINE_AUTH_OPTIONS, OWNED_ENGINE],
     },
-    { provide: OIDC_MACHINE_AUTH_PATHS, useValue: prefix === false ? [] : routePaths(prefix) },
+    {
+      provide: OIDC_MACHINE_AUTH_PATHS,
+      useValue: prefix === false ? [] : routePaths(prefix, introspection !== undefined),
+    },
     OidcAuthGuard,
     OidcAuthBodyErrorFilter,
   ];
@@ -116,7 +177,7 @@ function define(
     global: true,
     imports,
     providers,
-    controllers: prefix === false ? [] : [oidcAuthController(prefix)],
+    controllers,
     exports: [OIDC_MACHINE_AUTH, OIDC_MACHINE_AUTH_OPTIONS, OidcAuthGuard, OidcAuthBodyErrorFilter],
   };
 }

@@ -1,4 +1,5 @@
-import type { OidcAuth, OidcAuthOptions } from '../../src/index.js';
+import type { CanActivate, Type } from '@nestjs/common';
+import type { Authorize, OAuthEndpoints, OidcAuth, OidcAuthOptions } from '../../src/index.js';
 
 /** Injection token of the engine ({@link OidcAuth}): `@Inject(OIDC_MACHINE_AUTH) auth: OidcAuth`. */
 export const OIDC_MACHINE_AUTH = Symbol.for('oidc-machine-auth:engine');
@@ -21,17 +22,40 @@ export interface OidcMachineAuthOptions {
   getClientIp?: (request: never) => string | undefined;
   /** Largest body the auth routes take, in bytes, by `Content-Length`. Default 64 KiB. The platform's body parser limit applies first. */
   bodyLimit?: number;
+  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). Default: the token endpoint alone. */
+  oauthEndpoints?: OAuthEndpoints;
+}
+
+/** A Nest guard: a class (resolved in the auth module, so its dependencies must be global or the module's) or an instance. */
+export type OidcRouteGuard = Type<CanActivate> | CanActivate;
+
+/** `introspection` of the module: `POST {prefix}/oauth/introspect` (RFC 7662) and `{prefix}/oauth/revoke` (RFC 7009). */
+export interface OidcIntrospectionOptions {
+  /**
+   * Required. Guards run before both routes, which must refuse unless the caller may introspect and
+   * revoke tokens (a resource server, an operator), e.g. `OidcAuthGuard` with `authorize`.
+   */
+  guard: OidcRouteGuard | readonly OidcRouteGuard[];
+  /** Extra authorization {@link OidcAuthGuard} applies on both routes, as `@OidcAuthorize` would: false answers 403. */
+  authorize?: Authorize<unknown>;
 }
 
 /** Options fixed when the module is defined: they decide which routes and providers exist. */
 export interface OidcMachineAuthModuleExtras {
   /**
-   * Where the login, renew and revoke routes go (`POST {prefix}/oidc-auth/login`, `{prefix}/token/renew`,
-   * `{prefix}/token/revoke`), under any global prefix. Default `/api/v1/auth`; `false` mounts no routes.
+   * Where the routes go (`POST {prefix}/oidc-auth/login`, `{prefix}/token/renew`, `{prefix}/token/revoke`,
+   * `{prefix}/oauth/token`, `GET {prefix}/.well-known/jwks.json` and `{prefix}/.well-known/oauth-authorization-server`,
+   * and with an engine `issuer` the RFC 8414 §3.1 root-path metadata), under any global prefix (the root
+   * path excepted). Default `/api/v1/auth`; `false` mounts no routes.
    */
   prefix?: string | false;
   /** Run {@link OidcAuthGuard} on every route (as `APP_GUARD`); open ones carry `@OidcPublic()`. Default false. */
   globalGuard?: boolean;
+  /**
+   * Also mount `{prefix}/oauth/introspect` and `{prefix}/oauth/revoke` behind `guard`. Absent: not mounted.
+   * Given without a guard: the module refuses to be defined (`ConfigError`, field `guard`).
+   */
+  introspection?: OidcIntrospectionOptions;
 }
 
 /** Whether `auth` is an engine rather than its options. */

@@ -5,10 +5,13 @@ import {
   Get,
   Module,
   Post,
+  UnauthorizedException,
   UseFilters,
   UseGuards,
   type ArgumentsHost,
+  type CanActivate,
   type ExceptionFilter,
+  type ExecutionContext,
   type INestApplication,
   type ModuleMetadata,
 } from '@nestjs/common';
@@ -17,6 +20,7 @@ import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-ex
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import type express from 'express';
+import * as oauth from 'oauth4webapi';
 import { describe, expect, it, vi } from 'vitest';
 import {
   OIDC_MACHINE_AUTH,
@@ -28,7 +32,14 @@ import {
   OidcMachineAuthModule,
   OidcPublic,
 } from '../../adapters/nestjs/index.js';
-import { createOidcAuth, type AuthContext, type OidcAuth } from '../../src/index.js';
+import {
+  ConfigError,
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_TYPE,
+  createOidcAuth,
+  type AuthContext,
+  type OidcAuth,
+} from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { getWith, postForm, postJson, request } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
@@ -61,7 +72,15 @@ export async function listen(app: INestApplication): Promise<MountedApp> {
 
 async function hostModule(auth: OidcAuth) {
   return Test.createTestingModule({
-    imports: [OidcMachineAuthModule.forRoot({ auth })],
+    imports: [
+      OidcMachineAuthModule.forRoot({
+        auth,
+        introspection: {
+          guard: OidcAuthGuard,
+          authorize: (caller) => caller.metadata.role === 'introspector',
+        },
+      }),
+    ],
     controllers: [HostController],
   }).compile();
 }
@@ -144,6 +163,315 @@ describe('nestjs module specifics', () => {
   }
 
   const idpToken = () => sign(key, githubClaims(Date.now()));
+
+  const exchangeForm = async (fields: Record<string, string> = {}) => ({
+    grant_type: TOKEN_EXCHANGE_GRANT,
+    subject_token: await idpToken(),
+    subject_token_type: TOKEN_TYPE.jwt,
+    client_id: 'gh-deployer',
+    ...fields,
+  });
+
+  it('introspection without a guard is refused when the module is defined: ConfigError on field guard (forRoot and forRootAsync)', () => {
+    const auth = { identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS };
+    for (const introspection of [
+      {},
+      { guard: [] },
+      { guard: 'OidcAuthGuard' },
+      { guard: [OidcAuthGuard, null] },
+    ]) {
+      const define = () => OidcMachineAuthModule.forRoot({ auth, introspection: introspection as never });
+      expect(define).toThrow(ConfigError);
+      expect(define).toThrow(/^guard: is required/);
+      expect(() =>
+        OidcMachineAuthModule.forRootAsync({
+          useFactory: () => ({ auth }),
+          introspection: introspection as never,
+        }),
+      ).toThrow(ConfigError);
+    }
+    // A guard instance is taken as well as a class.
+    expect(() =>
+      OidcMachineAuthModule.forRoot({ auth, introspection: { guard: { canActivate: () => true } } }),
+    ).not.toThrow();
+  });
+
+  for (const platform of ['express', 'fastify'] as const) {
+    it(`RFC 8693: the token route is mounted under the prefix; introspection and revocation only when configured (${platform})`, async () => {
+      const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+      const { url, close } = await start(
+        [OidcMachineAuthModule.forRoot({ auth, prefix: '/v2/machine-auth' })],
+        [],
+        platform,
+      );
+      try {
+        const res = await postForm(url, '/v2/machine-auth/oauth/token', await exchangeForm());
+        expect(res.status).toBe(200);
+        expect(res.headers['cache-control']).toBe('no-store');
+        expect(res.json).toMatchObject({ token_type: 'Bearer', issued_token_type: TOKEN_TYPE.accessToken });
+        const bearer = ['authorization', `Bearer ${res.json.access_token}`];
+        for (const path of ['/v2/machine-auth/oauth/introspect', '/v2/machine-auth/oauth/revoke']) {
+          expect((await postForm(url, path, { token: res.json.access_token }, bearer)).status).toBe(404);
+        }
+        await expect(auth.authenticate(res.json.access_token)).resolves.toMatchObject({
+          identityId: 'gh-deployer',
+        });
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+
+    it(`a host guard instance decides who may introspect: refusing, Nest's 403; letting through, RFC 7662 §2.2 (${platform})`, async () => {
+      const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+      const { accessToken } = await auth.login({ identityId: 'gh-deployer', jwt: await idpToken() });
+      const allow = { open: false };
+      const { url, close } = await start(
+        [
+          OidcMachineAuthModule.forRoot({
+            auth,
+            introspection: { guard: { canActivate: () => allow.open } },
+          }),
+        ],
+        [],
+        platform,
+      );
+      try {
+        const refused = await postForm(url, '/api/v1/auth/oauth/introspect', { token: accessToken });
+        expect(refused.status).toBe(403);
+        expect(refused.text).not.toContain('active');
+        allow.open = true;
+        const live = await postForm(url, '/api/v1/auth/oauth/introspect', { token: accessToken });
+        expect(live.status).toBe(200);
+        expect(live.json).toMatchObject({ active: true, client_id: 'gh-deployer', token_type: 'Bearer' });
+        expect((await postForm(url, '/api/v1/auth/oauth/revoke', { token: accessToken })).status).toBe(200);
+        const gone = await postForm(url, '/api/v1/auth/oauth/introspect', { token: accessToken });
+        expect(gone.json).toEqual({ active: false });
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+  }
+
+  for (const platform of ['express', 'fastify'] as const) {
+    it(`oauth4webapi (a real OAuth client, as its docs say): RFC 8693 exchange, RFC 7662 introspection and RFC 7009 revocation with client_secret_basic checked by a host guard (${platform})`, async () => {
+      const auth = createOidcAuth({
+        identities: [githubIdentity(key, { scopes: ['deploy', 'secrets:read'] })],
+        signingKeys: SIGNING_KEYS,
+      });
+      /** RFC 6749 §2.3.1: HTTP Basic with the client id and secret each form-urlencoded first. */
+      const basicCredentials = (header = '') => {
+        if (!header.startsWith('Basic ')) return '';
+        const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+        const [id = '', secret = ''] = decoded.split(':');
+        const decode = (text: string) => decodeURIComponent(text.replace(/\+/g, ' '));
+        return `${decode(id)}:${decode(secret)}`;
+      };
+      /** RFC 7662 §2.1: the resource server authenticates as a client; this host checks HTTP Basic. */
+      const basicGuard: CanActivate = {
+        canActivate(context: ExecutionContext) {
+          const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>();
+          if (basicCredentials(req.headers.authorization) !== 'resource-server:rs-secret') {
+            throw new UnauthorizedException();
+          }
+          return true;
+        },
+      };
+      const { url, close } = await start(
+        [OidcMachineAuthModule.forRoot({ auth, introspection: { guard: basicGuard } })],
+        [],
+        platform,
+      );
+      const as: oauth.AuthorizationServer = {
+        issuer: `${url}/api/v1/auth`,
+        token_endpoint: `${url}/api/v1/auth/oauth/token`,
+        introspection_endpoint: `${url}/api/v1/auth/oauth/introspect`,
+        revocation_endpoint: `${url}/api/v1/auth/oauth/revoke`,
+      };
+      const client: oauth.Client = { client_id: 'gh-deployer' };
+      const resourceServer: oauth.Client = { client_id: 'resource-server' };
+      // oauth4webapi refuses http:// unless told; its documented option, for a test server on loopback.
+      const insecure = { [oauth.allowInsecureRequests]: true } as const;
+      try {
+        const exchanged = await oauth.processGenericTokenEndpointResponse(
+          as,
+          client,
+          await oauth.genericTokenEndpointRequest(
+            as,
+            client,
+            oauth.None(),
+            TOKEN_EXCHANGE_GRANT,
+            { subject_token: await idpToken(), subject_token_type: TOKEN_TYPE.jwt, scope: 'deploy' },
+            insecure,
+          ),
+        );
+        expect(exchanged.issued_token_type).toBe(TOKEN_TYPE.accessToken);
+        const refused = await oauth.genericTokenEndpointRequest(
+          as,
+          client,
+          oauth.None(),
+          TOKEN_EXCHANGE_GRANT,
+          { subject_token: 'a.b.c', subject_token_type: TOKEN_TYPE.jwt },
+          insecure,
+        );
+        const error = await oauth.processGenericTokenEndpointResponse(as, client, refused).catch((e) => e);
+        expect(error).toBeInstanceOf(oauth.ResponseBodyError);
+        expect((error as oauth.ResponseBodyError).error).toBe('invalid_grant');
+        const introspect = async (secret = 'rs-secret') =>
+          oauth.introspectionRequest(
+            as,
+            resourceServer,
+            oauth.ClientSecretBasic(secret),
+            exchanged.access_token,
+            insecure,
+          );
+        expect((await introspect('wrong')).status).toBe(401);
+        const live = await oauth.processIntrospectionResponse(as, resourceServer, await introspect());
+        expect(live).toMatchObject({ active: true, client_id: 'gh-deployer', scope: 'deploy' });
+        const revoked = await oauth.revocationRequest(
+          as,
+          resourceServer,
+          oauth.ClientSecretBasic('rs-secret'),
+          exchanged.access_token,
+          insecure,
+        );
+        await expect(oauth.processRevocationResponse(revoked)).resolves.toBeUndefined();
+        expect(await oauth.processIntrospectionResponse(as, resourceServer, await introspect())).toEqual({
+          active: false,
+        });
+      } finally {
+        await close();
+        await auth.close();
+      }
+    });
+  }
+
+  it('RFC 8414: oauthEndpoints lists the introspection and revocation endpoints, at the root path (outside a global prefix) and under the prefix; without an issuer both metadata routes are 404 and nothing is at the root', async () => {
+    const issuer = 'https://app.example/machine';
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS, issuer });
+    const introspection = { guard: OidcAuthGuard };
+    const endpoints = { token: true, introspection: true, revocation: true };
+    const listed = await start(
+      [OidcMachineAuthModule.forRoot({ auth, prefix: '/machine', introspection, oauthEndpoints: endpoints })],
+      [],
+    );
+    try {
+      for (const path of [
+        '/.well-known/oauth-authorization-server/machine',
+        '/machine/.well-known/oauth-authorization-server',
+      ]) {
+        const res = await getWith(listed.url, path);
+        expect(res.status).toBe(200);
+        expect(res.json).toMatchObject({
+          issuer,
+          token_endpoint: `${issuer}/oauth/token`,
+          introspection_endpoint: `${issuer}/oauth/introspect`,
+          revocation_endpoint: `${issuer}/oauth/revoke`,
+        });
+      }
+    } finally {
+      await listed.close();
+    }
+    // A global prefix moves the prefixed routes, never the root-path metadata.
+    const moduleRef = await Test.createTestingModule({
+      imports: [OidcMachineAuthModule.forRoot({ auth, prefix: '/machine' })],
+    }).compile();
+    const app = moduleRef.createNestApplication(new ExpressAdapter(), { logger: false });
+    app.setGlobalPrefix('api');
+    const prefixed = await listen(app);
+    try {
+      expect((await getWith(prefixed.url, '/.well-known/oauth-authorization-server/machine')).status).toBe(
+        200,
+      );
+      expect((await getWith(prefixed.url, '/api/machine/.well-known/jwks.json')).status).toBe(200);
+      expect((await getWith(prefixed.url, '/machine/.well-known/jwks.json')).status).toBe(404);
+    } finally {
+      await prefixed.close();
+      await auth.close();
+    }
+    const bare = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const none = await start([OidcMachineAuthModule.forRoot({ auth: bare })], [], 'fastify');
+    try {
+      for (const path of [
+        '/api/v1/auth/.well-known/jwks.json',
+        '/api/v1/auth/.well-known/oauth-authorization-server',
+      ]) {
+        const res = await getWith(none.url, path);
+        expect(res.status).toBe(404);
+        expect(res.json.reasonCode).toBe('invalid_config');
+      }
+      expect((await getWith(none.url, '/.well-known/oauth-authorization-server/api/v1/auth')).status).toBe(
+        404,
+      );
+    } finally {
+      await none.close();
+      await bare.close();
+    }
+  });
+
+  it('with globalGuard and introspection guard OidcAuthGuard, the guard runs once per request: one token use spent, not two', async () => {
+    const auth = createOidcAuth({
+      identities: [
+        githubIdentity(key),
+        githubIdentity(key, {
+          identityId: 'introspector',
+          accessTokenNumUsesLimit: 2,
+          metadata: { role: 'introspector' },
+        }),
+      ],
+      signingKeys: SIGNING_KEYS,
+    });
+    const { accessToken: target } = await auth.login({ identityId: 'gh-deployer', jwt: await idpToken() });
+    const { accessToken: caller } = await auth.login({ identityId: 'introspector', jwt: await idpToken() });
+    const { url, close } = await start([
+      OidcMachineAuthModule.forRoot({
+        auth,
+        globalGuard: true,
+        introspection: { guard: OidcAuthGuard, authorize: (a) => a.metadata.role === 'introspector' },
+      }),
+    ]);
+    try {
+      const bearer = ['authorization', `Bearer ${caller}`];
+      for (let use = 1; use <= 2; use++) {
+        const res = await postForm(url, '/api/v1/auth/oauth/introspect', { token: target }, bearer);
+        expect(res.status).toBe(200);
+        expect(res.json.active).toBe(true);
+      }
+      const spent = await postForm(url, '/api/v1/auth/oauth/introspect', { token: target }, bearer);
+      expect(spent.status).toBe(401);
+    } finally {
+      await close();
+      await auth.close();
+    }
+  });
+
+  it('on Express with bodyParser: false the token route reads the form itself; 413 past bodyLimit (chunked) and JSON 415, as RFC 6749 §5.2 bodies', async () => {
+    const auth = createOidcAuth({ identities: [githubIdentity(key)], signingKeys: SIGNING_KEYS });
+    const moduleRef = await Test.createTestingModule({
+      imports: [OidcMachineAuthModule.forRoot({ auth, bodyLimit: 4096 })],
+    }).compile();
+    const app = moduleRef.createNestApplication(new ExpressAdapter(), { logger: false, bodyParser: false });
+    const { url, close } = await listen(app);
+    try {
+      const ok = await postForm(url, '/api/v1/auth/oauth/token', await exchangeForm());
+      expect(ok.status).toBe(200);
+      expect(typeof ok.json.access_token).toBe('string');
+      const chunked = await request(url, 'POST', '/api/v1/auth/oauth/token', {
+        headers: ['content-type', 'application/x-www-form-urlencoded', 'transfer-encoding', 'chunked'],
+        body: new URLSearchParams(await exchangeForm({ subject_token: 'a'.repeat(8000) })).toString(),
+      });
+      expect(chunked.status).toBe(413);
+      expect(chunked.headers['cache-control']).toBe('no-store');
+      expect(chunked.json).toMatchObject({ error: 'invalid_request', reasonCode: 'body_too_large' });
+      const json = await postJson(url, '/api/v1/auth/oauth/token', await exchangeForm());
+      expect(json.status).toBe(415);
+      expect(Object.keys(json.json).sort()).toEqual(['error', 'error_description', 'reasonCode', 'reqId']);
+    } finally {
+      await close();
+      await auth.close();
+    }
+  });
 
   it('forRootAsync builds the engine from an injected provider and closes the engine it created on app.close()', async () => {
     let created: OidcAuth | undefined;

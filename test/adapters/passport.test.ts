@@ -7,7 +7,11 @@ import { Test } from '@nestjs/testing';
 import express from 'express';
 import { Passport } from 'passport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oidcAuthRouter } from '../../adapters/express/index.js';
+import {
+  oauthMetadataHandler,
+  oidcAuthRouter,
+  oidcIntrospectionRouter,
+} from '../../adapters/express/index.js';
 import { Strategy, oidcAuthErrorHandler } from '../../adapters/passport/index.js';
 import { createOidcAuth, type AuthContext, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
@@ -32,10 +36,19 @@ describeAdapterConformance('passport (express)', async (auth, { trustProxy }) =>
   const passport = new Passport();
   passport.use(new Strategy({ auth }));
   passport.use(new Strategy({ auth, name: 'oidc-admin', authorize: (ctx) => ctx.metadata.role === 'admin' }));
+  passport.use(
+    new Strategy({
+      auth,
+      name: 'oidc-introspector',
+      authorize: (ctx) => ctx.metadata.role === 'introspector',
+    }),
+  );
   const authenticate = (name: string) => passport.authenticate(name, { session: false, failWithError: true });
   const app = express();
   if (trustProxy) app.set('trust proxy', 'loopback');
+  app.use(oauthMetadataHandler(auth));
   app.use('/api/v1/auth', oidcAuthRouter(auth));
+  app.use('/api/v1/auth', oidcIntrospectionRouter(auth, { guard: authenticate('oidc-introspector') }));
   app.get('/api/v3/secrets/raw', authenticate('oidc-machine-auth'), (req, res) => {
     const { identityId, clientIp, metadata } = req.user as AuthContext;
     res.json({ identityId, clientIp, metadata });
