@@ -1,28 +1,16 @@
-import type {
-  FastifyError,
-  FastifyPluginAsync,
-  FastifyReply,
-  FastifyRequest,
-  preHandlerAsyncHookHandler,
-} from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import {
-  DEFAULT_BODY_LIMIT,
-  OidcAuthError,
   ROUTES,
   authorizeRequest,
-  bodyTooLarge,
   errorAnswer,
   guard,
-  invalidBody,
   loginAnswer,
   nodeGuardRequest,
-  parseRequestBody,
   renewAnswer,
   revokeAnswer,
   unsupportedMediaType,
   type AuthContext,
   type Authorize,
-  type HttpAnswer,
   type OidcAuth,
   DEFAULT_OAUTH_ENDPOINTS,
   WELL_KNOWN_ROUTES,
@@ -31,6 +19,7 @@ import {
   requireRootMetadataPath,
   type OAuthEndpoints,
 } from '../../src/index.js';
+import { readAuthBodies, send } from './bodies.js';
 import { oauthTokenPlugin } from './oauth.js';
 
 declare module 'fastify' {
@@ -60,21 +49,7 @@ export interface GuardOptions {
   getClientIp?: (request: FastifyRequest) => string | undefined;
 }
 
-function send(reply: FastifyReply, answer: HttpAnswer): FastifyReply {
-  return reply.code(answer.status).headers(answer.headers).send(answer.body);
-}
-
 const defaultIp = (request: FastifyRequest) => request.ip;
-
-/** Fastify's own body errors, as the answers every adapter gives; undefined for anything else. */
-function bodyError(error: FastifyError): OidcAuthError | undefined {
-  if (error instanceof OidcAuthError) return error;
-  const code: unknown = error.code;
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return bodyTooLarge();
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType();
-  if (typeof code === 'string' && code.startsWith('FST_ERR_CTP_')) return invalidBody('Malformed body');
-  return undefined;
-}
 
 /**
  * The three auth routes as an encapsulated plugin, with their own JSON and form parsers (prototype
@@ -88,17 +63,7 @@ export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async f
 ) {
   const { auth } = options;
   const ipOf = options.getClientIp ?? defaultIp;
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'string', bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT },
-    async (request: FastifyRequest, raw: string) => parseRequestBody(request.headers['content-type'], raw),
-  );
-  app.setErrorHandler(function oidcAuthErrorHandler(error: FastifyError, _request, reply) {
-    const known = bodyError(error);
-    if (!known) throw error; // the host's error handler decides
-    return send(reply, errorAnswer(auth, known));
-  });
+  readAuthBodies(app, options.bodyLimit, (error) => errorAnswer(auth, error));
   const route = (handle: typeof loginAnswer) => async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.body === undefined) return send(reply, errorAnswer(auth, unsupportedMediaType()));
     return send(reply, await handle(auth, request.body, ipOf(request)));

@@ -1,43 +1,19 @@
-import type {
-  FastifyError,
-  FastifyPluginAsync,
-  FastifyReply,
-  FastifyRequest,
-  preHandlerAsyncHookHandler,
-} from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import {
   ConfigError,
-  DEFAULT_BODY_LIMIT,
   OAUTH_ROUTES,
-  OidcAuthError,
-  bodyTooLarge,
-  invalidBody,
   oauthErrorAnswer,
   oauthIntrospectAnswer,
   oauthRevokeAnswer,
   oauthTokenAnswer,
-  parseRequestBody,
   unsupportedMediaType,
   type HttpAnswer,
   type OAuthRequest,
   type OidcAuth,
 } from '../../src/index.js';
+import { readAuthBodies, send } from './bodies.js';
 
 type Answer = (auth: OidcAuth, request: OAuthRequest) => Promise<HttpAnswer>;
-
-function send(reply: FastifyReply, answer: HttpAnswer): FastifyReply {
-  return reply.code(answer.status).headers(answer.headers).send(answer.body);
-}
-
-/** Fastify's own body errors as ours; undefined for anything else (the host's handler decides). */
-function bodyError(error: FastifyError): OidcAuthError | undefined {
-  if (error instanceof OidcAuthError) return error;
-  const code: unknown = error.code;
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return bodyTooLarge();
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType();
-  if (typeof code === 'string' && code.startsWith('FST_ERR_CTP_')) return invalidBody('Malformed body');
-  return undefined;
-}
 
 interface OAuthRoutesOptions {
   auth: OidcAuth;
@@ -51,17 +27,7 @@ interface OAuthRoutesOptions {
 const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async function oauthRoutes(app, options) {
   const { auth } = options;
   const ipOf = options.getClientIp ?? ((request: FastifyRequest) => request.ip);
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'string', bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT },
-    async (request: FastifyRequest, raw: string) => parseRequestBody(request.headers['content-type'], raw),
-  );
-  app.setErrorHandler(function oauthErrorHandler(error: FastifyError, _request, reply) {
-    const known = bodyError(error);
-    if (!known) throw error;
-    return send(reply, oauthErrorAnswer(auth, known));
-  });
+  readAuthBodies(app, options.bodyLimit, (error) => oauthErrorAnswer(auth, error));
   for (const { url, answer, preHandler } of options.routes) {
     app.route({
       method: 'POST',
