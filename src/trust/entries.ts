@@ -1,7 +1,7 @@
 import { DEFAULT_ALGORITHMS, parseTrustSettings } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { AsymmetricAlgorithm, IdentityConfig, KeySource, KeySourceInput, ListInput } from '../types.js';
-import { parseKeySources } from './sources.js';
+import { SOURCE_FIELDS, parseKeySources } from './sources.js';
 
 /**
  * A trust entry as written: who is trusted (one key source inline, or `keySources`) and the token
@@ -33,6 +33,8 @@ export interface TrustEntry {
   readonly maxTokenLifetimeSeconds: number;
 }
 
+/** The fields of a key source, given inline on an entry instead of `keySources`. */
+const INLINE_FIELDS = [...SOURCE_FIELDS];
 const ENTRY_FIELDS: ReadonlySet<string> = new Set([
   'trustId',
   'keySources',
@@ -40,27 +42,8 @@ const ENTRY_FIELDS: ReadonlySet<string> = new Set([
   'allowedAlgorithms',
   'clockSkewSeconds',
   'maxTokenLifetimeSeconds',
-  'issuer',
-  'issuerPattern',
-  'oidcDiscoveryUrl',
-  'jwksUrl',
-  'publicKeys',
-  'caCert',
-  'discoveryIssuer',
-  'allowPrivateNetwork',
-  'allowInsecureLoopback',
+  ...INLINE_FIELDS,
 ]);
-const INLINE_FIELDS = [...ENTRY_FIELDS].filter(
-  (field) =>
-    ![
-      'trustId',
-      'keySources',
-      'audiences',
-      'allowedAlgorithms',
-      'clockSkewSeconds',
-      'maxTokenLifetimeSeconds',
-    ].includes(field),
-);
 const TRUST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /** Trust entries one engine holds. */
 export const MAX_TRUST_ENTRIES = 10_000;

@@ -16,7 +16,8 @@ const FLAT_FIELDS = [
   'allowPrivateNetwork',
   'allowInsecureLoopback',
 ] as const;
-const SOURCE_FIELDS: ReadonlySet<string> = new Set(['issuer', 'issuerPattern', ...FLAT_FIELDS]);
+/** Every field of a key source. */
+export const SOURCE_FIELDS: ReadonlySet<string> = new Set(['issuer', 'issuerPattern', ...FLAT_FIELDS]);
 const TRUST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const NO_FLAGS: FlatKeySource = Object.freeze({
   oidcDiscoveryUrl: undefined,
