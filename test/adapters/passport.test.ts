@@ -15,12 +15,12 @@ import {
 import { Strategy, oidcAuthErrorHandler } from '../../adapters/passport/index.js';
 import { createOidcAuth, type AuthContext, type OidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
-import { getWith, postJson } from '../helpers/http.js';
+import { answerClientErrors, getWith, postJson } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
 import { describeAdapterConformance, type MountedApp } from './conformance.js';
 
 function listen(app: express.Express): Promise<MountedApp> {
-  const server = app.listen(0, '127.0.0.1');
+  const server = answerClientErrors(app.listen(0, '127.0.0.1'));
   return new Promise((resolve) =>
     server.once('listening', () => {
       const { port } = server.address() as AddressInfo;
