@@ -133,14 +133,15 @@ function inProcessFleet(engines: OidcAuth[], concurrency: number): Fleet {
 }
 
 /**
- * A memory store whose reads answer a macrotask later, like a real store's: a login reads the
- * identity after its token verified, right before it stores the access token, so without a
- * wait there no login is ever between the two when the revocation runs.
+ * A memory store whose reads answer a millisecond later, like a real store's: a login reads the
+ * identity after its token verified, right before it stores the access token, so without a wait
+ * there no login is ever between the two when the revocation runs. (A macrotask's wait was not
+ * enough on Node 24: a whole run could end with no login in flight across a revocation.)
  */
 class SlowReadIdentityStore extends MemoryIdentityStore {
   override async get(identityId: string) {
     const config = await super.get(identityId);
-    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1));
     return config;
   }
 }
