@@ -15,9 +15,10 @@ import { parseArgs } from 'node:util';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { jwk } from 'hono/jwk';
 import type { HonoJsonWebKey } from 'hono/utils/jwt/jws';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import { requireAccessToken } from '../examples/two-services/service-b.js';
 import { createVerifier } from '../src/verify/index.js';
+import { AUDIENCE, mintAccessToken } from './lib/access-token.js';
 import { consumeSink, measureCase, type MicroResult } from './lib/micro-harness.js';
 import { median } from './lib/stats.js';
 
@@ -29,7 +30,6 @@ const options = values.quick
   ? { batches: 5, batchMs: 20, warmupMs: 100 }
   : { batches: 11, batchMs: 60, warmupMs: 400 };
 
-const AUDIENCE = 'https://api.example';
 const { privateKey, publicKey } = await generateKeyPair('EdDSA');
 const publicJwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'EdDSA', use: 'sig' };
 const server = createServer((req, res) => {
@@ -44,21 +44,7 @@ const server = createServer((req, res) => {
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}/auth`;
 
-const mint = async () => {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({
-    iss: issuer,
-    sub: 'repo:acme/app:ref:refs/heads/main',
-    aud: AUDIENCE,
-    iat: now,
-    exp: now + 3600,
-    jti: crypto.randomUUID(),
-    client_id: 'ci-deployer',
-    scope: 'secrets:read',
-  })
-    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: 'k1' })
-    .sign(privateKey);
-};
+const mint = () => mintAccessToken(issuer, privateKey, 'k1');
 const token = await mint();
 const spreadTokens = await Promise.all(Array.from({ length: 1000 }, mint));
 

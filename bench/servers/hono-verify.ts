@@ -13,41 +13,26 @@ import { getRequestListener } from '@hono/node-server';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { jwk } from 'hono/jwk';
 import type { HonoJsonWebKey } from 'hono/utils/jwt/jws';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import { requireAccessToken } from '../../examples/two-services/service-b.js';
 import { createVerifier } from '../../src/verify/index.js';
 import { HELLO } from '../lib/express-app.js';
+import { AUDIENCE, mintAccessToken } from '../lib/access-token.js';
 import { startBenchServer } from '../lib/server-kit.js';
 import { helloSpec } from '../lib/smoke.js';
 
 const variant = process.env.BENCH_VARIANT || 'verify';
 const spread = Number(process.env.BENCH_SPREAD ?? 1);
-const AUDIENCE = 'https://api.example';
-
-async function mint(issuer: string, key: CryptoKey, kid: string): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({
-    iss: issuer,
-    sub: 'repo:acme/app:ref:refs/heads/main',
-    aud: AUDIENCE,
-    iat: now,
-    exp: now + 3600,
-    jti: crypto.randomUUID(),
-    client_id: 'ci-deployer',
-    scope: 'secrets:read',
-  })
-    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid })
-    .sign(key);
-}
-
 await startBenchServer(async (port) => {
   const issuer = `http://127.0.0.1:${port}/auth`;
   const jwksPath = '/auth/.well-known/jwks.json';
   const { privateKey, publicKey } = await generateKeyPair('EdDSA');
   const publicJwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'EdDSA', use: 'sig' };
   const other = await generateKeyPair('EdDSA');
-  const tokens = await Promise.all(Array.from({ length: spread }, () => mint(issuer, privateKey, 'k1')));
-  const forged = await mint(issuer, other.privateKey, 'k1');
+  const tokens = await Promise.all(
+    Array.from({ length: spread }, () => mintAccessToken(issuer, privateKey, 'k1')),
+  );
+  const forged = await mintAccessToken(issuer, other.privateKey, 'k1');
 
   let guard: MiddlewareHandler;
   if (variant === 'verify' || variant === 'verify-nocache') {
