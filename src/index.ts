@@ -51,6 +51,8 @@ export {
   type MemoryIdentityStoreOptions,
   type MemoryTokenStoreOptions,
 } from './stores/memory.js';
+export { MemoryReplayCache, type MemoryReplayCacheOptions } from './stores/memory-replay.js';
+export { type ReplayCache, type ReplayVerdict, MAX_REPLAY_WINDOW_MS } from './tokens/replay.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
 export { type AccessTokensOptions } from './tokens/options.js';
 export { type TokenGrantRequest, type AccessTokenFormat } from './tokens/grant.js';
