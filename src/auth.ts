@@ -41,6 +41,8 @@ import {
 } from './tokens/grant.js';
 import { looksLikeJwt, type ParsedJwtAccessToken } from './tokens/jwt.js';
 import { resolveAccessTokens, type AccessTokensOptions } from './tokens/options.js';
+import type { ReplayCache } from './tokens/replay.js';
+import { MemoryReplayCache } from './stores/memory-replay.js';
 import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
 import type { Instrumentation, TraceSpan } from './observe/trace.js';
 
@@ -84,6 +86,11 @@ export interface OidcAuthOptions {
   accessTokens?: AccessTokensOptions;
   /** Spans, events and key statistics for a telemetry library (`oidc-machine-auth/opentelemetry`). */
   instrumentation?: Instrumentation;
+  /**
+   * What may be seen only once (DPoP proof `jti`s, single-use IdP tokens). Default: a
+   * {@link MemoryReplayCache} (one process); a fleet shares a Redis or PostgreSQL one.
+   */
+  replayCache?: ReplayCache;
 }
 
 /** Options of a call made on behalf of a client. */
@@ -132,6 +139,8 @@ export interface OidcAuth {
   explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport>;
   readonly identities: IdentityStore;
   readonly tokens: TokenStore;
+  /** Where single-use things are remembered (DPoP proofs, single-use IdP tokens). */
+  readonly replayCache: ReplayCache;
   readonly keys: KeyManager;
   /** Shared trust entries (docs/TRUST.md). */
   readonly trust: TrustEntries;
@@ -204,6 +213,9 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     );
   }
   const codec = new AccessTokenCodec(signingKeys);
+  const ownsReplayCache = options.replayCache === undefined;
+  const replayCache = options.replayCache ?? new MemoryReplayCache();
+  requireMethods(replayCache, 'replayCache', 'replay cache', ['remember', 'seenAt']);
   const access = resolveAccessTokens(options.issuer, options.accessTokens, logger);
   const keys =
     options.keys instanceof KeyManager
@@ -853,6 +865,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     explain,
     identities,
     tokens,
+    replayCache,
     keys,
     trust,
     realm,
@@ -862,6 +875,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     async close() {
       closed = true;
       if (ownsTokens) await tokens.close?.();
+      if (ownsReplayCache) await replayCache.close?.();
     },
   };
 }

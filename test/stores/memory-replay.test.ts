@@ -37,3 +37,21 @@ describe('MemoryReplayCache', () => {
     await expect(cache.remember('x', Number.NaN, 0)).rejects.toThrow(RangeError);
   });
 });
+
+describe('createOidcAuth({ replayCache })', () => {
+  it('uses a memory replay cache by default and refuses one without remember/seenAt at start-up', async () => {
+    const { createOidcAuth } = await import('../../src/index.js');
+
+    const auth = createOidcAuth({ identities: [], signingKeys: { k: 'x'.repeat(32) } });
+    expect(auth.replayCache).toBeInstanceOf(MemoryReplayCache);
+    await auth.close();
+
+    expect(() =>
+      createOidcAuth({
+        identities: [],
+        signingKeys: { k: 'x'.repeat(32) },
+        replayCache: { remember: async () => ({ first: true }) } as never,
+      }),
+    ).toThrow(/replayCache\.seenAt/);
+  });
+});
