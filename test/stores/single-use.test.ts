@@ -8,12 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, PostgresReplayCache, PostgresTokenStore } from '../../adapters/postgres/index.js';
+import {
+  migrate,
+  PostgresIdentityStore,
+  PostgresReplayCache,
+  PostgresTokenStore,
+} from '../../adapters/postgres/index.js';
 import { RedisReplayCache, RedisTokenStore } from '../../adapters/redis/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/auth.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, seconds, sign } from '../helpers/jwt.js';
 import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';
+import { useSharedStores } from '../helpers/shared-stores.js';
 import type { SingleUseReply, SingleUseRequest } from './single-use-worker.js';
 
 type Request = SingleUseRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
@@ -185,3 +191,19 @@ describe.each([['Redis' as const], ['PostgreSQL' as const]])(
     }, 60_000);
   },
 );
+
+describe('PostgresIdentityStore keeps singleUseTokens', () => {
+  const shared = useSharedStores('oma_single_ids');
+
+  it('put and get hand it back, and the row holds it as JSON', async () => {
+    const store = new PostgresIdentityStore({ pool: shared.pool, schema: shared.schema });
+    const config = { ...identity, identityId: 'single-use-stored' };
+    expect((await store.put(config)).singleUseTokens).toBe(true);
+    expect((await store.get('single-use-stored'))?.singleUseTokens).toBe(true);
+    const { rows } = await shared.pool.query(
+      `SELECT config->'singleUseTokens' AS flag FROM "${shared.schema}"."oma_identities" WHERE identity_id = $1`,
+      ['single-use-stored'],
+    );
+    expect(rows).toEqual([{ flag: true }]);
+  });
+});

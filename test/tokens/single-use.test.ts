@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oidcAuthRouter } from '../../adapters/express/index.js';
+import { createIdentityAdmin } from '../../src/admin.js';
 import { parseIdentityConfig } from '../../src/config.js';
 import {
   MemoryReplayCache,
@@ -107,6 +108,22 @@ describe('config: singleUseTokens', () => {
       false,
     );
     expect('singleUseTokens' in parseIdentityConfig(githubIdentity(key))).toBe(false);
+  });
+
+  it('the admin API takes it on attach, keeps it through a PATCH of another field, and null turns it off', async () => {
+    const clock = new FakeClock();
+    const auth = createOidcAuth({ identities: [], signingKeys: SIGNING_KEYS, clock: clock.now });
+    const admin = createIdentityAdmin(auth);
+    const { identityId, ...body } = githubIdentity(key, { singleUseTokens: true });
+    expect((await admin.attach(identityId, body)).status).toBe(200);
+    expect((await admin.update(identityId, { accessTokenTTL: 600 })).status).toBe(200);
+    const jwt = await sign(key, githubClaims(clock.ms, { jti: 'admin-1' }));
+    await auth.login({ identityId, jwt });
+    expect((await refusal(auth.login({ identityId, jwt }))).code).toBe('token_already_used');
+    expect((await admin.update(identityId, { singleUseTokens: null })).status).toBe(200);
+    await auth.login({ identityId, jwt });
+    await auth.login({ identityId, jwt });
+    await auth.close();
   });
 
   it('refuses a value that is not true or false, naming the field', () => {
