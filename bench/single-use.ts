@@ -25,6 +25,7 @@ import {
   benchIdentity,
   idpClaims,
   IDENTITY_ID,
+  ISSUER,
   makeIdpKey,
   SIGNING_KEYS,
   signIdpToken,
@@ -48,14 +49,19 @@ const options = values.quick
   ? { batches: 5, batchMs: 20, warmupMs: 100 }
   : { batches: 15, batchMs: 60, warmupMs: 400 };
 
-/** The replay cache of the single-use engine, whose backing cache a case swaps for a fresh one. */
+/**
+ * The replay cache of an engine, whose backing cache a case swaps for a fresh one. A login still in
+ * flight at the swap remembers its key in the cache that was current when it started (`route`).
+ */
 class Swappable implements ReplayCache {
+  /** Replay key → the cache current when its login started. */
+  readonly route = new Map<string, ReplayCache>();
   constructor(
     public inner: ReplayCache,
     private readonly fresh: () => ReplayCache,
   ) {}
   remember(key: string, expiresAt: number, now: number): Promise<ReplayVerdict> {
-    return this.inner.remember(key, expiresAt, now);
+    return (this.route.get(key) ?? this.inner).remember(key, expiresAt, now);
   }
   seenAt(key: string, now: number): Promise<number | undefined> {
     return this.inner.seenAt(key, now);
@@ -67,11 +73,10 @@ class Swappable implements ReplayCache {
 
 const key = makeIdpKey('RS256');
 process.stdout.write(`signing ${values.tokens} IdP tokens…\n`);
-const pool: string[] = [];
+const pool: Array<{ jwt: string; key: string }> = [];
 for (let i = 0; i < Number(values.tokens); i++) {
-  pool.push(
-    await signIdpToken(key, idpClaims(6 * 3600, { jti: `bench-${i}-${randomBytes(6).toString('hex')}` })),
-  );
+  const jti = `bench-${i}-${randomBytes(6).toString('hex')}`;
+  pool.push({ key: `idp:${ISSUER}:${jti}`, jwt: await signIdpToken(key, idpClaims(6 * 3600, { jti })) });
 }
 
 /** A login case over the token pool; `cache` is swapped each time the pool goes round. */
@@ -86,7 +91,9 @@ function loginCase(name: string, group: string, auth: OidcAuth, cache: Swappable
         next = 0;
         cache.swap();
       }
-      const grant = await auth.login({ identityId: IDENTITY_ID, jwt: pool[next++]!, clientIp: '127.0.0.1' });
+      const token = pool[next++]!;
+      cache.route.set(token.key, cache.inner);
+      const grant = await auth.login({ identityId: IDENTITY_ID, jwt: token.jwt, clientIp: '127.0.0.1' });
       if (!grant.accessToken) throw new Error('no access token');
     },
   };
