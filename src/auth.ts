@@ -43,6 +43,7 @@ import { looksLikeJwt, type ParsedJwtAccessToken } from './tokens/jwt.js';
 import { resolveAccessTokens, type AccessTokensOptions } from './tokens/options.js';
 import type { ReplayCache } from './tokens/replay.js';
 import { MemoryReplayCache } from './stores/memory-replay.js';
+import { spendIdpToken } from './tokens/single-use.js';
 import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
 import type { Instrumentation, TraceSpan } from './observe/trace.js';
 
@@ -172,6 +173,7 @@ const LOGIN_MESSAGES: Partial<Record<ReasonCode, string>> = {
   scope_not_allowed: 'A requested scope is not one this identity may be granted',
   target_not_allowed: 'A requested audience is not one this identity may be granted',
   invalid_request: 'The requested grant is malformed',
+  token_already_used: 'This IdP token was already exchanged',
 };
 
 const GUARD_MESSAGES: Partial<Record<ReasonCode, string>> = {
@@ -615,6 +617,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         narrowed.format === 'jwt'
           ? { ...narrowed, minted: await mintJwt(record, now, narrowed.audience, narrowed.scopes) }
           : undefined;
+      // Last of the checks, so a refused login never spends a single-use IdP token (single-use.ts).
+      if (config.singleUseTokens) await spendIdpToken(replayCache, jwt, payload, config, now, logger);
       try {
         await step(span, 'store', STORE_STEP.create, () => tokens.create(record));
       } catch (error) {
@@ -845,7 +849,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 
   async function explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport> {
     // Through loadIdentity: explain uses exactly the configs login would (validated, right id).
-    return explainLogin(input, { identities: { get: loadIdentity }, keys, clock, ipAllowList });
+    return explainLogin(input, { identities: { get: loadIdentity }, keys, clock, ipAllowList, replayCache });
   }
 
   const at = (context: CallContext | undefined) => ({ clientIp: context?.clientIp });

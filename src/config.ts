@@ -97,6 +97,7 @@ const FIELDS = [
   'accessTokenAudiences',
   'rules',
   'candidateRules',
+  'singleUseTokens',
 ] as const;
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(FIELDS);
 
@@ -240,6 +241,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     CONFIG_LIMITS.maxTokenLifetimeSeconds,
   );
   const accessTokenFormat = parseAccessTokenFormat(value('accessTokenFormat'), id);
+  const singleUseTokens = parseFlag(value('singleUseTokens'), 'singleUseTokens', id);
 
   const config: IdentityConfig = Object.freeze({
     identityId,
@@ -270,6 +272,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     ...(accessTokenFormat === undefined ? {} : { accessTokenFormat }),
     ...(rules.length === 0 ? {} : { rules }),
     ...(candidateRules === undefined ? {} : { candidateRules }),
+    ...(singleUseTokens ? { singleUseTokens: true as const } : {}),
   });
   if (sources.trust !== undefined) checkTrustIdentity(config);
   parsedConfigs.add(config);

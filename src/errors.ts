@@ -30,6 +30,8 @@ export type ReasonCode =
   | 'claim_value_unsupported'
   // login with a narrowing grant (auth.login({ grant })): it asked for more than the identity allows
   | 'grant_format_not_allowed'
+  // 401: an identity with singleUseTokens saw this IdP token exchanged before
+  | 'token_already_used'
   // guard, renew, revoke
   | 'missing_token'
   | 'invalid_request'

@@ -5,6 +5,8 @@ import type { IpAllowList } from './ip.js';
 import type { KeyManager } from './keys.js';
 import { compileIdentityPolicy, matchesGlob, type PolicyCheck } from './policy.js';
 import { explainRuleChecks } from './policy/explain-rules.js';
+import type { ReplayCache } from './tokens/replay.js';
+import { idpTokenSpentAt } from './tokens/single-use.js';
 import type { Clock, IdentityConfig, IdentityStore } from './types.js';
 import { LoginFailure, readHeader, unstorableClaim, verifyIdpToken } from './verify.js';
 
@@ -13,7 +15,8 @@ export interface ExplainCheck {
   /**
    * What was checked: `token`, `identity`, `discovery` (only when it failed: the discovery document
    * names another issuer), `signature`, `issuer`, `times`, `audience`, `subject`, `claim:<path>`,
-   * `claim_values` (only when it failed: a value no store keeps as sent), `trusted_ip`; for an identity
+   * `claim_values` (only when it failed: a value no store keeps as sent), `trusted_ip`, `single_use`
+   * (identities with `singleUseTokens`: whether this IdP token was already exchanged); for an identity
    * with `rules`, one `rule:<name>` per rule instead of `audience`, `subject` and `claim:<path>`.
    */
   check: string;
@@ -82,6 +85,8 @@ interface ExplainDeps {
   keys: KeyManager;
   clock: Clock;
   ipAllowList(list: readonly string[]): IpAllowList;
+  /** Where single-use IdP tokens are remembered; read only (`seenAt`), never written. */
+  replayCache?: ReplayCache;
 }
 
 const FAILURE_WORDS: Partial<Record<ReasonCode, string>> = {
@@ -101,6 +106,7 @@ const FAILURE_WORDS: Partial<Record<ReasonCode, string>> = {
   claim_value_unsupported:
     'a claim value holds U+0000 or a lone surrogate, which the token stores cannot keep as sent',
   store_unavailable: 'the identity store is unavailable',
+  token_already_used: 'this IdP token was already exchanged (the identity has singleUseTokens)',
 };
 
 /**
@@ -203,7 +209,8 @@ export async function explainLogin(
     });
   }
   const ipFailure = ipCheck(report, config, deps, input.clientIp);
-  const firstFailure = policyFailure ?? (unstorable ? 'claim_value_unsupported' : ipFailure);
+  const spent = await singleUseCheck(report, config, deps, input.jwt, payload, now);
+  const firstFailure = policyFailure ?? (unstorable ? 'claim_value_unsupported' : (ipFailure ?? spent));
   if (firstFailure) {
     report.reasonCode = firstFailure;
     return report;
@@ -275,6 +282,42 @@ function ipCheck(
   if (ipOk) return undefined;
   report.reasonCode ??= 'ip_not_allowed';
   return 'ip_not_allowed';
+}
+
+/**
+ * Identities with `singleUseTokens`: whether a login already spent this IdP token ("already
+ * exchanged at <ISO time>"), read from the replay cache without remembering it. A cache that cannot
+ * answer fails the check (`store_unavailable`), as the login would.
+ */
+async function singleUseCheck(
+  report: ExplainReport,
+  config: IdentityConfig,
+  deps: ExplainDeps,
+  jwt: string,
+  payload: JWTPayload,
+  now: number,
+): Promise<ReasonCode | undefined> {
+  if (!config.singleUseTokens || !deps.replayCache) return undefined;
+  let seenAt: number | undefined;
+  try {
+    seenAt = await idpTokenSpentAt(deps.replayCache, jwt, payload, now);
+  } catch {
+    report.checks.push({ check: 'single_use', pass: false, reason: 'the replay cache is unavailable' });
+    return 'store_unavailable';
+  }
+  if (seenAt === undefined) {
+    report.checks.push({ check: 'single_use', pass: true, actual: 'not exchanged yet' });
+    return undefined;
+  }
+  const at =
+    Number.isFinite(seenAt) && Math.abs(seenAt) <= 8.64e15 ? new Date(seenAt).toISOString() : String(seenAt);
+  report.checks.push({
+    check: 'single_use',
+    pass: false,
+    actual: at,
+    reason: `already exchanged at ${at}`,
+  });
+  return 'token_already_used';
 }
 
 /**

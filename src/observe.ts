@@ -75,6 +75,7 @@ const REASON_LABELS: ReadonlySet<string> = new Set(
     no_rule_matched: true,
     claim_value_unsupported: true,
     grant_format_not_allowed: true,
+    token_already_used: true,
     missing_token: true,
     invalid_request: true,
     invalid_token: true,

@@ -106,6 +106,12 @@ export interface IdentityConfigInput {
   rules?: readonly RuleInput[];
   /** Audit mode: rules evaluated beside `rules` on every login; they never change the answer. */
   candidateRules?: readonly RuleInput[];
+  /**
+   * Each IdP token (by `iss` + `jti`, or its signed content without a `jti`) logs in once, on every
+   * instance sharing the engine's `replayCache`; a second exchange gets 401 `token_already_used`.
+   * Default false.
+   */
+  singleUseTokens?: boolean;
 }
 
 /** One key source of an identity or trust entry: where keys come from and the issuer(s) it vouches for. */
@@ -183,6 +189,8 @@ export interface IdentityConfig {
   readonly rules?: readonly Rule[];
   /** Audit-mode rules; absent when audit mode is off. */
   readonly candidateRules?: readonly Rule[] | undefined;
+  /** Present (`true`) only when set: see {@link IdentityConfigInput.singleUseTokens}. */
+  readonly singleUseTokens?: true;
 }
 
 /** Where identity configs live. Implementations validate on write and on read. */

@@ -1,6 +1,6 @@
 /**
- * PostgreSQL stores for many app instances: `PostgresTokenStore`, `PostgresIdentityStore`, and
- * `migrate` to create their tables. `pg` is a peer dependency; pass your own `Pool`.
+ * PostgreSQL stores for many app instances: `PostgresTokenStore`, `PostgresIdentityStore`,
+ * `PostgresReplayCache`, and `migrate` to create their tables. `pg` is a peer dependency; pass your own `Pool`.
  *
  * @module
  */
@@ -8,3 +8,4 @@ export { migrate, type MigrateOptions } from './migrate.js';
 export type { TableOptions } from './names.js';
 export { PostgresIdentityStore, type PostgresIdentityStoreOptions } from './identity-store.js';
 export { PostgresTokenStore, type PostgresTokenStoreOptions } from './token-store.js';
+export { PostgresReplayCache, type PostgresReplayCacheOptions } from './replay-cache.js';

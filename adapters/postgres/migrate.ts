@@ -8,7 +8,7 @@ export interface MigrateOptions extends TableOptions {
 }
 
 /**
- * Creates the access-token, identity-generation and identity tables and their indexes when missing,
+ * Creates the access-token, identity-generation, identity and replay tables and their indexes when missing,
  * and adds the columns later versions need to tables an earlier version made. Idempotent, and
  * safe when several app instances run it at once (a transaction-scoped advisory lock serialises
  * them). Times in the token table are epoch milliseconds (`bigint`), exactly the record's numbers.
@@ -87,6 +87,14 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
+    // PostgresReplayCache: one row per key remembered (epoch ms), purged in batches once expired.
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${names.replay} (
+        key text PRIMARY KEY,
+        seen_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+      )`);
+    await client.query(`CREATE INDEX IF NOT EXISTS "${p}replay_expires_idx" ON ${names.replay} (expires_at)`);
     await client.query('COMMIT');
     client.release();
   } catch (error) {

@@ -5,7 +5,8 @@ export interface TableOptions {
   /** Schema of the tables; created by `migrate` when missing. Default `'public'`. */
   schema?: string;
   /**
-   * Prepended to table names (`oma_access_tokens`, `oma_identity_generations`, `oma_identities`).
+   * Prepended to table names (`oma_access_tokens`, `oma_identity_generations`, `oma_identities`,
+   * `oma_replay`).
    * Default `'oma_'`.
    */
   tablePrefix?: string;
@@ -18,6 +19,7 @@ export interface TableNames {
   tokens: string;
   identities: string;
   generations: string;
+  replay: string;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
@@ -39,5 +41,6 @@ export function tableNames(options: TableOptions = {}): TableNames {
     tokens: `"${schema}"."${prefix}access_tokens"`,
     identities: `"${schema}"."${prefix}identities"`,
     generations: `"${schema}"."${prefix}identity_generations"`,
+    replay: `"${schema}"."${prefix}replay"`,
   };
 }

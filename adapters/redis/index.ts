@@ -5,6 +5,8 @@ import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from 
 import { decodeFields, decodeRecord, encodeRecord } from './record.js';
 import { CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE, REVOKE_IDENTITY } from './scripts.js';
 
+export { RedisReplayCache, type RedisReplayCacheOptions } from './replay-cache.js';
+
 export interface RedisTokenStoreOptions {
   /**
    * An ioredis client (`Redis` or `Cluster`), owned by the caller: the store never closes it.
