@@ -15,7 +15,7 @@ import {
 /**
  * A stand-in for a DPoP-enabled token service and resource server, built from parts nobody here
  * wrote: express-oauth2-jwt-bearer in its DPoP mode (`dpop: { required: true }`) guards
- * `/resource`, reading RFC 9068 access tokens signed with a local ES256 key from a JWKS on the same
+ * `/resource` and `/secrets/:name`, reading RFC 9068 access tokens signed with a local ES256 key from a JWKS on the same
  * 127.0.0.1 server. The login routes (`/api/v1/auth/oidc-auth/login`, `/api/v1/auth/oauth/token`)
  * check the IdP JWT against a local IdP key and the DPoP proof with jose's `EmbeddedJWK`
  * (RFC 9449 §4.3: typ, asymmetric alg, public jwk, htm, htu, iat, no ath), then mint a token whose
@@ -32,6 +32,8 @@ export interface StandInServer {
   mintAccessToken(jkt: string | undefined): Promise<string>;
   /** When set, the login routes refuse a proof without this nonce (RFC 9449 §8): 400 on /oauth/token, 401 on the login. */
   requireNonce: string | undefined;
+  /** The identities the login route takes (default `deployer`). */
+  identities: Set<string>;
   /** When true, the login routes answer `token_type: "Bearer"` (a server that ignored the proof). */
   answerBearer: boolean;
   /** DPoP proofs the login routes received, decoded (header and claims). */
@@ -59,6 +61,7 @@ export async function startStandInServer(): Promise<StandInServer> {
     issuer,
     audience,
     requireNonce: undefined,
+    identities: new Set(['deployer']),
     answerBearer: false,
     proofs: [],
     mintIdpToken: () =>
@@ -130,7 +133,11 @@ export async function startStandInServer(): Promise<StandInServer> {
       return;
     }
     const body = req.body as { identityId?: unknown; jwt?: unknown };
-    if (body.identityId !== 'deployer' || !(await idpTokenValid(body.jwt))) {
+    if (
+      typeof body.identityId !== 'string' ||
+      !state.identities.has(body.identityId) ||
+      !(await idpTokenValid(body.jwt))
+    ) {
       res.status(401).json({ statusCode: 401, reasonCode: 'invalid_credentials', message: 'refused' });
       return;
     }
@@ -182,6 +189,7 @@ export async function startStandInServer(): Promise<StandInServer> {
   };
   app.get('/resource', guard, answer);
   app.post('/resource', express.json(), guard, answer);
+  app.get('/secrets/:name', guard, answer);
   const renderError: ErrorRequestHandler = (
     err: { status?: number; headers?: Record<string, string>; code?: string },
     _req,

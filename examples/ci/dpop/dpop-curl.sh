@@ -54,7 +54,7 @@ remember_nonce() {
 
 attempt() {
   local proof
-  proof=$("$HERE/dpop-proof.sh" "$METHOD" "$URL" "" "$(nonce_of_origin)")
+  proof=$(bash "$HERE/dpop-proof.sh" "$METHOD" "$URL" "" "$(nonce_of_origin)")
   printf 'DPoP: %s\n' "$proof" >"$WORK/request-headers"
   [ -z "${DPOP_ACCESS_TOKEN:-}" ] || printf 'Authorization: DPoP %s\n' "$DPOP_ACCESS_TOKEN" >>"$WORK/request-headers"
   STATUS=$(curl -sS -X "$METHOD" -H "@$WORK/request-headers" ${BODY[@]+"${BODY[@]}"} \
