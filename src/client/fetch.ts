@@ -2,7 +2,7 @@ import { DpopClientError } from './errors.js';
 import { DpopNonces } from './nonces.js';
 import { createDpopProof, type DpopKey } from './proof.js';
 
-/** The `fetch` the client calls: the global one by default (Node, Bun, Deno, workers). */
+/** The `fetch` the client calls: the global one by default. */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 /** How {@link dpopFetch} makes its requests. */
@@ -20,7 +20,7 @@ export interface DpopFetchOptions {
   clock?: () => number;
 }
 
-/** Longest error body read to look for `use_dpop_nonce`, in bytes. */
+/** Longest error body parsed to look for `use_dpop_nonce`, in characters. */
 const MAX_ERROR_BODY = 16 * 1024;
 
 /**

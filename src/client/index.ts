@@ -1,8 +1,8 @@
 /**
  * `oidc-machine-auth/client`: the machine side of DPoP (RFC 9449). Make a key, log in with a proof
  * so the token is bound to it, and call guarded routes with `Authorization: DPoP` and a fresh proof
- * per request, following server nonces. Web APIs only (fetch, Web Crypto through jose), so the same
- * module runs on Node, Bun and Deno.
+ * per request, following server nonces. Web APIs only (fetch, Web Crypto through jose): no Node
+ * module or global.
  *
  * @packageDocumentation
  */

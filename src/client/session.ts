@@ -61,7 +61,7 @@ export interface DpopClient {
   clear(): void;
 }
 
-/** Longest answer body read from the login or token endpoint, in bytes. */
+/** Longest answer body parsed from the login or token endpoint, in characters. */
 const MAX_ANSWER = 64 * 1024;
 
 async function readJson(response: Response): Promise<Record<string, unknown> | undefined> {
@@ -107,7 +107,7 @@ const list = (value: string | readonly string[] | undefined): readonly string[] 
 /**
  * A client that logs in with a DPoP proof, so the token it gets is bound to a key only it holds, and
  * calls guarded routes with `Authorization: DPoP` and a fresh proof per request (RFC 9449). Web APIs
- * only (fetch, Web Crypto through jose): Node 20+, Bun, Deno.
+ * only (fetch, Web Crypto through jose).
  *
  * The token is held in memory only; nothing is logged.
  */
