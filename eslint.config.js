@@ -52,4 +52,20 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // oidc-machine-auth/client runs on Web APIs only too (Node, Bun, Deno): no Node modules or globals.
+    files: ['src/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'src/client uses Web APIs only.' },
+            { group: ['../*'], message: 'src/client stands alone: it imports nothing from the core.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', 'Buffer', 'process', 'require', '__dirname', '__filename', 'global'],
+    },
+  },
 );

@@ -1,12 +1,19 @@
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { JWTPayload } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { decodeJwt, type JWTPayload } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateIdentities } from '../src/cli/validate.js';
 import { OidcAuthError, type ReasonCode } from '../src/index.js';
 import type { IdentityConfigInput } from '../src/types.js';
 import { makeEngine, type TestEngine } from './helpers/engine.js';
 import { makeKey, seconds, sign, type TestKey } from './helpers/jwt.js';
+import { startStandInServer, type StandInServer } from './client/servers.js';
 
 const EXAMPLES = fileURLToPath(new URL('../examples/ci/', import.meta.url));
 const read = (path: string) => readFileSync(EXAMPLES + path, 'utf8');
@@ -604,4 +611,194 @@ describe('examples/ci/kubernetes', () => {
     }));
     expect(['claim_missing', 'issuer_mismatch']).toContain(code);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The DPoP pipeline steps (RFC 9449), run as the platforms run them: each step's bash script, taken
+// from the pipeline file, against a token service that checks DPoP proofs and express-oauth2-jwt-bearer
+// in its DPoP mode (test/client/servers.ts), with the platform's token endpoint and `az` faked.
+
+/**
+ * The script of a pipeline step: the block scalar of the first `run: |`, `inlineScript: |` or
+ * `- bash: |` line at or after the first line matching `step`, dedented, as the runner writes it to
+ * a file.
+ */
+function stepScript(text: string, step: RegExp): string {
+  const lines = text.split('\n');
+  const named = lines.findIndex((line) => step.test(line));
+  expect(named, `a line matching ${step}`).toBeGreaterThanOrEqual(0);
+  const at = lines.findIndex((line, i) => i >= named && /^\s*(- )?(run|inlineScript|bash): \|$/.test(line));
+  expect(at, `a script block from line ${named + 1}`).toBeGreaterThanOrEqual(0);
+  const indent = (line: string) => line.length - line.trimStart().length;
+  // The keys of a `- bash: |` sequence item sit two columns right of its dash.
+  const own = indent(lines[at]!) + (lines[at]!.trimStart().startsWith('- ') ? 2 : 0);
+  const body: string[] = [];
+  for (const line of lines.slice(at + 1)) {
+    if (line.trim() !== '' && indent(line) <= own) break;
+    body.push(line);
+  }
+  const margin = Math.min(...body.filter((l) => l.trim() !== '').map(indent));
+  return body.map((line) => line.slice(margin)).join('\n');
+}
+
+/** Run a step script as GitHub's and Azure's bash steps do (`bash --noprofile --norc -eo pipefail`). */
+function runStep(
+  script: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const file = join(stepDir, `step-${randomUUID()}.sh`);
+  writeFileSync(file, script);
+  return new Promise((resolve) => {
+    execFile(
+      'bash',
+      ['--noprofile', '--norc', '-eo', 'pipefail', file],
+      { env, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+let stepDir = '';
+const DPOP_SCRIPTS = fileURLToPath(new URL('../examples/ci/dpop', import.meta.url));
+
+describe('examples/ci: the DPoP steps of the GitHub Actions and Azure DevOps pipelines run', () => {
+  let server: StandInServer;
+  /** GitHub's ACTIONS_ID_TOKEN_REQUEST_URL and Azure DevOps' System.OidcRequestUri, faked. */
+  let platform: http.Server;
+  let platformUrl = '';
+  const asked: string[] = [];
+
+  beforeAll(async () => {
+    stepDir = mkdtempSync(join(tmpdir(), 'ci-steps-'));
+    server = await startStandInServer();
+    for (const id of ['payments-api-deploy', 'payments-ado-entra', 'payments-ado-service-connection']) {
+      server.identities.add(id);
+    }
+    platform = http.createServer((req, res) => {
+      asked.push(`${req.method} ${req.url} ${req.headers.authorization}`);
+      void server.mintIdpToken().then((jwt) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(req.method === 'POST' ? { oidcToken: jwt } : { value: jwt }));
+      });
+    });
+    await new Promise<void>((resolve) => platform.listen(0, '127.0.0.1', resolve));
+    platformUrl = `http://127.0.0.1:${(platform.address() as AddressInfo).port}`;
+    // `az account get-access-token … -o tsv` prints the token; this one asks the fake platform for it.
+    writeFileSync(
+      join(stepDir, 'az'),
+      `#!/usr/bin/env bash\n[ "$*" = 'account get-access-token --resource api://AzureADTokenExchange --query accessToken -o tsv' ] || exit 3\ncurl -sSf "${platformUrl}/entra" | jq -r .value\n`,
+      { mode: 0o755 },
+    );
+  });
+  afterAll(async () => {
+    await server?.close();
+    await new Promise((resolve) => platform?.close(resolve));
+    if (stepDir) rmSync(stepDir, { recursive: true, force: true });
+  });
+
+  const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: `${stepDir}:${process.env.PATH}`, HOME: stepDir });
+  const jktOf = async (keyFile: string) => {
+    const script = `bash '${DPOP_SCRIPTS}/dpop-proof.sh' jkt`;
+    return (await runStep(script, { ...baseEnv(), DPOP_KEY_FILE: keyFile })).stdout.trim();
+  };
+
+  it('GitHub Actions: the login step gets a DPoP-bound token (cnf.jkt of the job key) into GITHUB_ENV; the read step passes the guard with it', async () => {
+    const deploy = read('github-actions/deploy.yml');
+    const githubEnv = join(stepDir, 'github-env');
+    writeFileSync(githubEnv, '');
+    const env = {
+      ...baseEnv(),
+      API: server.url,
+      IDENTITY_ID: 'payments-api-deploy',
+      DPOP: DPOP_SCRIPTS,
+      DPOP_KEY_FILE: join(stepDir, 'gh-key.pem'),
+      ACTIONS_ID_TOKEN_REQUEST_URL: `${platformUrl}/github?api-version=2.0`,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'request-token',
+      GITHUB_ENV: githubEnv,
+    };
+    const login = await runStep(
+      stepScript(deploy, /^\s+- name: Log in with the job's OIDC token and a DPoP proof$/),
+      env,
+    );
+    expect(login.stderr).toBe('');
+    expect(login.code).toBe(0);
+    expect(asked.at(-1)).toBe(`GET /github?api-version=2.0&audience=${server.url} bearer request-token`);
+    const written = readFileSync(githubEnv, 'utf8').trim();
+    expect(written).toMatch(/^DPOP_ACCESS_TOKEN=[\w-]+\.[\w-]+\.[\w-]+$/);
+    const token = written.slice('DPOP_ACCESS_TOKEN='.length);
+    expect(login.stdout).toContain(`::add-mask::${token}`);
+    expect(decodeJwt(token).cnf).toEqual({ jkt: await jktOf(env.DPOP_KEY_FILE) });
+
+    const readStep = stepScript(deploy, /^\s+- name: Read a secret$/);
+    expect(await runStep(readStep, { ...env, DPOP_ACCESS_TOKEN: token })).toMatchObject({
+      code: 0,
+      stderr: '',
+    });
+    // The same token from another job's key (a leaked token) is refused.
+    const stolen = await runStep(readStep, {
+      ...env,
+      DPOP_ACCESS_TOKEN: token,
+      DPOP_KEY_FILE: join(stepDir, 'thief.pem'),
+    });
+    expect(stolen.code).toBe(22);
+    expect(stolen.stderr).toMatch(/HTTP 401/);
+  });
+
+  it('GitHub Actions: the login step fails, writing no token, when the server answers a token that is not DPoP-bound', async () => {
+    const githubEnv = join(stepDir, 'github-env-bearer');
+    writeFileSync(githubEnv, '');
+    server.answerBearer = true;
+    try {
+      const login = await runStep(
+        stepScript(
+          read('github-actions/deploy.yml'),
+          /^\s+- name: Log in with the job's OIDC token and a DPoP proof$/,
+        ),
+        {
+          ...baseEnv(),
+          API: server.url,
+          IDENTITY_ID: 'payments-api-deploy',
+          DPOP: DPOP_SCRIPTS,
+          DPOP_KEY_FILE: join(stepDir, 'gh-bearer-key.pem'),
+          ACTIONS_ID_TOKEN_REQUEST_URL: `${platformUrl}/github?api-version=2.0`,
+          ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'request-token',
+          GITHUB_ENV: githubEnv,
+        },
+      );
+      expect(login.code).not.toBe(0);
+      expect(login.stderr).toContain('the token is not DPoP-bound');
+      expect(readFileSync(githubEnv, 'utf8')).toBe('');
+    } finally {
+      server.answerBearer = false;
+    }
+  });
+
+  it.each<[string, RegExp]>([
+    ['entra_access_token (AzureCLI@2 inline script)', /^\s+inlineScript: \|$/],
+    ['service_connection_token (bash step)', /^\s+- bash: \|$/],
+  ])(
+    'Azure DevOps %s: logs in with a DPoP proof and reads the secret with Authorization: DPoP',
+    async (_name, start) => {
+      const pipeline = read('azure-devops/azure-pipelines.yml');
+      // Azure DevOps expands $(…) macros before the script runs.
+      const script = stepScript(pipeline, start)
+        .replaceAll('$(API)', server.url)
+        .replaceAll('$(DPOP)', DPOP_SCRIPTS)
+        .replaceAll('$(SERVICE_CONNECTION_ID)', '8e7d6c5b-4a39-4281-9f0e-d1c2b3a49586');
+      expect(script).not.toMatch(/\$\([A-Za-z_.]+\)/);
+      const agentTemp = mkdtempSync(join(stepDir, 'agent-'));
+      const result = await runStep(script, {
+        ...baseEnv(),
+        AGENT_TEMPDIRECTORY: agentTemp,
+        SYSTEM_ACCESSTOKEN: 'system-access-token',
+        SYSTEM_OIDCREQUESTURI: `${platformUrl}/oidc`,
+      });
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      const secret = /##vso\[task\.setvariable variable=DPOP_ACCESS_TOKEN;issecret=true\](\S+)/.exec(
+        result.stdout,
+      );
+      expect(decodeJwt(secret![1]!).cnf).toEqual({ jkt: await jktOf(join(agentTemp, 'dpop-key.pem')) });
+    },
+  );
 });

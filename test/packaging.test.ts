@@ -204,6 +204,28 @@ console.log(JSON.stringify({ startSpan: typeof instrumentation.startSpan, scope:
     }
   });
 
+  it('oidc-machine-auth/client loads from ESM; it imports jose and its own files only (Web APIs, no node: modules)', async () => {
+    const script = join(consumer, 'consumer-client.mjs');
+    writeFileSync(
+      script,
+      `const client = await import('${pkg.name}/client');
+const key = await client.generateDpopKey();
+const proof = await client.createDpopProof({ key, method: 'GET', url: 'https://api.example/x' });
+console.log(JSON.stringify({ createDpopClient: typeof client.createDpopClient, parts: proof.split('.').length }));
+`,
+    );
+    const { stdout } = await run(process.execPath, [script], consumer);
+    expect(JSON.parse(stdout.trim())).toEqual({ createDpopClient: 'function', parts: 3 });
+    const own = files.filter((path) => path.startsWith('dist/src/client/') && path.endsWith('.js'));
+    expect(own.length).toBeGreaterThan(3);
+    for (const path of own) {
+      const text = readFileSync(join(consumer, 'node_modules', pkg.name, path), 'utf8');
+      for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) {
+        expect(m[1], path).toMatch(/^(jose|\.\/[\w-]+\.js)$/);
+      }
+    }
+  });
+
   it('the packed bin runs: validate an example identity file', async () => {
     const cli = join(consumer, 'node_modules', pkg.name, pkg.bin['oidc-machine-auth']!);
     const example = join(ROOT, 'examples', 'ci', 'github-actions', 'identity.json');

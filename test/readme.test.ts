@@ -50,6 +50,7 @@ const CHECKED_DOCS = [
   'docs/PASSPORT.md',
   'docs/VERIFY.md',
   'docs/TOKENS.md',
+  'docs/DPOP-CLIENT.md',
 ];
 
 interface Snippet {
