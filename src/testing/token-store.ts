@@ -9,6 +9,7 @@ import { tokenLimitCases } from './token-limits.js';
 import type { OutageHook } from './outage-hook.js';
 import { tokenOutageCases } from './token-outage.js';
 import { tokenRevocationCases } from './token-revocation.js';
+import { tokenRevokeWhereCases } from './token-revoke-where.js';
 import { tokenUseCases } from './token-uses.js';
 
 /** Options of {@link tokenStoreConformance}. */
@@ -29,6 +30,11 @@ export interface TokenStoreSuiteOptions {
    * fails closed (every method throws, within `failWithinMs`) and recovers by itself.
    */
   outage?: OutageHook;
+  /**
+   * `false` for a store without revocation by claim (`revokeWhere`, `revocationStamps`, both
+   * optional): its cases are then not declared. Default true.
+   */
+  revokeWhere?: boolean;
 }
 
 /**
@@ -73,6 +79,7 @@ export function tokenStoreConformance(options: TokenStoreSuiteOptions): void {
     tokenLimitCases(context);
     tokenInstanceCases(context);
     tokenGrantCases(context);
+    if (options.revokeWhere !== false) tokenRevokeWhereCases(context);
     // Last: the outage cases break the backend every other case uses.
     if (options.outage) tokenOutageCases(context, options.outage);
   });
