@@ -330,11 +330,12 @@ export interface TokenStore {
    * `filter.identityId` only, when given), atomically with respect to logins in flight: raise the
    * store's claim epoch to E and keep an entry `{identityId | *, claim, value} → E`; mark the
    * matching stored tokens revoked; and make `create` revoke (before it returns) a record whose
-   * `claimEpoch` is below a matching entry's epoch, or (when it has claims) below the highest epoch of entries already
-   * dropped. So once this has returned no token of a login that began before it and carried the
-   * value works, whenever that login stores its record. A login that begins afterwards reads the
-   * raised epoch and is not affected. Entries are kept at least `keepMs` (longer than any login
-   * takes), and at most `maxEntries` at once: past that it throws {@link RevocationLimitError}.
+   * `claimEpoch` is below a matching entry's epoch, or (when it has claims) below the highest
+   * epoch of the entries already dropped. So once this has returned no token of a login that began
+   * before it and carried the value works, whenever that login stores its record. A login that
+   * begins afterwards reads the raised epoch and is not affected. Entries are dropped once `keepMs`
+   * old (longer than any login takes), and at most `maxEntries` are kept: past that it throws
+   * `RevocationLimitError` (503 `revocation_limit_reached`).
    * Returns how many of the tokens it revoked were live at `now`. See docs/STORES.md.
    */
   revokeWhere?(

@@ -94,6 +94,9 @@ interface Script {
  * - `oma:g:{<identityId>}`: the identity's revocation generation (`INCR`ed by `revokeIdentity`),
  *   present only once the identity was revoked, and never expiring: it must outlive every token
  *   stamped below it. One small key per identity ever revoked.
+ * - `oma:rw:{rw}`, `oma:rwe:{rw}`, `oma:rwt:{rw}` and `oma:rwx:{rw}:<claim value>`: revocation by
+ *   claim (`revokeWhere`): its epoch and floor, entries, their ages, and the tokens of each claim
+ *   value, all in one slot (see `revoke-where.ts`, docs/STORES.md).
  *
  * Every script but the batched consume touches one slot, so the store runs on Redis Cluster (where
  * batching is off): consume and renew need only the token's hash (its own slot); login and
