@@ -40,7 +40,8 @@ export interface TokenStoreSuiteOptions {
 /**
  * Declares the cases every {@link TokenStore} must pass, with the test framework's functions:
  * records kept exactly, atomic uses (also from two instances at once), renewal caps and uses left,
- * revoke idempotence, the scope and audience a token exchange granted, identity revocation with logins in flight (no survivor), expiry to the
+ * revoke idempotence, the scope and audience a token exchange granted, identity revocation with logins in flight (no survivor),
+ * revocation by claim with logins in flight (unless `revokeWhere: false`), expiry to the
  * millisecond at the `now` given, the largest values the library accepts, and, with `outage`,
  * failing closed and recovering. Case names state the guarantee they check (with the ids of the
  * library's security cases, such as TOK-04).
