@@ -18,6 +18,8 @@ import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/serve
 import { AccessTokenCodec } from '../../src/tokens.js';
 import { LoginStorm, outcomes, preciseNow, type StormToken } from './login-storm.js';
 import { Worker } from './worker-client.js';
+import { runSuite, type CaseResult } from './suite-runner.js';
+import { tokenStoreConformance } from '../../src/testing/index.js';
 
 const IDENTITY_ID = 'revoke-where-race';
 const SIGNING_KEYS = { k1: 'a-revoke-where-race-test-signing-secret-32b' };
@@ -352,4 +354,79 @@ describe('#16 revokeWhere in the engine', () => {
       expect(() => engine({ revocableClaims: bad as string[] })).toThrow(/revocableClaims/);
     }
   });
+});
+
+/** A memory store with one of its methods replaced by `flaw`, everything else as it is. */
+function flawed(flaw: (inner: MemoryTokenStore) => Partial<TokenStore>): TokenStore {
+  const inner = new MemoryTokenStore({ sweepIntervalMs: 0 });
+  const store: TokenStore = {
+    create: (r) => inner.create(r),
+    get: (id, now) => inner.get(id, now),
+    consume: (id, now) => inner.consume(id, now),
+    extend: (id, now) => inner.extend(id, now),
+    revoke: (id) => inner.revoke(id),
+    generation: (id) => inner.generation(id),
+    revokeIdentity: (id) => inner.revokeIdentity(id),
+    revokeWhere: (filter, now, limits) => inner.revokeWhere(filter, now, limits),
+    revocationStamps: (id) => inner.revocationStamps(id),
+  };
+  return Object.assign(store, flaw(inner));
+}
+
+const revokeWhereCases = async (store: TokenStore): Promise<CaseResult[]> =>
+  (await runSuite((test) => tokenStoreConformance({ name: 'under test', test, create: () => store }))).filter(
+    (r) => r.path.includes('revokeWhere'),
+  );
+const failing = (results: CaseResult[]) => results.filter((r) => !r.ok).map((r) => r.name);
+
+describe('#18 the conformance suite’s revokeWhere cases fail when a store is wrong', () => {
+  it('pass on the memory store', async () => {
+    const results = await revokeWhereCases(new MemoryTokenStore({ sweepIntervalMs: 0 }));
+    expect(results.length).toBe(7);
+    expect(failing(results)).toEqual([]);
+  });
+
+  const BREAKAGES: Array<[string, (inner: MemoryTokenStore) => Partial<TokenStore>, string[]]> = [
+    [
+      'a create that stamps the record with the epoch of its own time, not the login’s',
+      (inner) => ({
+        create: async (r) =>
+          inner.create({ ...r, claimEpoch: (await inner.revocationStamps(r.identityId)).claimEpoch }),
+      }),
+      ['#16 revoke-by-claim leaves no survivor', 'with identityId', 'entries go once keepMs old'],
+    ],
+    [
+      'a revokeWhere that ignores identityId',
+      (inner) => ({
+        revokeWhere: (filter, now, limits) =>
+          inner.revokeWhere({ claim: filter.claim, value: filter.value }, now, limits),
+      }),
+      ['with identityId'],
+    ],
+    [
+      'a revokeWhere without a limit on entries',
+      (inner) => ({
+        revokeWhere: (filter, now, limits) => inner.revokeWhere(filter, now, { ...limits, maxEntries: 1e9 }),
+      }),
+      ['past maxEntries'],
+    ],
+    [
+      'stamps that never move',
+      (inner) => ({
+        revocationStamps: async (id) => ({ generation: await inner.generation(id), claimEpoch: 0 }),
+      }),
+      ['revocationStamps reads the generation', 'a login that began after the revocation'],
+    ],
+  ];
+  for (const [label, flaw, expected] of BREAKAGES) {
+    it(`catches ${label}`, async () => {
+      const failures = failing(await revokeWhereCases(flawed(flaw)));
+      for (const start of expected) {
+        expect(
+          failures.some((name) => name.startsWith(start)),
+          `${start} in ${JSON.stringify(failures)}`,
+        ).toBe(true);
+      }
+    });
+  }
 });
