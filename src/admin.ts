@@ -20,6 +20,8 @@ import type { IdentityConfig, IdentityConfigInput, IdentityStore, Rule } from '.
 export const ADMIN_ROUTES = {
   identity: '/oidc-auth/identities/:identityId',
   identities: '/oidc-auth/identities',
+  /** POST `{ identityId?, claim, value }`: `auth.revokeWhere`, answers `{ revoked: n }` (an addition of ours). */
+  revocations: '/oidc-auth/revocations',
 } as const;
 
 /** One trusted range as Infisical answers it. */
@@ -105,6 +107,8 @@ export interface AdminRequest {
   identityId?: string | undefined;
   /** The parsed JSON body (POST, PATCH). */
   body?: unknown;
+  /** `'revocations'` for {@link ADMIN_ROUTES.revocations}; absent for the identity routes. */
+  route?: 'revocations';
 }
 
 /** The admin operations; each answers like the HTTP route would. */
@@ -122,6 +126,12 @@ export interface IdentityAdmin {
   revoke(identityId: string): Promise<HttpAnswer>;
   /** `GET …/oidc-auth/identities`: `{ identityOidcAuths: [...] }`, never with `caCert`. */
   list(): Promise<HttpAnswer>;
+  /**
+   * `POST …/oidc-auth/revocations` with `{ identityId?, claim, value }`: `auth.revokeWhere`, answering
+   * `{ revoked: <live tokens revoked> }`; 400 for a malformed body or a claim the engine does not
+   * record (`claim_not_revocable`), 503 `revocation_limit_reached` past the store's limit.
+   */
+  revokeWhere(body: unknown): Promise<HttpAnswer>;
   /** Dispatch a request to the operation its method and path name (404 for anything else). */
   handle(request: AdminRequest): Promise<HttpAnswer>;
 }
@@ -155,7 +165,7 @@ const READ_ONLY_FIELDS = ['id', 'createdAt', 'updatedAt'] as const;
  */
 export function createIdentityAdmin(
   auth: Pick<OidcAuth, 'identities' | 'revokeIdentity' | 'logger' | 'keys'> &
-    Partial<Pick<OidcAuth, 'trust'>>,
+    Partial<Pick<OidcAuth, 'trust' | 'revokeWhere'>>,
   options: IdentityAdminOptions = {},
 ): IdentityAdmin {
   const store = auth.identities;
@@ -316,6 +326,28 @@ export function createIdentityAdmin(
     }
   }
 
+  async function revokeWhere(body: unknown): Promise<HttpAnswer> {
+    try {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw invalidBody('Request body must be a JSON object');
+      }
+      if (typeof auth.revokeWhere !== 'function') {
+        throw new ConfigError('revokeWhere', 'the engine given to the admin API cannot revoke by claim');
+      }
+      // The engine validates the filter (claim one of revocableClaims, value size) and emits the event.
+      const revoked = await auth.revokeWhere(body as Parameters<OidcAuth['revokeWhere']>[0]);
+      const { identityId, claim } = body as { identityId?: string; claim: string };
+      // The claim's name, never its value (values are token data).
+      auth.logger?.info(
+        { event: 'tokens.revoked_where', identityId, claim, revokedTokens: revoked },
+        'tokens revoked by claim',
+      );
+      return ok({ revoked });
+    } catch (error) {
+      return failure(error);
+    }
+  }
+
   function failure(error: unknown): HttpAnswer {
     if (!(error instanceof OidcAuthError)) error = storeError(error, 'admin');
     return adminErrorAnswer(auth, error);
@@ -324,7 +356,9 @@ export function createIdentityAdmin(
   async function handle(request: AdminRequest): Promise<HttpAnswer> {
     const method = String(request.method).toUpperCase();
     const id = request.identityId;
-    if (id === undefined) {
+    if (request.route === 'revocations') {
+      if (method === 'POST') return revokeWhere(request.body);
+    } else if (id === undefined) {
       if (method === 'GET') return list();
     } else if (method === 'POST') return attach(id, request.body);
     else if (method === 'GET') return retrieve(id);
@@ -333,7 +367,7 @@ export function createIdentityAdmin(
     return adminErrorAnswer(auth, new OidcAuthError(404, 'invalid_request', 'Route not found'));
   }
 
-  return { attach, retrieve, update, revoke, list, handle };
+  return { attach, retrieve, update, revoke, list, revokeWhere, handle };
 }
 
 function ok(body: unknown): HttpAnswer {

@@ -44,6 +44,7 @@ import { resolveAccessTokens, type AccessTokensOptions } from './tokens/options.
 import type { ReplayCache } from './tokens/replay.js';
 import { MemoryReplayCache } from './stores/memory-replay.js';
 import { spendIdpToken } from './tokens/single-use.js';
+import { revokeWhereEngine, type RevokeWhereInput } from './tokens/revoke-where-engine.js';
 import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
 import type { Instrumentation, TraceSpan } from './observe/trace.js';
 
@@ -92,6 +93,12 @@ export interface OidcAuthOptions {
    * {@link MemoryReplayCache} (one process); a fleet shares a Redis or PostgreSQL one.
    */
   replayCache?: ReplayCache;
+  /**
+   * Claim paths a login records on its token for `auth.revokeWhere` (at most 32; values up to 256
+   * characters). Default `run_id`, `repository`, `sha`, `sub`, `pipeline_id`, `project_path`,
+   * `kubernetes.io.pod.uid` (docs/SECURITY.md, guarantee 9).
+   */
+  revocableClaims?: readonly string[];
 }
 
 /** Options of a call made on behalf of a client. */
@@ -136,6 +143,12 @@ export interface OidcAuth {
   introspect(accessToken: string): Promise<AccessTokenRecord | undefined>;
   /** Revoke every token of an identity; returns how many were live. */
   revokeIdentity(identityId: string): Promise<number>;
+  /**
+   * Revoke every token whose login carried `claim` = `value` (of `identityId` only, when given),
+   * logins in flight included; returns how many were live. A login that begins afterwards is not
+   * affected. `claim` must be one of `revocableClaims`; the store must implement `revokeWhere`.
+   */
+  revokeWhere(filter: RevokeWhereInput): Promise<number>;
   /** Every login check in order, with pass/fail and why. Never throws for a bad token. */
   explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport>;
   readonly identities: IdentityStore;
@@ -558,8 +571,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       // Read before the config is loaded: a revocation that lands after this read raises the
       // generation above the one stamped on the record, so the token is refused however late it is
       // stored (reading it after loading would let a delete and revoke slip in between).
-      const generation = await step(span, 'store', STORE_STEP.generation, () =>
-        tokens.generation(identityId),
+      const { generation, claimEpoch } = await step(span, 'store', STORE_STEP.generation, () =>
+        byClaim.stamps(identityId),
       ).catch((error: unknown) => {
         throw storeDown(error, 'generation');
       });
@@ -610,6 +623,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         subject: context.subject,
         generation,
       };
+      byClaim.stamp(record, payload, claimEpoch);
       if (narrowed.scopes !== undefined) record.scope = narrowed.scopes.join(' ');
       if (narrowed.askedAudience !== undefined) record.audience = narrowed.askedAudience;
       // A JWT is signed before the record is stored: a signer (KMS) that fails leaves no record behind.
@@ -847,6 +861,15 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     return count;
   }
 
+  const byClaim = revokeWhereEngine({
+    tokens,
+    option: options.revocableClaims,
+    clock,
+    state: access.state,
+    emit,
+    storeDown,
+  });
+
   async function explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport> {
     // Through loadIdentity: explain uses exactly the configs login would (validated, right id).
     return explainLogin(input, { identities: { get: loadIdentity }, keys, clock, ipAllowList, replayCache });
@@ -866,6 +889,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       (_id: string) => ({}),
       revokeIdentity,
     ),
+    revokeWhere: byClaim.revokeWhere,
     explain,
     identities,
     tokens,

@@ -54,6 +54,10 @@ export type ReasonCode =
   | 'target_not_allowed'
   | 'unsupported_grant_type'
   | 'unsupported_token_type'
+  // revocation by claim (auth.revokeWhere): a claim the engine does not record (400); the store keeps
+  // as many revocation entries as it may (503 with Retry-After)
+  | 'claim_not_revocable'
+  | 'revocation_limit_reached'
   // configuration
   | 'invalid_config';
 

@@ -158,3 +158,12 @@ export type * from './types.js';
 export type { TrustEntry, TrustEntryInput } from './trust/entries.js';
 export type { TrustEntries } from './trust/engine.js';
 export type { PatternIssuerOptions } from './trust/pattern-issuers.js';
+export {
+  RevocationLimitError,
+  DEFAULT_REVOCABLE_CLAIMS,
+  MAX_REVOCABLE_CLAIMS,
+  MAX_REVOCABLE_VALUE_LENGTH,
+  REVOCATION_KEEP_MS,
+  MAX_REVOCATION_ENTRIES,
+} from './tokens/revoke-where.js';
+export type { RevokeWhereInput } from './tokens/revoke-where-engine.js';

@@ -93,6 +93,8 @@ const REASON_LABELS: ReadonlySet<string> = new Set(
     target_not_allowed: true,
     unsupported_grant_type: true,
     unsupported_token_type: true,
+    claim_not_revocable: true,
+    revocation_limit_reached: true,
     invalid_config: true,
   } satisfies Record<ReasonCode, true>),
 );

@@ -248,6 +248,34 @@ export interface AccessTokenRecord {
   scope?: string;
   /** Audiences a token exchange named (absent: none). */
   audience?: readonly string[];
+  /**
+   * The login's revocable claim values (engine option `revocableClaims`: claim path → value as a
+   * string), which {@link TokenStore.revokeWhere} matches. Absent: none (or a store without it).
+   */
+  claims?: Readonly<Record<string, string>>;
+  /**
+   * The store's claim-revocation epoch ({@link TokenStore.revocationStamps}) read when the login
+   * began. A record stamped below a matching `revokeWhere` is revoked when it is created. Absent: 0.
+   */
+  claimEpoch?: number;
+}
+
+/** What {@link TokenStore.revokeWhere} revokes: tokens whose login carried `claims[claim] === value`. */
+export interface RevokeWhereFilter {
+  /** Only this identity's tokens; absent: every identity's. */
+  identityId?: string;
+  /** A claim path listed in the engine's `revocableClaims`. */
+  claim: string;
+  /** The claim's value as a string (a number claim as `String(n)`). */
+  value: string;
+}
+
+/** The revocation stamps a login reads before it loads the identity's config, in one store read. */
+export interface RevocationStamps {
+  /** {@link TokenStore.generation} of the identity. */
+  generation: number;
+  /** The store's claim-revocation epoch: 0 until the first `revokeWhere`, then one more after each. */
+  claimEpoch: number;
 }
 
 export type ConsumeResult =
@@ -296,6 +324,27 @@ export interface TokenStore {
    * its live tokens revoked. Returns how many were live.
    */
   revokeIdentity(identityId: string): Promise<number>;
+  /**
+   * Optional (with {@link revocationStamps}; the engine refuses `auth.revokeWhere` without them).
+   * Revoke every token whose login carried `claims[filter.claim] === filter.value` (of
+   * `filter.identityId` only, when given), atomically with respect to logins in flight: raise the
+   * store's claim epoch to E and keep an entry `{identityId | *, claim, value} → E`; mark the
+   * matching stored tokens revoked; and make `create` revoke (before it returns) a record whose
+   * `claimEpoch` is below a matching entry's epoch, or (when it has claims) below the highest
+   * epoch of the entries already dropped. So once this has returned no token of a login that began
+   * before it and carried the value works, whenever that login stores its record. A login that
+   * begins afterwards reads the raised epoch and is not affected. Entries are dropped once `keepMs`
+   * old (longer than any login takes), and at most `maxEntries` are kept: past that it throws
+   * `RevocationLimitError` (503 `revocation_limit_reached`).
+   * Returns how many of the tokens it revoked were live at `now`. See docs/STORES.md.
+   */
+  revokeWhere?(
+    filter: RevokeWhereFilter,
+    now: number,
+    limits: { keepMs: number; maxEntries: number },
+  ): Promise<number>;
+  /** Optional: the identity's generation and the store's claim epoch, read together (one round trip). */
+  revocationStamps?(identityId: string): Promise<RevocationStamps>;
   close?(): Promise<void>;
 }
 
@@ -333,6 +382,7 @@ export type AuthEventType =
   | 'token.renew.failure'
   | 'token.revoke'
   | 'identity.revoke'
+  | 'tokens.revoked_where'
   | 'guard.denied'
   | 'keys.fetch'
   | 'keys.fetch.failure'

@@ -511,6 +511,7 @@ const EVERY_EVENT_TYPE: Record<AuthEventType, true> = {
   'token.renew.failure': true,
   'token.revoke': true,
   'identity.revoke': true,
+  'tokens.revoked_where': true,
   'guard.denied': true,
   'keys.fetch': true,
   'keys.fetch.failure': true,
@@ -592,6 +593,8 @@ describe('#13.15 the README promises exactly what the code does', () => {
       });
       await auth.revoke(renewed.accessToken, { clientIp: ip }); // token.revoke
       expect(await auth.revokeIdentity('ci-short')).toBe(1); // identity.revoke
+      // tokens.revoked_where: only ci-audit's token is still live among those of this subject.
+      expect(await auth.revokeWhere({ claim: 'sub', value: SUB })).toBe(1);
       await auth.close();
 
       const types = new Set(rec.events.map((e) => e.type));
@@ -635,6 +638,12 @@ describe('#13.15 the README promises exactly what the code does', () => {
       });
       expect(only('token.revoke')[0]).toMatchObject({ tokenId: grant.tokenId, clientIp: ip });
       expect(only('identity.revoke')[0]).toMatchObject({ identityId: 'ci-short', detail: { revoked: 1 } });
+      // The claim's name and the count; never the value.
+      expect(only('tokens.revoked_where')[0]).toEqual({
+        type: 'tokens.revoked_where',
+        time: expect.any(Number),
+        detail: { claim: 'sub', revoked: 1 },
+      });
       expect(only('login.candidate_mismatch')[0]).toMatchObject({
         identityId: 'ci-audit',
         issuer: idp.issuer,

@@ -31,7 +31,8 @@ function send(res: Response, answer: HttpAnswer): void {
 
 /**
  * Infisical's identity OIDC-config routes (`POST/GET/PATCH/DELETE /oidc-auth/identities/:identityId`,
- * plus `GET /oidc-auth/identities`), each behind `options.guard`. Mount it next to the login router:
+ * plus `GET /oidc-auth/identities`, and `POST /oidc-auth/revocations` for `auth.revokeWhere`), each
+ * behind `options.guard`. Mount it next to the login router:
  * `app.use('/api/v1/auth', oidcAdminRouter(auth, { guard }))`; other paths pass through untouched.
  *
  * @throws {ConfigError} `guard` when no guard is given: these routes decide who can log in.
@@ -56,10 +57,12 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Ro
       return send(res, adminErrorAnswer(auth, error));
     }
     const identityId = req.params.identityId as string | undefined;
-    send(res, await admin.handle({ method, identityId, body }));
+    const route = req.route?.path === ADMIN_ROUTES.revocations ? ('revocations' as const) : undefined;
+    send(res, await admin.handle({ method, identityId, body, ...(route && { route }) }));
   };
   const router = express.Router();
   router.get(ADMIN_ROUTES.identities, ...guards, answer);
+  router.post(ADMIN_ROUTES.revocations, ...guards, answer);
   router
     .route(ADMIN_ROUTES.identity)
     .all(...guards)

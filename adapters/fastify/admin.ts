@@ -34,7 +34,8 @@ function send(reply: FastifyReply, answer: HttpAnswer): FastifyReply {
 
 /**
  * Infisical's identity OIDC-config routes (`POST/GET/PATCH/DELETE /oidc-auth/identities/:identityId`,
- * plus `GET /oidc-auth/identities`) as an encapsulated plugin, each behind `options.guard`. Use:
+ * plus `GET /oidc-auth/identities`, and `POST /oidc-auth/revocations` for `auth.revokeWhere`) as an
+ * encapsulated plugin, each behind `options.guard`. Use:
  * `app.register(oidcAdminPlugin, { auth, guard, prefix: '/api/v1/auth' })`.
  *
  * @throws {ConfigError} `guard` (at registration) when no guard is given: these routes decide who can log in.
@@ -72,6 +73,17 @@ export const oidcAdminPlugin: FastifyPluginAsync<OidcAdminPluginOptions> = async
     }
     return send(reply, await admin.handle({ method, identityId, body }));
   };
+  const revocations = async (request: FastifyRequest, reply: FastifyReply) => {
+    let body: unknown;
+    try {
+      if (bodyKind(request.headers['content-type']) !== 'json') throw unsupportedMediaType();
+      body = await readRequestBody(request.raw, limit);
+    } catch (error) {
+      return send(reply, adminErrorAnswer(auth, error));
+    }
+    return send(reply, await admin.handle({ method: 'POST', route: 'revocations', body }));
+  };
+  app.route({ method: 'POST', url: ADMIN_ROUTES.revocations, preHandler: guard, handler: revocations });
   const identity = ADMIN_ROUTES.identities + '/*';
   app.route({ method: 'GET', url: ADMIN_ROUTES.identities, preHandler: guard, handler: answer });
   app.route({

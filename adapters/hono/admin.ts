@@ -35,7 +35,8 @@ function reply(c: Context, answer: HttpAnswer): Response {
 
 /**
  * Infisical's identity OIDC-config routes (`POST/GET/PATCH/DELETE /oidc-auth/identities/:identityId`,
- * plus `GET /oidc-auth/identities`) as a sub-app, each behind `options.guard`. Use:
+ * plus `GET /oidc-auth/identities`, and `POST /oidc-auth/revocations` for `auth.revokeWhere`) as a
+ * sub-app, each behind `options.guard`. Use:
  * `app.route('/api/v1/auth', oidcAdminRoutes(auth, { guard }))`.
  *
  * @throws {ConfigError} `guard` when no guard is given: these routes decide who can log in.
@@ -58,7 +59,7 @@ export function oidcAdminRoutes(auth: OidcAuth, options: AdminRoutesOptions): Ho
     maxSize: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     onError: (c) => fail(c, bodyTooLarge()),
   });
-  const answer = async (c: Context) => {
+  const answerAt = (route?: 'revocations') => async (c: Context) => {
     const method = c.req.method === 'HEAD' ? 'GET' : c.req.method;
     let body: unknown;
     try {
@@ -67,10 +68,15 @@ export function oidcAdminRoutes(auth: OidcAuth, options: AdminRoutesOptions): Ho
     } catch (error) {
       return fail(c, error);
     }
-    return reply(c, await admin.handle({ method, identityId: c.req.param('identityId'), body }));
+    return reply(
+      c,
+      await admin.handle({ method, identityId: c.req.param('identityId'), body, ...(route && { route }) }),
+    );
   };
+  const answer = answerAt();
   return new Hono()
     .get(ADMIN_ROUTES.identities, guard, answer)
     .on(['GET', 'DELETE'], ADMIN_ROUTES.identity, guard, answer)
-    .on(['POST', 'PATCH'], ADMIN_ROUTES.identity, guard, json, limit, answer);
+    .on(['POST', 'PATCH'], ADMIN_ROUTES.identity, guard, json, limit, answer)
+    .post(ADMIN_ROUTES.revocations, guard, json, limit, answerAt('revocations'));
 }

@@ -55,7 +55,8 @@ const decode = (segment: string) => {
 
 /**
  * Infisical's identity OIDC-config routes (`POST/GET/PATCH/DELETE {prefix}/oidc-auth/identities/:identityId`,
- * plus `GET {prefix}/oidc-auth/identities`), each behind `options.guard`; every other request passes on.
+ * plus `GET {prefix}/oidc-auth/identities` and `POST {prefix}/oidc-auth/revocations` for `auth.revokeWhere`),
+ * each behind `options.guard`; every other request passes on.
  * Use: `app.use(oidcAdminRouter(auth, { guard }))`.
  *
  * @throws {ConfigError} `guard` when no guard is given: these routes decide who can log in.
@@ -69,12 +70,15 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Oi
   const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const prefix = (options.prefix ?? DEFAULT_PREFIX).replace(/\/+$/, '');
   const list = prefix + ADMIN_ROUTES.identities;
+  const revocations = prefix + ADMIN_ROUTES.revocations;
   const middleware: Middleware = async function oidcAdminRouterMiddleware(ctx, next) {
     const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
     const rest = ctx.path.startsWith(list) ? ctx.path.slice(list.length) : undefined;
     const segment = rest === undefined ? undefined : /^\/([^/]+)$/.exec(rest)?.[1];
+    const revoking = ctx.path === revocations && method === 'POST';
     const routed =
-      rest === '' ? method === 'GET' : segment !== undefined && /^(GET|POST|PATCH|DELETE)$/.test(method);
+      revoking ||
+      (rest === '' ? method === 'GET' : segment !== undefined && /^(GET|POST|PATCH|DELETE)$/.test(method));
     if (!routed) return next();
     const identityId = segment === undefined ? undefined : decode(segment);
     await guard(ctx, async () => {
@@ -84,8 +88,11 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Oi
       } catch (error) {
         return send(ctx, adminErrorAnswer(auth, error));
       }
-      send(ctx, await admin.handle({ method, identityId, body }));
+      send(
+        ctx,
+        await admin.handle({ method, identityId, body, ...(revoking && { route: 'revocations' as const }) }),
+      );
     });
   };
-  return Object.assign(middleware, { paths: [list, prefix + ADMIN_ROUTES.identity] });
+  return Object.assign(middleware, { paths: [list, prefix + ADMIN_ROUTES.identity, revocations] });
 }

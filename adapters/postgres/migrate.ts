@@ -53,13 +53,17 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
     // TABLE locks the table exclusively even when the columns are there already.
     const { rows: present } = await client.query<{ column_name: string }>(
       `SELECT column_name FROM information_schema.columns
-       WHERE table_schema = $1 AND table_name = $2 AND column_name IN ('generation', 'scope', 'audience')`,
+       WHERE table_schema = $1 AND table_name = $2
+        AND column_name IN ('generation', 'scope', 'audience', 'claims', 'claim_epoch')`,
       [names.schema, `${p}access_tokens`],
     );
     const missing = [
       ['generation', 'bigint NOT NULL DEFAULT 0'],
       ['scope', 'text'],
       ['audience', 'jsonb'],
+      // Revocation by claim: the login's revocable claim values and the claim epoch it read.
+      ['claims', 'jsonb'],
+      ['claim_epoch', 'bigint NOT NULL DEFAULT 0'],
     ].filter(([column]) => !present.some((row) => row.column_name === column));
     if (missing.length > 0) {
       await client.query(
@@ -79,6 +83,30 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
     );
     await client.query(
       `CREATE INDEX IF NOT EXISTS "${p}access_tokens_expires_idx" ON ${names.tokens} (expires_at)`,
+    );
+    // Revocation by claim (revokeWhere): the entries in force (identity_id '' for every identity),
+    // at most as many as the engine allows and each for an hour, and one row with the epoch logins
+    // read and the floor (the highest epoch of an entry dropped). A GIN index finds the tokens.
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${names.claimRevocations} (
+        identity_id text NOT NULL,
+        claim text NOT NULL,
+        value text NOT NULL,
+        epoch bigint NOT NULL,
+        created_at bigint NOT NULL,
+        PRIMARY KEY (identity_id, claim, value)
+      )`);
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${names.claimEpoch} (
+        id integer PRIMARY KEY CHECK (id = 1),
+        epoch bigint NOT NULL,
+        floor bigint NOT NULL
+      )`);
+    await client.query(
+      `INSERT INTO ${names.claimEpoch} (id, epoch, floor) VALUES (1, 0, 0) ON CONFLICT DO NOTHING`,
+    );
+    await client.query(
+      `CREATE INDEX IF NOT EXISTS "${p}access_tokens_claims_idx" ON ${names.tokens} USING gin (claims jsonb_path_ops)`,
     );
     await client.query(`
       CREATE TABLE IF NOT EXISTS ${names.identities} (

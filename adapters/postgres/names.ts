@@ -20,6 +20,10 @@ export interface TableNames {
   identities: string;
   generations: string;
   replay: string;
+  /** Revocations by claim in force (`revokeWhere`). */
+  claimRevocations: string;
+  /** One row: the claim-revocation epoch and floor. */
+  claimEpoch: string;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
@@ -42,5 +46,7 @@ export function tableNames(options: TableOptions = {}): TableNames {
     identities: `"${schema}"."${prefix}identities"`,
     generations: `"${schema}"."${prefix}identity_generations"`,
     replay: `"${schema}"."${prefix}replay"`,
+    claimRevocations: `"${schema}"."${prefix}claim_revocations"`,
+    claimEpoch: `"${schema}"."${prefix}claim_epoch"`,
   };
 }

@@ -1,9 +1,17 @@
 import type { Pool } from 'pg';
 import { ConfigError } from '../../src/errors.js';
-import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../../src/types.js';
+import type {
+  AccessTokenRecord,
+  ConsumeResult,
+  ExtendResult,
+  RevocationStamps,
+  RevokeWhereFilter,
+  TokenStore,
+} from '../../src/types.js';
 import { migrateOnce } from './migrate.js';
 import { tableNames, type TableNames, type TableOptions } from './names.js';
 import { runStatement, statement, type Statement } from './query.js';
+import { claimStatements, revokeWhereTransaction } from './revoke-where.js';
 
 export interface PostgresTokenStoreOptions extends TableOptions {
   /** A `pg` pool, owned by the caller: the store never ends it. Give it a `connectionTimeoutMillis`. */
@@ -50,6 +58,8 @@ interface TokenRow {
   generation: string;
   scope: string | null;
   audience: string[] | null;
+  claims?: Record<string, string> | null;
+  claim_epoch?: string;
 }
 
 /**
@@ -101,6 +111,7 @@ export class PostgresTokenStore implements TokenStore {
   readonly #graceMs: number;
   readonly #clock: () => number;
   readonly #sql: ReturnType<typeof tokenStatements>;
+  readonly #claimSql: ReturnType<typeof claimStatements>;
   readonly #migrated: (() => Promise<void>) | undefined;
   /** Per token with a consume statement in flight: the uses queued for the next one. */
   readonly #waiting = new Map<string, PendingUse[]>();
@@ -114,6 +125,7 @@ export class PostgresTokenStore implements TokenStore {
     this.#graceMs = positive(options.purgeGraceMs ?? 300_000, 'purgeGraceMs', true);
     this.#clock = options.clock ?? Date.now;
     this.#sql = tokenStatements(names, options.preparedStatements ?? true);
+    this.#claimSql = claimStatements(names, options.preparedStatements ?? true);
     if (options.migrate) this.#migrated = migrateOnce(this.#pool, names, 'token');
     const every = positive(options.purgeIntervalMs ?? 0, 'purgeIntervalMs', true);
     if (every > 0) {
@@ -148,6 +160,8 @@ export class PostgresTokenStore implements TokenStore {
       record.generation ?? 0,
       record.scope ?? null,
       record.audience ? JSON.stringify(record.audience) : null,
+      record.claims ? JSON.stringify(record.claims) : null,
+      record.claimEpoch ?? 0,
     ]);
   }
 
@@ -197,6 +211,28 @@ export class PostgresTokenStore implements TokenStore {
   async revokeIdentity(identityId: string): Promise<number> {
     const { rows } = await this.#query(this.#sql.revokeIdentity, [identityId, this.#clock()]);
     return Number(rows[0]?.live ?? 0);
+  }
+
+  /** The identity's generation and the claim epoch, in one statement. */
+  async revocationStamps(identityId: string): Promise<RevocationStamps> {
+    const { rows } = await this.#query(this.#claimSql.stamps, [identityId]);
+    const row = rows[0] as unknown as { generation: string; claim_epoch: string } | undefined;
+    return { generation: Number(row?.generation ?? 0), claimEpoch: Number(row?.claim_epoch ?? 0) };
+  }
+
+  /**
+   * One transaction that first locks the one-row claim-epoch table (`ACCESS EXCLUSIVE`), which every
+   * login's `create` statement reads: a `create` either committed before (the walk finds its row) or
+   * waits and then sees the new entry (it stores its row revoked). Uses (consume, extend) never
+   * touch that table and do not wait. See `adapters/postgres/revoke-where.ts`.
+   */
+  async revokeWhere(
+    filter: RevokeWhereFilter,
+    now: number,
+    limits: { keepMs: number; maxEntries: number },
+  ): Promise<number> {
+    if (this.#migrated) await this.#migrated();
+    return revokeWhereTransaction(this.#pool, this.#claimSql, filter, now, limits, this.#timeoutMs);
   }
 
   /**
@@ -299,7 +335,7 @@ function tokenStatements(names: TableNames, prepared: boolean) {
   const table = names.tokens;
   const columns =
     'token_id, identity_id, created_at, expires_at, max_expires_at, ttl_seconds, uses_limit, uses_count, ' +
-    'revoked, trusted_ips, metadata, issuer, subject, generation, scope, audience';
+    'revoked, trusted_ips, metadata, issuer, subject, generation, scope, audience, claims, claim_epoch';
   // The current generation of the identity of the row aliased `row`: read in the statement's own
   // snapshot, which includes every revokeIdentity that returned before the statement began.
   const current = (row: string) =>
@@ -308,6 +344,15 @@ function tokenStatements(names: TableNames, prepared: boolean) {
   const stale = `t.revoked OR t.generation < ${current('t')}`;
   const usesLeft = `(uses_limit = 0 OR uses_count < uses_limit)`;
   const exhausted = `t.uses_limit > 0 AND t.uses_count >= t.uses_limit`;
+  // A login in flight across a revokeWhere stores its row revoked (see revoke-where.ts): claims $17,
+  // claim epoch $18, identity $2. Naming the claim-epoch table makes the statement wait for a
+  // revokeWhere holding it, before its snapshot is taken.
+  const refusedByClaim = `(
+      $17::jsonb IS NOT NULL AND $18::bigint < (SELECT e.epoch FROM ${names.claimEpoch} e WHERE e.id = 1) AND (
+        $18::bigint < (SELECT e.floor FROM ${names.claimEpoch} e WHERE e.id = 1)
+        OR EXISTS (SELECT 1 FROM jsonb_each_text($17::jsonb) c JOIN ${names.claimRevocations} r
+                   ON r.claim = c.key AND r.value = c.value AND r.identity_id IN ('', $2)
+                   WHERE r.epoch > $18::bigint)))`;
   // Named columns, never `*`: a column a user adds to the table must not break the UNION.
   const tColumns = columns
     .split(', ')
@@ -316,7 +361,8 @@ function tokenStatements(names: TableNames, prepared: boolean) {
   return {
     create: statement(
       `INSERT INTO ${table} (${columns})
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::json, $12, $13, $14, $15, $16::jsonb)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9 OR ${refusedByClaim}, $10::jsonb, $11::json, $12, $13, $14, $15,
+               $16::jsonb, $17::jsonb, $18::bigint)
        ON CONFLICT (token_id) DO UPDATE SET ${columns
          .split(', ')
          .slice(1)
@@ -409,6 +455,9 @@ function toRecord(row: TokenRow): AccessTokenRecord {
   if (row.subject !== null) record.subject = row.subject;
   if (row.scope !== null) record.scope = row.scope;
   if (row.audience !== null) record.audience = row.audience;
+  if (row.claims) record.claims = row.claims;
+  if (row.claim_epoch !== undefined && Number(row.claim_epoch) > 0)
+    record.claimEpoch = Number(row.claim_epoch);
   return record;
 }
 

@@ -1,9 +1,27 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
-import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../../src/types.js';
+import type {
+  AccessTokenRecord,
+  ConsumeResult,
+  ExtendResult,
+  RevocationStamps,
+  RevokeWhereFilter,
+  TokenStore,
+} from '../../src/types.js';
+import { RevocationLimitError } from '../../src/tokens/revoke-where.js';
 import { decodeFields, decodeRecord, encodeRecord } from './record.js';
 import { CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE, REVOKE_IDENTITY } from './scripts.js';
+import {
+  CLAIM_INDEX,
+  REVOKE_IF_IDENTITY,
+  REVOKE_WHERE,
+  STAMPS,
+  claimIndexCall,
+  claimKeys,
+  claimScript,
+  revokeWhereCall,
+} from './revoke-where.js';
 
 export { RedisReplayCache, type RedisReplayCacheOptions } from './replay-cache.js';
 
@@ -76,6 +94,9 @@ interface Script {
  * - `oma:g:{<identityId>}`: the identity's revocation generation (`INCR`ed by `revokeIdentity`),
  *   present only once the identity was revoked, and never expiring: it must outlive every token
  *   stamped below it. One small key per identity ever revoked.
+ * - `oma:rw:{rw}`, `oma:rwe:{rw}`, `oma:rwt:{rw}` and `oma:rwx:{rw}:<claim value>`: revocation by
+ *   claim (`revokeWhere`): its epoch and floor, entries, their ages, and the tokens of each claim
+ *   value, all in one slot (see `revoke-where.ts`, docs/STORES.md).
  *
  * Every script but the batched consume touches one slot, so the store runs on Redis Cluster (where
  * batching is off): consume and renew need only the token's hash (its own slot); login and
@@ -128,6 +149,9 @@ export class RedisTokenStore implements TokenStore {
   readonly #batchConsumes: boolean;
   /** The consume and extend scripts' generation arguments: check flag (`'0'` on Cluster), prefix. */
   readonly #generationArgs: readonly [string, string];
+  /** Revocation by claim: its keys (one slot, see revoke-where.ts), and whether the client is a Cluster. */
+  readonly #claimKeys: ReturnType<typeof claimKeys>;
+  readonly #cluster: boolean;
   #pending: PendingConsume[] = [];
   #seenReady = false;
   #readyPromise: Promise<void> | undefined;
@@ -147,6 +171,8 @@ export class RedisTokenStore implements TokenStore {
     this.#prefix = prefix;
     // A flag of its own: an empty prefix is a valid one and must not turn the check off.
     this.#generationArgs = [cluster ? '0' : '1', prefix];
+    this.#claimKeys = claimKeys(prefix);
+    this.#cluster = cluster;
     this.#clock = options.clock ?? Date.now;
     this.#waitForReady = this.#client.options?.enableOfflineQueue === false;
   }
@@ -178,14 +204,20 @@ export class RedisTokenStore implements TokenStore {
     await this.#run(() =>
       this.#eval(CREATE_SCRIPT, this.tokenKey(record.tokenId), expireAt, ...encodeRecord(record)),
     );
-    const current = await this.#run(() =>
-      this.#evalKeys(
-        INDEX_SCRIPT,
-        [this.identityKey(record.identityId), this.generationKey(record.identityId)],
-        [record.tokenId, expireAt],
-      ),
+    // With the identity index, at once: the claim values' indexes, and whether a revokeWhere refuses it.
+    const claims =
+      record.claims === undefined ? undefined : claimIndexCall(this.#claimKeys, record, expireAt);
+    const [current, byClaim] = await this.#run(() =>
+      Promise.all([
+        this.#evalKeys(
+          INDEX_SCRIPT,
+          [this.identityKey(record.identityId), this.generationKey(record.identityId)],
+          [record.tokenId, expireAt],
+        ),
+        claims ? this.#evalKeys(CLAIM_INDEX_SCRIPT, claims.keys, claims.args) : 0,
+      ]),
     );
-    if (Number(current) > (record.generation ?? 0)) {
+    if (Number(current) > (record.generation ?? 0) || byClaim === 1) {
       await this.#run(() => this.#eval(REVOKE_SCRIPT, this.tokenKey(record.tokenId), String(this.#clock())));
     }
   }
@@ -293,6 +325,64 @@ export class RedisTokenStore implements TokenStore {
     return live;
   }
 
+  /** The identity's generation and the claim epoch: one script on a single server, two reads at once on Cluster. */
+  async revocationStamps(identityId: string): Promise<RevocationStamps> {
+    const [generation, epoch] = await this.#run(() =>
+      this.#cluster
+        ? Promise.all([
+            this.#client.get(this.generationKey(identityId)),
+            this.#client.hget(this.#claimKeys.state, 'epoch'),
+          ])
+        : (this.#evalKeys(
+            STAMPS_SCRIPT,
+            [this.generationKey(identityId), this.#claimKeys.state],
+            [],
+          ) as Promise<[string, string]>),
+    );
+    const stamps = { generation: Number(generation ?? 0), claimEpoch: Number(epoch ?? 0) };
+    for (const value of Object.values(stamps)) {
+      if (!Number.isSafeInteger(value) || value < 0)
+        throw unavailable(new TypeError('revocation stamp is not a number'));
+    }
+    return stamps;
+  }
+
+  /**
+   * One script raises the claim epoch, writes the entry and lists the tokens whose login carried
+   * the value; then each listed token is revoked (of the named identity only). See revoke-where.ts.
+   */
+  async revokeWhere(
+    filter: RevokeWhereFilter,
+    now: number,
+    limits: { keepMs: number; maxEntries: number },
+  ): Promise<number> {
+    const call = revokeWhereCall(this.#claimKeys, filter);
+    const reply = (await this.#run(() =>
+      this.#evalKeys(REVOKE_WHERE_SCRIPT, call.keys, [
+        call.entry,
+        String(now),
+        String(limits.keepMs),
+        String(limits.maxEntries),
+      ]),
+    )) as string[];
+    if (reply[0] === 'limit') throw new RevocationLimitError((Number(reply[1]) + limits.keepMs - now) / 1000);
+    const ids = reply.slice(1);
+    const identity = filter.identityId ?? '';
+    let live = 0;
+    for (let start = 0; start < ids.length; start += REVOKE_BATCH) {
+      const batch = ids.slice(start, start + REVOKE_BATCH);
+      const results = await this.#run(() =>
+        Promise.all(
+          batch.map((id) =>
+            this.#evalKeys(REVOKE_IF_IDENTITY_SCRIPT, [this.tokenKey(id)], [String(now), identity]),
+          ),
+        ),
+      );
+      for (const result of results) if (result === 1) live++;
+    }
+    return live;
+  }
+
   /** Runs a script by its SHA; loads it with `EVAL` once per server when the server lacks it. */
   #eval(script: Script, key: string, ...args: string[]): Promise<unknown> {
     return this.#evalKeys(script, [key], args);
@@ -375,6 +465,10 @@ const CONSUME_MANY_SCRIPT = script(CONSUME_MANY);
 const EXTEND_SCRIPT = script(EXTEND);
 const REVOKE_SCRIPT = script(REVOKE);
 const REVOKE_IDENTITY_SCRIPT = script(REVOKE_IDENTITY);
+const CLAIM_INDEX_SCRIPT = claimScript(CLAIM_INDEX);
+const REVOKE_WHERE_SCRIPT = claimScript(REVOKE_WHERE);
+const REVOKE_IF_IDENTITY_SCRIPT = claimScript(REVOKE_IF_IDENTITY);
+const STAMPS_SCRIPT = claimScript(STAMPS);
 
 function positive(value: number, field: string, zeroAllowed = false): number {
   if (!Number.isFinite(value) || value < 0 || (!zeroAllowed && value === 0)) {

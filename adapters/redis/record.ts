@@ -37,6 +37,9 @@ export function encodeRecord(record: AccessTokenRecord): string[] {
   // A token exchange's narrowed scope and audience (absent for the usual login's tokens).
   if (record.scope !== undefined) fields.push('sc', record.scope);
   if (record.audience !== undefined) fields.push('au', JSON.stringify(record.audience));
+  // Revocation by claim: the login's revocable claim values and the claim epoch it read.
+  if (record.claims !== undefined) fields.push('cl', JSON.stringify(record.claims));
+  if (record.claimEpoch) fields.push('ce', String(record.claimEpoch));
   return fields;
 }
 
@@ -91,6 +94,9 @@ function recordFrom(tokenId: string, get: (field: string) => string | undefined)
   if (scope !== undefined) record.scope = scope;
   const audience = get('au');
   if (audience !== undefined) record.audience = JSON.parse(audience) as string[];
+  const claims = get('cl');
+  if (claims !== undefined) record.claims = JSON.parse(claims) as Record<string, string>;
+  if (get('ce') !== undefined) record.claimEpoch = num(get, 'ce');
   return record;
 }
 

@@ -6,7 +6,8 @@
  * Token hash fields (short names keep small records in Redis's compact listpack encoding):
  * `i` identityId, `c` createdAt, `e` expiresAt, `m` maxExpiresAt, `t` ttlSeconds, `l` usesLimit,
  * `u` usesCount, `r` revoked (`0`/`1`), `ip` trustedIps (JSON), `md` metadata (JSON), `is` issuer,
- * `sb` subject, `g` generation (absent = 0). Times are epoch ms.
+ * `sb` subject, `g` generation (absent = 0), `cl` revocable claim values (JSON) and `ce` claim epoch
+ * (absent: none, 0; see `revoke-where.ts`). Times are epoch ms.
  *
  * On a single server, `CONSUME_MANY` and `EXTEND` also read the identity's generation key
  * (`<prefix>g:{<identityId>}`, built from the prefix they are given and the hash's `i`), which Redis
@@ -88,6 +89,8 @@ export const RECORD_FIELDS = [
   'g',
   'sc',
   'au',
+  'cl',
+  'ce',
 ] as const;
 
 /**
@@ -149,7 +152,7 @@ for n = 1, #KEYS do
     -- Nothing below may abort the script: uses already counted for earlier keys must be answered.
     local used = redis.pcall('HINCRBY', key, 'u', 1)
     local fields = type(used) == 'number'
-      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g', 'sc', 'au')
+      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g', 'sc', 'au', 'cl', 'ce')
     if type(fields) ~= 'table' or fields.err then
       out[n] = 'store_error'
     else

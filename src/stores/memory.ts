@@ -3,6 +3,7 @@ import { parseIdentityConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { exactIssuers } from '../trust/sources.js';
 import { issuerSourceOf, issuerSourceSpelling, keySourceSpelling, MAX_SOURCES_PER_ISSUER } from '../keys.js';
+import { ClaimRevocations } from '../tokens/revoke-where.js';
 import type {
   AccessTokenRecord,
   ConsumeResult,
@@ -10,6 +11,8 @@ import type {
   IdentityConfig,
   IdentityConfigInput,
   IdentityStore,
+  RevocationStamps,
+  RevokeWhereFilter,
   TokenStore,
 } from '../types.js';
 
@@ -177,7 +180,8 @@ const TTL = 3;
 const LIMIT = 4;
 const COUNT = 5;
 const GENERATION = 6;
-const NUMBERS = 7;
+const CLAIM_EPOCH = 7;
+const NUMBERS = 8;
 
 const INITIAL_CAPACITY = 1024;
 
@@ -211,6 +215,10 @@ export class MemoryTokenStore implements TokenStore {
   #metadata: (Readonly<Record<string, unknown>> | undefined)[] = [];
   /** Scope and audience a token exchange granted; `undefined` for the usual login's tokens. */
   #grants: (Pick<AccessTokenRecord, 'scope' | 'audience'> | undefined)[] = [];
+  /** The login's revocable claim values (`revokeWhere`), interned like metadata. */
+  #claims: (Readonly<Record<string, string>> | undefined)[] = [];
+  /** Revocations by claim: epoch, entries, floor (see `TokenStore.revokeWhere`). */
+  readonly #claimRevocations = new ClaimRevocations();
   /** Slots freed by dropped records, reused first. */
   readonly #free: number[] = [];
   /** Slots ever used: `0 … #used - 1`. */
@@ -253,7 +261,10 @@ export class MemoryTokenStore implements TokenStore {
     numbers[n + LIMIT] = record.usesLimit;
     numbers[n + COUNT] = record.usesCount;
     numbers[n + GENERATION] = record.generation ?? 0;
-    this.#revoked[slot] = record.revoked ? 1 : 0;
+    numbers[n + CLAIM_EPOCH] = record.claimEpoch ?? 0;
+    // In the same synchronous step as a revokeWhere's walk: a login in flight across one is revoked here.
+    const stale = this.#claimRevocations.refuses(record.identityId, record.claims, record.claimEpoch ?? 0);
+    this.#revoked[slot] = record.revoked || stale ? 1 : 0;
     this.#tokenIds[slot] = record.tokenId;
     this.#identityIds[slot] = this.#intern(record.identityId);
     this.#issuers[slot] = record.issuer === undefined ? undefined : this.#intern(record.issuer);
@@ -264,6 +275,10 @@ export class MemoryTokenStore implements TokenStore {
       record.scope === undefined && record.audience === undefined
         ? undefined
         : { scope: record.scope, audience: record.audience };
+    this.#claims[slot] =
+      record.claims === undefined
+        ? undefined
+        : (this.#internMetadata(record.claims) as Record<string, string>);
   }
 
   async get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined> {
@@ -326,6 +341,31 @@ export class MemoryTokenStore implements TokenStore {
     return live;
   }
 
+  async revocationStamps(identityId: string): Promise<RevocationStamps> {
+    return { generation: this.#generations.get(identityId) ?? 0, claimEpoch: this.#claimRevocations.epoch };
+  }
+
+  /** One synchronous step: the entry, then a walk of the slots (a million in a few milliseconds). */
+  async revokeWhere(
+    filter: RevokeWhereFilter,
+    now: number,
+    limits: { keepMs: number; maxEntries: number },
+  ): Promise<number> {
+    this.#claimRevocations.add(filter, now, limits);
+    const { identityId, claim, value } = filter;
+    const numbers = this.#numbers;
+    const revoked = this.#revoked;
+    let live = 0;
+    for (let slot = 0; slot < this.#used; slot++) {
+      if (this.#claims[slot]?.[claim] !== value) continue;
+      if (identityId !== undefined && this.#identityIds[slot] !== identityId) continue;
+      if (this.#tokenIds[slot] === undefined) continue;
+      if (revoked[slot] === 0 && now < numbers[slot * NUMBERS + EXPIRES]!) live++;
+      revoked[slot] = 1;
+    }
+    return live;
+  }
+
   /** Drop records past their expiry. Runs on a timer; callable directly. Returns how many went. */
   sweep(now = this.#clock()): number {
     let dropped = 0;
@@ -364,6 +404,9 @@ export class MemoryTokenStore implements TokenStore {
       subject: this.#subjects[slot],
       generation: numbers[n + GENERATION]!,
     };
+    const claims = this.#claims[slot];
+    if (claims !== undefined) record.claims = claims;
+    if (numbers[n + CLAIM_EPOCH]! > 0) record.claimEpoch = numbers[n + CLAIM_EPOCH]!;
     if (granted?.scope !== undefined) record.scope = granted.scope;
     if (granted?.audience !== undefined) record.audience = granted.audience;
     return record;
@@ -439,6 +482,7 @@ export class MemoryTokenStore implements TokenStore {
     this.#trustedIps[slot] = undefined;
     this.#metadata[slot] = undefined;
     this.#grants[slot] = undefined;
+    this.#claims[slot] = undefined;
     this.#free.push(slot);
   }
 }

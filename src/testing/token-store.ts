@@ -9,6 +9,7 @@ import { tokenLimitCases } from './token-limits.js';
 import type { OutageHook } from './outage-hook.js';
 import { tokenOutageCases } from './token-outage.js';
 import { tokenRevocationCases } from './token-revocation.js';
+import { tokenRevokeWhereCases } from './token-revoke-where.js';
 import { tokenUseCases } from './token-uses.js';
 
 /** Options of {@link tokenStoreConformance}. */
@@ -29,12 +30,18 @@ export interface TokenStoreSuiteOptions {
    * fails closed (every method throws, within `failWithinMs`) and recovers by itself.
    */
   outage?: OutageHook;
+  /**
+   * `false` for a store without revocation by claim (`revokeWhere`, `revocationStamps`, both
+   * optional): its cases are then not declared. Default true.
+   */
+  revokeWhere?: boolean;
 }
 
 /**
  * Declares the cases every {@link TokenStore} must pass, with the test framework's functions:
  * records kept exactly, atomic uses (also from two instances at once), renewal caps and uses left,
- * revoke idempotence, the scope and audience a token exchange granted, identity revocation with logins in flight (no survivor), expiry to the
+ * revoke idempotence, the scope and audience a token exchange granted, identity revocation with logins in flight (no survivor),
+ * revocation by claim with logins in flight (unless `revokeWhere: false`), expiry to the
  * millisecond at the `now` given, the largest values the library accepts, and, with `outage`,
  * failing closed and recovering. Case names state the guarantee they check (with the ids of the
  * library's security cases, such as TOK-04).
@@ -73,6 +80,7 @@ export function tokenStoreConformance(options: TokenStoreSuiteOptions): void {
     tokenLimitCases(context);
     tokenInstanceCases(context);
     tokenGrantCases(context);
+    if (options.revokeWhere !== false) tokenRevokeWhereCases(context);
     // Last: the outage cases break the backend every other case uses.
     if (options.outage) tokenOutageCases(context, options.outage);
   });

@@ -8,7 +8,7 @@ import type { AccessTokenRecord } from '../types.js';
  * - An entry is used for `maxAgeMs` after the store answered for it, then the store is asked again
  *   (a `consume`, as for an opaque token), so a revocation made on another instance is seen within
  *   `maxAgeMs`. Records with a uses limit are never kept: each of their uses goes to the store.
- * - `revoke`, `revokeIdentity` and identity deletion on this instance drop the entries they concern
+ * - `revoke`, `revokeIdentity`, `revokeWhere` and identity deletion on this instance drop the entries they concern
  *   at once, and bump an epoch: a store answer that was in flight while they ran is not kept.
  * - Bounded (LRU, `max` entries); keyed by token ids of tokens whose signature verified only.
  */
@@ -52,6 +52,18 @@ export class TokenStateCache {
     if (!this.#entries) return;
     for (const [tokenId, entry] of this.#entries.entries()) {
       if (entry.record.identityId === identityId) this.#entries.delete(tokenId);
+    }
+  }
+
+  /** `revokeWhere` on this instance: drop the entries whose login carried `claim` = `value` (of `identityId`, when given). */
+  forgetWhere(filter: { identityId?: string; claim: string; value: string }): void {
+    this.#epoch++;
+    if (!this.#entries) return;
+    for (const [tokenId, entry] of this.#entries.entries()) {
+      const record = entry.record;
+      if (record.claims?.[filter.claim] !== filter.value) continue;
+      if (filter.identityId === undefined || record.identityId === filter.identityId)
+        this.#entries.delete(tokenId);
     }
   }
 }

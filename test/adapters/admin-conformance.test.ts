@@ -612,3 +612,87 @@ describe('identity admin answers are identical across frameworks', () => {
     }
   });
 });
+
+describe.each(FRAMEWORKS)(
+  '#16 revoke by claim on $name: POST {prefix}/oidc-auth/revocations',
+  (framework) => {
+    const revocations = (s: Served, token: string | undefined, body: unknown, headers?: string[]) => {
+      const text = typeof body === 'string' ? body : JSON.stringify(body);
+      return request(s.url, 'POST', `${PREFIX}/oidc-auth/revocations`, {
+        headers: [
+          ...bearer(token),
+          ...(headers ?? ['content-type', 'application/json']),
+          'content-length',
+          String(Buffer.byteLength(text)),
+        ],
+        body: text,
+      });
+    };
+    /** A gh-deployer token of GitHub run `runId`. */
+    const runToken = async (s: Served, runId: string) => {
+      const jwt = await sign(KEY, githubClaims(s.e.clock.ms, { repository_id: '2', run_id: runId }));
+      return (await s.e.auth.login({ identityId: 'gh-deployer', jwt })).accessToken;
+    };
+
+    it('behind the guard (401, 403, nothing revoked); revokes a run for every identity or one, answering { revoked }; refuses bad bodies without echoing the value', async () => {
+      const s = await serve(framework);
+      const run = await Promise.all([runToken(s, '7001'), runToken(s, '7001')]);
+      const other = await runToken(s, '7002');
+      const body = { claim: 'run_id', value: '7001' };
+      const anonymous = await revocations(s, undefined, body);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.json.reasonCode).toBe('missing_token');
+      const user = await revocations(s, s.userToken, body);
+      expect(user.status).toBe(403);
+      expect(user.json.reasonCode).toBe('forbidden');
+      await expect(s.e.auth.authenticate(run[0]!)).resolves.toMatchObject({ identityId: 'gh-deployer' });
+
+      const done = await revocations(s, s.adminToken, body);
+      expect({ status: done.status, json: done.json }).toEqual({ status: 200, json: { revoked: 2 } });
+      expect(done.headers['cache-control']).toBe('no-store');
+      for (const token of run) {
+        await expect(s.e.auth.authenticate(token)).rejects.toMatchObject({ code: 'token_revoked' });
+      }
+      await expect(s.e.auth.authenticate(other)).resolves.toMatchObject({ identityId: 'gh-deployer' });
+      // One identity's tokens only; a number value matches the claim as recorded.
+      const scoped = await revocations(s, s.adminToken, {
+        identityId: 'platform-admin',
+        claim: 'run_id',
+        value: 7002,
+      });
+      expect(scoped.json).toEqual({ revoked: 0 });
+      const mine = await revocations(s, s.adminToken, {
+        identityId: 'gh-deployer',
+        claim: 'run_id',
+        value: 7002,
+      });
+      expect(mine.json).toEqual({ revoked: 1 });
+      await expect(s.e.auth.authenticate(other)).rejects.toMatchObject({ code: 'token_revoked' });
+
+      const secret = 'zz-value-never-echoed';
+      const cases: Array<[unknown, string[] | undefined, number, string]> = [
+        [{ claim: 'not_recorded', value: secret }, undefined, 400, 'claim_not_revocable'],
+        [{ claim: 'run_id' }, undefined, 400, 'invalid_request'],
+        [{ claim: 'run_id', value: secret.repeat(20) }, undefined, 400, 'invalid_request'],
+        [{ claim: 'run_id', value: [secret] }, undefined, 400, 'invalid_request'],
+        [{ identityId: 'bad id', claim: 'run_id', value: secret }, undefined, 400, 'invalid_request'],
+        ['[1]', undefined, 422, 'invalid_body'],
+        ['{"claim":', undefined, 422, 'invalid_body'],
+        [JSON.stringify(body), ['content-type', 'text/plain'], 415, 'unsupported_media_type'],
+      ];
+      for (const [sent, headers, status, reasonCode] of cases) {
+        const answer = await revocations(s, s.adminToken, sent, headers);
+        expect({ sent, status: answer.status, reasonCode: answer.json.reasonCode }).toEqual({
+          sent,
+          status,
+          reasonCode,
+        });
+        expect(answer.text).not.toContain(secret);
+      }
+      // The admin's own token (another run, none at all) was never touched.
+      await expect(s.e.auth.authenticate(s.adminToken)).resolves.toMatchObject({
+        identityId: 'platform-admin',
+      });
+    });
+  },
+);

@@ -91,6 +91,8 @@ tokenStoreConformance({
   test,
   create: () => new MySqlTokenStore({ pool: proxied[tokenTurn++ % 2]!, tablePrefix }),
   outage: silence,
+  // The example implements no revocation by claim (optional: docs/STORES.md).
+  revokeWhere: false,
 });
 identityStoreConformance({
   name: '#18 MariaDB example (examples/custom-store-mysql)',

@@ -126,7 +126,10 @@ function runOnFake(flaws: Flaws): Promise<CaseResult[]> {
 }
 
 function runOn(create: () => TokenStore, outage?: OutageHook): Promise<CaseResult[]> {
-  return runSuite((test) => tokenStoreConformance({ name: 'under test', test, create, outage }));
+  // The fake backend's stores have no revocation by claim (test/stores/revoke-where.test.ts covers it).
+  return runSuite((test) =>
+    tokenStoreConformance({ name: 'under test', test, create, outage, revokeWhere: false }),
+  );
 }
 
 const failed = (results: CaseResult[]) => results.filter((r) => !r.ok).map((r) => r.name);

@@ -5,6 +5,8 @@ import { OidcAuthError } from '../../src/errors.js';
 export interface StormToken {
   token: string;
   endedAt: number;
+  /** When that login was called (epoch ms, sub-ms). */
+  startedAt?: number;
 }
 
 /** Epoch ms with sub-millisecond resolution, comparable across processes of one machine. */
@@ -54,8 +56,9 @@ export class LoginStorm {
   async #loop(): Promise<void> {
     while (!this.#stopped) {
       try {
+        const startedAt = preciseNow();
         const grant = await this.auth.login({ identityId: this.identityId, jwt: this.jwt });
-        this.#tokens.push({ token: grant.accessToken, endedAt: preciseNow() });
+        this.#tokens.push({ token: grant.accessToken, endedAt: preciseNow(), startedAt });
       } catch {
         // Refused (the identity ended) or failed: only the granted tokens matter.
       }
