@@ -16,7 +16,10 @@ import { Progress, plannedSeconds } from './lib/progress.js';
 import {
   chartRows,
   compare,
+  nodesMarkdown,
+  nodesSectionOf,
   renderReport,
+  withNodesSection,
   type BenchReport,
   type ExtraSection,
   type RunRecord,
@@ -54,6 +57,7 @@ function perNode(
         label: `${k.label}, Node ${version}`,
         candidate: `${k.candidate}@${version}`,
         baseline: `${k.baseline}@${version}`,
+        node: { version, of: k.label },
       })),
     ),
   };
@@ -357,6 +361,24 @@ function printSummary(report: BenchReport): void {
 }
 
 /** Write the report and its ratio chart beside it (no chart when no comparison ran). */
+/** The `--nodes` section of the committed bench/RESULTS.md, if it has one. */
+function savedNodesSection(): string | undefined {
+  const file = `${BENCH}RESULTS.md`;
+  return existsSync(file) ? nodesSectionOf(readFileSync(file, 'utf8')) : undefined;
+}
+
+/**
+ * After a `--nodes` run without `--out`: its side-by-side table replaces the `--nodes` section of
+ * bench/RESULTS.md (a full run keeps that section as it is).
+ */
+function saveNodesSection(report: BenchReport): string | undefined {
+  const file = `${BENCH}RESULTS.md`;
+  const section = nodesMarkdown(report);
+  if (section.length === 0 || !existsSync(file)) return undefined;
+  writeFileSync(file, withNodesSection(readFileSync(file, 'utf8'), section.join('\n')));
+  return file;
+}
+
 function writeReport(report: BenchReport, file: string): void {
   const rows = chartRows(report);
   const svg = chartFile(file);
@@ -422,8 +444,11 @@ const report: BenchReport = {
   microError,
   extras,
   profiles,
+  ...(outFile === `${BENCH}RESULTS.md` && { nodesSection: savedNodesSection() ?? '' }),
 };
 writeReport(report, outFile);
+const nodesFile = args.nodes && !args.out ? saveNodesSection(report) : undefined;
+if (nodesFile) log(`Node versions side by side: ${nodesFile}`);
 const json = `${OUT}results-${startedAt.toISOString().replaceAll(':', '-')}.json`;
 writeFileSync(json, JSON.stringify({ ...report, outFile }, null, 2));
 printSummary(report);

@@ -750,7 +750,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     };
   }
 
-  async function introspect(accessToken: string): Promise<AccessTokenRecord | undefined> {
+  async function introspect(
+    accessToken: string,
+    span: TraceSpan = NOOP_SPAN,
+  ): Promise<AccessTokenRecord | undefined> {
     const now = clock();
     const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
     const parsed =
@@ -763,8 +766,12 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     let record: AccessTokenRecord | undefined;
     let generation = 0;
     try {
-      record = await tokens.get(parsed.tokenId, now);
-      if (record) generation = await tokens.generation(record.identityId);
+      record = await step(span, 'store', STORE_STEP.get, () => tokens.get(parsed.tokenId, now));
+      const found = record;
+      if (found)
+        generation = await step(span, 'store', STORE_STEP.generation, () =>
+          tokens.generation(found.identityId),
+        );
     } catch (error) {
       throw storeDown(error, 'get');
     }
@@ -881,7 +888,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     authenticate: traceOperation(instrumentation, 'authenticate', 2, (_t, c) => at(c), authenticate),
     renew: traceOperation(instrumentation, 'renew', 2, (_t, c) => at(c), renew),
     revoke: traceOperation(instrumentation, 'revoke', 2, (_t, c) => at(c), revoke),
-    introspect,
+    introspect: traceOperation(instrumentation, 'introspect', 1, (_token: string) => ({}), introspect),
     revokeIdentity: traceOperation(
       instrumentation,
       'revoke_identity',

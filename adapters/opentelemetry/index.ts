@@ -10,11 +10,11 @@ import {
   type Context,
   type Counter,
   type Histogram,
+  type Meter,
   type MeterProvider,
   type Span,
   type Tracer,
   type TracerProvider,
-  INVALID_SPAN_CONTEXT,
   ProxyTracerProvider,
 } from '@opentelemetry/api';
 import {
@@ -42,7 +42,7 @@ export interface OpenTelemetryOptions {
   meterProvider?: MeterProvider;
   /**
    * Give `authenticate` (the guard, the hot path) a `store.consume` child span. Default false: the
-   * guard is one span, and its store call is timed in `oidc_machine_auth.store.duration` only.
+   * guard is one span, and its store call is timed in `oidc_machine_auth.guard.store.duration` only.
    */
   guardStoreSpans?: boolean;
 }
@@ -58,6 +58,7 @@ const KEY_SOURCE = 'oidc_machine_auth.keys.source';
 const KEY_KIND = 'oidc_machine_auth.keys.kind';
 const OUTCOME = 'oidc_machine_auth.outcome';
 const SCOPE = 'oidc_machine_auth.revocation.scope';
+const ACTIVE = 'oidc_machine_auth.introspection.active';
 const CACHE_RESULT = 'oidc_machine_auth.keys.cache.result';
 
 /** Error types are reason codes, error class names or the fetch error codes: anything else is `_OTHER`. */
@@ -78,6 +79,7 @@ function attributesOf(fields: SpanFields | undefined): Attributes | undefined {
   if (typeof fields.tokenId === 'string') out[TOKEN_ID] = fields.tokenId;
   if (typeof fields.operation === 'string') out[STORE_OPERATION] = fields.operation;
   if (typeof fields.keySource === 'string') out[KEY_SOURCE] = fields.keySource;
+  if (typeof fields.active === 'boolean') out[ACTIVE] = fields.active;
   return out;
 }
 
@@ -94,8 +96,9 @@ function hostOf(url: unknown): string | undefined {
 interface Instruments {
   tracer: Tracer;
   storeDuration: Histogram;
-  guardDecisions: Counter;
-  /** False when the meter is the API's no-op one (no SDK): nothing is timed. */
+  guardStoreDuration: Histogram;
+  decisions: GuardDecisions;
+  /** False when the meter is the API's no-op one (no SDK): nothing is timed or counted. */
   metricsOn: boolean;
   guardStoreSpans: boolean;
 }
@@ -112,11 +115,100 @@ function storeAttributes(operation: string | undefined, failed: string | undefin
   return attributes ?? { [STORE_OPERATION]: name };
 }
 
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+
+/**
+ * Record a store call's duration: the guard's (`authenticate`'s `consume`, once per request) in
+ * `guard.store.duration` with no attributes unless it failed, since the SDK serialises and looks
+ * up every attribute set it is given; any other in `store.duration` by operation.
+ */
+function recordStore(
+  instruments: Instruments,
+  guard: boolean,
+  operation: string | undefined,
+  failed: string | undefined,
+  started: number,
+): void {
+  const seconds = (performance.now() - started) / 1000;
+  if (guard) {
+    instruments.guardStoreDuration.record(
+      seconds,
+      failed === undefined ? NO_ATTRIBUTES : { [ERROR_TYPE]: failed },
+    );
+  } else {
+    instruments.storeDuration.record(seconds, storeAttributes(operation, failed));
+  }
+}
+
+/** At most this many failure reasons are counted apart; more are counted as `_OTHER`. */
+const MAX_DECISION_REASONS = 64;
+
+/**
+ * The guard's decisions (`oidc_machine_auth.guard.decisions`), counted here and reported when the
+ * SDK collects (an observable counter): a request adds one to a number, where a synchronous counter
+ * would look its attribute set up (serialise and hash it) on every request.
+ */
+class GuardDecisions {
+  #success = 0;
+  readonly #failures = new Map<string, { count: number; attributes: Attributes }>();
+
+  success(): void {
+    this.#success++;
+  }
+
+  failure(reason: string): void {
+    let entry = this.#failures.get(reason);
+    if (!entry) {
+      if (this.#failures.size >= MAX_DECISION_REASONS && reason !== '_OTHER') return this.failure('_OTHER');
+      entry = { count: 0, attributes: Object.freeze({ [OUTCOME]: 'failure', [ERROR_TYPE]: reason }) };
+      this.#failures.set(reason, entry);
+    }
+    entry.count++;
+  }
+
+  observe(result: { observe(value: number, attributes: Attributes): void }): void {
+    if (this.#success > 0) result.observe(this.#success, SUCCESS);
+    for (const { count, attributes } of this.#failures.values()) result.observe(count, attributes);
+  }
+}
+
+/** A span's store step when it gets no span of its own: times the store call, records nothing else. */
+class StoreTimer implements TraceSpan {
+  #failed: string | undefined;
+  readonly #started = performance.now();
+
+  constructor(
+    readonly instruments: Instruments,
+    readonly guard: boolean,
+    readonly operation: string | undefined,
+  ) {}
+
+  child(): TraceSpan {
+    return NOOP_SPAN;
+  }
+
+  set(): void {}
+
+  fail(reason: string): void {
+    this.#failed ??= errorType(reason);
+  }
+
+  end(): void {
+    try {
+      recordStore(this.instruments, this.guard, this.operation, this.#failed, this.#started);
+    } catch {
+      // Telemetry never fails a request.
+    }
+  }
+}
+
 /** One span of the engine, as an OpenTelemetry span. */
 class OtelSpan implements TraceSpan {
   #failed: string | undefined;
   #context: Context | undefined;
   readonly #started: number;
+  /** A store step of `authenticate` (timed in `guard.store.duration`). */
+  guardStep = false;
 
   constructor(
     readonly span: Span,
@@ -128,20 +220,27 @@ class OtelSpan implements TraceSpan {
     this.#started = kind === 'store' ? performance.now() : 0;
   }
 
+  /** The context of this span's children. */
+  context(): Context {
+    return (this.#context ??= trace.setSpan(this.parent, this.span));
+  }
+
   child(name: StepName, fields?: SpanFields): TraceSpan {
     try {
       if (!this.span.isRecording() || (this.kind === 'authenticate' && !this.instruments.guardStoreSpans)) {
-        // No child span (not sampled, no SDK, or the guard's store call): a store step still times
-        // the store call, when there are metrics.
+        // No child span (not sampled, or the guard's store call): a store step still times the
+        // store call, when there are metrics.
         if (name !== 'store' || !this.instruments.metricsOn) return NOOP_SPAN;
-        return new OtelSpan(NON_RECORDING, this.parent, name, fields?.operation, this.instruments);
+        return new StoreTimer(this.instruments, this.kind === 'authenticate', fields?.operation);
       }
-      const parent = (this.#context ??= trace.setSpan(this.parent, this.span));
+      const parent = this.context();
       const operation = name === 'store' ? fields?.operation : undefined;
       const spanName = operation ? `oidc_machine_auth.store.${operation}` : STEP_NAMES[name];
       const attributes = attributesOf(fields);
       const span = this.instruments.tracer.startSpan(spanName, attributes ? { attributes } : {}, parent);
-      return new OtelSpan(span, parent, name, operation, this.instruments);
+      const child = new OtelSpan(span, parent, name, operation, this.instruments);
+      child.guardStep = this.kind === 'authenticate';
+      return child;
     } catch {
       return NOOP_SPAN;
     }
@@ -163,13 +262,10 @@ class OtelSpan implements TraceSpan {
     try {
       this.span.end();
       if (this.kind === 'store') {
-        const seconds = (performance.now() - this.#started) / 1000;
-        this.instruments.storeDuration.record(seconds, storeAttributes(this.operation, this.#failed));
-      } else if (this.kind === 'authenticate') {
-        this.instruments.guardDecisions.add(
-          1,
-          this.#failed === undefined ? SUCCESS : { [OUTCOME]: 'failure', [ERROR_TYPE]: this.#failed },
-        );
+        recordStore(this.instruments, this.guardStep, this.operation, this.#failed, this.#started);
+      } else if (this.kind === 'authenticate' && this.instruments.metricsOn) {
+        if (this.#failed === undefined) this.instruments.decisions.success();
+        else this.instruments.decisions.failure(this.#failed);
       }
     } catch {
       // Telemetry never fails a request.
@@ -180,13 +276,15 @@ class OtelSpan implements TraceSpan {
 /** What the API's proxy tracer provider delegates to while no SDK is registered. */
 const NO_SDK_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
 
-/** Whether `provider` is the API's global proxy with no SDK registered behind it (yet). */
-function noTracerSdk(provider: TracerProvider): boolean {
-  return provider instanceof ProxyTracerProvider && provider.getDelegate() === NO_SDK_TRACER_PROVIDER;
+/**
+ * Whether spans from `provider` can never be recorded: `provider` is the API's global proxy and no
+ * SDK is registered behind it yet. Asked per operation (an identity check), since an SDK may be
+ * registered later.
+ */
+function tracesNothing(provider: TracerProvider): () => boolean {
+  if (!(provider instanceof ProxyTracerProvider)) return () => false;
+  return () => provider.getDelegate() === NO_SDK_TRACER_PROVIDER;
 }
-
-/** The span of a timing-only store step: records nothing. */
-const NON_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 const OPERATION_NAMES: Readonly<Record<OperationName, string>> = {
   login: 'oidc_machine_auth.login',
@@ -194,8 +292,11 @@ const OPERATION_NAMES: Readonly<Record<OperationName, string>> = {
   renew: 'oidc_machine_auth.renew',
   revoke: 'oidc_machine_auth.revoke',
   revoke_identity: 'oidc_machine_auth.revoke_identity',
+  introspect: 'oidc_machine_auth.introspect',
+  token_exchange: 'oidc_machine_auth.token_exchange',
 };
 const STEP_NAMES: Readonly<Record<StepName, string>> = {
+  select: 'oidc_machine_auth.select',
   verify: 'oidc_machine_auth.verify',
   keys: 'oidc_machine_auth.keys',
   signature: 'oidc_machine_auth.signature',
@@ -203,20 +304,28 @@ const STEP_NAMES: Readonly<Record<StepName, string>> = {
   store: 'oidc_machine_auth.store',
 };
 
-/**
- * OpenTelemetry for an engine: `createOidcAuth({ identities, instrumentation: instrumentOidcAuth() })`.
- *
- * Spans and metrics go through `@opentelemetry/api` only. With no SDK registered they go to the
- * API's no-op providers. Attributes are ids, addresses and reason codes: never a token, a token
- * string or a claim value (not even a login's subject or issuer). Metric attributes are bounded:
- * reason codes and a few fixed values, never ids or addresses.
- *
- * One instrumentation may serve several engines; each key manager is counted once.
- */
-export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrumentation {
-  const tracerProvider = options.tracerProvider ?? trace.getTracerProvider();
-  const tracer = tracerProvider.getTracer(INSTRUMENTATION_SCOPE);
-  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_SCOPE);
+/** The metrics of one meter: made once, shared by every instrumentation on it. */
+interface MeterMetrics {
+  logins: Counter;
+  denials: Counter;
+  renewals: Counter;
+  revocations: Counter;
+  keyFetches: Counter;
+  keyFetchDuration: Histogram;
+  storeDuration: Histogram;
+  guardStoreDuration: Histogram;
+  decisions: GuardDecisions;
+  /** The key managers whose cache lookups are reported. */
+  keyManagers: Set<{ stats(): KeyManagerStats }>;
+  /** False for the API's no-op meter (no SDK). */
+  metricsOn: boolean;
+}
+
+const METER_METRICS = new WeakMap<Meter, MeterMetrics>();
+
+function meterMetrics(meter: Meter): MeterMetrics {
+  const known = METER_METRICS.get(meter);
+  if (known) return known;
   const counter = (name: string, description: string, unit: string) =>
     meter.createCounter(name, { description, unit, valueType: ValueType.INT });
   const seconds = (name: string, description: string) =>
@@ -226,56 +335,62 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
       valueType: ValueType.DOUBLE,
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
-
-  const logins = counter('oidc_machine_auth.logins', 'Logins with an IdP token, by outcome.', '{login}');
-  const denials = counter(
-    'oidc_machine_auth.guard.denials',
-    'Access tokens refused by the guard, renew or revoke, by reason code.',
-    '{denial}',
-  );
-  const renewals = counter('oidc_machine_auth.renewals', 'Access token renewals, by outcome.', '{renewal}');
-  const revocations = counter(
-    'oidc_machine_auth.revocations',
-    'Revocations: one token id, or every token of an identity.',
-    '{revocation}',
-  );
-  const keyFetches = counter(
-    'oidc_machine_auth.keys.fetches',
-    'Discovery document and JWKS fetches, by kind and outcome.',
-    '{fetch}',
-  );
-  const keyFetchDuration = seconds(
-    'oidc_machine_auth.keys.fetch.duration',
-    'Duration of discovery document and JWKS fetches.',
-  );
   const storeDuration = seconds(
     'oidc_machine_auth.store.duration',
     'Duration of token and identity store calls.',
   );
-  const instruments: Instruments = {
-    tracer,
+  const made: MeterMetrics = {
+    logins: counter('oidc_machine_auth.logins', 'Logins with an IdP token, by outcome.', '{login}'),
+    denials: counter(
+      'oidc_machine_auth.guard.denials',
+      'Access tokens refused by the guard, renew or revoke, by reason code.',
+      '{denial}',
+    ),
+    renewals: counter('oidc_machine_auth.renewals', 'Access token renewals, by outcome.', '{renewal}'),
+    revocations: counter(
+      'oidc_machine_auth.revocations',
+      'Revocations: one token id, or every token of an identity.',
+      '{revocation}',
+    ),
+    keyFetches: counter(
+      'oidc_machine_auth.keys.fetches',
+      'Discovery document and JWKS fetches, by kind and outcome.',
+      '{fetch}',
+    ),
+    keyFetchDuration: seconds(
+      'oidc_machine_auth.keys.fetch.duration',
+      'Duration of discovery document and JWKS fetches.',
+    ),
     storeDuration,
+    guardStoreDuration: seconds(
+      'oidc_machine_auth.guard.store.duration',
+      "Duration of the guard's store call (authenticate's consume), once per guarded request.",
+    ),
+    decisions: new GuardDecisions(),
+    keyManagers: new Set(),
     // The no-op meter hands out one shared histogram: ours is it when no SDK is registered.
     metricsOn: storeDuration !== createNoopMeter().createHistogram('oidc_machine_auth.probe'),
-    guardStoreSpans: options.guardStoreSpans ?? false,
-    guardDecisions: counter(
-      'oidc_machine_auth.guard.decisions',
-      'Access tokens checked by the guard (authenticate), by outcome.',
-      '{decision}',
-    ),
   };
+  METER_METRICS.set(meter, made);
+  if (!made.metricsOn) return made;
 
-  const keyManagers = new Set<{ stats(): KeyManagerStats }>();
+  const decisions = meter.createObservableCounter('oidc_machine_auth.guard.decisions', {
+    description: 'Access tokens checked by the guard (authenticate), by outcome.',
+    unit: '{decision}',
+    valueType: ValueType.INT,
+  });
+  decisions.addCallback((result) => made.decisions.observe(result));
+
   const cacheLookups = meter.createObservableCounter('oidc_machine_auth.keys.cache.lookups', {
     description: 'IdP key lookups served from cache (hit) or not (miss).',
     unit: '{lookup}',
     valueType: ValueType.INT,
   });
   cacheLookups.addCallback((result) => {
-    if (keyManagers.size === 0) return;
+    if (made.keyManagers.size === 0) return;
     let hits = 0;
     let misses = 0;
-    for (const manager of keyManagers) {
+    for (const manager of made.keyManagers) {
       try {
         const stats = manager.stats();
         hits += stats.hits;
@@ -287,6 +402,36 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
     result.observe(hits, { [CACHE_RESULT]: 'hit' });
     result.observe(misses, { [CACHE_RESULT]: 'miss' });
   });
+  return made;
+}
+
+/**
+ * OpenTelemetry for an engine: `createOidcAuth({ identities, instrumentation: instrumentOidcAuth() })`.
+ *
+ * Spans and metrics go through `@opentelemetry/api` only. With no SDK registered they go to the
+ * API's no-op providers. Attributes are ids, addresses and reason codes: never a token, a token
+ * string or a claim value (not even a login's subject or issuer). Metric attributes are bounded:
+ * reason codes and a few fixed values, never ids or addresses.
+ *
+ * One instrumentation may serve several engines; each key manager is counted once. Instrumentations
+ * on the same meter provider share their metrics.
+ */
+export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrumentation {
+  const tracerProvider = options.tracerProvider ?? trace.getTracerProvider();
+  const tracer = tracerProvider.getTracer(INSTRUMENTATION_SCOPE);
+  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_SCOPE);
+  const shared = meterMetrics(meter);
+  const { logins, denials, renewals, revocations, keyFetches, keyFetchDuration } = shared;
+  const instruments: Instruments = {
+    tracer,
+    storeDuration: shared.storeDuration,
+    guardStoreDuration: shared.guardStoreDuration,
+    decisions: shared.decisions,
+    metricsOn: shared.metricsOn,
+    guardStoreSpans: options.guardStoreSpans ?? false,
+  };
+  const noTraces = tracesNothing(tracerProvider);
+  const metricsOn = shared.metricsOn;
 
   const failure = (event: AuthEvent): Attributes => ({
     [OUTCOME]: 'failure',
@@ -319,16 +464,17 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
   }
 
   return {
-    startSpan(name: OperationName, fields: SpanFields): TraceSpan {
+    enabled: () => metricsOn || !noTraces(),
+    startSpan(name: OperationName, fields: SpanFields, parent?: TraceSpan): TraceSpan {
       try {
         // No SDK at all (the API's no-op tracer and meter): nothing to record, not even a span object.
-        if (!instruments.metricsOn && noTracerSdk(tracerProvider)) return NOOP_SPAN;
-        const parent = context.active();
+        if (!metricsOn && noTraces()) return NOOP_SPAN;
+        const context_ = parent instanceof OtelSpan ? parent.context() : context.active();
         const attributes = attributesOf(fields);
-        const span = tracer.startSpan(OPERATION_NAMES[name], attributes ? { attributes } : {}, parent);
-        // No SDK at all (no-op tracer and meter): nothing to record, and the engine skips its steps.
-        if (!instruments.metricsOn && !span.isRecording()) return NOOP_SPAN;
-        return new OtelSpan(span, parent, name, undefined, instruments);
+        const span = tracer.startSpan(OPERATION_NAMES[name], attributes ? { attributes } : {}, context_);
+        // Nothing to record (no metrics, span not sampled): the engine skips its steps.
+        if (!metricsOn && !span.isRecording()) return NOOP_SPAN;
+        return new OtelSpan(span, context_, name, undefined, instruments);
       } catch {
         return NOOP_SPAN;
       }
@@ -371,7 +517,7 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
       }
     },
     observeKeys(keys: { stats(): KeyManagerStats }): void {
-      keyManagers.add(keys);
+      shared.keyManagers.add(keys);
     },
   };
 }

@@ -39,6 +39,8 @@ export interface Comparison {
   target?: number;
   /** Where the target comes from. */
   source?: string;
+  /** With `--nodes`: the node version (`v22.23.3`) both ends ran on, and the comparison's own label. */
+  node?: { version: string; of: string };
 }
 
 /**

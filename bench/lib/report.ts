@@ -40,6 +40,11 @@ export interface BenchReport {
   /** Sections measured by other scripts (cold start, memory per token), already Markdown. */
   extras?: readonly ExtraSection[];
   profiles?: readonly string[];
+  /**
+   * The `--nodes` section to print when this run measured no node versions side by side (a full
+   * run keeps the one bench/RESULTS.md had); a placeholder saying how to make one when absent.
+   */
+  nodesSection?: string | undefined;
 }
 
 /** One section of the report written by another script. */
@@ -106,6 +111,77 @@ export function compare(report: Pick<BenchReport, 'runs' | 'comparisons'>): Comp
 
 const ratio = (xs: readonly number[]) => fmtSpread(xs, 2);
 
+const NODES_START = '<!-- nodes: written by a `--nodes` run (bench/run.ts), kept by full runs -->';
+const NODES_END = '<!-- /nodes -->';
+const NODES_TITLE = '## Node versions side by side (`--nodes`)';
+const NODES_COMMAND =
+  'npm run bench -- --only express-guard-memory --skip-micro --nodes "$(command -v node),/tmp/n22/node_modules/.bin/node,/tmp/n24/node_modules/.bin/node"';
+export const NODES_PLACEHOLDER = [
+  NODES_START,
+  NODES_TITLE,
+  '',
+  `No \`--nodes\` run recorded yet. Install Node 22 and 24 from the npm registry (\`npm install --prefix /tmp/n22 node@22\`, the same for 24; see docs/RUNTIMES.md), then \`${NODES_COMMAND}\` writes the Express guard's ratios on each version here.`,
+  NODES_END,
+];
+
+/**
+ * The ratios of a `--nodes` run side by side, one column per node version (empty without one):
+ * for each comparison, its requests/s and server-CPU ratios.
+ */
+export function nodesMarkdown(
+  report: Pick<BenchReport, 'runs' | 'comparisons' | 'command' | 'startedAt' | 'args'>,
+): string[] {
+  const results = compare(report).filter((c) => c.comparison.node);
+  if (results.length === 0) return [];
+  const versions = [...new Set(results.map((c) => c.comparison.node!.version))];
+  const labels = [...new Set(results.map((c) => c.comparison.node!.of))];
+  const cell = (of: string, version: string, pick: (c: ComparisonResult) => number[]) => {
+    const found = results.find((c) => c.comparison.node!.of === of && c.comparison.node!.version === version);
+    return found && pick(found).length > 0 ? ratio(pick(found)) : '–';
+  };
+  const used = report.runs.filter((r) => r.used && r.measure && !r.error);
+  const noisy = used.filter((r) => r.noisy).length;
+  const out = [
+    NODES_START,
+    NODES_TITLE,
+    '',
+    `\`${report.command}\`, ${report.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC: ` +
+      `${report.args.rounds} round(s) of ${report.args.duration} s, every version's servers in the same rounds; ` +
+      `${noisy} of ${used.length} runs used were noisy. Ratios: median (min–max) over rounds.`,
+    '',
+    `| comparison | ratio | ${versions.map((v) => `Node ${v}`).join(' | ')} | target |`,
+    `|---|---|${versions.map(() => '---:').join('|')}|---:|`,
+  ];
+  for (const of of labels) {
+    const target = results.find((c) => c.comparison.node!.of === of)!.comparison.target;
+    const goal = target === undefined ? '–' : `≥ ${fmt(target, 2)}`;
+    out.push(
+      `| ${of} | requests/s | ${versions.map((v) => cell(of, v, (c) => c.ratios)).join(' | ')} | ${goal} |`,
+      `| ${of} | server CPU per request | ${versions.map((v) => cell(of, v, (c) => c.cpuRatios)).join(' | ')} | ${goal} |`,
+    );
+  }
+  out.push(NODES_END);
+  return out;
+}
+
+/** The `--nodes` section of a report's text (`''` when it has the markers' placeholder), or `undefined`. */
+export function nodesSectionOf(text: string): string | undefined {
+  const start = text.indexOf(NODES_START);
+  const end = text.indexOf(NODES_END, start);
+  if (start < 0 || end < 0) return undefined;
+  const section = text.slice(start, end + NODES_END.length);
+  return section === NODES_PLACEHOLDER.join('\n') ? '' : section;
+}
+
+/** `text` with its `--nodes` section replaced by `section` (added before "## Every run" when it has none). */
+export function withNodesSection(text: string, section: string): string {
+  const start = text.indexOf(NODES_START);
+  const end = text.indexOf(NODES_END, start);
+  if (start >= 0 && end >= 0) return text.slice(0, start) + section + text.slice(end + NODES_END.length);
+  const at = text.indexOf('## Every run');
+  return at < 0 ? `${text.trimEnd()}\n\n${section}\n` : `${text.slice(0, at)}${section}\n\n${text.slice(at)}`;
+}
+
 /** The chart rows of the comparisons that ran (medians and spreads of the rps ratios). */
 export function chartRows(report: Pick<BenchReport, 'runs' | 'comparisons'>): ChartRow[] {
   return compare(report).map((c) => {
@@ -158,6 +234,11 @@ export function renderReport(report: BenchReport, chart?: string): string {
     out.push('');
     if (chart) out.push(`![The requests/s ratios above as bars: median, min–max, target](${chart})`, '');
   }
+
+  const nodes = nodesMarkdown(report);
+  if (nodes.length > 0) out.push(...nodes, '');
+  else if (report.nodesSection !== undefined)
+    out.push(report.nodesSection || NODES_PLACEHOLDER.join('\n'), '');
 
   out.push(...storeRoundTripsMarkdown(runs));
 

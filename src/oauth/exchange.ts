@@ -4,6 +4,7 @@ import { IDENTITY_ID_PATTERN } from '../config.js';
 import { BadRequestError, ServiceUnavailableError } from '../errors.js';
 import { MAX_JWT_LENGTH } from '../verify.js';
 import { describe } from '../auth.js';
+import { instrumentationOf, step, traceCall, within, type TraceSpan } from '../observe/trace.js';
 import { SCOPE_TOKEN } from './config.js';
 import { ClientAuthenticationError, oauthInvalidRequest } from './errors.js';
 import type { TokenGrantRequest } from '../tokens/grant.js';
@@ -159,10 +160,22 @@ function selectorOf(auth: OidcAuth): IdentitySelector {
  * behind the Infisical login route, so the same verification, policy, IP rules, events and
  * no-enumeration guarantees hold — with the request's narrowing as its `grant`.
  */
-export async function exchange(
+export function exchange(
   auth: OidcAuth,
   request: TokenExchangeRequest,
   context: CallContext = {},
+): Promise<TokenExchangeResult> {
+  // Traced as a `token_exchange` span, with the login a child of it, when the engine is traced.
+  return traceCall(instrumentationOf(auth.login), 'token_exchange', { clientIp: context.clientIp }, (span) =>
+    exchangeTraced(auth, request, context, span),
+  );
+}
+
+async function exchangeTraced(
+  auth: OidcAuth,
+  request: TokenExchangeRequest,
+  context: CallContext,
+  span: TraceSpan,
 ): Promise<TokenExchangeResult> {
   let identityId = request.identityId;
   if (identityId === undefined) {
@@ -177,7 +190,7 @@ export async function exchange(
       // Malformed: login refuses it below, exactly as for any malformed token.
     }
     try {
-      identityId = await selector.select(payload);
+      identityId = await step(span, 'select', undefined, () => selector.select(payload));
     } catch (error) {
       auth.logger?.error(
         { event: 'store.error', operation: 'identity.list', err: describe(error) },
@@ -192,12 +205,14 @@ export async function exchange(
   if (request.scopes) grant.scopes = request.scopes;
   if (request.audience) grant.audience = request.audience;
   if (request.ttlSeconds !== undefined) grant.ttlSeconds = request.ttlSeconds;
-  const issued = await auth.login({
-    identityId,
-    jwt: request.subjectToken,
-    clientIp: context.clientIp,
-    grant,
-  });
+  const issued = await within(span, () =>
+    auth.login({
+      identityId,
+      jwt: request.subjectToken,
+      clientIp: context.clientIp,
+      grant,
+    }),
+  );
   return { grant: issued, issuedTokenType: TOKEN_TYPE.accessToken };
 }
 

@@ -11,24 +11,41 @@ import type { AuthEvent } from '../types.js';
  * string or a claim value (not even the subject or issuer of a login).
  */
 export interface Instrumentation {
-  /** Start the span of an engine operation. Must not throw, and should return fast. */
-  startSpan(name: OperationName, fields: SpanFields): TraceSpan;
+  /**
+   * Start the span of an engine operation: a child of `parent` when given (an operation the engine
+   * runs inside another: the login of a token exchange), else of whatever the implementation takes
+   * as current. Must not throw, and should return fast.
+   */
+  startSpan(name: OperationName, fields: SpanFields, parent?: TraceSpan): TraceSpan;
+  /**
+   * Whether a span started now could record anything. When it answers false the engine starts no
+   * span (and builds no fields for one): the operation runs as without instrumentation. Asked once
+   * per operation, so it must be cheap; it may change over time (an SDK registered later).
+   * Default: always true.
+   */
+  enabled?(): boolean;
   /** Every event the engine emits (the same stream `onEvent` gets), before `onEvent`. Must not throw. */
   onEvent?(event: AuthEvent): void;
   /** Called once by `createOidcAuth` with its key manager: its counters may be read at collection time. */
   observeKeys?(keys: { stats(): KeyManagerStats }): void;
 }
 
-/** The engine operations that start a span (each `OidcAuth` method of that name; `revoke_identity` is `revokeIdentity`). */
-export type OperationName = 'login' | 'authenticate' | 'renew' | 'revoke' | 'revoke_identity';
+/**
+ * The engine operations that start a span: each `OidcAuth` method of that name (`revoke_identity`
+ * is `revokeIdentity`), and `token_exchange`, the RFC 8693 exchange of the OAuth routes (its login
+ * is a `login` span under it).
+ */
+export type OperationName =
+  'login' | 'authenticate' | 'renew' | 'revoke' | 'revoke_identity' | 'introspect' | 'token_exchange';
 
 /**
- * Steps inside an operation: `verify` (an IdP token's signature and claims, key lookups included),
+ * Steps inside an operation: `select` (a token exchange without `client_id` choosing the identity by
+ * the token's issuer and bindings), `verify` (an IdP token's signature and claims, key lookups included),
  * `keys` (a key lookup that may wait for a discovery or JWKS fetch), `signature` (one signature
  * check), `policy` (the identity's subject, audience and claim bindings), `store` (one store call,
  * named by {@link SpanFields.operation}).
  */
-export type StepName = 'verify' | 'keys' | 'signature' | 'policy' | 'store';
+export type StepName = 'select' | 'verify' | 'keys' | 'signature' | 'policy' | 'store';
 
 /** Store calls, as {@link SpanFields.operation} names them. */
 export type StoreOperation =
@@ -46,6 +63,8 @@ export interface SpanFields {
   operation?: StoreOperation;
   /** Where a `keys` step's keys come from (the identity's config). */
   keySource?: 'static' | 'jwks' | 'discovery';
+  /** Whether an introspected token is active (RFC 7662 §2.2), on an `introspect` span. */
+  active?: boolean;
 }
 
 /** One span. Implementations must not throw from any method. */
@@ -158,18 +177,76 @@ export function stepSync<T>(
 }
 
 /** What each operation's result says of the span: the identity and token id it granted or found. */
-function resultFields(result: unknown): SpanFields | undefined {
+function resultFields(name: OperationName, result: unknown): SpanFields | undefined {
+  if (name === 'introspect') {
+    if (result === undefined) return { active: false };
+    const fields = resultFields('login', result);
+    return fields ? { ...fields, active: true } : undefined;
+  }
   if (typeof result !== 'object' || result === null) return undefined;
+  if (name === 'token_exchange') return resultFields('login', (result as { grant?: unknown }).grant);
   const { identityId, tokenId } = result as { identityId?: unknown; tokenId?: unknown };
   return typeof identityId === 'string' && typeof tokenId === 'string' ? { identityId, tokenId } : undefined;
+}
+
+/** The parent given by {@link within} to the next operation started, until it starts. */
+let pendingParent: TraceSpan | undefined;
+
+/**
+ * `call()`, with `parent` as the parent of the first traced engine operation it starts synchronously
+ * (the `auth.login()` of a token exchange): the seam has no context of its own to carry it.
+ */
+export function within<T>(parent: TraceSpan, call: () => T): T {
+  if (parent === NOOP_SPAN) return call();
+  const previous = pendingParent;
+  pendingParent = parent;
+  try {
+    return call();
+  } finally {
+    pendingParent = previous;
+  }
+}
+
+/** The span of operation `name`, or {@link NOOP_SPAN} when nothing would record it. */
+function begin(instrumentation: Instrumentation, name: OperationName, fields: SpanFields): TraceSpan {
+  const parent = pendingParent;
+  pendingParent = undefined;
+  try {
+    return instrumentation.startSpan(name, fields, parent);
+  } catch {
+    return NOOP_SPAN;
+  }
+}
+
+/** Whether `instrumentation` may record now (its `enabled()`, false if that throws). */
+function enabled(instrumentation: Instrumentation): boolean {
+  if (instrumentation.enabled === undefined) return true;
+  try {
+    return instrumentation.enabled() !== false;
+  } catch {
+    return false;
+  }
+}
+
+/** The instrumentation of each traced operation (see {@link instrumentationOf}). */
+const INSTRUMENTATION_OF = new WeakMap<object, Instrumentation>();
+
+/**
+ * The instrumentation behind `operation`, a traced engine method (`auth.login`), or `undefined`:
+ * how work built on an engine's public methods (the token exchange) traces itself beside them.
+ */
+export function instrumentationOf(operation: unknown): Instrumentation | undefined {
+  return typeof operation === 'function' ? INSTRUMENTATION_OF.get(operation) : undefined;
 }
 
 /**
  * `operation` traced as `name`: a span per call, started with `fields(...args)` (the client address),
  * given the identity and token id of its result, failed with the reason code of its error. The
- * operation takes `arity` arguments, then the span for its steps. Without instrumentation, a call
- * of `operation` with its `arity` arguments only (so a caller's extra argument is never taken for a
- * span): it gets {@link NOOP_SPAN} from its default parameter.
+ * operation takes `arity` arguments, then the span for its steps; the wrapper takes `arity`
+ * arguments only (so a caller's extra argument is never taken for a span). Without instrumentation,
+ * or while it is not {@link Instrumentation.enabled}, a plain call of `operation` with those
+ * arguments: it gets {@link NOOP_SPAN} from its default parameter, and nothing is allocated for a
+ * span.
  */
 export function traceOperation<A extends unknown[], R>(
   instrumentation: Instrumentation | undefined,
@@ -178,36 +255,77 @@ export function traceOperation<A extends unknown[], R>(
   fields: (...args: A) => SpanFields,
   operation: (...args: [...A, TraceSpan]) => Promise<R>,
 ): (...args: A) => Promise<R> {
-  const plain = operation as (...args: unknown[]) => Promise<R>;
+  const plain = operation as unknown as (a?: unknown, b?: unknown, span?: TraceSpan) => Promise<R>;
+  const spanFields = fields as unknown as (a?: unknown, b?: unknown) => SpanFields;
+  let traced: (a?: unknown, b?: unknown) => Promise<R>;
   if (!instrumentation) {
-    const direct = arity === 1 ? (a?: unknown) => plain(a) : (a?: unknown, b?: unknown) => plain(a, b);
-    return direct as unknown as (...args: A) => Promise<R>;
+    traced = arity === 1 ? (a) => plain(a) : (a, b) => plain(a, b);
+  } else if (arity === 1) {
+    traced = (a) => {
+      if (!enabled(instrumentation)) return plain(a);
+      const span = begin(instrumentation, name, spanFields(a));
+      // Nothing records (no SDK): the operation as it is, with no span to end.
+      return span === NOOP_SPAN ? plain(a) : settle(span, name, plain(a, span));
+    };
+  } else {
+    traced = (a, b) => {
+      if (!enabled(instrumentation)) return plain(a, b);
+      const span = begin(instrumentation, name, spanFields(a, b));
+      // Omitted arguments stay undefined (their defaults apply): the span is always argument 3.
+      return span === NOOP_SPAN ? plain(a, b) : settle(span, name, plain(a, b, span));
+    };
   }
-  return (...args: A): Promise<R> => {
-    let span: TraceSpan;
-    try {
-      span = instrumentation.startSpan(name, fields(...args));
-    } catch {
-      span = NOOP_SPAN;
-    }
-    // Nothing records (no SDK): the operation as it is, with no span to end.
-    if (span === NOOP_SPAN) return arity === 1 ? plain(args[0]) : plain(args[0], args[1]);
-    // Omitted arguments stay undefined (their defaults apply): the span is always argument `arity`.
-    return settle(span, arity === 1 ? plain(args[0], span) : plain(args[0], args[1], span));
-  };
+  if (instrumentation) INSTRUMENTATION_OF.set(traced, instrumentation);
+  return traced as unknown as (...args: A) => Promise<R>;
+}
+
+/**
+ * `work(span)` traced as operation `name` of `instrumentation` (for operations outside the engine:
+ * the token exchange), as {@link traceOperation} traces an engine method.
+ */
+export function traceCall<R>(
+  instrumentation: Instrumentation | undefined,
+  name: OperationName,
+  fields: SpanFields,
+  work: (span: TraceSpan) => Promise<R>,
+): Promise<R> {
+  if (!instrumentation || !enabled(instrumentation)) return work(NOOP_SPAN);
+  const span = begin(instrumentation, name, fields);
+  if (span === NOOP_SPAN) return work(NOOP_SPAN);
+  let pending: Promise<R>;
+  try {
+    pending = work(span);
+  } catch (error) {
+    pending = Promise.reject(error);
+  }
+  return settle(span, name, pending);
 }
 
 /** `pending`'s result, once `span` got its fields or failure and ended. */
-async function settle<R>(span: TraceSpan, pending: Promise<R>): Promise<R> {
+function settle<R>(span: TraceSpan, name: OperationName, pending: Promise<R>): Promise<R> {
+  return pending.then(
+    (result) => {
+      finish(span, resultFields(name, result), undefined);
+      return result;
+    },
+    (error: unknown) => {
+      finish(span, undefined, errorType(error));
+      throw error;
+    },
+  );
+}
+
+/** End `span` with what was learnt or why it failed; an instrumentation that throws fails no operation. */
+function finish(span: TraceSpan, learnt: SpanFields | undefined, failed: string | undefined): void {
   try {
-    const result = await pending;
-    const learnt = resultFields(result);
     if (learnt) span.set(learnt);
-    return result;
-  } catch (error) {
-    span.fail(errorType(error));
-    throw error;
-  } finally {
+    if (failed !== undefined) span.fail(failed);
+  } catch {
+    // Telemetry never fails an operation.
+  }
+  try {
     span.end();
+  } catch {
+    // As above.
   }
 }

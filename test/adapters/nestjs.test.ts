@@ -16,6 +16,7 @@ import {
   type INestApplication,
   type ModuleMetadata,
 } from '@nestjs/common';
+import { ConfigModule as NestConfigModule, ConfigService } from '@nestjs/config';
 import { APP_GUARD } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -476,6 +477,48 @@ describe('nestjs module specifics', () => {
       await auth.close();
     }
   });
+
+  for (const platform of ['express', 'fastify'] as const) {
+    it(`forRootAsync with @nestjs/config: the engine's options come from ConfigService (ConfigModule.forRoot), as docs/NESTJS.md shows (${platform})`, async () => {
+      const { url, close } = await start(
+        [
+          OidcMachineAuthModule.forRootAsync({
+            imports: [
+              NestConfigModule.forRoot({
+                ignoreEnvFile: true,
+                load: [() => ({ OIDC_AUTH_SIGNING_KEY: SIGNING_KEYS.k1, OIDC_AUTH_REALM: 'config-service' })],
+              }),
+            ],
+            inject: [ConfigService],
+            useFactory: (config: ConfigService) => ({
+              auth: {
+                identities: [githubIdentity(key)],
+                signingKeys: { k1: config.getOrThrow<string>('OIDC_AUTH_SIGNING_KEY') },
+                realm: config.get<string>('OIDC_AUTH_REALM'),
+              },
+            }),
+            globalGuard: true,
+          }),
+        ],
+        [OpenController],
+        platform,
+      );
+      try {
+        const none = await getWith(url, '/open/me');
+        expect(none.status).toBe(401);
+        expect(none.headers['www-authenticate']).toBe('Bearer realm="config-service"');
+        const login = await postJson(url, '/api/v1/auth/oidc-auth/login', {
+          identityId: 'gh-deployer',
+          jwt: await idpToken(),
+        });
+        expect(login.status).toBe(200);
+        const me = await getWith(url, '/open/me', ['authorization', `Bearer ${login.json.accessToken}`]);
+        expect(me.json).toEqual({ identityId: 'gh-deployer', tokenId: 'string' });
+      } finally {
+        await close();
+      }
+    });
+  }
 
   it('forRootAsync builds the engine from an injected provider and closes the engine it created on app.close()', async () => {
     let created: OidcAuth | undefined;

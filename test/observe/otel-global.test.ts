@@ -25,6 +25,29 @@ afterAll(() => {
 });
 
 describe('OpenTelemetry through the global providers (a registered SDK)', () => {
+  it('no SDK yet: enabled() is false and nothing is started; a tracer provider registered later is used from the next operation on', async () => {
+    const instrumentation = instrumentOidcAuth();
+    expect(instrumentation.enabled?.()).toBe(false);
+    const { auth, clock, key } = makeEngine({ auth: { instrumentation } });
+    const grant = await auth.login({
+      identityId: 'gh-deployer',
+      jwt: await sign(key, githubClaims(clock.ms)),
+    });
+    await auth.authenticate(grant.accessToken);
+
+    const exporter = new InMemorySpanExporter();
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
+    );
+    try {
+      expect(instrumentation.enabled?.()).toBe(true);
+      await auth.authenticate(grant.accessToken);
+      expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['oidc_machine_auth.authenticate']);
+    } finally {
+      trace.disable();
+    }
+  });
+
   it('instrumentOidcAuth() without options: spans reach a tracer provider registered after it, metrics the meter provider registered before it', async () => {
     const reader = new CollectingReader();
     metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));

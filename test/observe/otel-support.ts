@@ -27,6 +27,9 @@ export interface Point {
 /** An OpenTelemetry SDK (traces and metrics) held in memory, and the instrumentation wired to it. */
 export interface Telemetry {
   instrumentation: Instrumentation;
+  /** The SDK providers behind it. */
+  tracerProvider: BasicTracerProvider;
+  meterProvider: MeterProvider;
   spans(): ReadableSpan[];
   /** Spans named `name`. */
   named(name: string): ReadableSpan[];
@@ -73,6 +76,8 @@ export function telemetry(options: { sampled?: boolean; guardStoreSpans?: boolea
       meterProvider,
       ...(options.guardStoreSpans !== undefined && { guardStoreSpans: options.guardStoreSpans }),
     }),
+    tracerProvider,
+    meterProvider,
     spans,
     named: (name) => spans().filter((s) => s.name === name),
     childrenOf: (parent) =>

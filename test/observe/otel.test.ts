@@ -9,6 +9,7 @@ import {
   createMetrics,
   type OidcAuthError,
 } from '../../src/index.js';
+import { exchange } from '../../src/oauth/exchange.js';
 import { SIGNING_KEYS, githubIdentity, makeEngine } from '../helpers/engine.js';
 import { startTestIdp, loopbackIdentity, type TestIdp } from '../helpers/idp-server.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
@@ -112,7 +113,7 @@ describe('OpenTelemetry spans', () => {
     expect(t.named('oidc_machine_auth.store.identity.get')).toEqual([]);
   });
 
-  it('authenticate (the guard) is one span, its store call timed only; a refusal has error.type', async () => {
+  it('authenticate (the guard) is one span, its store call timed only (guard.store.duration, no attributes); a refusal has error.type', async () => {
     const t = telemetry();
     const { auth, clock, key } = engine(t);
     const grant = await auth.login({
@@ -147,10 +148,35 @@ describe('OpenTelemetry spans', () => {
       }),
     ).toBe(1);
     expect(pointValue(metrics, 'oidc_machine_auth.guard.denials', { 'error.type': 'invalid_token' })).toBe(1);
-    const consume = pointValue(metrics, 'oidc_machine_auth.store.duration', {
-      'oidc_machine_auth.store.operation': 'consume',
-    }) as { count: number };
-    expect(consume.count).toBe(1);
+    // The guard's store call (one, the refused token never reached the store): no attribute set.
+    expect(metrics.get('oidc_machine_auth.guard.store.duration')).toEqual([
+      { attributes: {}, value: expect.objectContaining({ count: 1 }) },
+    ]);
+    expect(
+      pointValue(metrics, 'oidc_machine_auth.store.duration', {
+        'oidc_machine_auth.store.operation': 'consume',
+      }),
+    ).toBeUndefined();
+  });
+
+  it('two instrumentations on one meter provider share their metrics: guard decisions add up, each reported once', async () => {
+    const t = telemetry();
+    const second = instrumentOidcAuth({ meterProvider: t.meterProvider, tracerProvider: t.tracerProvider });
+    const a = engine(t);
+    const b = makeEngine({ auth: { instrumentation: second } });
+    for (const { auth, clock, key } of [a, b]) {
+      const grant = await auth.login({
+        identityId: 'gh-deployer',
+        jwt: await sign(key, githubClaims(clock.ms)),
+      });
+      await auth.authenticate(grant.accessToken);
+    }
+    const metrics = await t.collect();
+    const decisions = metrics.get('oidc_machine_auth.guard.decisions')!;
+    expect(decisions).toEqual([{ attributes: { 'oidc_machine_auth.outcome': 'success' }, value: 2 }]);
+    expect(pointValue(metrics, 'oidc_machine_auth.logins', { 'oidc_machine_auth.outcome': 'success' })).toBe(
+      2,
+    );
   });
 
   it('guardStoreSpans: true gives authenticate a store.consume child span', async () => {
@@ -203,11 +229,10 @@ describe('OpenTelemetry spans', () => {
       }),
     ).toBe(1);
     expect(pointValue(metrics, 'oidc_machine_auth.guard.denials', { 'error.type': 'token_revoked' })).toBe(1);
-    const consume = pointValue(metrics, 'oidc_machine_auth.store.duration', {
-      'oidc_machine_auth.store.operation': 'consume',
-    }) as { count: number; sum: number };
-    expect(consume.count).toBe(1);
-    expect(consume.sum).toBeGreaterThanOrEqual(0);
+    const [consume] = metrics.get('oidc_machine_auth.guard.store.duration')!;
+    expect(consume!.attributes).toEqual({});
+    expect((consume!.value as { count: number }).count).toBe(1);
+    expect((consume!.value as { sum: number }).sum).toBeGreaterThanOrEqual(0);
     for (const operation of [
       'generation',
       'identity.get',
@@ -239,13 +264,9 @@ describe('OpenTelemetry spans', () => {
     await rejection(auth.authenticate('omat_nope'));
     expect(t.spans()).toEqual([]);
     const metrics = await t.collect();
-    expect(
-      (
-        pointValue(metrics, 'oidc_machine_auth.store.duration', {
-          'oidc_machine_auth.store.operation': 'consume',
-        }) as { count: number }
-      ).count,
-    ).toBe(1);
+    expect(metrics.get('oidc_machine_auth.guard.store.duration')).toEqual([
+      { attributes: {}, value: expect.objectContaining({ count: 1 }) },
+    ]);
     expect(
       pointValue(metrics, 'oidc_machine_auth.guard.decisions', { 'oidc_machine_auth.outcome': 'success' }),
     ).toBe(1);
@@ -290,12 +311,103 @@ describe('OpenTelemetry spans', () => {
     const metrics = await t.collect();
     expect(
       (
-        pointValue(metrics, 'oidc_machine_auth.store.duration', {
-          'oidc_machine_auth.store.operation': 'consume',
+        pointValue(metrics, 'oidc_machine_auth.guard.store.duration', {
           'error.type': 'TypeError',
         }) as { count: number }
       ).count,
     ).toBe(1);
+  });
+});
+
+describe('OpenTelemetry spans of introspection and the token exchange', () => {
+  it('RFC 7662 §2.2: introspect is a span with its store steps; active: true with the identity and token id, false for a token not live', async () => {
+    const t = telemetry();
+    const { auth, clock, key } = engine(t);
+    const grant = await auth.login({
+      identityId: 'gh-deployer',
+      jwt: await sign(key, githubClaims(clock.ms)),
+    });
+    expect(await auth.introspect(grant.accessToken)).toMatchObject({ tokenId: grant.tokenId });
+    await auth.revoke(grant.accessToken);
+    expect(await auth.introspect(grant.accessToken)).toBeUndefined();
+    expect(await auth.introspect('omat_nope')).toBeUndefined();
+
+    const [live, revoked, forged] = t.named('oidc_machine_auth.introspect');
+    expect(live!.attributes).toEqual({
+      'oidc_machine_auth.introspection.active': true,
+      'oidc_machine_auth.identity.id': 'gh-deployer',
+      'oidc_machine_auth.token.id': grant.tokenId,
+    });
+    expect(live!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(childNames(t, live!)).toEqual([
+      'oidc_machine_auth.store.get',
+      'oidc_machine_auth.store.generation',
+    ]);
+    // Not live is an answer, not an error: no error.type, and no identity of a revoked token either.
+    expect(revoked!.attributes).toEqual({ 'oidc_machine_auth.introspection.active': false });
+    expect(revoked!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(forged!.attributes).toEqual({ 'oidc_machine_auth.introspection.active': false });
+    expect(childNames(t, forged!)).toEqual([]); // refused before any store call
+
+    const metrics = await t.collect();
+    const get = pointValue(metrics, 'oidc_machine_auth.store.duration', {
+      'oidc_machine_auth.store.operation': 'get',
+    }) as { count: number };
+    expect(get.count).toBe(2);
+  });
+
+  it('RFC 8693 §2.1: a token exchange naming its identity is a token_exchange span with the login and its steps as a child', async () => {
+    const t = telemetry();
+    const { auth, clock, key } = engine(t);
+    const { grant } = await exchange(
+      auth,
+      { subjectToken: await sign(key, githubClaims(clock.ms)), identityId: 'gh-deployer' },
+      { clientIp: IP },
+    );
+
+    const span = only(t, 'oidc_machine_auth.token_exchange');
+    expect(span.parentSpanContext).toBeUndefined();
+    expect(span.status.code).toBe(SpanStatusCode.UNSET);
+    expect(span.attributes).toEqual({
+      'client.address': IP,
+      'oidc_machine_auth.identity.id': 'gh-deployer',
+      'oidc_machine_auth.token.id': grant.tokenId,
+    });
+    expect(childNames(t, span)).toEqual(['oidc_machine_auth.login']);
+    const login = only(t, 'oidc_machine_auth.login');
+    expect(login.spanContext().traceId).toBe(span.spanContext().traceId);
+    expect(login.attributes['oidc_machine_auth.token.id']).toBe(grant.tokenId);
+    expect(childNames(t, login)).toContain('oidc_machine_auth.verify');
+  });
+
+  it('RFC 8693 §2.1 without client_id: a select step, then the login; a refused exchange has error.type on both spans', async () => {
+    const t = telemetry();
+    const { auth, clock, key } = engine(t);
+    const { grant } = await exchange(auth, { subjectToken: await sign(key, githubClaims(clock.ms)) });
+    const [chosen] = t.named('oidc_machine_auth.token_exchange');
+    expect(childNames(t, chosen!)).toEqual(['oidc_machine_auth.select', 'oidc_machine_auth.login']);
+    expect(chosen!.attributes['oidc_machine_auth.identity.id']).toBe(grant.identityId);
+
+    // A token no identity binds: refused exactly as a forged token is (RFC 8693 §2.2.2, RFC 6749 §5.2).
+    const stranger = await sign(key, githubClaims(clock.ms, { sub: 'repo:evil/repo:ref:refs/heads/main' }));
+    const error = await rejection(exchange(auth, { subjectToken: stranger }, { clientIp: IP }));
+    const refused = t.named('oidc_machine_auth.token_exchange')[1]!;
+    expect(refused.status.code).toBe(SpanStatusCode.ERROR);
+    expect(refused.attributes).toEqual({ 'client.address': IP, 'error.type': error.code });
+    const login = t.childrenOf(refused).find((s) => s.name === 'oidc_machine_auth.login')!;
+    expect(login.status.code).toBe(SpanStatusCode.ERROR);
+    expect(login.attributes['oidc_machine_auth.identity.id']).toBeUndefined();
+  });
+
+  it('an exchange on an engine without instrumentation is traced nowhere, and its login still works', async () => {
+    const t = telemetry();
+    const { auth, clock, key } = makeEngine();
+    const { grant } = await exchange(auth, {
+      subjectToken: await sign(key, githubClaims(clock.ms)),
+      identityId: 'gh-deployer',
+    });
+    expect(grant.identityId).toBe('gh-deployer');
+    expect(t.spans()).toEqual([]);
   });
 });
 
@@ -389,7 +501,7 @@ describe('OpenTelemetry with a discovering identity (key lookups and fetches)', 
 });
 
 describe('OpenTelemetry never records a token or a claim value', () => {
-  it('CANARY: log in, renew, use, revoke and be refused with tokens and claims carrying a marker; it is in no span name, attribute, event, link, status, resource or metric', async () => {
+  it('CANARY: log in, exchange, renew, use, introspect, revoke and be refused with tokens and claims carrying a marker; it is in no span name, attribute, event, link, status, resource or metric', async () => {
     const M = `CANARY${Math.random().toString(36).slice(2)}`;
     const t = telemetry();
     const key = makeKey('RS256');
@@ -433,9 +545,22 @@ describe('OpenTelemetry never records a token or a claim value', () => {
     await rejection(auth.authenticate(`omat_${M}`));
     await rejection(auth.renew(`omat_${M}.${M}`));
     await rejection(auth.revoke(`${M}`));
+    // The token exchange (named and selected identity, refused) and introspection (live, forged).
+    const exchanged = await exchange(
+      auth,
+      { subjectToken: jwt, identityId: 'gh-deployer' },
+      { clientIp: IP },
+    );
+    const selected = await exchange(auth, { subjectToken: jwt });
+    await rejection(exchange(auth, { subjectToken: forged }, { clientIp: IP }));
+    await rejection(exchange(auth, { subjectToken: `${M}.${M}.${M}` }));
+    expect(await auth.introspect(exchanged.grant.accessToken)).toMatchObject({ subject: `repo:${M}` });
+    expect(await auth.introspect(`omat_${M}`)).toBeUndefined();
     await auth.revoke(renewed.accessToken);
     await rejection(auth.authenticate(renewed.accessToken));
 
+    expect(t.named('oidc_machine_auth.token_exchange')).toHaveLength(4);
+    expect(t.named('oidc_machine_auth.introspect')).toHaveLength(2);
     expect(t.spans().length).toBeGreaterThan(30);
     const dump = await t.dump();
     expect(dump).toContain('oidc_machine_auth.login'); // the dump holds what was recorded
@@ -446,7 +571,12 @@ describe('OpenTelemetry never records a token or a claim value', () => {
     }
     // No access token string, nonce or MAC (`omat_<kid>.<tokenId>.<exp>.<nonce>.<mac>`): its token
     // id is the audit handle events carry too, and is recorded by design.
-    for (const accessToken of [grant.accessToken, renewed.accessToken]) {
+    for (const accessToken of [
+      grant.accessToken,
+      renewed.accessToken,
+      exchanged.grant.accessToken,
+      selected.grant.accessToken,
+    ]) {
       expect(dump).not.toContain(accessToken);
       for (const part of accessToken.split('.').slice(-2)) expect(dump).not.toContain(part);
     }
@@ -480,6 +610,63 @@ describe('OpenTelemetry without an SDK', () => {
       revocations: { token: 1 },
     });
     expect(metrics.render()).toContain('oidc_machine_auth_logins_total{result="success"} 1');
+  });
+
+  it('no SDK: enabled() is false, so the engine starts no span for any operation', async () => {
+    expect(instrumentOidcAuth().enabled?.()).toBe(false);
+    const started: string[] = [];
+    const otel = instrumentOidcAuth();
+    const { auth, clock, key } = makeEngine({
+      auth: {
+        instrumentation: {
+          enabled: () => otel.enabled!(),
+          startSpan: (name, fields, parent) => {
+            started.push(name);
+            return otel.startSpan(name, fields, parent);
+          },
+        },
+      },
+    });
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const grant = await auth.login({ identityId: 'gh-deployer', jwt });
+    await auth.authenticate(grant.accessToken);
+    await auth.introspect(grant.accessToken);
+    await exchange(auth, { subjectToken: jwt, identityId: 'gh-deployer' });
+    await auth.revoke(grant.accessToken);
+    expect(started).toEqual([]);
+  });
+
+  it('an instrumentation whose enabled() answers false starts no span; one whose enabled() throws fails no operation', async () => {
+    let calls = 0;
+    const instrumentation = (enabled: () => boolean) => ({
+      enabled,
+      startSpan: () => {
+        calls++;
+        return NOOP_SPAN;
+      },
+    });
+    const off = makeEngine({ auth: { instrumentation: instrumentation(() => false) } });
+    const grant = await off.auth.login({
+      identityId: 'gh-deployer',
+      jwt: await sign(off.key, githubClaims(off.clock.ms)),
+    });
+    await off.auth.authenticate(grant.accessToken);
+    expect(calls).toBe(0);
+    const broken = makeEngine({
+      auth: {
+        instrumentation: instrumentation(() => {
+          throw new Error('broken telemetry');
+        }),
+      },
+    });
+    const again = await broken.auth.login({
+      identityId: 'gh-deployer',
+      jwt: await sign(broken.key, githubClaims(broken.clock.ms)),
+    });
+    await expect(broken.auth.authenticate(again.accessToken)).resolves.toMatchObject({
+      tokenId: again.tokenId,
+    });
+    expect(calls).toBe(0);
   });
 
   it('an instrumentation whose startSpan throws does not fail an operation', async () => {
