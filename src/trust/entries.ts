@@ -182,6 +182,26 @@ export class TrustRegistry {
     return this.#entries.delete(trustId);
   }
 
+  /**
+   * Make the entries exactly `entries` (a store's list). An entry equal to the one held (same JSON)
+   * keeps the object held, so resolutions memoised on it stay; the others replace it.
+   *
+   * @returns the entries added or changed.
+   */
+  replaceAll(entries: readonly TrustEntry[]): TrustEntry[] {
+    const changed: TrustEntry[] = [];
+    const seen = new Set<string>();
+    for (const entry of entries.slice(0, MAX_TRUST_ENTRIES)) {
+      seen.add(entry.trustId);
+      const held = this.#entries.get(entry.trustId);
+      if (held === entry || (held && JSON.stringify(held) === JSON.stringify(entry))) continue;
+      this.#entries.set(entry.trustId, entry);
+      changed.push(entry);
+    }
+    for (const trustId of [...this.#entries.keys()]) if (!seen.has(trustId)) this.#entries.delete(trustId);
+    return changed;
+  }
+
   #set(entry: TrustEntry): void {
     if (!this.#entries.has(entry.trustId) && this.#entries.size >= MAX_TRUST_ENTRIES) {
       throw new ConfigError('trust', `holds more than ${MAX_TRUST_ENTRIES} entries`);

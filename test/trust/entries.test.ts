@@ -115,7 +115,7 @@ describe('shared trust entries', () => {
     await expect(
       e.auth.login({ identityId: 'deploy-api', jwt: await token(key, e.clock, 'api') }),
     ).resolves.toMatchObject({});
-    e.auth.trust.put(github(next));
+    await e.auth.trust.put(github(next));
     for (const name of ['api', 'web']) {
       await expect(
         e.auth.login({ identityId: `deploy-${name}`, jwt: await token(key, e.clock, name) }),
@@ -124,11 +124,20 @@ describe('shared trust entries', () => {
         e.auth.login({ identityId: `deploy-${name}`, jwt: await token(next, e.clock, name) }),
       ).resolves.toMatchObject({ identityId: `deploy-${name}` });
     }
-    expect(() => e.auth.trust.put({ ...github(next), jwksUrl: 'http://example.com/keys' })).toThrow(
+    await expect(e.auth.trust.put({ ...github(next), jwksUrl: 'http://example.com/keys' })).rejects.toThrow(
       /trust\["github"\]\.jwksUrl/,
     );
-    expect(e.auth.trust.get('github')?.keySources[0]?.publicKeys).toEqual([next.publicJwk]);
-    expect(e.auth.trust.delete('github')).toBe(true);
+    expect((await e.auth.trust.get('github'))?.keySources[0]?.publicKeys).toEqual([next.publicJwk]);
+    // In use: refused, naming the identities; nothing deleted.
+    await expect(e.auth.trust.delete('github')).rejects.toMatchObject({
+      status: 409,
+      code: 'trust_in_use',
+      identityIds: ['deploy-api', 'deploy-web'],
+    });
+    expect(await e.auth.trust.get('github')).toBeDefined();
+    // Gone from the store behind the engine's back (a hand edit): the identities fail closed.
+    expect(await e.auth.trust.store.delete('github')).toBe(true);
+    e.clock.advance(e.auth.trust.maxAgeSeconds);
     await expect(
       e.auth.login({ identityId: 'deploy-api', jwt: await token(next, e.clock, 'api') }),
     ).rejects.toMatchObject({ code: 'invalid_credentials' });
