@@ -165,7 +165,7 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
 
   function resolve(config: IdentityConfig): IdentityConfig {
     if (config.trust === undefined) return config;
-    if (unavailable && !isFresh(clock())) {
+    if (unavailable) {
       throw new ServiceUnavailableError('store_unavailable', 'The trust store is unavailable');
     }
     return registry.resolve(config);
