@@ -123,8 +123,11 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
   let unavailable = false;
   let attemptAt = -Infinity;
   let pending: Promise<void> | undefined;
-  /** Writes through this engine; a store read that overlapped one is not applied (it may predate it). */
-  let writes = 0;
+  /**
+   * Writes through this engine while a store read runs (trust id → the entry written, or null when
+   * deleted): the read may predate them, so they are applied again on top of what it found.
+   */
+  let overlay: Map<string, TrustEntry | null> | undefined;
 
   function isFresh(now: number): boolean {
     return !unavailable && now >= readAt && now - readAt < maxAgeMs;
@@ -136,19 +139,22 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
     if (isFresh(now)) return undefined;
     if (unavailable && now >= attemptAt && now - attemptAt < RETRY_MS) return undefined;
     attemptAt = now;
-    const writesBefore = writes;
+    const written = (overlay = new Map());
     pending = Promise.resolve()
       .then(() => store.list())
+      .then((entries) => {
+        if (!Array.isArray(entries)) throw new TypeError('TrustStore.list did not answer an array');
+        const changed = registry.replaceAll(entries);
+        for (const [trustId, entry] of written) {
+          if (entry) changed.push(registry.put(entry));
+          else registry.delete(trustId);
+        }
+        for (const entry of changed) keys.registerIssuers(registry.sourceConfig(entry));
+        readAt = now;
+        unavailable = false;
+      })
       .then(
-        (entries) => {
-          if (!Array.isArray(entries)) throw new TypeError('TrustStore.list did not answer an array');
-          if (writes !== writesBefore) return; // read again at the next login
-          for (const entry of registry.replaceAll(entries)) {
-            keys.registerIssuers(registry.sourceConfig(entry));
-          }
-          readAt = now;
-          unavailable = false;
-        },
+        () => undefined,
         (error: unknown) => {
           unavailable = true;
           logger?.error(
@@ -159,6 +165,7 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
       )
       .finally(() => {
         pending = undefined;
+        overlay = undefined;
       });
     return pending;
   }
@@ -195,8 +202,8 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
     list: () => store.list(),
     async put(input) {
       const entry = parseTrustEntry(input);
-      writes++;
       await store.put(entry);
+      overlay?.set(entry.trustId, entry);
       const held = registry.put(entry);
       keys.registerIssuers(registry.sourceConfig(held));
       return held;
@@ -204,8 +211,8 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
     async delete(trustId) {
       const users = await referencing(trustId);
       if (users.length > 0) throw new TrustInUseError(trustId, users);
-      writes++;
       const deleted = await store.delete(trustId);
+      overlay?.set(trustId, null);
       registry.delete(trustId);
       return deleted;
     },

@@ -280,6 +280,44 @@ describe('a trust store that cannot be read fails closed', () => {
     await auth.close();
   });
 
+  it('a write through the engine while it reads the store is not undone by what the read found', async () => {
+    const k1 = makeKey('ES256', 'gh-1');
+    const k2 = makeKey('ES256', 'gh-2');
+    class SlowTrustStore extends MemoryTrustStore {
+      hold: Promise<void> | undefined;
+      reading: () => void = () => {};
+      override async list() {
+        const before = await super.list(); // the read sees the table as it was
+        this.reading();
+        await this.hold;
+        return before;
+      }
+    }
+    const store = new SlowTrustStore([github(k1)]);
+    const clock = new FakeClock();
+    const auth = createOidcAuth({
+      identities: [repo('api')],
+      trust: store,
+      signingKeys: SIGNING_KEYS,
+      clock: clock.now,
+    });
+    const i = { auth, clock, rec: new Recorder() };
+    await expect(login(i, 'api', k1)).resolves.toMatchObject({});
+    let release = () => {};
+    store.hold = new Promise<void>((done) => (release = done));
+    const reading = new Promise<void>((done) => (store.reading = done));
+    clock.advance(30);
+    const jwt = await token(k2, clock, 'api');
+    const during = auth.login({ identityId: 'deploy-api', jwt }); // starts the read, which waits
+    await reading;
+    await auth.trust.put(github(k2));
+    release();
+    await expect(during).resolves.toMatchObject({});
+    await expect(login(i, 'api', k2)).resolves.toMatchObject({});
+    await expect(login(i, 'api', k1)).rejects.toMatchObject({ code: 'invalid_credentials' });
+    await auth.close();
+  });
+
   it('trustMaxAgeSeconds must be a number from 0 to 3600; trust must be entries or a store', () => {
     for (const bad of [-1, 3601, Number.NaN, '30']) {
       expect(() =>
