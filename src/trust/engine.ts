@@ -1,7 +1,13 @@
 import { ConfigError, ServiceUnavailableError } from '../errors.js';
 import type { KeyManager } from '../keys.js';
 import type { IdentityConfig, IdentityConfigInput, IdentityStore, Logger } from '../types.js';
-import { TrustRegistry, parseTrustEntry, type TrustEntry, type TrustEntryInput } from './entries.js';
+import {
+  TrustRegistry,
+  parseTrustEntry,
+  resolveWithEntry,
+  type TrustEntry,
+  type TrustEntryInput,
+} from './entries.js';
 import {
   MAX_REFERENCING_IDS,
   MemoryTrustStore,
@@ -195,6 +201,37 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
     );
   }
 
+  /**
+   * Refuse an entry that would leave an identity using it unresolvable (binding nothing, or
+   * `allowAnyAudience` under entry audiences): a ConfigError naming the identity and field. Needs
+   * the identity store's `list`; skipped without it, or when a stored config no longer validates
+   * (`list` throws ConfigError): such identities are refused at login.
+   */
+  async function checkUsers(entry: TrustEntry): Promise<void> {
+    if (typeof identities.list !== 'function') return;
+    let all: IdentityConfig[];
+    try {
+      all = await identities.list();
+    } catch (error) {
+      if (error instanceof ConfigError) return;
+      throw error;
+    }
+    for (const config of all) {
+      if (config.trust !== entry.trustId) continue;
+      try {
+        resolveWithEntry(config, entry);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        throw new ConfigError(
+          `trust[${JSON.stringify(entry.trustId)}]`,
+          `would leave identity ${JSON.stringify(config.identityId)} unusable: ${error.message}`,
+          undefined,
+          { cause: error },
+        );
+      }
+    }
+  }
+
   return {
     store,
     maxAgeSeconds,
@@ -202,6 +239,7 @@ export function bindTrust(options: BindTrustOptions): TrustBinding {
     list: () => store.list(),
     async put(input) {
       const entry = parseTrustEntry(input);
+      await checkUsers(entry);
       await store.put(entry);
       overlay?.set(entry.trustId, entry);
       const held = registry.put(entry);

@@ -109,6 +109,28 @@ describe('shared trust entries', () => {
     }
   });
 
+  it('a change that would leave an identity using the entry binding nothing, or allowAnyAudience under audiences, is refused naming it', async () => {
+    const e = engine(
+      [github(key), { ...github(key), trustId: 'open', audiences: undefined }],
+      [
+        { identityId: 'aud-only', trust: 'github' },
+        { ...repo('any'), trust: 'open', allowAnyAudience: true },
+      ],
+    );
+    await expect(e.auth.trust.put({ ...github(key), audiences: undefined })).rejects.toMatchObject({
+      field: 'trust["github"]',
+      message: expect.stringContaining('identity "aud-only"') as unknown,
+    });
+    await expect(
+      e.auth.trust.put({ ...github(key), trustId: 'open', audiences: 'vault' }),
+    ).rejects.toMatchObject({
+      field: 'trust["open"]',
+      message: expect.stringContaining('allowAnyAudience') as unknown,
+    });
+    expect((await e.auth.trust.get('github'))?.audiences).toEqual(['https://github.com/acme-corp']);
+    await expect(e.auth.trust.put({ ...github(key), audiences: 'other' })).resolves.toMatchObject({});
+  });
+
   it('changing an entry (auth.trust.put) takes effect for every identity using it', async () => {
     const next = makeKey('ES256', 'gh-2');
     const e = engine([github(key)], [repo('api'), repo('web')]);
