@@ -201,13 +201,22 @@ export function createIdentityAdmin(
   }
 
   async function save(input: IdentityConfigInput): Promise<IdentityConfig> {
-    // A trust reference must name an entry of this engine, or every login of the identity is refused.
-    if (typeof input.trust === 'string' && auth.trust && !auth.trust.get(input.trust)) {
-      throw new ConfigError(
-        'trust',
-        `names no trust entry (${JSON.stringify(input.trust)})`,
-        input.identityId,
-      );
+    // A trust reference must name an entry, or every login of the identity is refused. Read from
+    // the trust store, not the engine's snapshot: an entry deleted on another instance is unknown here.
+    if (typeof input.trust === 'string' && auth.trust) {
+      let entry;
+      try {
+        entry = await auth.trust.get(input.trust);
+      } catch (error) {
+        throw storeError(error, 'trust.get');
+      }
+      if (!entry) {
+        throw new ConfigError(
+          'trust',
+          `names no trust entry (${JSON.stringify(input.trust)})`,
+          input.identityId,
+        );
+      }
     }
     try {
       return await identities.put(input);
@@ -479,3 +488,12 @@ export function identityOidcAuthView(
   if (config.candidateRules) view.candidateRules = structuredClone(config.candidateRules) as Rule[];
   return view;
 }
+
+// Trust entries (docs/TRUST.md): GET/PUT/DELETE {prefix}/oidc-auth/trust/:trustId, GET {prefix}/oidc-auth/trust.
+export {
+  TRUST_ADMIN_ROUTES,
+  createTrustAdmin,
+  trustEntryView,
+  type TrustAdmin,
+  type TrustAdminRequest,
+} from './trust/admin.js';

@@ -31,6 +31,7 @@ import { explainLogin, type ExplainReport } from './explain.js';
 import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from './config.js';
 import type { TrustEntryInput } from './trust/entries.js';
 import { bindTrust, type TrustEntries } from './trust/engine.js';
+import type { TrustStore } from './trust/store.js';
 import { acceptsIssuer } from './trust/sources.js';
 import type { JWK } from 'jose';
 import {
@@ -77,8 +78,13 @@ export interface OidcAuthOptions {
   revealLoginFailureReasons?: boolean;
   /** `realm` of `WWW-Authenticate` challenges. Default `oidc-machine-auth`. */
   realm?: string;
-  /** Shared trust entries, referenced by identities as `trust: '<trustId>'` (docs/TRUST.md). */
-  trust?: readonly TrustEntryInput[];
+  /**
+   * Shared trust entries, referenced by identities as `trust: '<trustId>'` (docs/TRUST.md): the
+   * entries (this engine's own), or a {@link TrustStore} a fleet shares.
+   */
+  trust?: readonly TrustEntryInput[] | TrustStore;
+  /** With a shared `trust` store: longest a change made elsewhere takes to reach this engine. Default 30. */
+  trustMaxAgeSeconds?: number;
   /**
    * Our issuer URL, exactly as clients see it (`https://app.example/api/v1/auth`): the `iss` of JWT
    * access tokens and the RFC 8414 `issuer`. Required for JWT access tokens and the metadata routes.
@@ -258,7 +264,15 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   /** Issuers whose key-source refresh is running (single flight). */
   const refreshing = new Set<string>();
   registerStoreIssuers();
-  const trust = bindTrust(options.trust, keys, options.identities);
+  const trust = bindTrust({
+    trust: options.trust,
+    maxAgeSeconds: options.trustMaxAgeSeconds,
+    keys,
+    identityInputs: options.identities,
+    identities,
+    clock,
+    logger,
+  });
 
   const invalidTokenChallenge = bearerChallenge(realm, 'invalid_token');
   const ipLists = new WeakMap<readonly string[], IpAllowList>();
@@ -463,7 +477,10 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     if (config?.identityId === identityId) {
       try {
         return trust.resolve(config);
-      } catch {
+      } catch (error) {
+        if (error instanceof ServiceUnavailableError) {
+          throw new LoginFailure('store_unavailable', false, {}, { cause: error });
+        }
         reason = 'trust_unresolved';
       }
     }
@@ -577,6 +594,9 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         throw storeDown(error, 'generation');
       });
       registerStoreIssuers();
+      // A trust store's entries, read again once older than trustMaxAgeSeconds (else no wait).
+      const trustRead = trust.fresh();
+      if (trustRead) await trustRead;
       const now = clock();
       // The identity is read only once the token verified against its issuer's keys (verifyLogin):
       // until then the work and the answer depend on the token, never on whether the id exists.
@@ -879,6 +899,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
 
   async function explain(input: { identityId: string; jwt: string } & CallContext): Promise<ExplainReport> {
     // Through loadIdentity: explain uses exactly the configs login would (validated, right id).
+    await trust.fresh();
     return explainLogin(input, { identities: { get: loadIdentity }, keys, clock, ipAllowList, replayCache });
   }
 

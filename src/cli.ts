@@ -242,7 +242,7 @@ async function testCommand(args: string[], values: Values, io: CliIo, stdout: Ou
   const [policy, folder] = args;
   if (policy === undefined || folder === undefined)
     throw new UsageError('test needs POLICY_FILE and CASES_FOLDER');
-  const entries = await loadIdentities(policy, io);
+  const { identities: entries, trust } = await loadPolicy(policy, io);
   let names: string[];
   try {
     names = await (io.readDir ?? ((p: string) => readdir(p)))(folder);
@@ -262,7 +262,7 @@ async function testCommand(args: string[], values: Values, io: CliIo, stdout: Ou
     });
     cases.push([file, text.length > POLICY_TEST_LIMITS.maxCaseBytes ? '' : text]);
   }
-  const outcome = runPolicyTests(entries, cases);
+  const outcome = runPolicyTests(entries, cases, trust);
   if ('error' in outcome) {
     stdout.write(
       values.json ? `${JSON.stringify({ ok: false, error: outcome.error })}\n` : `${FAIL} ${outcome.error}\n`,
@@ -283,6 +283,14 @@ function required(values: Values, name: string): string {
 
 /** The identities file as a list of raw entries: an array, `{ identities: [...] }`, or one config. */
 async function loadIdentities(path: string, io: CliIo): Promise<unknown[]> {
+  return (await loadPolicy(path, io)).identities;
+}
+
+/**
+ * A policy file: its identities (as {@link loadIdentities} takes them) and, in the
+ * `{ "identities": [...], "trust": [...] }` form, the trust entries they may name.
+ */
+async function loadPolicy(path: string, io: CliIo): Promise<{ identities: unknown[]; trust?: unknown[] }> {
   let text: string;
   try {
     text = await (io.readFile ?? ((p: string) => readFile(p, 'utf8')))(path);
@@ -295,14 +303,17 @@ async function loadIdentities(path: string, io: CliIo): Promise<unknown[]> {
   } catch (error) {
     throw new UsageError(`${path} is not valid JSON: ${(error as Error).message}`);
   }
-  if (Array.isArray(data)) return data;
+  if (Array.isArray(data)) return { identities: data };
   if (data !== null && typeof data === 'object') {
-    const list = (data as { identities?: unknown }).identities;
-    if (Array.isArray(list)) return list;
-    if ('identityId' in data) return [data];
+    const { identities: list, trust } = data as { identities?: unknown; trust?: unknown };
+    if (trust !== undefined && !Array.isArray(trust)) {
+      throw new UsageError(`${path}: "trust" must be an array of trust entries`);
+    }
+    if (Array.isArray(list)) return trust === undefined ? { identities: list } : { identities: list, trust };
+    if ('identityId' in data) return { identities: [data] };
   }
   throw new UsageError(
-    `${path} must hold an array of identity configs, {"identities": [...]}, or one config`,
+    `${path} must hold an array of identity configs, {"identities": [...], "trust"?: [...]}, or one config`,
   );
 }
 

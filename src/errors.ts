@@ -59,7 +59,10 @@ export type ReasonCode =
   | 'claim_not_revocable'
   | 'revocation_limit_reached'
   // configuration
-  | 'invalid_config';
+  | 'invalid_config'
+  // trust entries (admin API, auth.trust)
+  | 'trust_not_found'
+  | 'trust_in_use';
 
 /** The `error` field of an answer body, as Infisical's API names them. */
 export type ErrorName =
@@ -70,6 +73,7 @@ export type ErrorName =
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
   | 'ValidationFailure'
+  | 'Conflict'
   | 'ServiceUnavailable'
   | 'InternalServerError';
 
@@ -88,6 +92,7 @@ const NAMES: Record<number, ErrorName> = {
   403: 'ForbiddenError',
   404: 'NotFound',
   413: 'PayloadTooLarge',
+  409: 'Conflict',
   415: 'UnsupportedMediaType',
   422: 'ValidationFailure',
   503: 'ServiceUnavailable',

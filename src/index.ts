@@ -157,6 +157,13 @@ export {
 export type * from './types.js';
 export type { TrustEntry, TrustEntryInput } from './trust/entries.js';
 export type { TrustEntries } from './trust/engine.js';
+export { MemoryTrustStore, TrustInUseError, type TrustStore } from './trust/store.js';
+export {
+  createTrustAdmin,
+  TRUST_ADMIN_ROUTES,
+  type TrustAdmin,
+  type TrustAdminRequest,
+} from './trust/admin.js';
 export type { PatternIssuerOptions } from './trust/pattern-issuers.js';
 export {
   RevocationLimitError,

@@ -96,6 +96,8 @@ const REASON_LABELS: ReadonlySet<string> = new Set(
     claim_not_revocable: true,
     revocation_limit_reached: true,
     invalid_config: true,
+    trust_not_found: true,
+    trust_in_use: true,
   } satisfies Record<ReasonCode, true>),
 );
 

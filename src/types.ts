@@ -211,6 +211,12 @@ export interface IdentityStore {
    * (a cold login, a successful login, an admin write on this instance).
    */
   issuerKeySources?(issuer: string): Promise<IdentityConfig[]>;
+  /**
+   * Optional. Up to `limit` ids of the identities whose config names the trust entry `trustId`
+   * (`trust`), so that `auth.trust.delete` refuses to delete an entry in use. Without it the
+   * engine filters `list()`.
+   */
+  trustReferences?(trustId: string, limit: number): Promise<string[]>;
 }
 
 /** What the token store keeps about an access token. Never the token string itself. */

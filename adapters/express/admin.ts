@@ -1,8 +1,10 @@
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import {
   ADMIN_ROUTES,
+  TRUST_ADMIN_ROUTES,
   adminErrorAnswer,
   createIdentityAdmin,
+  createTrustAdmin,
   type IdentityAdminOptions,
 } from '../../src/admin.js';
 import {
@@ -70,5 +72,27 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Ro
     .post(answer)
     .patch(answer)
     .delete(answer);
+  // Trust entries (docs/TRUST.md): GET/PUT/DELETE /oidc-auth/trust/:trustId, GET /oidc-auth/trust.
+  const trust = createTrustAdmin(auth);
+  const trustAnswer = async (req: Request, res: Response) => {
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    let body: unknown;
+    try {
+      if (method === 'PUT') {
+        if (bodyKind(req.headers['content-type']) !== 'json') throw unsupportedMediaType();
+        body = req.body !== undefined ? req.body : await readRequestBody(req, limit);
+      }
+    } catch (error) {
+      return send(res, adminErrorAnswer(auth, error));
+    }
+    send(res, await trust.handle({ method, trustId: req.params.trustId as string | undefined, body }));
+  };
+  router.get(TRUST_ADMIN_ROUTES.entries, ...guards, trustAnswer);
+  router
+    .route(TRUST_ADMIN_ROUTES.entry)
+    .all(...guards)
+    .get(trustAnswer)
+    .put(trustAnswer)
+    .delete(trustAnswer);
   return router;
 }

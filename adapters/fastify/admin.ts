@@ -1,8 +1,10 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import {
   ADMIN_ROUTES,
+  TRUST_ADMIN_ROUTES,
   adminErrorAnswer,
   createIdentityAdmin,
+  createTrustAdmin,
   type IdentityAdminOptions,
 } from '../../src/admin.js';
 import {
@@ -91,5 +93,32 @@ export const oidcAdminPlugin: FastifyPluginAsync<OidcAdminPluginOptions> = async
     url: identity,
     preHandler: guard,
     handler: answer,
+  });
+  // Trust entries (docs/TRUST.md): GET/PUT/DELETE /oidc-auth/trust/:trustId, GET /oidc-auth/trust.
+  const trust = createTrustAdmin(auth);
+  const trustAnswer = async (request: FastifyRequest, reply: FastifyReply) => {
+    const trustId = (request.params as { '*'?: string })['*'];
+    const segments = (path: string | undefined) => path?.split('?', 1)[0]!.split('/').length;
+    if (trustId === '' || segments(request.url) !== segments(request.routeOptions.url)) {
+      return reply.callNotFound();
+    }
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    let body: unknown;
+    try {
+      if (method !== 'PUT') body = undefined;
+      else if (bodyKind(request.headers['content-type']) === 'json')
+        body = await readRequestBody(request.raw, limit);
+      else throw unsupportedMediaType();
+    } catch (error) {
+      return send(reply, adminErrorAnswer(auth, error));
+    }
+    return send(reply, await trust.handle({ method, trustId, body }));
+  };
+  app.route({ method: 'GET', url: TRUST_ADMIN_ROUTES.entries, preHandler: guard, handler: trustAnswer });
+  app.route({
+    method: ['GET', 'PUT', 'DELETE'],
+    url: TRUST_ADMIN_ROUTES.entries + '/*',
+    preHandler: guard,
+    handler: trustAnswer,
   });
 };

@@ -3,8 +3,10 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import {
   ADMIN_ROUTES,
+  TRUST_ADMIN_ROUTES,
   adminErrorAnswer,
   createIdentityAdmin,
+  createTrustAdmin,
   type IdentityAdminOptions,
 } from '../../src/admin.js';
 import {
@@ -74,9 +76,24 @@ export function oidcAdminRoutes(auth: OidcAuth, options: AdminRoutesOptions): Ho
     );
   };
   const answer = answerAt();
+  // Trust entries (docs/TRUST.md): GET/PUT/DELETE /oidc-auth/trust/:trustId, GET /oidc-auth/trust.
+  const trust = createTrustAdmin(auth);
+  const trustAnswer = async (c: Context) => {
+    const method = c.req.method === 'HEAD' ? 'GET' : c.req.method;
+    let body: unknown;
+    try {
+      if (method === 'PUT') body = parseRequestBody('application/json', await c.req.text());
+    } catch (error) {
+      return fail(c, error);
+    }
+    return reply(c, await trust.handle({ method, trustId: c.req.param('trustId'), body }));
+  };
   return new Hono()
     .get(ADMIN_ROUTES.identities, guard, answer)
     .on(['GET', 'DELETE'], ADMIN_ROUTES.identity, guard, answer)
     .on(['POST', 'PATCH'], ADMIN_ROUTES.identity, guard, json, limit, answer)
-    .post(ADMIN_ROUTES.revocations, guard, json, limit, answerAt('revocations'));
+    .post(ADMIN_ROUTES.revocations, guard, json, limit, answerAt('revocations'))
+    .get(TRUST_ADMIN_ROUTES.entries, guard, trustAnswer)
+    .on(['GET', 'DELETE'], TRUST_ADMIN_ROUTES.entry, guard, trustAnswer)
+    .put(TRUST_ADMIN_ROUTES.entry, guard, json, limit, trustAnswer);
 }

@@ -1,8 +1,10 @@
 import type { Context, Middleware } from 'koa';
 import {
   ADMIN_ROUTES,
+  TRUST_ADMIN_ROUTES,
   adminErrorAnswer,
   createIdentityAdmin,
+  createTrustAdmin,
   type IdentityAdminOptions,
 } from '../../src/admin.js';
 import {
@@ -71,7 +73,30 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Oi
   const prefix = (options.prefix ?? DEFAULT_PREFIX).replace(/\/+$/, '');
   const list = prefix + ADMIN_ROUTES.identities;
   const revocations = prefix + ADMIN_ROUTES.revocations;
+  // Trust entries (docs/TRUST.md): GET/PUT/DELETE {prefix}/oidc-auth/trust/:trustId, GET {prefix}/oidc-auth/trust.
+  const trust = createTrustAdmin(auth);
+  const trustList = prefix + TRUST_ADMIN_ROUTES.entries;
+  const trustRoute = async (ctx: Context): Promise<boolean> => {
+    const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
+    const rest = ctx.path.startsWith(trustList) ? ctx.path.slice(trustList.length) : undefined;
+    const segment = rest === undefined ? undefined : /^\/([^/]+)$/.exec(rest)?.[1];
+    const routed =
+      rest === '' ? method === 'GET' : segment !== undefined && /^(GET|PUT|DELETE)$/.test(method);
+    if (!routed) return false;
+    const trustId = segment === undefined ? undefined : decode(segment);
+    await guard(ctx, async () => {
+      let body: unknown;
+      try {
+        if (method === 'PUT') body = await readBody(ctx, limit);
+      } catch (error) {
+        return send(ctx, adminErrorAnswer(auth, error));
+      }
+      send(ctx, await trust.handle({ method, trustId, body }));
+    });
+    return true;
+  };
   const middleware: Middleware = async function oidcAdminRouterMiddleware(ctx, next) {
+    if (await trustRoute(ctx)) return;
     const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
     const rest = ctx.path.startsWith(list) ? ctx.path.slice(list.length) : undefined;
     const segment = rest === undefined ? undefined : /^\/([^/]+)$/.exec(rest)?.[1];
@@ -94,5 +119,7 @@ export function oidcAdminRouter(auth: OidcAuth, options: AdminRouterOptions): Oi
       );
     });
   };
-  return Object.assign(middleware, { paths: [list, prefix + ADMIN_ROUTES.identity, revocations] });
+  return Object.assign(middleware, {
+    paths: [list, prefix + ADMIN_ROUTES.identity, revocations, trustList, prefix + TRUST_ADMIN_ROUTES.entry],
+  });
 }

@@ -76,6 +76,10 @@ export class PostgresIdentityStore implements IdentityStore {
         `SELECT identity_id, config::text AS config FROM ${table} ORDER BY identity_id`,
         prepared,
       ),
+      trustReferences: statement(
+        `SELECT identity_id FROM ${table} WHERE config->>'trust' = $1 ORDER BY identity_id LIMIT $2`,
+        prepared,
+      ),
       // One row per distinct key source (the fields the engine compares sources by) among the rows
       // binding the issuer, the lowest identity id of each; 9 at most (the engine keeps 8).
       issuerKeySources: statement(
@@ -126,6 +130,12 @@ export class PostgresIdentityStore implements IdentityStore {
       }
     }
     return configs;
+  }
+
+  /** Up to `limit` ids of the rows naming trust entry `trustId` (one statement, a table scan). */
+  async trustReferences(trustId: string, limit: number): Promise<string[]> {
+    const { rows } = await this.#query(this.#sql.trustReferences, [trustId, limit]);
+    return rows.map((row) => row.identity_id);
   }
 
   /** Every config, by identity id. Throws `ConfigError` if any stored row no longer validates. */

@@ -8,8 +8,8 @@ export interface MigrateOptions extends TableOptions {
 }
 
 /**
- * Creates the access-token, identity-generation, identity and replay tables and their indexes when missing,
- * and adds the columns later versions need to tables an earlier version made. Idempotent, and
+ * Creates the access-token, identity-generation, identity, replay and trust-entry tables and their
+ * indexes when missing, and adds the columns later versions need to tables an earlier version made. Idempotent, and
  * safe when several app instances run it at once (a transaction-scoped advisory lock serialises
  * them). Times in the token table are epoch milliseconds (`bigint`), exactly the record's numbers.
  *
@@ -123,6 +123,13 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
         expires_at bigint NOT NULL
       )`);
     await client.query(`CREATE INDEX IF NOT EXISTS "${p}replay_expires_idx" ON ${names.replay} (expires_at)`);
+    // Shared trust entries (PostgresTrustStore), one jsonb row per entry.
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS ${names.trust} (
+        trust_id text PRIMARY KEY,
+        entry jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`);
     await client.query('COMMIT');
     client.release();
   } catch (error) {

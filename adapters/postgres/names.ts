@@ -6,7 +6,7 @@ export interface TableOptions {
   schema?: string;
   /**
    * Prepended to table names (`oma_access_tokens`, `oma_identity_generations`, `oma_identities`,
-   * `oma_replay`).
+   * `oma_replay`, `oma_trust_entries`).
    * Default `'oma_'`.
    */
   tablePrefix?: string;
@@ -24,6 +24,7 @@ export interface TableNames {
   claimRevocations: string;
   /** One row: the claim-revocation epoch and floor. */
   claimEpoch: string;
+  trust: string;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
@@ -48,5 +49,6 @@ export function tableNames(options: TableOptions = {}): TableNames {
     replay: `"${schema}"."${prefix}replay"`,
     claimRevocations: `"${schema}"."${prefix}claim_revocations"`,
     claimEpoch: `"${schema}"."${prefix}claim_epoch"`,
+    trust: `"${schema}"."${prefix}trust_entries"`,
   };
 }

@@ -2,6 +2,8 @@ import { decodeJwt } from 'jose';
 import { parseIdentityConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { compileIdentityPolicy } from '../policy.js';
+import { TrustRegistry, type TrustEntryInput } from '../trust/entries.js';
+import { acceptsIssuer } from '../trust/sources.js';
 import type { IdentityConfig } from '../types.js';
 import { FAIL, PASS, show } from './text.js';
 
@@ -52,20 +54,32 @@ const CASE_FIELDS: ReadonlySet<string> = new Set([
 
 /**
  * Run a policy file's identities against case files, on claims only: no signature, time or network
- * check is made, only the issuer (one of `boundIssuer`) and the identity's bindings and rules.
+ * check is made, only the issuer and the identity's bindings and rules. An identity naming a trust
+ * entry of the file is resolved as the engine resolves it (the entry's key sources, issuers,
+ * issuer patterns and audiences), and the token's issuer is matched as the engine matches it: one
+ * of a source's exact issuers, or a concrete issuer an issuer pattern admits.
  *
  * @param entries The raw identity configs of the policy file.
  * @param cases `[file name, file text]`, in the order to run.
- * @returns `{ error }` naming the identity and field when the policy file is invalid.
+ * @param trust The raw trust entries of the policy file (`"trust": [...]`), if any.
+ * @returns `{ error }` naming the identity (or trust entry) and field when the policy file is invalid.
  */
 export function runPolicyTests(
   entries: readonly unknown[],
   cases: ReadonlyArray<readonly [string, string]>,
+  trust: readonly unknown[] = [],
 ): { error: string } | { results: PolicyTestResult[] } {
   const identities = new Map<string, IdentityConfig>();
+  let registry: TrustRegistry;
+  try {
+    registry = new TrustRegistry(trust as readonly TrustEntryInput[]);
+  } catch (error) {
+    if (error instanceof ConfigError) return { error: `the policy file is invalid: ${error.message}` };
+    throw error;
+  }
   for (const entry of entries) {
     try {
-      const config = parseIdentityConfig(entry);
+      const config = registry.resolve(parseIdentityConfig(entry));
       identities.set(config.identityId, config);
     } catch (error) {
       if (error instanceof ConfigError) return { error: `the policy file is invalid: ${error.message}` };
@@ -116,7 +130,7 @@ function runCase(
   }
 
   const iss = Object.hasOwn(payload, 'iss') ? payload.iss : undefined;
-  if (typeof iss !== 'string' || !config.boundIssuer.includes(iss)) {
+  if (!acceptsIssuer(config, iss)) {
     result.outcome = 'deny';
     result.reason = 'issuer_mismatch';
   } else {

@@ -126,6 +126,17 @@ export class MemoryIdentityStore implements IdentityStore {
     return [...this.#json.keys()].map((id) => this.#config(id)!);
   }
 
+  /** Up to `limit` ids of the configs naming trust entry `trustId` (a scan of the stored JSON). */
+  async trustReferences(trustId: string, limit: number): Promise<string[]> {
+    const needle = `"trust":${JSON.stringify(trustId)}`;
+    const ids: string[] = [];
+    for (const [identityId, json] of this.#json) {
+      if (ids.length >= limit) break;
+      if (json.includes(needle) && this.#config(identityId)?.trust === trustId) ids.push(identityId);
+    }
+    return ids;
+  }
+
   #keep(config: IdentityConfig): void {
     this.#json.set(config.identityId, JSON.stringify(config));
     this.#parsed.set(config.identityId, config);

@@ -182,6 +182,26 @@ export class TrustRegistry {
     return this.#entries.delete(trustId);
   }
 
+  /**
+   * Make the entries exactly `entries` (a store's list). An entry equal to the one held (same JSON)
+   * keeps the object held, so resolutions memoised on it stay; the others replace it.
+   *
+   * @returns the entries added or changed.
+   */
+  replaceAll(entries: readonly TrustEntry[]): TrustEntry[] {
+    const changed: TrustEntry[] = [];
+    const seen = new Set<string>();
+    for (const entry of entries.slice(0, MAX_TRUST_ENTRIES)) {
+      seen.add(entry.trustId);
+      const held = this.#entries.get(entry.trustId);
+      if (held === entry || (held && JSON.stringify(held) === JSON.stringify(entry))) continue;
+      this.#entries.set(entry.trustId, entry);
+      changed.push(entry);
+    }
+    for (const trustId of [...this.#entries.keys()]) if (!seen.has(trustId)) this.#entries.delete(trustId);
+    return changed;
+  }
+
   #set(entry: TrustEntry): void {
     if (!this.#entries.has(entry.trustId) && this.#entries.size >= MAX_TRUST_ENTRIES) {
       throw new ConfigError('trust', `holds more than ${MAX_TRUST_ENTRIES} entries`);
@@ -242,36 +262,48 @@ export class TrustRegistry {
     if (!entry) throw new ConfigError('trust', `names no trust entry (${JSON.stringify(config.trust)})`, id);
     const memo = this.#resolved.get(config);
     if (memo?.entry === entry) return memo.config;
-    const boundAudiences = config.boundAudiences.length > 0 ? config.boundAudiences : entry.audiences;
-    if (config.allowAnyAudience && boundAudiences.length > 0) {
-      throw new ConfigError(
-        'allowAnyAudience',
-        `is true while trust entry ${JSON.stringify(entry.trustId)} binds audiences; remove allowAnyAudience`,
-        id,
-      );
-    }
-    if (
-      config.boundSubject.length === 0 &&
-      boundAudiences.length === 0 &&
-      Object.keys(config.boundClaims).length === 0 &&
-      !config.rules?.length // each allow rule binds a subject, audience or claim (checked at config time)
-    ) {
-      throw new ConfigError(
-        'boundSubject, boundAudiences, boundClaims',
-        `the identity must have at least one bound constraint (trust entry ${JSON.stringify(entry.trustId)} binds no audience): without one, every token of the issuer logs in`,
-        id,
-      );
-    }
-    const resolved: IdentityConfig = Object.freeze({
-      ...config,
-      boundIssuer: Object.freeze([]),
-      boundAudiences,
-      allowedAlgorithms: entry.allowedAlgorithms,
-      clockSkewSeconds: entry.clockSkewSeconds,
-      maxTokenLifetimeSeconds: entry.maxTokenLifetimeSeconds,
-      keySources: entry.keySources,
-    });
+    const resolved = resolveWithEntry(config, entry);
     this.#resolved.set(config, { entry, config: resolved });
     return resolved;
   }
+}
+
+/**
+ * `config` (naming `entry`) resolved with `entry`: see {@link TrustRegistry.resolve}.
+ *
+ * @throws {ConfigError} the resolved identity binds nothing, or sets `allowAnyAudience` while the
+ *   entry binds audiences.
+ */
+export function resolveWithEntry(config: IdentityConfig, entry: TrustEntry): IdentityConfig {
+  const id = config.identityId;
+  const boundAudiences = config.boundAudiences.length > 0 ? config.boundAudiences : entry.audiences;
+  if (config.allowAnyAudience && boundAudiences.length > 0) {
+    throw new ConfigError(
+      'allowAnyAudience',
+      `is true while trust entry ${JSON.stringify(entry.trustId)} binds audiences; remove allowAnyAudience`,
+      id,
+    );
+  }
+  if (
+    config.boundSubject.length === 0 &&
+    boundAudiences.length === 0 &&
+    Object.keys(config.boundClaims).length === 0 &&
+    !config.rules?.length // each allow rule binds a subject, audience or claim (checked at config time)
+  ) {
+    throw new ConfigError(
+      'boundSubject, boundAudiences, boundClaims',
+      `the identity must have at least one bound constraint (trust entry ${JSON.stringify(entry.trustId)} binds no audience): without one, every token of the issuer logs in`,
+      id,
+    );
+  }
+  const resolved: IdentityConfig = Object.freeze({
+    ...config,
+    boundIssuer: Object.freeze([]),
+    boundAudiences,
+    allowedAlgorithms: entry.allowedAlgorithms,
+    clockSkewSeconds: entry.clockSkewSeconds,
+    maxTokenLifetimeSeconds: entry.maxTokenLifetimeSeconds,
+    keySources: entry.keySources,
+  });
+  return resolved;
 }

@@ -696,3 +696,131 @@ describe.each(FRAMEWORKS)(
     });
   },
 );
+/** A request to the trust-entry routes (`{prefix}/oidc-auth/trust…`). */
+function trustCall(
+  s: Served,
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: unknown,
+  raw?: { headers: string[]; body?: string },
+): Promise<RawResponse> {
+  const text = raw ? raw.body : body === undefined ? undefined : JSON.stringify(body);
+  const headers = raw
+    ? raw.headers
+    : text === undefined
+      ? []
+      : ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(text))];
+  return request(s.url, method, `${PREFIX}/oidc-auth/trust${path}`, {
+    headers: [...bearer(token), ...headers],
+    ...(text === undefined ? {} : { body: text }),
+  });
+}
+
+const GITLAB_ENTRY = {
+  issuer: 'https://gitlab.example.com',
+  jwksUrl: 'https://gitlab.example.com/oauth/discovery/keys',
+  audiences: 'https://vault.example.com',
+};
+
+describe.each(FRAMEWORKS)('trust entry admin on $name (issue 14)', (framework) => {
+  it('runs the guard before every trust route: 401 anonymous, 403 non-admin, and nothing changes', async () => {
+    const s = await serve(framework);
+    const routes: Array<[string, string, unknown?]> = [
+      ['GET', ''],
+      ['GET', '/gitlab'],
+      ['PUT', '/gitlab', GITLAB_ENTRY],
+      ['DELETE', '/gitlab'],
+    ];
+    for (const [method, path, body] of routes) {
+      const anonymous = await trustCall(s, method, path, undefined, body);
+      expect(anonymous.status, `${method} ${path}`).toBe(401);
+      expect(anonymous.json.reasonCode).toBe('missing_token');
+      const user = await trustCall(s, method, path, s.userToken, body);
+      expect(user.status, `${method} ${path}`).toBe(403);
+      expect(user.json.reasonCode).toBe('forbidden');
+    }
+    expect(await s.e.auth.trust.list()).toEqual([]);
+  });
+
+  it('PUT creates and replaces, GET reads one and all, DELETE removes; 400 names the field, 404 unknown, 409 in use with the identity ids', async () => {
+    const s = await serve(framework);
+    const created = await trustCall(s, 'PUT', '/gitlab', s.adminToken, GITLAB_ENTRY);
+    expect(created.status).toBe(200);
+    expect(created.headers['cache-control']).toBe('no-store');
+    const entry = created.json.trustEntry as { trustId: string; audiences: string[]; keySources: unknown[] };
+    expect(entry).toMatchObject({ trustId: 'gitlab', audiences: ['https://vault.example.com'] });
+    expect(entry.keySources).toHaveLength(1);
+    // A GET-edit-PUT round trip: the answer is accepted back as a body.
+    const replaced = await trustCall(s, 'PUT', '/gitlab', s.adminToken, { ...entry, clockSkewSeconds: 30 });
+    expect(replaced.status).toBe(200);
+    expect(replaced.json.trustEntry).toMatchObject({ ...entry, clockSkewSeconds: 30 });
+    expect((await trustCall(s, 'GET', '/gitlab', s.adminToken)).json.trustEntry).toEqual(
+      replaced.json.trustEntry,
+    );
+    expect((await trustCall(s, 'GET', '', s.adminToken)).json.trustEntries).toEqual([
+      replaced.json.trustEntry,
+    ]);
+
+    // Validation errors: 400 invalid_config naming the entry and field; nothing written.
+    for (const [body, field] of [
+      [{ ...GITLAB_ENTRY, jwksUrl: 'http://gitlab.example.com/keys' }, 'trust["gitlab"].jwksUrl'],
+      [{ ...GITLAB_ENTRY, clockSkewSeconds: 9999 }, 'trust["gitlab"].clockSkewSeconds'],
+      [{ ...GITLAB_ENTRY, colour: 'red' }, 'trust["gitlab"].colour'],
+      [{ ...GITLAB_ENTRY, trustId: 'other' }, 'trust["gitlab"].trustId'],
+    ] as const) {
+      const bad = await trustCall(s, 'PUT', '/gitlab', s.adminToken, body);
+      expect(bad.status, field).toBe(400);
+      expect(bad.json).toMatchObject({ reasonCode: 'invalid_config', field });
+    }
+    expect((await s.e.auth.trust.get('gitlab'))?.clockSkewSeconds).toBe(30);
+    expect((await trustCall(s, 'PUT', '/bad%20id', s.adminToken, GITLAB_ENTRY)).json.reasonCode).toBe(
+      'invalid_request',
+    );
+    const notJson = await trustCall(s, 'PUT', '/gitlab', s.adminToken, undefined, {
+      headers: ['content-type', 'text/plain'],
+      body: '{}',
+    });
+    expect([notJson.status, notJson.json.reasonCode]).toEqual([415, 'unsupported_media_type']);
+    const truncated = await trustCall(s, 'PUT', '/gitlab', s.adminToken, undefined, {
+      headers: ['content-type', 'application/json'],
+      body: '{"issuer":',
+    });
+    expect([truncated.status, truncated.json.reasonCode]).toEqual([422, 'invalid_body']);
+
+    // Unknown: 404.
+    for (const method of ['GET', 'DELETE']) {
+      const missing = await trustCall(s, method, '/nothing-here', s.adminToken);
+      expect([missing.status, missing.json.reasonCode], method).toEqual([404, 'trust_not_found']);
+    }
+
+    // In use: an identity attached naming the entry makes DELETE a 409 naming it.
+    const attach = await call(s, 'POST', '/gl-deployer', s.adminToken, {
+      trust: 'gitlab',
+      boundSubject: 'project_path:acme/*',
+    });
+    expect(attach.status).toBe(200);
+    const inUse = await trustCall(s, 'DELETE', '/gitlab', s.adminToken);
+    expect(inUse.status).toBe(409);
+    expect(inUse.json).toMatchObject({
+      statusCode: 409,
+      error: 'Conflict',
+      reasonCode: 'trust_in_use',
+      identityIds: ['gl-deployer'],
+    });
+    expect(await s.e.auth.trust.get('gitlab')).toBeDefined();
+    // An identity naming an unknown entry is refused at config time.
+    const unknown = await call(s, 'POST', '/gl-other', s.adminToken, {
+      trust: 'nothing-here',
+      boundSubject: 'x',
+    });
+    expect(unknown.json).toMatchObject({ reasonCode: 'invalid_config', field: 'trust' });
+
+    expect((await call(s, 'DELETE', '/gl-deployer', s.adminToken)).status).toBe(200);
+    const deleted = await trustCall(s, 'DELETE', '/gitlab', s.adminToken);
+    expect(deleted.status).toBe(200);
+    expect(deleted.json.trustEntry).toEqual(replaced.json.trustEntry);
+    expect(await s.e.auth.trust.get('gitlab')).toBeUndefined();
+    expect((await trustCall(s, 'DELETE', '/gitlab', s.adminToken)).status).toBe(404);
+  });
+});

@@ -95,3 +95,75 @@ describe('oidc-machine-auth test POLICY CASES', () => {
     expect(run.stdout).toContain('3 of 4 cases did not go as expected.');
   });
 });
+
+describe('oidc-machine-auth test with trust entries and issuer patterns (issue 14)', () => {
+  const TRUST_FIXTURES = 'test/fixtures/policy/trust-fleet';
+
+  /** A run over an in-memory policy file `p.json` and one case `a.json`. */
+  async function runWith(policy: unknown, testCase: unknown) {
+    let out = '';
+    const code = await runCli(['test', 'p.json', 'cases'], {
+      stdout: { write: (t: string) => void (out += t) },
+      stderr: { write: () => undefined },
+      readFile: async (p) => JSON.stringify(p === 'p.json' ? policy : testCase),
+      readDir: async () => ['a.json'],
+    });
+    return { code, out };
+  }
+
+  it('resolves identities through the file’s trust entries: their issuers, issuer patterns (matched as the engine matches) and audiences', async () => {
+    const run = await cli(['test', `${TRUST_FIXTURES}/policy.json`, `${TRUST_FIXTURES}/cases`]);
+    expect(run.code).toBe(EXIT.ok);
+    expect(run.out).toContain('✔ 01-eks-us-east-1.json (a cluster the pattern admits): allow');
+    expect(run.out).toContain('✔ 02-eks-eu-west-1.json (another region and cluster): allow');
+    expect(run.out).toContain(
+      '✔ 03-eks-lookalike-host.json (a host past the pinned domain): deny (issuer_mismatch)',
+    );
+    expect(run.out).toContain(
+      '✔ 04-eks-extra-segment.json (a path segment more than the pattern): deny (issuer_mismatch)',
+    );
+    expect(run.out).toContain(
+      "✔ 07-github-entry-audience.json (the entry's audiences bind the identity): deny (audience_not_allowed)",
+    );
+    expect(run.out).toContain(
+      "✔ 08-github-identity-eks-issuer.json (a token naming another entry's issuer): deny (issuer_mismatch)",
+    );
+    expect(run.out).toContain('9 cases, all as expected.');
+  });
+
+  it('a case expecting a pattern issuer outside the pattern to pass is a surprise (exit 1)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const policy = JSON.parse(await readFile(`${root}/${TRUST_FIXTURES}/policy.json`, 'utf8')) as unknown;
+    const run = await runWith(policy, {
+      identity: 'payments',
+      claims: {
+        iss: 'https://oidc.eks.us-east-1.amazonaws.com:8443/id/X',
+        aud: 'sts.amazonaws.com',
+        sub: 'system:serviceaccount:payments:api',
+      },
+      expect: 'allow',
+    });
+    expect(run.code).toBe(EXIT.failed);
+    expect(run.out).toContain('✘ a.json: expected allow, got deny (issuer_mismatch)');
+  });
+
+  it('an identity naming a trust entry the file lacks, or an invalid entry, fails the run naming it (exit 1)', async () => {
+    const identity = { identityId: 'x', trust: 'gitlab', boundSubject: 'project_path:acme/*' };
+    const missing = await runWith({ identities: [identity] }, {});
+    expect(missing.code).toBe(EXIT.failed);
+    expect(missing.out).toContain('names no trust entry ("gitlab")');
+    const invalid = await runWith(
+      {
+        trust: [
+          { trustId: 'gitlab', issuer: 'https://gitlab.example.com', jwksUrl: 'http://gitlab.example.com/k' },
+        ],
+        identities: [identity],
+      },
+      {},
+    );
+    expect(invalid.code).toBe(EXIT.failed);
+    expect(invalid.out).toContain('trust["gitlab"].jwksUrl');
+    const notArray = await runWith({ trust: {}, identities: [identity] }, {});
+    expect(notArray.code).toBe(EXIT.usage);
+  });
+});

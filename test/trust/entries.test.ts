@@ -109,13 +109,35 @@ describe('shared trust entries', () => {
     }
   });
 
+  it('a change that would leave an identity using the entry binding nothing, or allowAnyAudience under audiences, is refused naming it', async () => {
+    const e = engine(
+      [github(key), { ...github(key), trustId: 'open', audiences: undefined }],
+      [
+        { identityId: 'aud-only', trust: 'github' },
+        { ...repo('any'), trust: 'open', allowAnyAudience: true },
+      ],
+    );
+    await expect(e.auth.trust.put({ ...github(key), audiences: undefined })).rejects.toMatchObject({
+      field: 'trust["github"]',
+      message: expect.stringContaining('identity "aud-only"') as unknown,
+    });
+    await expect(
+      e.auth.trust.put({ ...github(key), trustId: 'open', audiences: 'vault' }),
+    ).rejects.toMatchObject({
+      field: 'trust["open"]',
+      message: expect.stringContaining('allowAnyAudience') as unknown,
+    });
+    expect((await e.auth.trust.get('github'))?.audiences).toEqual(['https://github.com/acme-corp']);
+    await expect(e.auth.trust.put({ ...github(key), audiences: 'other' })).resolves.toMatchObject({});
+  });
+
   it('changing an entry (auth.trust.put) takes effect for every identity using it', async () => {
     const next = makeKey('ES256', 'gh-2');
     const e = engine([github(key)], [repo('api'), repo('web')]);
     await expect(
       e.auth.login({ identityId: 'deploy-api', jwt: await token(key, e.clock, 'api') }),
     ).resolves.toMatchObject({});
-    e.auth.trust.put(github(next));
+    await e.auth.trust.put(github(next));
     for (const name of ['api', 'web']) {
       await expect(
         e.auth.login({ identityId: `deploy-${name}`, jwt: await token(key, e.clock, name) }),
@@ -124,11 +146,20 @@ describe('shared trust entries', () => {
         e.auth.login({ identityId: `deploy-${name}`, jwt: await token(next, e.clock, name) }),
       ).resolves.toMatchObject({ identityId: `deploy-${name}` });
     }
-    expect(() => e.auth.trust.put({ ...github(next), jwksUrl: 'http://example.com/keys' })).toThrow(
+    await expect(e.auth.trust.put({ ...github(next), jwksUrl: 'http://example.com/keys' })).rejects.toThrow(
       /trust\["github"\]\.jwksUrl/,
     );
-    expect(e.auth.trust.get('github')?.keySources[0]?.publicKeys).toEqual([next.publicJwk]);
-    expect(e.auth.trust.delete('github')).toBe(true);
+    expect((await e.auth.trust.get('github'))?.keySources[0]?.publicKeys).toEqual([next.publicJwk]);
+    // In use: refused, naming the identities; nothing deleted.
+    await expect(e.auth.trust.delete('github')).rejects.toMatchObject({
+      status: 409,
+      code: 'trust_in_use',
+      identityIds: ['deploy-api', 'deploy-web'],
+    });
+    expect(await e.auth.trust.get('github')).toBeDefined();
+    // Gone from the store behind the engine's back (a hand edit): the identities fail closed.
+    expect(await e.auth.trust.store.delete('github')).toBe(true);
+    e.clock.advance(e.auth.trust.maxAgeSeconds);
     await expect(
       e.auth.login({ identityId: 'deploy-api', jwt: await token(next, e.clock, 'api') }),
     ).rejects.toMatchObject({ code: 'invalid_credentials' });
