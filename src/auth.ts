@@ -191,6 +191,7 @@ const LOGIN_MESSAGES: Partial<Record<ReasonCode, string>> = {
   token_malformed: 'The token is malformed',
   scope_not_allowed: 'A requested scope is not one this identity may be granted',
   target_not_allowed: 'A requested audience is not one this identity may be granted',
+  grant_format_not_allowed: 'This identity is not granted JWT access tokens',
   invalid_request: 'The requested grant is malformed',
   token_already_used: 'This IdP token was already exchanged',
 };

@@ -70,6 +70,8 @@ export {
   rootMetadataPath,
   requireRootMetadataPath,
   DEFAULT_OAUTH_ENDPOINTS,
+  recordOAuthEndpoints,
+  mountedOAuthEndpoints,
   WELL_KNOWN_ROUTES,
   KEYS_CACHE_CONTROL,
   type OAuthEndpoints,

@@ -15,7 +15,6 @@ import {
   type Authorize,
   type HttpAnswer,
   type OidcAuth,
-  DEFAULT_OAUTH_ENDPOINTS,
   WELL_KNOWN_ROUTES,
   jwksAnswer,
   metadataAnswer,
@@ -39,7 +38,7 @@ export interface RouterOptions {
   bodyLimit?: number;
   /** Client address. Default `req.ip`, so Express's `trust proxy` setting decides. */
   getClientIp?: (req: Request) => string | undefined;
-  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  /** Overrides which OAuth endpoints the RFC 8414 metadata lists. Default: the token endpoint, and introspection and revocation once this engine's introspection router is built. */
   oauthEndpoints?: OAuthEndpoints;
 }
 
@@ -77,7 +76,7 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Rou
   router.post(ROUTES.renew, route(renewAnswer));
   router.post(ROUTES.revoke, route(revokeAnswer));
   router.post(OAUTH_ROUTES.token, oauthTokenHandler(auth, limit, ipOf));
-  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  const endpoints = options.oauthEndpoints;
   router.get(WELL_KNOWN_ROUTES.jwks, (_req, res) => send(res, jwksAnswer(auth)));
   router.get(WELL_KNOWN_ROUTES.metadata, (_req, res) => send(res, metadataAnswer(auth, endpoints)));
   return router;
@@ -93,7 +92,7 @@ export function oauthMetadataHandler(
   options: { oauthEndpoints?: OAuthEndpoints } = {},
 ): RequestHandler {
   const path = requireRootMetadataPath(auth);
-  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  const endpoints = options.oauthEndpoints;
   return function oauthMetadataMiddleware(req, res, next) {
     if ((req.method === 'GET' || req.method === 'HEAD') && req.path === path) {
       return send(res, metadataAnswer(auth, endpoints));

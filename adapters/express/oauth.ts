@@ -8,6 +8,7 @@ import {
   oauthRevokeAnswer,
   oauthTokenAnswer,
   readRequestBody,
+  recordOAuthEndpoints,
   type HttpAnswer,
   type OAuthRequest,
   type OidcAuth,
@@ -75,6 +76,8 @@ export function oidcIntrospectionRouter(auth: OidcAuth, options: IntrospectionRo
       'is required: introspection and revocation must only answer callers the host trusts; pass a middleware',
     );
   }
+  // The RFC 8414 metadata now lists both endpoints (at the issuer's path, where they must be mounted).
+  recordOAuthEndpoints(auth, { introspection: true, revocation: true });
   const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const ipOf = options.getClientIp ?? ((req: Request) => req.ip);
   const router = express.Router();

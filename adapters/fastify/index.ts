@@ -12,7 +12,6 @@ import {
   type AuthContext,
   type Authorize,
   type OidcAuth,
-  DEFAULT_OAUTH_ENDPOINTS,
   WELL_KNOWN_ROUTES,
   jwksAnswer,
   metadataAnswer,
@@ -37,7 +36,7 @@ export interface OidcAuthPluginOptions {
   bodyLimit?: number;
   /** Client address. Default `request.ip`, so Fastify's `trustProxy` decides. */
   getClientIp?: (request: FastifyRequest) => string | undefined;
-  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  /** Overrides which OAuth endpoints the RFC 8414 metadata lists. Default: the token endpoint, and introspection and revocation once this engine's introspection router is built. */
   oauthEndpoints?: OAuthEndpoints;
 }
 
@@ -73,7 +72,7 @@ export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async f
   app.post(ROUTES.revoke, route(revokeAnswer));
   // Its own context (RFC 6749 §5.2 error bodies); not `options`, which may carry Fastify's `prefix`.
   await app.register(oauthTokenPlugin, { auth, bodyLimit: options.bodyLimit, getClientIp: ipOf });
-  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  const endpoints = options.oauthEndpoints;
   app.get(WELL_KNOWN_ROUTES.jwks, async (_request, reply) => send(reply, jwksAnswer(auth)));
   app.get(WELL_KNOWN_ROUTES.metadata, async (_request, reply) =>
     send(reply, metadataAnswer(auth, endpoints)),
@@ -83,7 +82,7 @@ export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async f
 /** Options of {@link oauthMetadataPlugin}. */
 export interface OAuthMetadataPluginOptions {
   auth: OidcAuth;
-  /** OAuth endpoints the metadata lists (only those mounted). */
+  /** Overrides which OAuth endpoints the RFC 8414 metadata lists. Default: the token endpoint, and introspection and revocation once this engine's introspection router is built. */
   oauthEndpoints?: OAuthEndpoints;
 }
 
@@ -95,7 +94,7 @@ export interface OAuthMetadataPluginOptions {
 export const oauthMetadataPlugin: FastifyPluginAsync<OAuthMetadataPluginOptions> =
   async function oauthMetadataPlugin(app, options) {
     const { auth } = options;
-    const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+    const endpoints = options.oauthEndpoints;
     app.get(requireRootMetadataPath(auth), async (_request, reply) =>
       send(reply, metadataAnswer(auth, endpoints)),
     );

@@ -6,6 +6,7 @@ import {
   oauthIntrospectAnswer,
   oauthRevokeAnswer,
   oauthTokenAnswer,
+  recordOAuthEndpoints,
   unsupportedMediaType,
   type HttpAnswer,
   type OAuthRequest,
@@ -77,6 +78,8 @@ export const oidcIntrospectionPlugin: FastifyPluginAsync<OidcIntrospectionPlugin
         'is required: introspection and revocation must only answer callers the host trusts; pass a preHandler',
       );
     }
+    // The RFC 8414 metadata now lists both endpoints (at the issuer's path, where they must be mounted).
+    recordOAuthEndpoints(options.auth, { introspection: true, revocation: true });
     const { guard, ...rest } = options;
     await oauthRoutes(app, {
       ...rest,

@@ -24,7 +24,6 @@ import {
   type GuardRequest,
   type HttpAnswer,
   type OidcAuth,
-  DEFAULT_OAUTH_ENDPOINTS,
   WELL_KNOWN_ROUTES,
   jwksAnswer,
   metadataAnswer,
@@ -45,7 +44,7 @@ export interface RoutesOptions {
   bodyLimit?: number;
   /** Client address. Default: the socket address (`@hono/node-server`'s `getConnInfo`); proxies are not trusted. */
   getClientIp?: GetClientIp;
-  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  /** Overrides which OAuth endpoints the RFC 8414 metadata lists. Default: the token endpoint, and introspection and revocation once this engine's introspection router is built. */
   oauthEndpoints?: OAuthEndpoints;
 }
 
@@ -118,9 +117,7 @@ export function oidcAuthRoutes(auth: OidcAuth, options: RoutesOptions = {}): Hon
     .post(ROUTES.revoke, mediaType, limit, route(revokeAnswer))
     .post(OAUTH_ROUTES.token, ...oauthTokenHandlers(auth, options.bodyLimit ?? DEFAULT_BODY_LIMIT, ipOf))
     .get(WELL_KNOWN_ROUTES.jwks, (c) => reply(c, jwksAnswer(auth)))
-    .get(WELL_KNOWN_ROUTES.metadata, (c) =>
-      reply(c, metadataAnswer(auth, options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS)),
-    );
+    .get(WELL_KNOWN_ROUTES.metadata, (c) => reply(c, metadataAnswer(auth, options.oauthEndpoints)));
 }
 
 /**
@@ -129,7 +126,7 @@ export function oidcAuthRoutes(auth: OidcAuth, options: RoutesOptions = {}): Hon
  * Needs the engine's `issuer`.
  */
 export function oauthMetadataRoutes(auth: OidcAuth, options: { oauthEndpoints?: OAuthEndpoints } = {}): Hono {
-  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  const endpoints = options.oauthEndpoints;
   return new Hono().get(requireRootMetadataPath(auth), (c) => reply(c, metadataAnswer(auth, endpoints)));
 }
 

@@ -11,6 +11,7 @@ import {
   oauthIntrospectAnswer,
   oauthRevokeAnswer,
   oauthTokenAnswer,
+  recordOAuthEndpoints,
   parseRequestBody,
   unsupportedMediaType,
   type HttpAnswer,
@@ -80,6 +81,8 @@ export function oidcIntrospectionRoutes(auth: OidcAuth, options: IntrospectionRo
       'is required: introspection and revocation must only answer callers the host trusts; pass a middleware',
     );
   }
+  // The RFC 8414 metadata now lists both endpoints (at the issuer's path, where they must be mounted).
+  recordOAuthEndpoints(auth, { introspection: true, revocation: true });
   const { guard } = options;
   const maxSize = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const ipOf = options.getClientIp ?? (() => undefined);

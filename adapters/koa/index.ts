@@ -18,7 +18,6 @@ import {
   type Authorize,
   type HttpAnswer,
   type OidcAuth,
-  DEFAULT_OAUTH_ENDPOINTS,
   WELL_KNOWN_ROUTES,
   jwksAnswer,
   metadataAnswer,
@@ -40,7 +39,7 @@ export interface RouterOptions {
   bodyLimit?: number;
   /** Client address. Default `ctx.ip`, so `app.proxy` (with `app.maxIpsCount`) decides. */
   getClientIp?: (ctx: Context) => string | undefined;
-  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). */
+  /** Overrides which OAuth endpoints the RFC 8414 metadata lists. Default: the token endpoint, and introspection and revocation once this engine's introspection router is built. */
   oauthEndpoints?: OAuthEndpoints;
 }
 
@@ -88,7 +87,7 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Oid
     [prefix + ROUTES.renew, renewAnswer],
     [prefix + ROUTES.revoke, revokeAnswer],
   ]);
-  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  const endpoints = options.oauthEndpoints;
   const reads = new Map([
     [prefix + WELL_KNOWN_ROUTES.jwks, () => jwksAnswer(auth)],
     [prefix + WELL_KNOWN_ROUTES.metadata, () => metadataAnswer(auth, endpoints)],
@@ -122,7 +121,7 @@ export function oauthMetadataMiddleware(
   options: { oauthEndpoints?: OAuthEndpoints } = {},
 ): Middleware {
   const path = requireRootMetadataPath(auth);
-  const endpoints = options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+  const endpoints = options.oauthEndpoints;
   return async function oauthMetadata(ctx, next) {
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path === path) {
       return send(ctx, metadataAnswer(auth, endpoints));

@@ -9,6 +9,7 @@ import {
   oauthRevokeAnswer,
   oauthTokenAnswer,
   readRequestBody,
+  recordOAuthEndpoints,
   type HttpAnswer,
   type OAuthRequest,
   type OidcAuth,
@@ -79,6 +80,8 @@ export function oidcIntrospectionRouter(
       'is required: introspection and revocation must only answer callers the host trusts; pass a middleware',
     );
   }
+  // The RFC 8414 metadata now lists both endpoints (at the issuer's path, where they must be mounted).
+  recordOAuthEndpoints(auth, { introspection: true, revocation: true });
   const { guard } = options;
   const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const ipOf = options.getClientIp ?? ((ctx: Context) => ctx.ip || undefined);

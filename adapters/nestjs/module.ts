@@ -13,10 +13,10 @@ import {
 import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
 import {
   DEFAULT_BODY_LIMIT,
-  DEFAULT_OAUTH_ENDPOINTS,
   DEFAULT_PREFIX,
   createOidcAuth,
   metadataAnswer,
+  recordOAuthEndpoints,
   rootMetadataPath,
   type OidcAuth,
 } from '../../src/index.js';
@@ -92,7 +92,7 @@ export class OidcMachineAuthModule implements NestModule, OnApplicationShutdown 
     const path = rootMetadataPath(this.engine);
     if (path === undefined) return;
     const adapter = this.adapterHost.httpAdapter;
-    const endpoints = this.options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+    const endpoints = this.options.oauthEndpoints;
     adapter.get(path, (_request: unknown, response: unknown) => {
       const answer = metadataAnswer(this.engine, endpoints);
       setAnswerHeaders(this.adapterHost, response, answer);
@@ -159,8 +159,12 @@ function define(
     {
       provide: OIDC_MACHINE_AUTH,
       useFactory: (options: OidcMachineAuthOptions, owned: { engine?: OidcAuth }) => {
-        if (isEngine(options.auth)) return options.auth;
-        return (owned.engine = createOidcAuth(options.auth));
+        const engine = isEngine(options.auth) ? options.auth : (owned.engine = createOidcAuth(options.auth));
+        // The introspection controller is mounted: the RFC 8414 metadata lists both its endpoints.
+        if (introspection !== undefined && prefix !== false) {
+          recordOAuthEndpoints(engine, { introspection: true, revocation: true });
+        }
+        return engine;
       },
       inject: [OIDC_MACHINE_AUTH_OPTIONS, OWNED_ENGINE],
     },

@@ -22,7 +22,7 @@ export interface OidcMachineAuthOptions {
   getClientIp?: (request: never) => string | undefined;
   /** Largest body the auth routes take, in bytes, by `Content-Length`. Default 64 KiB. The platform's body parser limit applies first. */
   bodyLimit?: number;
-  /** OAuth endpoints the RFC 8414 metadata lists (only those mounted). Default: the token endpoint alone. */
+  /** Overrides which OAuth endpoints the RFC 8414 metadata lists. Default: the token endpoint, and introspection and revocation once this engine's introspection router is built. */
   oauthEndpoints?: OAuthEndpoints;
 }
 

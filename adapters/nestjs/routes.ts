@@ -17,7 +17,6 @@ import type { IncomingMessage } from 'node:http';
 import {
   ConfigError,
   DEFAULT_BODY_LIMIT,
-  DEFAULT_OAUTH_ENDPOINTS,
   OAUTH_ROUTES,
   WELL_KNOWN_ROUTES,
   ROUTES,
@@ -183,7 +182,7 @@ export function oidcAuthController(prefix: string): Type<unknown> {
 
     @Get(WELL_KNOWN_ROUTES.metadata)
     metadata(@Res({ passthrough: true }) response: unknown) {
-      const endpoints = this.options.oauthEndpoints ?? DEFAULT_OAUTH_ENDPOINTS;
+      const endpoints = this.options.oauthEndpoints;
       return this.reply(metadataAnswer(this.auth, endpoints), response);
     }
   }

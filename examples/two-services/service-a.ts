@@ -72,13 +72,11 @@ export function createServiceA(options: ServiceAOptions): { app: Express; auth: 
   });
 
   const app = express();
-  // The metadata names the introspection and revocation endpoints only when told they are mounted.
-  const oauthEndpoints = { token: true, introspection: true, revocation: true };
   // RFC 8414 section 3.1: /.well-known/oauth-authorization-server/api/v1/auth at the host root.
-  app.use(oauthMetadataHandler(auth, { oauthEndpoints }));
+  app.use(oauthMetadataHandler(auth));
   // Login, POST /oauth/token (token exchange), the JWKS and the appended metadata location.
-  app.use(AUTH_PREFIX, oidcAuthRouter(auth, { oauthEndpoints }));
-  // POST /oauth/introspect and /oauth/revoke, for B only.
+  app.use(AUTH_PREFIX, oidcAuthRouter(auth));
+  // POST /oauth/introspect and /oauth/revoke, for B only (the metadata lists them once this is built).
   const guard = basicClientGuard(options.serviceB.clientId, options.serviceB.clientSecret);
   app.use(AUTH_PREFIX, oidcIntrospectionRouter(auth, { guard }));
   return { app, auth };

@@ -50,6 +50,10 @@ export function oauthErrorOf(error: OidcAuthError): { status: number; error: OAu
       return { status: 400, error: 'invalid_scope' };
     case 'target_not_allowed':
       return { status: 400, error: 'invalid_target' };
+    // RFC 8693 §2.2.2: a request unacceptable by policy (a JWT asked of an identity that mints
+    // opaque tokens) is `invalid_request`; the subject token itself was fine.
+    case 'grant_format_not_allowed':
+      return { status: 400, error: 'invalid_request' };
     case 'idp_unavailable':
     case 'store_unavailable':
       return { status: 503, error: 'temporarily_unavailable' };

@@ -21,6 +21,12 @@ export const TOKEN_TYPE = {
 } as const;
 /** `subject_token_type` values taken: the IdP token is a JWT (an OIDC ID token is one too). */
 export const SUBJECT_TOKEN_TYPES: readonly string[] = [TOKEN_TYPE.jwt, TOKEN_TYPE.idToken];
+/**
+ * `requested_token_type` values taken (RFC 8693 §2.1): `access_token`, an access token of the
+ * identity's own format (opaque or JWT), or `jwt`, an RFC 9068 JWT access token, which only an
+ * identity whose format is `jwt` is granted.
+ */
+export const REQUESTED_TOKEN_TYPES: readonly string[] = [TOKEN_TYPE.accessToken, TOKEN_TYPE.jwt];
 /** Longest `requested_expires_in` text read (digits). */
 const MAX_TTL_DIGITS = 9;
 /** Most `audience` plus `resource` values one request names. */
@@ -40,6 +46,8 @@ export interface TokenExchangeRequest {
   audience?: readonly string[];
   /** `requested_expires_in`, seconds. */
   ttlSeconds?: number;
+  /** `jwt` when `requested_token_type` is `urn:ietf:params:oauth:token-type:jwt`; else the identity's format. */
+  format?: 'jwt';
 }
 
 /** What a successful exchange issued. */
@@ -93,13 +101,14 @@ export function parseExchangeRequest(params: ExchangeParameters): TokenExchangeR
     throw oauthInvalidRequest('actor_token (delegation) is not supported');
   }
   const requested = one('requested_token_type', false);
-  if (requested !== undefined && requested !== TOKEN_TYPE.accessToken) {
+  if (requested !== undefined && !REQUESTED_TOKEN_TYPES.includes(requested)) {
     throw oauthInvalidRequest(
-      `requested_token_type must be ${TOKEN_TYPE.accessToken}`,
+      `requested_token_type must be ${REQUESTED_TOKEN_TYPES.join(' or ')}`,
       'unsupported_token_type',
     );
   }
   const request: TokenExchangeRequest = { subjectToken };
+  if (requested === TOKEN_TYPE.jwt) request.format = 'jwt';
   const clientId = one('client_id', false);
   if (clientId !== undefined) {
     if (!IDENTITY_ID_PATTERN.test(clientId)) throw oauthInvalidRequest('client_id is malformed');
@@ -205,6 +214,9 @@ async function exchangeTraced(
   if (request.scopes) grant.scopes = request.scopes;
   if (request.audience) grant.audience = request.audience;
   if (request.ttlSeconds !== undefined) grant.ttlSeconds = request.ttlSeconds;
+  // An identity whose format is opaque refuses a JWT (grant_format_not_allowed, `invalid_request`
+  // per RFC 8693 §2.2.2: the request is unacceptable by policy), never hands out the other kind.
+  if (request.format !== undefined) grant.format = request.format;
   const issued = await within(span, () =>
     auth.login({
       identityId,
@@ -213,7 +225,13 @@ async function exchangeTraced(
       grant,
     }),
   );
-  return { grant: issued, issuedTokenType: TOKEN_TYPE.accessToken };
+  // RFC 8693 §2.2.1: `issued_token_type` says what was issued in the terms the client asked in: a
+  // JWT asked for as `jwt` is named so; an access token (of either format) asked for as one, or with
+  // no type asked, is an `access_token`.
+  return {
+    grant: issued,
+    issuedTokenType: request.format === 'jwt' ? TOKEN_TYPE.jwt : TOKEN_TYPE.accessToken,
+  };
 }
 
 /** The claims of a compact JWS, unverified (used only to pick an identity; see IdentitySelector). */

@@ -30,10 +30,34 @@ export const KEYS_CACHE_CONTROL = 'public, max-age=300';
 
 /**
  * What the adapters' metadata lists by default: the token endpoint, which every adapter's auth
- * router mounts. Introspection and revocation are mounted apart, behind a host guard; a host that
- * mounts them says so with the adapters' `oauthEndpoints` option.
+ * router mounts. Introspection and revocation are mounted apart, behind a host guard, and listed
+ * once mounted ({@link recordOAuthEndpoints}).
  */
 export const DEFAULT_OAUTH_ENDPOINTS: Readonly<OAuthEndpoints> = Object.freeze({ token: true });
+
+/** The endpoints each engine's adapters mounted beyond the token endpoint (by engine, so it never keeps one alive). */
+const mounted = new WeakMap<object, Readonly<OAuthEndpoints>>();
+
+/**
+ * Record that `auth`'s introspection and revocation routes are mounted: every adapter's
+ * introspection router (`oidcIntrospectionRouter`, `oidcIntrospectionRoutes`,
+ * `oidcIntrospectionPlugin`, the NestJS module's `introspection` option) calls this when it is
+ * built, so the engine's RFC 8414 metadata lists them at `{issuer}/oauth/introspect` and
+ * `{issuer}/oauth/revoke` without the host repeating it. The routes must be mounted under the
+ * issuer's path, as the auth router is.
+ */
+export function recordOAuthEndpoints(auth: object, endpoints: OAuthEndpoints): void {
+  mounted.set(auth, Object.freeze({ ...mounted.get(auth), ...endpoints }));
+}
+
+/**
+ * The endpoints `auth`'s metadata lists: `override` as given (an adapter's `oauthEndpoints` option),
+ * else the token endpoint and whatever {@link recordOAuthEndpoints} recorded, read when the metadata
+ * is served, so the order in which the routers are mounted does not matter.
+ */
+export function mountedOAuthEndpoints(auth: object, override?: OAuthEndpoints): OAuthEndpoints {
+  return override ?? { ...DEFAULT_OAUTH_ENDPOINTS, ...mounted.get(auth) };
+}
 
 /** The root path of {@link rootMetadataPath}, or a {@link ConfigError} for an engine without an issuer. */
 export function requireRootMetadataPath(auth: Pick<OidcAuth, 'issuer'>): string {
@@ -84,10 +108,15 @@ export function authorizationServerMetadata(
 /**
  * `GET /.well-known/oauth-authorization-server<issuer path>` (RFC 8414 §3.1, served at the host
  * root) and `GET {issuer}/.well-known/oauth-authorization-server` (for clients that append).
+ * `endpoints` overrides what is listed; by default the mounted ones ({@link mountedOAuthEndpoints}).
  */
-export function metadataAnswer(auth: OidcAuth, endpoints: OAuthEndpoints = {}): HttpAnswer {
+export function metadataAnswer(auth: OidcAuth, endpoints?: OAuthEndpoints): HttpAnswer {
   if (auth.issuer === undefined) return errorAnswer(auth, noIssuer());
-  return { status: 200, headers: JSON_CACHED, body: authorizationServerMetadata(auth.issuer, endpoints) };
+  return {
+    status: 200,
+    headers: JSON_CACHED,
+    body: authorizationServerMetadata(auth.issuer, mountedOAuthEndpoints(auth, endpoints)),
+  };
 }
 
 /**

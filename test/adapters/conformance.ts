@@ -460,6 +460,10 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         token_endpoint: `${TOKEN_ISSUER}/oauth/token`,
         grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange'],
         token_endpoint_auth_methods_supported: ['none'],
+        // Every mount below builds the engine's introspection router, which records both endpoints
+        // on the engine: the metadata lists them without an oauthEndpoints option.
+        introspection_endpoint: `${TOKEN_ISSUER}/oauth/introspect`,
+        revocation_endpoint: `${TOKEN_ISSUER}/oauth/revoke`,
       };
 
       it('RFC 7517 §5: GET {prefix}/.well-known/jwks.json publishes our public keys, cacheable 5 minutes', async () => {

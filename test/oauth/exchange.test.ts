@@ -217,7 +217,7 @@ describe('RFC 8693 token exchange: parameters (§2.1)', () => {
     expect(res.status).toBe(200);
   });
 
-  it('§2.1: requested_token_type access_token is honoured; any other is invalid_request', async () => {
+  it('§2.1: requested_token_type access_token is honoured; a type other than access_token or jwt is invalid_request', async () => {
     const ok = await postForm(
       url,
       TOKEN,
