@@ -210,6 +210,7 @@ async function exchangeTraced(
       identityId,
       jwt: request.subjectToken,
       clientIp: context.clientIp,
+      dpop: context.dpop,
       grant,
     }),
   );
