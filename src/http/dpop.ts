@@ -43,3 +43,32 @@ export function extractDpopToken(header: string, realm: string): string | undefi
     headers: { 'www-authenticate': bearerChallenge(realm, 'invalid_request') },
   });
 }
+
+/** The parts of an Express or Fastify request (or a bare Node one) {@link platformDpopRequest} reads. */
+export interface PlatformDpopSource {
+  method?: string | undefined;
+  /** Express `req.protocol`, Fastify `request.protocol`: the framework's trust-proxy view. */
+  protocol?: string | undefined;
+  /** Express 5 `req.host`, Fastify `request.host`: the framework's trust-proxy view, port included. */
+  host?: string | undefined;
+  /** Express: the path as received, before any mount stripped a prefix. */
+  originalUrl?: string | undefined;
+  url?: string | undefined;
+  headers: { dpop?: string | string[] | undefined; host?: string | undefined };
+  socket?: object | undefined;
+}
+
+/**
+ * {@link dpopRequest} of a request that may be Express's or Fastify's (NestJS, Passport): their own
+ * `protocol` and `host` when present, else (a bare Node request) the socket's TLS state and `Host`.
+ */
+export function platformDpopRequest(req: PlatformDpopSource): DpopRequest {
+  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  return dpopRequest(
+    req.headers.dpop,
+    req.method ?? 'GET',
+    req.protocol ?? (encrypted ? 'https' : 'http'),
+    req.host ?? req.headers.host,
+    req.originalUrl ?? req.url ?? '/',
+  );
+}
