@@ -640,7 +640,19 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       const requested = checkGrantRequest(input.grant);
       // RFC 9449 §4.3 at the door: a proof (POST, this URL, no ath) binds the token to its key.
       const proof =
-        input.dpop?.proof === undefined ? undefined : await dpop.verify(input.dpop, clock(), 'token');
+        input.dpop?.proof === undefined
+          ? undefined
+          : await dpop.verify(input.dpop, clock(), 'token').catch((error: unknown) => {
+              if (error instanceof OidcAuthError) {
+                emit({
+                  type: 'login.failure',
+                  reasonCode: error.code,
+                  ...context,
+                  identityId: wellFormedId(identityId),
+                });
+              }
+              throw error;
+            });
       // No identity has an id outside the pattern: refused as an unknown id, before any store read
       // (a direct call may pass any text; U+0000 made PostgreSQL's generation read a 503).
       if (wellFormedId(identityId) === undefined) throw new LoginFailure('identity_not_found', false);

@@ -383,7 +383,7 @@ export interface NodeRequestLike {
 export function nodeGuardRequest(
   req: NodeRequestLike,
   clientIp: string | undefined,
-  dpop?: DpopRequest,
+  dpop?: DpopRequest | (() => DpopRequest),
 ): GuardRequest {
   const header = req.headers.authorization;
   return {
@@ -391,8 +391,14 @@ export function nodeGuardRequest(
       header === undefined ? undefined : (rawHeaderValues(req.rawHeaders, 'authorization') ?? header),
     tokenInQuery: hasTokenInQuery(req.url ?? ''),
     clientIp,
-    dpop,
+    // Built (a function) only for the DPoP scheme: a bearer request pays nothing for it.
+    dpop: typeof dpop === 'function' ? (usesDpopScheme(header) ? dpop() : undefined) : dpop,
   };
+}
+
+/** Whether an `Authorization` value uses the DPoP scheme (RFC 9449 §7.1). */
+export function usesDpopScheme(header: string | undefined): boolean {
+  return header !== undefined && header.length > 5 && /^dpop\s/i.test(header);
 }
 
 /** An adapter's extra authorization: a predicate on the auth context and the framework's request. */

@@ -134,6 +134,7 @@ export {
   rawHeaderValues,
   hasTokenInQuery,
   nodeGuardRequest,
+  usesDpopScheme,
   authorizeRequest,
   readRequestBody,
   rightmostUntrustedHop,

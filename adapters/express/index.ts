@@ -108,7 +108,10 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
   const { authorize, passErrors } = options;
   return async function requireAccessTokenMiddleware(req, res, next) {
     try {
-      req.auth = await guard(auth, nodeGuardRequest(req, ipOf(req), dpopOf(req)));
+      req.auth = await guard(
+        auth,
+        nodeGuardRequest(req, ipOf(req), () => dpopOf(req)),
+      );
       if (auth.dpop.nonces) res.set(auth.dpop.answerHeaders());
       if (authorize) await authorizeRequest(auth, req.auth, authorize, req);
     } catch (error) {

@@ -107,7 +107,10 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
   const { authorize } = options;
   return async function requireAccessTokenHook(request, reply) {
     try {
-      request.auth = await guard(auth, nodeGuardRequest(request.raw, ipOf(request), dpopOf(request)));
+      request.auth = await guard(
+        auth,
+        nodeGuardRequest(request.raw, ipOf(request), () => dpopOf(request)),
+      );
       if (auth.dpop.nonces) reply.headers(auth.dpop.answerHeaders());
       if (authorize) await authorizeRequest(auth, request.auth, authorize, request);
     } catch (error) {

@@ -12,6 +12,7 @@ import {
   errorAnswer,
   guard,
   hasTokenInQuery,
+  usesDpopScheme,
   loginAnswer,
   nodeGuardRequest,
   parseRequestBody,
@@ -89,10 +90,10 @@ function guardRequest(c: Context, clientIp: string | undefined): GuardRequest {
       authorization: c.req.header('authorization'),
       tokenInQuery: hasTokenInQuery(c.req.url),
       clientIp,
-      dpop: dpopOf(c),
+      dpop: usesDpopScheme(c.req.header('authorization')) ? dpopOf(c) : undefined,
     };
   }
-  return nodeGuardRequest(incoming, clientIp, dpopOf(c));
+  return nodeGuardRequest(incoming, clientIp, () => dpopOf(c));
 }
 
 /** The auth routes (and `POST /oauth/token`, RFC 8693) as a sub-app. Use: `app.route('/api/v1/auth', oidcAuthRoutes(auth))`. */

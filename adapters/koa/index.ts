@@ -137,7 +137,10 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
   const { authorize, throwErrors } = options;
   return async function requireAccessTokenMiddleware(ctx, next) {
     try {
-      ctx.state.auth = await guard(auth, nodeGuardRequest(ctx.req, ipOf(ctx), dpopOf(ctx)));
+      ctx.state.auth = await guard(
+        auth,
+        nodeGuardRequest(ctx.req, ipOf(ctx), () => dpopOf(ctx)),
+      );
       if (auth.dpop.nonces) ctx.set(auth.dpop.answerHeaders());
       if (authorize) await authorizeRequest(auth, ctx.state.auth, authorize, ctx);
     } catch (error) {

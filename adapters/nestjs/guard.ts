@@ -114,7 +114,7 @@ export class OidcAuthGuard implements CanActivate {
     const request = http.getRequest<PlatformRequest>();
     const ip = this.options.getClientIp ? this.options.getClientIp(request as never) : platformIp(request);
     try {
-      const dpop = platformDpopRequest(request as PlatformDpopSource);
+      const dpop = () => platformDpopRequest(request as PlatformDpopSource);
       const auth = await guard(this.auth, nodeGuardRequest(nodeRequestOf(request), ip, dpop));
       request.auth = auth;
       if (this.auth.dpop.nonces) {

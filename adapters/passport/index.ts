@@ -78,7 +78,7 @@ export class Strategy extends BaseStrategy {
   private async check(req: StrategyRequest): Promise<void> {
     let context: AuthContext;
     try {
-      const dpop = platformDpopRequest(req as PlatformDpopSource);
+      const dpop = () => platformDpopRequest(req as PlatformDpopSource);
       context = await guard(this.auth, nodeGuardRequest(req, this.getClientIp(req), dpop));
       if (this.authorize) await authorizeRequest(this.auth, context, this.authorize, req);
     } catch (error) {
