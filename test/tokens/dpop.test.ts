@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
@@ -308,6 +308,34 @@ describe('DPoP (RFC 9449) in the engine', () => {
       );
       const rsa = await proofKey('RS256');
       await refusedProof(await useProof(token, { ...key, jwk: rsa.jwk }));
+    });
+
+    it('RFC 9449 §4.3 steps 5-7: each default algorithm verifies (ES256, EdDSA, RS256, PS256); an RSA key under 2048 bits or an EC key of another curve is refused', async () => {
+      for (const alg of ['EdDSA', 'RS256', 'PS256']) {
+        const k = await proofKey(alg);
+        const t = (await boundLogin('gh-deployer', k)).accessToken;
+        expect((await dpopUse(t, await useProof(t, k))).jkt).toBe(k.jkt);
+      }
+      // jose refuses to make or use such a key: signed with node:crypto.
+      const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+      const header = Buffer.from(
+        JSON.stringify({ alg: 'RS256', typ: 'dpop+jwt', jwk: weak.publicKey.export({ format: 'jwk' }) }),
+      ).toString('base64url');
+      const claims = {
+        jti: randomUUID(),
+        iat: seconds(clock.ms),
+        htm: 'GET',
+        htu: API_URL,
+        ath: accessTokenHash(token),
+      };
+      const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      await refusedProof(
+        `${input}.${cryptoSign('sha256', Buffer.from(input), weak.privateKey).toString('base64url')}`,
+      );
+      const p384 = await proofKey('ES384');
+      await refusedProof(
+        await proof(key, { htm: 'GET', htu: API_URL, ath: accessTokenHash(token) }, { jwk: p384.jwk }),
+      );
     });
 
     it('RFC 9449 §4.3 step 8: an htm other than the request method is refused', async () => {
