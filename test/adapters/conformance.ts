@@ -14,6 +14,7 @@ import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/en
 import { getWith, postForm, postJson, request, type RawResponse } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
 import { describeOAuthConformance, oauthIdentities } from '../oauth/conformance-cases.js';
+import { dpopClientCases } from '../client/conformance-dpop.js';
 import {
   bodyTooLarge,
   createOidcAuth,
@@ -876,6 +877,20 @@ function describeDpopConformance(mount: Mount): void {
         await proof('GET', SECRETS, token),
       ]);
       expect(ok.status).toBe(200);
+    });
+
+    describe('the oidc-machine-auth/client against this adapter', () => {
+      dpopClientCases(
+        () => ({
+          authUrl: `${app.url}/api/v1/auth`,
+          guardedUrl: `${app.url}/api/v3/secrets/raw`,
+          identityId: 'dpop-opaque',
+          mintIdpToken: idpToken,
+          clock: clock.now,
+          exchangeClientId: 'dpop-jwt',
+        }),
+        { refusesReplayedProofs: true },
+      );
     });
   });
 }
