@@ -80,6 +80,8 @@ export interface IdentityOidcAuthView {
   rules?: Rule[];
   /** Audit-mode rules, normalised; only when set. */
   candidateRules?: Rule[];
+  /** Every login needs a DPoP proof (docs/DPOP.md); only when set. */
+  requireDpop?: boolean;
 }
 
 /** A change made through the admin API, for the host's audit log. */
@@ -486,6 +488,7 @@ export function identityOidcAuthView(
   if (config.trust !== undefined) view.trust = config.trust;
   if (config.rules?.length) view.rules = structuredClone(config.rules) as Rule[];
   if (config.candidateRules) view.candidateRules = structuredClone(config.candidateRules) as Rule[];
+  if (config.requireDpop) view.requireDpop = true;
   return view;
 }
 

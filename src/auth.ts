@@ -46,6 +46,14 @@ import type { ReplayCache } from './tokens/replay.js';
 import { MemoryReplayCache } from './stores/memory-replay.js';
 import { spendIdpToken } from './tokens/single-use.js';
 import { revokeWhereEngine, type RevokeWhereInput } from './tokens/revoke-where-engine.js';
+import {
+  DpopVerifier,
+  checkBinding,
+  proveUse,
+  type DpopOptions,
+  type DpopRequest,
+  type DpopService,
+} from './tokens/dpop.js';
 import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
 import type { Instrumentation, TraceSpan } from './observe/trace.js';
 
@@ -105,12 +113,19 @@ export interface OidcAuthOptions {
    * `kubernetes.io.pod.uid` (docs/SECURITY.md, guarantee 9).
    */
   revocableClaims?: readonly string[];
+  /** DPoP proof checks (RFC 9449): algorithms, `iat` window, server nonces (docs/DPOP.md). */
+  dpop?: DpopOptions;
 }
 
 /** Options of a call made on behalf of a client. */
 export interface CallContext {
   /** The client's address, as the framework's trust-proxy logic determined it. */
   clientIp?: string | undefined;
+  /**
+   * The request's DPoP proof, method and URL (RFC 9449). A login with a proof binds its token; a
+   * bound token is used, renewed or revoked only with a proof by its key (docs/DPOP.md).
+   */
+  dpop?: DpopRequest | undefined;
 }
 
 /** What a successful login or renew grants. */
@@ -120,7 +135,8 @@ export interface AccessTokenGrant {
   expiresIn: number;
   /** The identity's max TTL in seconds. */
   accessTokenMaxTTL: number;
-  tokenType: 'Bearer';
+  /** `DPoP` for a token bound to the login's DPoP proof key (RFC 9449 §5). */
+  tokenType: 'Bearer' | 'DPoP';
   tokenId: string;
   identityId: string;
   /** Epoch ms. */
@@ -161,6 +177,8 @@ export interface OidcAuth {
   readonly tokens: TokenStore;
   /** Where single-use things are remembered (DPoP proofs, single-use IdP tokens). */
   readonly replayCache: ReplayCache;
+  /** DPoP: accepted proof algorithms, server nonces, challenges. */
+  readonly dpop: DpopService;
   readonly keys: KeyManager;
   /** Shared trust entries (docs/TRUST.md). */
   readonly trust: TrustEntries;
@@ -238,6 +256,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   const ownsReplayCache = options.replayCache === undefined;
   const replayCache = options.replayCache ?? new MemoryReplayCache();
   requireMethods(replayCache, 'replayCache', 'replay cache', ['remember', 'seenAt']);
+  const dpop = new DpopVerifier(options.dpop, replayCache, realm, clock);
   const access = resolveAccessTokens(options.issuer, options.accessTokens, logger);
   const keys =
     options.keys instanceof KeyManager
@@ -414,6 +433,43 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     });
   }
 
+  /** A DPoP refusal of a token use, reported like the guard's other refusals. */
+  function dpopDenied(error: unknown, event: Omit<AuthEvent, 'time' | 'type'>): unknown {
+    if (error instanceof OidcAuthError && error.status === 401) {
+      emit({ type: 'guard.denied', reasonCode: error.code, ...event });
+    }
+    return error;
+  }
+
+  /** The DPoP proof of a token use and its check against the token's binding (`bound`, when known now). */
+  async function proveTokenUse(
+    accessToken: string,
+    context: CallContext,
+    now: number,
+    bound: { jkt?: string | undefined; tokenId: string } | undefined,
+  ): Promise<string | undefined> {
+    try {
+      const presented = await proveUse(dpop, context.dpop, accessToken, now);
+      if (bound) checkBinding(dpop, bound.jkt, presented, invalidTokenChallenge);
+      return presented;
+    } catch (error) {
+      throw dpopDenied(error, { clientIp: context.clientIp, tokenId: bound?.tokenId });
+    }
+  }
+
+  function bindingHolds(
+    bound: string | undefined,
+    presented: string | undefined,
+    clientIp: string | undefined,
+    tokenId: string,
+  ): void {
+    try {
+      checkBinding(dpop, bound, presented, invalidTokenChallenge);
+    } catch (error) {
+      throw dpopDenied(error, { clientIp, tokenId });
+    }
+  }
+
   function loginDenied(
     failure: LoginFailure,
     context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'>,
@@ -530,7 +586,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       accessToken,
       expiresIn: Math.max(0, Math.round((record.expiresAt - now) / 1000)),
       accessTokenMaxTTL: maxTTLSeconds,
-      tokenType: 'Bearer',
+      tokenType: record.jkt === undefined ? 'Bearer' : 'DPoP',
       tokenId: record.tokenId,
       identityId: record.identityId,
       expiresAt: record.expiresAt,
@@ -561,6 +617,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         expiresAt: record.expiresAt,
         issuedAt: now,
         metadata: record.metadata,
+        jkt: record.jkt,
       });
     } catch (error) {
       // A signer (a KMS) that fails or answers wrong: fail closed, as for a store that is down.
@@ -582,6 +639,21 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
     try {
       const requested = checkGrantRequest(input.grant);
+      // RFC 9449 §4.3 at the door: a proof (POST, this URL, no ath) binds the token to its key.
+      const proof =
+        input.dpop?.proof === undefined
+          ? undefined
+          : await dpop.verify(input.dpop, clock(), 'token').catch((error: unknown) => {
+              if (error instanceof OidcAuthError) {
+                emit({
+                  type: 'login.failure',
+                  reasonCode: error.code,
+                  ...context,
+                  identityId: wellFormedId(identityId),
+                });
+              }
+              throw error;
+            });
       // No identity has an id outside the pattern: refused as an unknown id, before any store read
       // (a direct call may pass any text; U+0000 made PostgreSQL's generation read a 503).
       if (wellFormedId(identityId) === undefined) throw new LoginFailure('identity_not_found', false);
@@ -627,6 +699,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       if (!ipAllowList(config.accessTokenTrustedIps).allows(clientIp)) {
         throw new LoginFailure('ip_not_allowed', true);
       }
+      if (config.requireDpop && !proof) throw new LoginFailure('dpop_required', true);
       const narrowed = narrowGrant(config, requested, access);
       const record: AccessTokenRecord = {
         tokenId: newTokenId(),
@@ -647,6 +720,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       byClaim.stamp(record, payload, claimEpoch);
       if (narrowed.scopes !== undefined) record.scope = narrowed.scopes.join(' ');
       if (narrowed.askedAudience !== undefined) record.audience = narrowed.askedAudience;
+      if (proof) record.jkt = proof.jkt;
       // A JWT is signed before the record is stored: a signer (KMS) that fails leaves no record behind.
       const jwtGrant =
         narrowed.format === 'jwt'
@@ -743,10 +817,18 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const parsed = jwt
       ? await parseJwtToken(accessToken, clientIp, now, { audience: true })
       : parseOwnToken(accessToken, clientIp, now);
+    // A JWT says its binding (cnf.jkt): checked before a use is counted; an opaque token's once read.
+    const presented = await proveTokenUse(
+      accessToken,
+      context,
+      now,
+      jwt ? (parsed as ParsedJwtAccessToken) : undefined,
+    );
     const record = await consumeUse(parsed.tokenId, jwt, clientIp, now, span);
     if (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId) {
       throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
+    bindingHolds(record.jkt, presented, clientIp, record.tokenId);
     if (!ipAllowList(record.trustedIps).allows(clientIp)) {
       emit({
         type: 'guard.denied',
@@ -768,6 +850,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       clientIp,
       ...(record.scope === undefined ? {} : { scope: record.scope }),
       ...(record.audience === undefined ? {} : { audience: record.audience }),
+      ...(record.jkt === undefined ? {} : { jkt: record.jkt }),
     };
   }
 
@@ -815,6 +898,12 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const parsed = jwt
       ? await parseJwtToken(accessToken, clientIp, now)
       : parseOwnToken(accessToken, clientIp, now);
+    const presented = await proveTokenUse(
+      accessToken,
+      context,
+      now,
+      jwt ? (parsed as ParsedJwtAccessToken) : undefined,
+    );
     let record: AccessTokenRecord | undefined;
     try {
       record = await step(span, 'store', STORE_STEP.get, () => tokens.get(parsed.tokenId, now));
@@ -824,6 +913,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     if (!record || (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId)) {
       throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
+    bindingHolds(record.jkt, presented, clientIp, record.tokenId);
     if (!ipAllowList(record.trustedIps).allows(clientIp)) {
       emit({ type: 'guard.denied', reasonCode: 'ip_not_allowed', clientIp, tokenId: record.tokenId });
       throw new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this token');
@@ -865,6 +955,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
           : codec.parse(accessToken);
     // An expired but genuine token may still be revoked; a forged one is refused.
     if (!parsed) throw tokenDenied('invalid_token', { clientIp });
+    // Through a revoke route (context.dpop given) a bound token needs a proof by its key.
+    if (context.dpop) await proveRevoke(accessToken, context, parsed);
     access.state.forgetToken(parsed.tokenId);
     try {
       await step(span, 'store', STORE_STEP.revoke, () => tokens.revoke(parsed.tokenId));
@@ -874,6 +966,23 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     // Again once the store has it: a state read between the two bumps is not kept either.
     access.state.forgetToken(parsed.tokenId);
     emit({ type: 'token.revoke', clientIp, tokenId: parsed.tokenId });
+  }
+
+  async function proveRevoke(
+    accessToken: string,
+    context: CallContext,
+    parsed: { tokenId: string; jkt?: string | undefined },
+  ): Promise<void> {
+    const jwt = looksLikeJwt(accessToken);
+    const presented = await proveTokenUse(accessToken, context, clock(), jwt ? parsed : undefined);
+    if (jwt) return;
+    let record: AccessTokenRecord | undefined;
+    try {
+      record = await tokens.get(parsed.tokenId, clock());
+    } catch (error) {
+      throw storeDown(error, 'get');
+    }
+    if (record) bindingHolds(record.jkt, presented, context.clientIp, parsed.tokenId);
   }
 
   async function revokeIdentity(identityId: string, span: TraceSpan = NOOP_SPAN): Promise<number> {
@@ -923,6 +1032,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     identities,
     tokens,
     replayCache,
+    dpop,
     keys,
     trust,
     realm,

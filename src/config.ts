@@ -94,6 +94,7 @@ const FIELDS = [
   'trust',
   'scopes',
   'accessTokenFormat',
+  'requireDpop',
   'accessTokenAudiences',
   'rules',
   'candidateRules',
@@ -242,6 +243,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
   );
   const accessTokenFormat = parseAccessTokenFormat(value('accessTokenFormat'), id);
   const singleUseTokens = parseFlag(value('singleUseTokens'), 'singleUseTokens', id);
+  const requireDpop = parseFlag(value('requireDpop'), 'requireDpop', id);
 
   const config: IdentityConfig = Object.freeze({
     identityId,
@@ -270,6 +272,7 @@ export function parseIdentityConfig(input: unknown): IdentityConfig {
     ...(sources.trust === undefined ? {} : { trust: sources.trust }),
     ...parseOAuthFields(value, id),
     ...(accessTokenFormat === undefined ? {} : { accessTokenFormat }),
+    ...(requireDpop ? { requireDpop } : {}),
     ...(rules.length === 0 ? {} : { rules }),
     ...(candidateRules === undefined ? {} : { candidateRules }),
     ...(singleUseTokens ? { singleUseTokens: true as const } : {}),

@@ -58,6 +58,12 @@ export type ReasonCode =
   // as many revocation entries as it may (503 with Retry-After)
   | 'claim_not_revocable'
   | 'revocation_limit_reached'
+  // DPoP (RFC 9449): a proof that fails a §4.3 check; an identity that requires a proof got none; the
+  // server's nonce is missing or stale; the proof's key is not the one the token is bound to
+  | 'invalid_dpop_proof'
+  | 'dpop_required'
+  | 'use_dpop_nonce'
+  | 'dpop_key_mismatch'
   // configuration
   | 'invalid_config'
   // trust entries (admin API, auth.trust)

@@ -13,6 +13,9 @@ import {
 } from './errors.js';
 import { IDENTITY_ID_PATTERN } from './config.js';
 import type { AuthContext } from './types.js';
+import type { CallContext } from './auth.js';
+import type { DpopRequest } from './tokens/dpop.js';
+import { extractDpopToken } from './http/dpop.js';
 
 /** A framework-neutral answer: adapters copy it onto their response. */
 export interface HttpAnswer {
@@ -127,35 +130,66 @@ function grantBody(grant: AccessTokenGrant) {
   };
 }
 
-/** `POST {prefix}/oidc-auth/login` with `{identityId, jwt, organizationSlug?}`. */
-export async function loginAnswer(auth: OidcAuth, body: unknown, clientIp?: string): Promise<HttpAnswer> {
+/** `Cache-Control: no-store`, and a fresh `DPoP-Nonce` when the engine's server nonces are on (RFC 9449 §8). */
+function successHeaders(auth: OidcAuth): Record<string, string> {
+  return auth.dpop.nonces ? { ...NO_STORE, ...auth.dpop.answerHeaders() } : NO_STORE;
+}
+
+/**
+ * `POST {prefix}/oidc-auth/login` with `{identityId, jwt, organizationSlug?}`. With a `DPoP` proof
+ * (`dpop`, RFC 9449) the token is bound to its key and `tokenType` is `DPoP`.
+ */
+export async function loginAnswer(
+  auth: OidcAuth,
+  body: unknown,
+  clientIp?: string,
+  dpop?: DpopRequest,
+): Promise<HttpAnswer> {
   try {
     const identityId = field(body, 'identityId', true);
     const jwt = field(body, 'jwt', true);
     field(body, 'organizationSlug', false); // accepted for Infisical clients; "" means absent
     if (!IDENTITY_ID_PATTERN.test(identityId)) throw invalidBody('identityId is malformed');
-    const grant = await auth.login({ identityId, jwt, clientIp });
-    return { status: 200, headers: NO_STORE, body: grantBody(grant) };
+    const grant = await auth.login({ identityId, jwt, clientIp, dpop });
+    return { status: 200, headers: successHeaders(auth), body: grantBody(grant) };
   } catch (error) {
     return errorAnswer(auth, error);
   }
 }
 
-/** `POST {prefix}/token/renew` with `{accessToken}`. */
-export async function renewAnswer(auth: OidcAuth, body: unknown, clientIp?: string): Promise<HttpAnswer> {
+/** `POST {prefix}/token/renew` with `{accessToken}`; a DPoP-bound token needs a proof by its key (`dpop`). */
+export async function renewAnswer(
+  auth: OidcAuth,
+  body: unknown,
+  clientIp?: string,
+  dpop?: DpopRequest,
+): Promise<HttpAnswer> {
   try {
-    const grant = await auth.renew(field(body, 'accessToken', true), { clientIp });
-    return { status: 200, headers: NO_STORE, body: grantBody(grant) };
+    const grant = await auth.renew(field(body, 'accessToken', true), { clientIp, dpop });
+    return { status: 200, headers: successHeaders(auth), body: grantBody(grant) };
   } catch (error) {
     return errorAnswer(auth, error);
   }
 }
 
-/** `POST {prefix}/token/revoke` with `{accessToken}`. */
-export async function revokeAnswer(auth: OidcAuth, body: unknown, clientIp?: string): Promise<HttpAnswer> {
+/** `POST {prefix}/token/revoke` with `{accessToken}`; a DPoP-bound token needs a proof by its key (`dpop`). */
+export async function revokeAnswer(
+  auth: OidcAuth,
+  body: unknown,
+  clientIp?: string,
+  dpop?: DpopRequest,
+): Promise<HttpAnswer> {
   try {
-    await auth.revoke(field(body, 'accessToken', true), { clientIp });
-    return { status: 200, headers: NO_STORE, body: { message: 'Successfully revoked access token' } };
+    // Always with a DpopRequest: through this public route a bound token is revoked only by its key's holder.
+    await auth.revoke(field(body, 'accessToken', true), {
+      clientIp,
+      dpop: dpop ?? { proof: undefined, method: 'POST', url: '' },
+    });
+    return {
+      status: 200,
+      headers: successHeaders(auth),
+      body: { message: 'Successfully revoked access token' },
+    };
   } catch (error) {
     return errorAnswer(auth, error);
   }
@@ -197,6 +231,8 @@ export interface GuardRequest {
   /** True when the URL's query string carries `access_token` (RFC 6750 §2.3: refused). */
   tokenInQuery?: boolean;
   clientIp?: string | undefined;
+  /** The request's DPoP proof, method and URL (RFC 9449), for `Authorization: DPoP` tokens. */
+  dpop?: DpopRequest | undefined;
 }
 
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
@@ -233,10 +269,25 @@ function invalidRequest(realm: string, message: string): BadRequestError {
   });
 }
 
-/** The bearer guard, framework-neutral: resolves the caller or throws an {@link OidcAuthError}. */
+const NO_DPOP: DpopRequest = Object.freeze({ proof: undefined, method: '', url: '' });
+
+/**
+ * The guard, framework-neutral: resolves the caller or throws an {@link OidcAuthError}. Takes
+ * `Authorization: Bearer <token>` (RFC 6750) and `Authorization: DPoP <token>` with a `DPoP` proof
+ * (RFC 9449 §7.1); a DPoP-bound token only the latter way.
+ */
 export function guard(auth: OidcAuth, request: GuardRequest): Promise<AuthContext> {
   try {
-    return auth.authenticate(extractBearer(request, auth.realm), { clientIp: request.clientIp });
+    const header = request.authorization;
+    const one = typeof header === 'string' ? header : header?.length === 1 ? header[0] : undefined;
+    const dpopToken =
+      one !== undefined && !request.tokenInQuery ? extractDpopToken(one, auth.realm) : undefined;
+    const token = dpopToken ?? extractBearer(request, auth.realm);
+    const context: CallContext = { clientIp: request.clientIp };
+    if (request.dpop !== undefined || dpopToken !== undefined) {
+      context.dpop = { ...(request.dpop ?? NO_DPOP), scheme: dpopToken === undefined ? 'Bearer' : 'DPoP' };
+    }
+    return auth.authenticate(token, context);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -329,14 +380,25 @@ export interface NodeRequestLike {
  * `headers`, so duplicates are read from `rawHeaders`, and only when there is one at all) and whether
  * the URL carries `access_token`.
  */
-export function nodeGuardRequest(req: NodeRequestLike, clientIp: string | undefined): GuardRequest {
+export function nodeGuardRequest(
+  req: NodeRequestLike,
+  clientIp: string | undefined,
+  dpop?: DpopRequest | (() => DpopRequest),
+): GuardRequest {
   const header = req.headers.authorization;
   return {
     authorization:
       header === undefined ? undefined : (rawHeaderValues(req.rawHeaders, 'authorization') ?? header),
     tokenInQuery: hasTokenInQuery(req.url ?? ''),
     clientIp,
+    // Built (a function) only for the DPoP scheme: a bearer request pays nothing for it.
+    dpop: typeof dpop === 'function' ? (usesDpopScheme(header) ? dpop() : undefined) : dpop,
   };
+}
+
+/** Whether an `Authorization` value uses the DPoP scheme (RFC 9449 §7.1). */
+export function usesDpopScheme(header: string | undefined): boolean {
+  return header !== undefined && header.length > 5 && /^dpop\s/i.test(header);
 }
 
 /** An adapter's extra authorization: a predicate on the auth context and the framework's request. */

@@ -53,6 +53,18 @@ export {
 } from './stores/memory.js';
 export { MemoryReplayCache, type MemoryReplayCacheOptions } from './stores/memory-replay.js';
 export { type ReplayCache, type ReplayVerdict, MAX_REPLAY_WINDOW_MS } from './tokens/replay.js';
+export {
+  DPOP_ALGORITHMS,
+  DEFAULT_DPOP_ALGORITHMS,
+  DPOP_JWT_TYPE,
+  MAX_DPOP_PROOF_LENGTH,
+  accessTokenHash,
+  type DpopAlgorithm,
+  type DpopOptions,
+  type DpopRequest,
+  type DpopService,
+} from './tokens/dpop.js';
+export { dpopRequest, platformDpopRequest, type PlatformDpopSource } from './http/dpop.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
 export { type AccessTokensOptions } from './tokens/options.js';
 export { type TokenGrantRequest, type AccessTokenFormat } from './tokens/grant.js';
@@ -124,6 +136,7 @@ export {
   rawHeaderValues,
   hasTokenInQuery,
   nodeGuardRequest,
+  usesDpopScheme,
   authorizeRequest,
   readRequestBody,
   rightmostUntrustedHop,

@@ -84,6 +84,8 @@ export interface IdentityConfigInput {
   scopes?: ListInput;
   /** `opaque` (an `omat_` string) or `jwt` (an RFC 9068 access token). Default: `accessTokens.format` of the engine. */
   accessTokenFormat?: 'opaque' | 'jwt';
+  /** Refuse a login without a DPoP proof (`dpop_required`): every token of this identity is DPoP-bound (docs/DPOP.md). Default false. */
+  requireDpop?: boolean;
   /**
    * Exact audiences a token may be granted: a token exchange's `audience`/`resource` (or a login
    * `grant.audience`) must name some of them. Default: none may be requested; a JWT access token
@@ -180,6 +182,8 @@ export interface IdentityConfig {
   readonly scopes?: readonly string[];
   /** Absent: the engine's default format. */
   readonly accessTokenFormat?: 'opaque' | 'jwt';
+  /** Present (true) only when set: see {@link IdentityConfigInput.requireDpop}. */
+  readonly requireDpop?: boolean;
   /** Present only when set: see {@link IdentityConfigInput.accessTokenAudiences}. */
   readonly accessTokenAudiences?: readonly string[];
   /**
@@ -264,6 +268,11 @@ export interface AccessTokenRecord {
    * began. A record stamped below a matching `revokeWhere` is revoked when it is created. Absent: 0.
    */
   claimEpoch?: number;
+  /**
+   * DPoP binding (RFC 9449): the RFC 7638 SHA-256 thumbprint (base64url) of the key whose proof the
+   * login carried; absent for a bearer token. Every use needs a proof by that key.
+   */
+  jkt?: string;
 }
 
 /** What {@link TokenStore.revokeWhere} revokes: tokens whose login carried `claims[claim] === value`. */
@@ -371,6 +380,8 @@ export interface AuthContext {
   scope?: string;
   /** Audiences the token was granted by a token exchange; absent otherwise. */
   audience?: readonly string[];
+  /** The DPoP key thumbprint the token is bound to (the request carried a proof by it); absent for a bearer token. */
+  jkt?: string;
 }
 
 /** pino-style logger: `(object, message)`. Every field this library logs is free of tokens. */

@@ -21,7 +21,7 @@ import {
   requireRootMetadataPath,
   type OAuthEndpoints,
 } from '../../src/index.js';
-import { oauthTokenHandler } from './oauth.js';
+import { dpopOf, oauthTokenHandler } from './oauth.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -70,7 +70,7 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Rou
     } catch (error) {
       return send(res, errorAnswer(auth, error));
     }
-    send(res, await handle(auth, body, ipOf(req)));
+    send(res, await handle(auth, body, ipOf(req), dpopOf(req)));
   };
   router.post(ROUTES.login, route(loginAnswer));
   router.post(ROUTES.renew, route(renewAnswer));
@@ -107,7 +107,11 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
   const { authorize, passErrors } = options;
   return async function requireAccessTokenMiddleware(req, res, next) {
     try {
-      req.auth = await guard(auth, nodeGuardRequest(req, ipOf(req)));
+      req.auth = await guard(
+        auth,
+        nodeGuardRequest(req, ipOf(req), () => dpopOf(req)),
+      );
+      if (auth.dpop.nonces) res.set(auth.dpop.answerHeaders());
       if (authorize) await authorizeRequest(auth, req.auth, authorize, req);
     } catch (error) {
       if (passErrors) return next(error);

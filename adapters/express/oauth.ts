@@ -9,12 +9,23 @@ import {
   oauthTokenAnswer,
   readRequestBody,
   recordOAuthEndpoints,
+  dpopRequest,
+  type DpopRequest,
   type HttpAnswer,
   type OAuthRequest,
   type OidcAuth,
 } from '../../src/index.js';
 
 type Answer = (auth: OidcAuth, request: OAuthRequest) => Promise<HttpAnswer>;
+
+/**
+ * The request's DPoP proof, method and URL (RFC 9449 §4.3): `req.protocol` and `req.host` follow
+ * Express's `trust proxy` (`X-Forwarded-Proto` and `X-Forwarded-Host` count only from a trusted
+ * proxy), the path is `req.originalUrl` as received.
+ */
+export function dpopOf(req: Request): DpopRequest {
+  return dpopRequest(req.headers.dpop, req.method, req.protocol, req.host, req.originalUrl);
+}
 
 function send(res: Response, answer: HttpAnswer): void {
   res.status(answer.status).set(answer.headers).json(answer.body);
@@ -34,7 +45,15 @@ export function oauthHandler(
     } catch (error) {
       return send(res, oauthErrorAnswer(auth, error));
     }
-    send(res, await answer(auth, { contentType: req.headers['content-type'], body, clientIp: ipOf(req) }));
+    send(
+      res,
+      await answer(auth, {
+        contentType: req.headers['content-type'],
+        body,
+        clientIp: ipOf(req),
+        dpop: dpopOf(req),
+      }),
+    );
   };
 }
 

@@ -19,7 +19,7 @@ import {
   type OAuthEndpoints,
 } from '../../src/index.js';
 import { readAuthBodies, send } from './bodies.js';
-import { oauthTokenPlugin } from './oauth.js';
+import { dpopOf, oauthTokenPlugin } from './oauth.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -65,7 +65,7 @@ export const oidcAuthPlugin: FastifyPluginAsync<OidcAuthPluginOptions> = async f
   readAuthBodies(app, options.bodyLimit, (error) => errorAnswer(auth, error));
   const route = (handle: typeof loginAnswer) => async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.body === undefined) return send(reply, errorAnswer(auth, unsupportedMediaType()));
-    return send(reply, await handle(auth, request.body, ipOf(request)));
+    return send(reply, await handle(auth, request.body, ipOf(request), dpopOf(request)));
   };
   app.post(ROUTES.login, route(loginAnswer));
   app.post(ROUTES.renew, route(renewAnswer));
@@ -106,7 +106,11 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
   const { authorize } = options;
   return async function requireAccessTokenHook(request, reply) {
     try {
-      request.auth = await guard(auth, nodeGuardRequest(request.raw, ipOf(request)));
+      request.auth = await guard(
+        auth,
+        nodeGuardRequest(request.raw, ipOf(request), () => dpopOf(request)),
+      );
+      if (auth.dpop.nonces) reply.headers(auth.dpop.answerHeaders());
       if (authorize) await authorizeRequest(auth, request.auth, authorize, request);
     } catch (error) {
       return send(reply, errorAnswer(auth, error));

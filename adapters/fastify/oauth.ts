@@ -8,6 +8,8 @@ import {
   oauthTokenAnswer,
   recordOAuthEndpoints,
   unsupportedMediaType,
+  dpopRequest,
+  type DpopRequest,
   type HttpAnswer,
   type OAuthRequest,
   type OidcAuth,
@@ -15,6 +17,15 @@ import {
 import { readAuthBodies, send } from './bodies.js';
 
 type Answer = (auth: OidcAuth, request: OAuthRequest) => Promise<HttpAnswer>;
+
+/**
+ * The request's DPoP proof, method and URL (RFC 9449 §4.3): `request.protocol` and `request.host`
+ * follow Fastify's `trustProxy` (`X-Forwarded-Proto` and `X-Forwarded-Host` count only from a trusted
+ * proxy), the path is `request.url` as received.
+ */
+export function dpopOf(request: FastifyRequest): DpopRequest {
+  return dpopRequest(request.headers.dpop, request.method, request.protocol, request.host, request.url);
+}
 
 interface OAuthRoutesOptions {
   auth: OidcAuth;
@@ -37,7 +48,15 @@ const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async function oauth
       handler: async (request: FastifyRequest, reply: FastifyReply) => {
         if (request.body === undefined) return send(reply, oauthErrorAnswer(auth, unsupportedMediaType()));
         const contentType = request.headers['content-type'];
-        return send(reply, await answer(auth, { contentType, body: request.body, clientIp: ipOf(request) }));
+        return send(
+          reply,
+          await answer(auth, {
+            contentType,
+            body: request.body,
+            clientIp: ipOf(request),
+            dpop: dpopOf(request),
+          }),
+        );
       },
     });
   }

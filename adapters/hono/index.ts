@@ -12,6 +12,7 @@ import {
   errorAnswer,
   guard,
   hasTokenInQuery,
+  usesDpopScheme,
   loginAnswer,
   nodeGuardRequest,
   parseRequestBody,
@@ -30,7 +31,7 @@ import {
   requireRootMetadataPath,
   type OAuthEndpoints,
 } from '../../src/index.js';
-import { oauthTokenHandlers } from './oauth.js';
+import { dpopOf, oauthTokenHandlers } from './oauth.js';
 
 /** The Hono env `requireAccessToken` provides: `c.get('auth')`. */
 export type AuthEnv = { Variables: { auth: AuthContext } };
@@ -88,9 +89,10 @@ function guardRequest(c: Context, clientIp: string | undefined): GuardRequest {
       authorization: c.req.header('authorization'),
       tokenInQuery: hasTokenInQuery(c.req.url),
       clientIp,
+      dpop: usesDpopScheme(c.req.header('authorization')) ? dpopOf(c) : undefined,
     };
   }
-  return nodeGuardRequest(incoming, clientIp);
+  return nodeGuardRequest(incoming, clientIp, () => dpopOf(c));
 }
 
 /** The auth routes (and `POST /oauth/token`, RFC 8693) as a sub-app. Use: `app.route('/api/v1/auth', oidcAuthRoutes(auth))`. */
@@ -109,7 +111,7 @@ export function oidcAuthRoutes(auth: OidcAuth, options: RoutesOptions = {}): Hon
     } catch (error) {
       return reply(c, errorAnswer(auth, error));
     }
-    return reply(c, await handle(auth, body, ipOf(c)));
+    return reply(c, await handle(auth, body, ipOf(c), dpopOf(c)));
   };
   return new Hono()
     .post(ROUTES.login, mediaType, limit, route(loginAnswer))
@@ -143,6 +145,7 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
       return reply(c, errorAnswer(auth, error));
     }
     c.set('auth', context);
+    if (auth.dpop.nonces) c.header('dpop-nonce', auth.dpop.nonce());
     await next();
   };
 }

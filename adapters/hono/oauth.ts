@@ -14,12 +14,25 @@ import {
   recordOAuthEndpoints,
   parseRequestBody,
   unsupportedMediaType,
+  dpopRequest,
+  type DpopRequest,
   type HttpAnswer,
   type OAuthRequest,
   type OidcAuth,
 } from '../../src/index.js';
 
 type Answer = (auth: OidcAuth, request: OAuthRequest) => Promise<HttpAnswer>;
+
+/**
+ * The request's DPoP proof, method and URL (RFC 9449 §4.3), from `c.req.url` (the URL the runtime
+ * built: on `@hono/node-server` from the `Host` header and the socket's protocol). Hono trusts no
+ * forwarding header: behind a proxy that changes the scheme or host, rewrite the request URL to the
+ * public one before these routes (docs/DPOP.md).
+ */
+export function dpopOf(c: Context): DpopRequest {
+  const url = new URL(c.req.url);
+  return dpopRequest(c.req.header('dpop'), c.req.method, url.protocol, url.host, url.pathname);
+}
 
 function reply(c: Context, answer: HttpAnswer): Response {
   return c.json(answer.body as object, answer.status as ContentfulStatusCode, answer.headers);
@@ -50,7 +63,7 @@ export function oauthHandlers(
     } catch (error) {
       return fail(c, error);
     }
-    return reply(c, await answer(auth, { contentType, body, clientIp: ipOf(c) }));
+    return reply(c, await answer(auth, { contentType, body, clientIp: ipOf(c), dpop: dpopOf(c) }));
   };
   return [mediaType, limit, handle];
 }

@@ -24,7 +24,7 @@ import {
   requireRootMetadataPath,
   type OAuthEndpoints,
 } from '../../src/index.js';
-import { oauthTokenRoute } from './oauth.js';
+import { dpopOf, oauthTokenRoute } from './oauth.js';
 
 /** Koa state after `requireAccessToken`: use as `Middleware<AuthState>` / `ctx.state.auth`. */
 export interface AuthState {
@@ -106,7 +106,7 @@ export function oidcAuthRouter(auth: OidcAuth, options: RouterOptions = {}): Oid
     } catch (error) {
       return send(ctx, errorAnswer(auth, error));
     }
-    send(ctx, await handle(auth, body, ipOf(ctx)));
+    send(ctx, await handle(auth, body, ipOf(ctx), dpopOf(ctx)));
   };
   return Object.assign(middleware, { paths: [...routes.keys(), token], getPaths: [...reads.keys()] });
 }
@@ -136,7 +136,11 @@ export function requireAccessToken(auth: OidcAuth, options: GuardOptions = {}): 
   const { authorize, throwErrors } = options;
   return async function requireAccessTokenMiddleware(ctx, next) {
     try {
-      ctx.state.auth = await guard(auth, nodeGuardRequest(ctx.req, ipOf(ctx)));
+      ctx.state.auth = await guard(
+        auth,
+        nodeGuardRequest(ctx.req, ipOf(ctx), () => dpopOf(ctx)),
+      );
+      if (auth.dpop.nonces) ctx.set(auth.dpop.answerHeaders());
       if (authorize) await authorizeRequest(auth, ctx.state.auth, authorize, ctx);
     } catch (error) {
       if (throwErrors) throw error;

@@ -10,12 +10,23 @@ import {
   oauthTokenAnswer,
   readRequestBody,
   recordOAuthEndpoints,
+  dpopRequest,
+  type DpopRequest,
   type HttpAnswer,
   type OAuthRequest,
   type OidcAuth,
 } from '../../src/index.js';
 
 type Answer = (auth: OidcAuth, request: OAuthRequest) => Promise<HttpAnswer>;
+
+/**
+ * The request's DPoP proof, method and URL (RFC 9449 §4.3): `ctx.protocol` and `ctx.host` follow
+ * Koa's `app.proxy` (`X-Forwarded-Proto` and `X-Forwarded-Host` count only with it), the path is
+ * `ctx.originalUrl` as received.
+ */
+export function dpopOf(ctx: Context): DpopRequest {
+  return dpopRequest(ctx.get('dpop') || undefined, ctx.method, ctx.protocol, ctx.host, ctx.originalUrl);
+}
 
 function send(ctx: Context, answer: HttpAnswer): void {
   ctx.status = answer.status;
@@ -38,7 +49,15 @@ export async function answerOAuth(
   } catch (error) {
     return send(ctx, oauthErrorAnswer(auth, error));
   }
-  send(ctx, await answer(auth, { contentType: ctx.get('content-type') || undefined, body, clientIp }));
+  send(
+    ctx,
+    await answer(auth, {
+      contentType: ctx.get('content-type') || undefined,
+      body,
+      clientIp,
+      dpop: dpopOf(ctx),
+    }),
+  );
 }
 
 /** `POST {prefix}/oauth/token` (RFC 8693), as `oidcAuthRouter` routes it. */

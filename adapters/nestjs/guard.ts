@@ -13,7 +13,9 @@ import {
   errorAnswer,
   guard,
   nodeGuardRequest,
+  platformDpopRequest,
   type AuthContext,
+  type PlatformDpopSource,
   type Authorize,
   type OidcAuth,
 } from '../../src/index.js';
@@ -112,8 +114,16 @@ export class OidcAuthGuard implements CanActivate {
     const request = http.getRequest<PlatformRequest>();
     const ip = this.options.getClientIp ? this.options.getClientIp(request as never) : platformIp(request);
     try {
-      const auth = await guard(this.auth, nodeGuardRequest(nodeRequestOf(request), ip));
+      const dpop = () => platformDpopRequest(request as PlatformDpopSource);
+      const auth = await guard(this.auth, nodeGuardRequest(nodeRequestOf(request), ip, dpop));
       request.auth = auth;
+      if (this.auth.dpop.nonces) {
+        setAnswerHeaders(this.adapterHost, http.getResponse(), {
+          status: 200,
+          headers: this.auth.dpop.answerHeaders(),
+          body: undefined,
+        });
+      }
       if (authorize) await authorizeRequest(this.auth, auth, authorize, request);
       return true;
     } catch (error) {

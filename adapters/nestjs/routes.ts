@@ -27,6 +27,8 @@ import {
   jwksAnswer,
   loginAnswer,
   metadataAnswer,
+  platformDpopRequest,
+  type PlatformDpopSource,
   oauthErrorAnswer,
   oauthIntrospectAnswer,
   oauthRevokeAnswer,
@@ -120,7 +122,13 @@ class OidcRoutes {
   protected async answer(handle: typeof loginAnswer, request: RouteRequest, response: unknown) {
     let answer: HttpAnswer;
     try {
-      answer = await handle(this.auth, await requestBody(request, this.limit), this.ipOf(request));
+      const body = await requestBody(request, this.limit);
+      answer = await handle(
+        this.auth,
+        body,
+        this.ipOf(request),
+        platformDpopRequest(request as PlatformDpopSource),
+      );
     } catch (error) {
       answer = errorAnswer(this.auth, error);
     }
@@ -133,7 +141,12 @@ class OidcRoutes {
     try {
       const body = await requestBody(request, this.limit, true);
       const contentType = nodeRequestOf(request).headers['content-type'];
-      answer = await handle(this.auth, { contentType, body, clientIp: this.ipOf(request) });
+      answer = await handle(this.auth, {
+        contentType,
+        body,
+        clientIp: this.ipOf(request),
+        dpop: platformDpopRequest(request as PlatformDpopSource),
+      });
     } catch (error) {
       answer = oauthErrorAnswer(this.auth, error);
     }

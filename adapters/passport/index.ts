@@ -7,7 +7,9 @@ import {
   errorAnswer,
   guard,
   nodeGuardRequest,
+  platformDpopRequest,
   type AuthContext,
+  type PlatformDpopSource,
   type Authorize,
   type OidcAuth,
 } from '../../src/index.js';
@@ -76,7 +78,8 @@ export class Strategy extends BaseStrategy {
   private async check(req: StrategyRequest): Promise<void> {
     let context: AuthContext;
     try {
-      context = await guard(this.auth, nodeGuardRequest(req, this.getClientIp(req)));
+      const dpop = () => platformDpopRequest(req as PlatformDpopSource);
+      context = await guard(this.auth, nodeGuardRequest(req, this.getClientIp(req), dpop));
       if (this.authorize) await authorizeRequest(this.auth, context, this.authorize, req);
     } catch (error) {
       if (!(error instanceof OidcAuthError) || error.status >= 500) return this.error(error as Error);

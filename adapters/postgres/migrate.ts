@@ -46,7 +46,8 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
         subject text,
         generation bigint NOT NULL DEFAULT 0,
         scope text,
-        audience jsonb
+        audience jsonb,
+        jkt text
       )`);
     // Tables made before revocation generations: existing rows read as generation 0; before token
     // exchange: existing rows read as granted no scope and no audience. Looked up first: ALTER
@@ -54,7 +55,7 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
     const { rows: present } = await client.query<{ column_name: string }>(
       `SELECT column_name FROM information_schema.columns
        WHERE table_schema = $1 AND table_name = $2
-        AND column_name IN ('generation', 'scope', 'audience', 'claims', 'claim_epoch')`,
+        AND column_name IN ('generation', 'scope', 'audience', 'claims', 'claim_epoch', 'jkt')`,
       [names.schema, `${p}access_tokens`],
     );
     const missing = [
@@ -64,6 +65,8 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
       // Revocation by claim: the login's revocable claim values and the claim epoch it read.
       ['claims', 'jsonb'],
       ['claim_epoch', 'bigint NOT NULL DEFAULT 0'],
+      // DPoP binding (RFC 9449): existing rows read as bearer tokens.
+      ['jkt', 'text'],
     ].filter(([column]) => !present.some((row) => row.column_name === column));
     if (missing.length > 0) {
       await client.query(

@@ -60,6 +60,7 @@ interface TokenRow {
   audience: string[] | null;
   claims?: Record<string, string> | null;
   claim_epoch?: string;
+  jkt: string | null;
 }
 
 /**
@@ -80,7 +81,7 @@ interface TokenRow {
  * key lookup). A statement sees everything committed before it began, so once `revokeIdentity` has
  * returned, no token of the identity works on any instance, even one a login still in flight
  * inserts afterwards. Databases made by an earlier version need `migrate` (it adds the
- * `generation`, `scope` and `audience` columns and the generations table) before this version runs.
+ * `generation`, `scope`, `audience` and `jkt` columns and the generations table) before this version runs.
  *
  * **Storage:** one row per token in `<schema>.<prefix>access_tokens`: about 265 bytes of tuple with a
  * small metadata object (370 with six mapped claims; `pg_column_size`), about 345 bytes on disk per
@@ -162,6 +163,7 @@ export class PostgresTokenStore implements TokenStore {
       record.audience ? JSON.stringify(record.audience) : null,
       record.claims ? JSON.stringify(record.claims) : null,
       record.claimEpoch ?? 0,
+      record.jkt ?? null,
     ]);
   }
 
@@ -335,7 +337,7 @@ function tokenStatements(names: TableNames, prepared: boolean) {
   const table = names.tokens;
   const columns =
     'token_id, identity_id, created_at, expires_at, max_expires_at, ttl_seconds, uses_limit, uses_count, ' +
-    'revoked, trusted_ips, metadata, issuer, subject, generation, scope, audience, claims, claim_epoch';
+    'revoked, trusted_ips, metadata, issuer, subject, generation, scope, audience, claims, claim_epoch, jkt';
   // The current generation of the identity of the row aliased `row`: read in the statement's own
   // snapshot, which includes every revokeIdentity that returned before the statement began.
   const current = (row: string) =>
@@ -362,7 +364,7 @@ function tokenStatements(names: TableNames, prepared: boolean) {
     create: statement(
       `INSERT INTO ${table} (${columns})
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9 OR ${refusedByClaim}, $10::jsonb, $11::json, $12, $13, $14, $15,
-               $16::jsonb, $17::jsonb, $18::bigint)
+               $16::jsonb, $17::jsonb, $18::bigint, $19)
        ON CONFLICT (token_id) DO UPDATE SET ${columns
          .split(', ')
          .slice(1)
@@ -458,6 +460,7 @@ function toRecord(row: TokenRow): AccessTokenRecord {
   if (row.claims) record.claims = row.claims;
   if (row.claim_epoch !== undefined && Number(row.claim_epoch) > 0)
     record.claimEpoch = Number(row.claim_epoch);
+  if (row.jkt !== null && row.jkt !== undefined) record.jkt = row.jkt;
   return record;
 }
 

@@ -40,6 +40,8 @@ export function encodeRecord(record: AccessTokenRecord): string[] {
   // Revocation by claim: the login's revocable claim values and the claim epoch it read.
   if (record.claims !== undefined) fields.push('cl', JSON.stringify(record.claims));
   if (record.claimEpoch) fields.push('ce', String(record.claimEpoch));
+  // The DPoP key thumbprint a bound token needs proofs by (absent: a bearer token).
+  if (record.jkt !== undefined) fields.push('jk', record.jkt);
   return fields;
 }
 
@@ -97,6 +99,8 @@ function recordFrom(tokenId: string, get: (field: string) => string | undefined)
   const claims = get('cl');
   if (claims !== undefined) record.claims = JSON.parse(claims) as Record<string, string>;
   if (get('ce') !== undefined) record.claimEpoch = num(get, 'ce');
+  const jkt = get('jk');
+  if (jkt !== undefined) record.jkt = jkt;
   return record;
 }
 

@@ -91,6 +91,7 @@ export const RECORD_FIELDS = [
   'au',
   'cl',
   'ce',
+  'jk',
 ] as const;
 
 /**
@@ -152,7 +153,7 @@ for n = 1, #KEYS do
     -- Nothing below may abort the script: uses already counted for earlier keys must be answered.
     local used = redis.pcall('HINCRBY', key, 'u', 1)
     local fields = type(used) == 'number'
-      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g', 'sc', 'au', 'cl', 'ce')
+      and redis.pcall('HMGET', key, 'i', 'c', 'e', 'm', 't', 'l', 'u', 'r', 'ip', 'md', 'is', 'sb', 'g', 'sc', 'au', 'cl', 'ce', 'jk')
     if type(fields) ~= 'table' or fields.err then
       out[n] = 'store_error'
     else

@@ -47,7 +47,7 @@ export interface BenchArgs {
 const HELP = `npm run bench -- [options]
   --only a,b        keep candidates of the set whose id contains a or b, or whose framework is a or b
                     (bare baselines are added)
-  --set NAME        candidate set: default, express, peers, login, scale, diagnose, verify, otel, all (default: default)
+  --set NAME        candidate set: default, express, peers, login, scale, diagnose, verify, otel, dpop, all (default: default)
   --duration S      measured seconds per run (default 10)
   --warmup S        unmeasured warm-up seconds per run (default 3)
   --rounds N        rounds, order reversed every other round (default 3)

@@ -47,7 +47,8 @@ export interface Comparison {
  * Every candidate, in report order. Sets: `default` (issue 2's Express run), `express`, `peers`, `login`, `scale`,
  * `tokens` (issue 15: JWT access tokens under our guard, express-oauth2-jwt-bearer and login),
  * `diagnose`, `frameworks` (issue 3: Koa, Hono, Fastify), `stores` (issue 4: Redis and PostgreSQL; issue 18: the
- * MariaDB example store), `nestjs` (issue 17: a NestJS route bare, behind our guard, behind passport-jwt).
+ * MariaDB example store), `nestjs` (issue 17: a NestJS route bare, behind our guard, behind passport-jwt),
+ * `dpop` (issue 16: DPoP-bound JWT access tokens under our guard and under express-oauth2-jwt-bearer's DPoP mode).
  */
 export const CANDIDATES: readonly Candidate[] = [
   {
@@ -56,7 +57,7 @@ export const CANDIDATES: readonly Candidate[] = [
     server: 'express-bare.ts',
     framework: 'express',
     bare: 'express-bare',
-    sets: ['default', 'express', 'scale', 'diagnose', 'tokens'],
+    sets: ['default', 'express', 'scale', 'diagnose', 'tokens', 'dpop'],
   },
   {
     id: 'express-guard-memory',
@@ -106,6 +107,24 @@ export const CANDIDATES: readonly Candidate[] = [
     framework: 'express',
     bare: 'express-bare',
     sets: ['default', 'express', 'peers', 'tokens'],
+  },
+  // Issue 16: DPoP-bound JWT access tokens, a proof (ES256, fresh jti) per request, memory replay cache.
+  {
+    id: 'express-guard-dpop',
+    label:
+      'Express + requireAccessToken, DPoP-bound JWT access token, ES256 proof per request (memory replay cache)',
+    server: 'express-guard-dpop.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'dpop'],
+  },
+  {
+    id: 'express-oauth2-jwt-bearer-dpop',
+    label: 'Express + express-oauth2-jwt-bearer, DPoP mode, same tokens and proofs',
+    server: 'express-oauth2-jwt-bearer-dpop.ts',
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['default', 'express', 'peers', 'dpop'],
   },
   {
     id: 'express-login-jwt',
@@ -359,6 +378,20 @@ export const COMPARISONS: readonly Comparison[] = [
     baseline: 'express-oauth2-jwt-bearer-ours',
     target: 1.6,
     source: 'issue 15',
+  },
+  {
+    label: 'DPoP guard vs bare Express',
+    candidate: 'express-guard-dpop',
+    baseline: 'express-bare',
+    target: 0.6,
+    source: 'issue 16',
+  },
+  {
+    label: 'DPoP guard vs express-oauth2-jwt-bearer DPoP mode (same tokens and proofs)',
+    candidate: 'express-guard-dpop',
+    baseline: 'express-oauth2-jwt-bearer-dpop',
+    target: 1.3,
+    source: 'issue 16',
   },
   {
     // Minting a JWT adds at most 15% to a login: JWT login rps ≥ opaque login rps / 1.15.

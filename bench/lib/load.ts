@@ -8,6 +8,7 @@ import {
   type SmokeCase,
 } from './protocol.js';
 import { ownCpuUs, readCpuTotals, storeServersCpuUs } from './system.js';
+import { proofSource } from './dpop-proofs.js';
 
 /** autocannon settings of a run. */
 export interface LoadOptions {
@@ -178,6 +179,20 @@ export async function measure(
 
 function cannon(baseUrl: string, request: BenchRequest, options: LoadOptions) {
   const spread = request.authorizations;
+  const proof =
+    request.dpop && proofSource(request.dpop, request.method, baseUrl + request.path.split('?')[0]);
+  if (proof) {
+    return autocannon({
+      url: baseUrl + request.path,
+      method: request.method,
+      headers: request.headers,
+      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, dpop: proof() } }) }],
+      connections: options.connections,
+      pipelining: options.pipelining,
+      duration: options.duration,
+      timeout: 10,
+    });
+  }
   return autocannon({
     url: baseUrl + request.path,
     method: request.method,

@@ -10,6 +10,12 @@ export interface BenchRequest {
    * (requests spread over many tokens); `headers` is used for the smoke check and the warm-up.
    */
   authorizations?: string[];
+  /**
+   * DPoP (RFC 9449): under load each request carries a `DPoP` header with a proof of its own (fresh
+   * `jti`, made by the client before the run with this key, `ath` of this token); `headers` (one
+   * proof) is used for the smoke check.
+   */
+  dpop?: { privateJwk: import('node:crypto').JsonWebKey; token: string };
 }
 
 /** A request sent once before measuring, with the status it must get. */

@@ -33,8 +33,8 @@ export function tableNames(options: TableOptions = {}): TableNames {
 }
 
 /**
- * Creates the three tables when missing, and adds the `scope` and `audience` columns to a token
- * table made before them. Idempotent, so every app instance may run it at start-up; better, run it
+ * Creates the three tables when missing, and adds the `scope`, `audience` and `jkt` columns to a
+ * token table made before them. Idempotent, so every app instance may run it at start-up; better, run it
  * once from a deploy step.
  *
  * - Ids are ASCII with a binary collation: `abc` and `ABC` are different tokens (a case-insensitive
@@ -65,19 +65,22 @@ export async function migrate(pool: Pool, options: TableOptions = {}): Promise<v
       subject TEXT NULL,
       scope TEXT NULL,
       audience LONGTEXT NULL,
+      jkt VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
       KEY by_identity (identity_id),
       KEY by_expiry (expires_at)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`);
-  // Tables made before token exchange: add its grant (existing rows read as none). Looked up first:
+  // Tables made before token exchange or DPoP: add its grant and the binding (existing rows read as
+  // none: bearer tokens granted no scope or audience). Looked up first:
   // MySQL has no ADD COLUMN IF NOT EXISTS (MariaDB has).
   const [present] = (await pool.query(
     `SELECT column_name AS name FROM information_schema.columns
-     WHERE table_schema = DATABASE() AND table_name = ? AND column_name IN ('scope', 'audience')`,
+     WHERE table_schema = DATABASE() AND table_name = ? AND column_name IN ('scope', 'audience', 'jkt')`,
     [t.tokens.slice(1, -1)],
   )) as unknown as [{ name: string }[]];
   const missing = [
     ['scope', 'TEXT NULL'],
     ['audience', 'LONGTEXT NULL'],
+    ['jkt', 'VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL'],
   ].filter(([column]) => !present.some((row) => row.name === column));
   if (missing.length > 0) {
     await pool.query(

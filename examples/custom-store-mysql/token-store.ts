@@ -48,13 +48,15 @@ interface TokenRow {
   subject: string | null;
   scope: string | null;
   audience: string | null;
+  /** The DPoP key thumbprint a bound token needs proofs by (RFC 9449); null for a bearer token. */
+  jkt: string | null;
   /** The identity's revocation generation, read in the same statement. */
   current_generation: number | string;
 }
 
 const COLUMNS =
   'token_id, identity_id, created_at, expires_at, max_expires_at, ttl_seconds, uses_limit, uses_count, ' +
-  'revoked, generation, trusted_ips, metadata, issuer, subject, scope, audience';
+  'revoked, generation, trusted_ips, metadata, issuer, subject, scope, audience, jkt';
 
 /**
  * Access-token state in MariaDB or MySQL, shared by every app instance that uses the same database.
@@ -137,6 +139,7 @@ export class MySqlTokenStore implements TokenStore {
       record.subject ?? null,
       record.scope ?? null,
       record.audience ? JSON.stringify(record.audience) : null,
+      record.jkt ?? null,
     ]);
   }
 
@@ -299,7 +302,7 @@ function statements(t: ReturnType<typeof tableNames>) {
   const usable = `a.revoked = 0 AND a.generation >= ${current('a')} AND a.expires_at > ?`;
   const read = `SELECT ${COLUMNS}, ${current('t')} AS current_generation FROM ${t.tokens} t WHERE t.token_id = ?`;
   return {
-    create: `INSERT INTO ${t.tokens} (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    create: `INSERT INTO ${t.tokens} (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON DUPLICATE KEY UPDATE ${COLUMNS.split(', ')
         .slice(1)
         .map((c) => `${c} = VALUES(${c})`)
@@ -375,6 +378,7 @@ function toRecord(row: TokenRow): AccessTokenRecord {
   if (row.subject !== null) record.subject = row.subject;
   if (row.scope !== null) record.scope = row.scope;
   if (row.audience !== null) record.audience = parseJson(row.audience) as string[];
+  if (row.jkt !== null) record.jkt = row.jkt;
   return record;
 }
 

@@ -3,6 +3,7 @@ import { RequestBodyError } from '../errors.js';
 import { bodyKind, REPEATED_PARAMETERS, type HttpAnswer } from '../http.js';
 import { OAUTH_NO_STORE, oauthErrorAnswer, oauthInvalidRequest } from '../oauth/errors.js';
 import { exchange, parseExchangeRequest, type ExchangeParameters } from '../oauth/exchange.js';
+import type { DpopRequest } from '../tokens/dpop.js';
 
 /** The OAuth routes, relative to the prefix the host mounts the auth routes under. */
 export const OAUTH_ROUTES = {
@@ -20,6 +21,8 @@ export interface OAuthRequest {
   /** The body as `parseRequestBody` (or a host's urlencoded parser) left it. */
   body: unknown;
   clientIp?: string | undefined;
+  /** The request's DPoP proof, method and URL (RFC 9449): a token exchange with a proof binds its token. */
+  dpop?: DpopRequest | undefined;
 }
 
 /**
@@ -56,15 +59,20 @@ function unsupportedFormType(): RequestBodyError {
 export async function oauthTokenAnswer(auth: OidcAuth, request: OAuthRequest): Promise<HttpAnswer> {
   try {
     const parsed = parseExchangeRequest(parametersOf(request));
-    const { grant, issuedTokenType } = await exchange(auth, parsed, { clientIp: request.clientIp });
+    const { grant, issuedTokenType } = await exchange(auth, parsed, {
+      clientIp: request.clientIp,
+      dpop: request.dpop,
+    });
     const body: Record<string, unknown> = {
       access_token: grant.accessToken,
       issued_token_type: issuedTokenType,
-      token_type: 'Bearer',
+      // RFC 9449 §5: `DPoP` for a token bound to the request's proof key.
+      token_type: grant.tokenType,
       expires_in: grant.expiresIn,
     };
     if (grant.scope !== undefined && grant.scope !== parsed.scopes?.join(' ')) body.scope = grant.scope;
-    return { status: 200, headers: { ...OAUTH_NO_STORE }, body };
+    const headers = auth.dpop.nonces ? { ...OAUTH_NO_STORE, ...auth.dpop.answerHeaders() } : OAUTH_NO_STORE;
+    return { status: 200, headers: { ...headers }, body };
   } catch (error) {
     return oauthErrorAnswer(auth, error);
   }
@@ -98,12 +106,14 @@ export async function oauthIntrospectAnswer(auth: OidcAuth, request: OAuthReques
     const body: Record<string, unknown> = { active: true };
     if (record.scope !== undefined) body.scope = record.scope;
     body.client_id = record.identityId;
-    body.token_type = 'Bearer';
+    // RFC 9449 §6.2: a DPoP-bound token says so, with the thumbprint of its key.
+    body.token_type = record.jkt === undefined ? 'Bearer' : 'DPoP';
     body.exp = Math.floor(record.expiresAt / 1000);
     body.iat = Math.floor(record.createdAt / 1000);
     body.sub = record.identityId;
     if (record.audience !== undefined)
       body.aud = record.audience.length === 1 ? record.audience[0] : record.audience;
+    if (record.jkt !== undefined) body.cnf = { jkt: record.jkt };
     return { status: 200, headers: { ...OAUTH_NO_STORE }, body };
   } catch (error) {
     return oauthErrorAnswer(auth, error);

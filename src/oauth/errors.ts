@@ -11,7 +11,10 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_target'
-  | 'temporarily_unavailable';
+  | 'temporarily_unavailable'
+  // RFC 9449 §5 and §8
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce';
 
 /** An RFC 6749 §5.2 error body, with our stable reason code (and request id) alongside. */
 export interface OAuthErrorBody {
@@ -54,6 +57,10 @@ export function oauthErrorOf(error: OidcAuthError): { status: number; error: OAu
     // opaque tokens) is `invalid_request`; the subject token itself was fine.
     case 'grant_format_not_allowed':
       return { status: 400, error: 'invalid_request' };
+    case 'invalid_dpop_proof':
+      return { status: 400, error: 'invalid_dpop_proof' };
+    case 'use_dpop_nonce':
+      return { status: 400, error: 'use_dpop_nonce' };
     case 'idp_unavailable':
     case 'store_unavailable':
       return { status: 503, error: 'temporarily_unavailable' };

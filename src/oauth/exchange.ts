@@ -222,6 +222,7 @@ async function exchangeTraced(
       identityId,
       jwt: request.subjectToken,
       clientIp: context.clientIp,
+      dpop: context.dpop,
       grant,
     }),
   );

@@ -224,8 +224,8 @@ export class MemoryTokenStore implements TokenStore {
   #subjects: (string | undefined)[] = [];
   #trustedIps: (readonly string[] | undefined)[] = [];
   #metadata: (Readonly<Record<string, unknown>> | undefined)[] = [];
-  /** Scope and audience a token exchange granted; `undefined` for the usual login's tokens. */
-  #grants: (Pick<AccessTokenRecord, 'scope' | 'audience'> | undefined)[] = [];
+  /** Scope and audience a token exchange granted, DPoP binding; `undefined` for the usual login's tokens. */
+  #grants: (Pick<AccessTokenRecord, 'scope' | 'audience' | 'jkt'> | undefined)[] = [];
   /** The login's revocable claim values (`revokeWhere`), interned like metadata. */
   #claims: (Readonly<Record<string, string>> | undefined)[] = [];
   /** Revocations by claim: epoch, entries, floor (see `TokenStore.revokeWhere`). */
@@ -283,9 +283,9 @@ export class MemoryTokenStore implements TokenStore {
     this.#trustedIps[slot] = record.trustedIps;
     this.#metadata[slot] = this.#internMetadata(record.metadata);
     this.#grants[slot] =
-      record.scope === undefined && record.audience === undefined
+      record.scope === undefined && record.audience === undefined && record.jkt === undefined
         ? undefined
-        : { scope: record.scope, audience: record.audience };
+        : { scope: record.scope, audience: record.audience, jkt: record.jkt };
     this.#claims[slot] =
       record.claims === undefined
         ? undefined
@@ -420,6 +420,7 @@ export class MemoryTokenStore implements TokenStore {
     if (numbers[n + CLAIM_EPOCH]! > 0) record.claimEpoch = numbers[n + CLAIM_EPOCH]!;
     if (granted?.scope !== undefined) record.scope = granted.scope;
     if (granted?.audience !== undefined) record.audience = granted.audience;
+    if (granted?.jkt !== undefined) record.jkt = granted.jkt;
     return record;
   }
 

@@ -4,6 +4,7 @@ import type { TestFunctions } from './test-functions.js';
 import { storeFixture } from './test-functions.js';
 import type { TokenCaseContext } from './token-context.js';
 import { tokenGrantCases } from './token-grants.js';
+import { tokenBindingCases } from './token-binding.js';
 import { tokenInstanceCases } from './token-instances.js';
 import { tokenLimitCases } from './token-limits.js';
 import type { OutageHook } from './outage-hook.js';
@@ -40,7 +41,7 @@ export interface TokenStoreSuiteOptions {
 /**
  * Declares the cases every {@link TokenStore} must pass, with the test framework's functions:
  * records kept exactly, atomic uses (also from two instances at once), renewal caps and uses left,
- * revoke idempotence, the scope and audience a token exchange granted, identity revocation with logins in flight (no survivor),
+ * revoke idempotence, the scope and audience a token exchange granted, the DPoP key a token is bound to, identity revocation with logins in flight (no survivor),
  * revocation by claim with logins in flight (unless `revokeWhere: false`), expiry to the
  * millisecond at the `now` given, the largest values the library accepts, and, with `outage`,
  * failing closed and recovering. Case names state the guarantee they check (with the ids of the
@@ -81,6 +82,7 @@ export function tokenStoreConformance(options: TokenStoreSuiteOptions): void {
     tokenInstanceCases(context);
     tokenGrantCases(context);
     if (options.revokeWhere !== false) tokenRevokeWhereCases(context);
+    tokenBindingCases(context);
     // Last: the outage cases break the backend every other case uses.
     if (options.outage) tokenOutageCases(context, options.outage);
   });

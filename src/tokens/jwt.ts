@@ -25,6 +25,8 @@ export interface JwtMintInput {
   scopes?: readonly string[] | undefined;
   /** Left out when empty. */
   metadata: Readonly<Record<string, unknown>>;
+  /** DPoP key thumbprint: written as `cnf: { jkt }` (RFC 9449 §6.1). */
+  jkt?: string | undefined;
 }
 
 /** What a JWT access token we signed says (signature, `typ` and `iss` checked; expiry is the caller's check). */
@@ -36,6 +38,8 @@ export interface ParsedJwtAccessToken {
   readonly audience: readonly string[];
   readonly scopes: readonly string[] | undefined;
   readonly kid: string;
+  /** `cnf.jkt` (RFC 9449 §6.1): the DPoP key the token is bound to; absent for a bearer token. */
+  readonly jkt?: string;
 }
 
 /** Options of {@link JwtAccessTokens}. */
@@ -116,6 +120,7 @@ export class JwtAccessTokens {
     };
     if (input.scopes && input.scopes.length > 0) payload.scope = input.scopes.join(' ');
     if (Object.keys(input.metadata).length > 0) payload[METADATA_CLAIM] = input.metadata;
+    if (input.jkt !== undefined) payload.cnf = { jkt: input.jkt };
     const signingInput = `${this.#header}.${b64json(payload)}`;
     const signature = await this.#signing.sign!(encoder.encode(signingInput));
     return `${signingInput}.${Buffer.from(signature).toString('base64url')}`;
@@ -166,7 +171,10 @@ export class JwtAccessTokens {
       return undefined;
     }
     if (scope !== undefined && typeof scope !== 'string') return undefined;
+    const jkt = confirmationThumbprint(claims.cnf);
+    if (jkt === null) return undefined;
     return Object.freeze({
+      ...(jkt === undefined ? {} : { jkt }),
       tokenId: jti,
       identityId: sub,
       expiresAt: exp * 1000,
@@ -175,6 +183,14 @@ export class JwtAccessTokens {
       kid: header.kid!,
     });
   }
+}
+
+/** `cnf.jkt` of a token we minted: absent (`undefined`), a thumbprint, or `null` for a `cnf` we never write. */
+function confirmationThumbprint(cnf: unknown): string | undefined | null {
+  if (cnf === undefined) return undefined;
+  if (typeof cnf !== 'object' || cnf === null) return null;
+  const jkt = (cnf as Record<string, unknown>).jkt;
+  return typeof jkt === 'string' && /^[A-Za-z0-9_-]{43}$/.test(jkt) ? jkt : null;
 }
 
 function b64json(value: unknown): string {

@@ -112,11 +112,12 @@ export function authorizationServerMetadata(
  */
 export function metadataAnswer(auth: OidcAuth, endpoints?: OAuthEndpoints): HttpAnswer {
   if (auth.issuer === undefined) return errorAnswer(auth, noIssuer());
-  return {
-    status: 200,
-    headers: JSON_CACHED,
-    body: authorizationServerMetadata(auth.issuer, mountedOAuthEndpoints(auth, endpoints)),
+  const body = {
+    ...authorizationServerMetadata(auth.issuer, mountedOAuthEndpoints(auth, endpoints)),
+    // RFC 9449 §5.1: the proof algorithms the login routes and the guard take.
+    dpop_signing_alg_values_supported: [...auth.dpop.algorithms],
   };
+  return { status: 200, headers: JSON_CACHED, body };
 }
 
 /**

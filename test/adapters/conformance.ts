@@ -1,9 +1,20 @@
+import { createHash } from 'node:crypto';
+import {
+  SignJWT,
+  calculateJwkThumbprint,
+  decodeJwt,
+  exportJWK,
+  generateKeyPair,
+  type CryptoKey,
+  type JWK,
+} from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OidcAuth } from '../../src/index.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { getWith, postForm, postJson, request, type RawResponse } from '../helpers/http.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';
 import { describeOAuthConformance, oauthIdentities } from '../oauth/conformance-cases.js';
+import { dpopClientCases } from '../client/conformance-dpop.js';
 import {
   bodyTooLarge,
   createOidcAuth,
@@ -464,6 +475,8 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         // on the engine: the metadata lists them without an oauthEndpoints option.
         introspection_endpoint: `${TOKEN_ISSUER}/oauth/introspect`,
         revocation_endpoint: `${TOKEN_ISSUER}/oauth/revoke`,
+        // RFC 9449 §5.1: the DPoP proof algorithms the login routes and the guard take.
+        dpop_signing_alg_values_supported: ['ES256', 'EdDSA', 'RS256', 'PS256'],
       };
 
       it('RFC 7517 §5: GET {prefix}/.well-known/jwks.json publishes our public keys, cacheable 5 minutes', async () => {
@@ -689,6 +702,8 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
         expect(rec.dump()).not.toContain(token);
       });
     });
+
+    describeDpopConformance(mount);
   });
 }
 
@@ -756,6 +771,130 @@ export function describeSecretsExample(name: string, start: (auth: OidcAuth) => 
       const missing = await getWith(app.url, '/nope');
       expect(missing.status).toBe(404);
       expect(missing.json).toMatchObject({ statusCode: 404, error: 'NotFound' });
+    });
+  });
+}
+
+/**
+ * DPoP (RFC 9449) through the adapter, on its own engine: a login with a proof binds the token, the
+ * guard takes it with `Authorization: DPoP` and a fresh proof naming the URL the framework sees, and
+ * refuses a replayed proof and the token as Bearer.
+ */
+function describeDpopConformance(mount: Mount): void {
+  describe('DPoP', () => {
+    const key = makeKey('RS256');
+    const clock = new FakeClock(Date.now());
+    let auth: OidcAuth;
+    let app: MountedApp;
+    let proofKey: { privateKey: CryptoKey; jwk: JWK };
+
+    beforeAll(async () => {
+      auth = createOidcAuth({
+        identities: [
+          githubIdentity(key, { identityId: 'dpop-opaque', requireDpop: true }),
+          githubIdentity(key, { identityId: 'dpop-jwt', accessTokenFormat: 'jwt' }),
+        ],
+        signingKeys: SIGNING_KEYS,
+        issuer: TOKEN_ISSUER,
+        clock: clock.now,
+      });
+      app = await mount(auth, { trustProxy: false });
+      const pair = await generateKeyPair('ES256', { extractable: true });
+      proofKey = { privateKey: pair.privateKey, jwk: await exportJWK(pair.publicKey) };
+    });
+    afterAll(async () => {
+      await app?.close();
+      await auth?.close();
+    });
+
+    /** A proof for `method` on `path` of the app (query dropped, RFC 9449 §4.3 step 9), with `ath` for `token`. */
+    const proof = (method: string, path: string, token?: string) =>
+      new SignJWT({
+        jti: crypto.randomUUID(),
+        iat: Math.floor(clock.ms / 1000),
+        htm: method,
+        htu: app.url + path.split('?')[0],
+        ...(token ? { ath: createHash('sha256').update(token).digest('base64url') } : {}),
+      })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: proofKey.jwk })
+        .sign(proofKey.privateKey);
+    const idpToken = () => sign(key, githubClaims(clock.ms));
+
+    it('RFC 9449 §5, §7.1, §11.1: bound login, DPoP-guarded call, replayed proof refused, the token as Bearer refused', async () => {
+      const login = await postJson(app.url, LOGIN, { identityId: 'dpop-opaque', jwt: await idpToken() }, [
+        'dpop',
+        await proof('POST', LOGIN),
+      ]);
+      expect(login.status).toBe(200);
+      expect(login.json.tokenType).toBe('DPoP');
+      const token = login.json.accessToken as string;
+      const p = await proof('GET', SECRETS, token);
+      const ok = await getWith(app.url, SECRETS, ['authorization', `DPoP ${token}`, 'dpop', p]);
+      expect(ok.status).toBe(200);
+      expect(ok.json.identityId).toBe('dpop-opaque');
+      const replayed = await getWith(app.url, SECRETS, ['authorization', `DPoP ${token}`, 'dpop', p]);
+      expectErrorShape(replayed, 401, 'invalid_dpop_proof');
+      expect(replayed.headers['www-authenticate']).toMatch(
+        /^DPoP realm="[^"]+", error="invalid_dpop_proof", algs="/,
+      );
+      const asBearer = await getWith(app.url, SECRETS, ['authorization', `Bearer ${token}`]);
+      expectErrorShape(asBearer, 401, 'invalid_token');
+      const renewed = await postJson(app.url, RENEW, { accessToken: token }, [
+        'dpop',
+        await proof('POST', RENEW, token),
+      ]);
+      expect(renewed.status).toBe(200);
+      expect(renewed.json.tokenType).toBe('DPoP');
+    });
+
+    it('requireDpop: a login without a proof is refused (dpop_required); a bad proof is 400 invalid_dpop_proof', async () => {
+      const bare = await postJson(app.url, LOGIN, { identityId: 'dpop-opaque', jwt: await idpToken() });
+      expectErrorShape(bare, 401, 'dpop_required');
+      const wrongUrl = await postJson(app.url, LOGIN, { identityId: 'dpop-opaque', jwt: await idpToken() }, [
+        'dpop',
+        await proof('POST', RENEW),
+      ]);
+      expectErrorShape(wrongUrl, 400, 'invalid_dpop_proof');
+    });
+
+    it('RFC 9449 §5: the token endpoint binds a JWT access token (token_type DPoP, cnf.jkt) that the guard takes with a proof', async () => {
+      const path = '/api/v1/auth/oauth/token';
+      const res = await postForm(
+        app.url,
+        path,
+        {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: await idpToken(),
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+          client_id: 'dpop-jwt',
+        },
+        ['dpop', await proof('POST', path)],
+      );
+      expect(res.status).toBe(200);
+      expect(res.json.token_type).toBe('DPoP');
+      const token = res.json.access_token as string;
+      expect(decodeJwt(token).cnf).toEqual({ jkt: await calculateJwkThumbprint(proofKey.jwk) });
+      const ok = await getWith(app.url, SECRETS, [
+        'authorization',
+        `DPoP ${token}`,
+        'dpop',
+        await proof('GET', SECRETS, token),
+      ]);
+      expect(ok.status).toBe(200);
+    });
+
+    describe('the oidc-machine-auth/client against this adapter', () => {
+      dpopClientCases(
+        () => ({
+          authUrl: `${app.url}/api/v1/auth`,
+          guardedUrl: `${app.url}/api/v3/secrets/raw`,
+          identityId: 'dpop-opaque',
+          mintIdpToken: idpToken,
+          clock: clock.now,
+          exchangeClientId: 'dpop-jwt',
+        }),
+        { refusesReplayedProofs: true },
+      );
     });
   });
 }

@@ -1,0 +1,74 @@
+import { BadRequestError, bearerChallenge } from '../errors.js';
+import type { DpopRequest } from '../tokens/dpop.js';
+
+/**
+ * The {@link DpopRequest} of a request, as every adapter builds it: the `DPoP` header (several
+ * headers arrive joined by `, `, which no proof survives: RFC 9449 §4.3 step 1), the method, and
+ * `protocol://host` + the path as received, without query or fragment (§4.3 step 9). `protocol` and
+ * `host` come from the framework's own view (its trust-proxy settings decide whether
+ * `X-Forwarded-Proto` and `X-Forwarded-Host` count), never from raw forwarding headers here.
+ */
+export function dpopRequest(
+  proof: string | readonly string[] | undefined,
+  method: string,
+  protocol: string,
+  host: string | undefined,
+  target: string,
+): DpopRequest {
+  const scheme = protocol.endsWith(':') ? protocol.slice(0, -1) : protocol;
+  let end = target.length;
+  const q = target.indexOf('?');
+  if (q >= 0) end = q;
+  const h = target.indexOf('#');
+  if (h >= 0 && h < end) end = h;
+  const path = end === target.length ? target : target.slice(0, end);
+  return {
+    proof: typeof proof === 'string' || proof === undefined ? proof : proof.join(', '),
+    method,
+    url: `${scheme}://${host ?? ''}${path.startsWith('/') ? path : `/${path}`}`,
+  };
+}
+
+const DPOP_SCHEME = /^DPoP +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/**
+ * The access token of an `Authorization: DPoP <token>` header (RFC 9449 §7.1), `undefined` when the
+ * header uses another scheme; 400 `invalid_request` for malformed DPoP credentials.
+ */
+export function extractDpopToken(header: string, realm: string): string | undefined {
+  const match = DPOP_SCHEME.exec(header);
+  if (match) return match[1]!;
+  if (!/^dpop(\s|$)/i.test(header)) return undefined;
+  throw new BadRequestError('invalid_request', 'Malformed DPoP credentials', {
+    headers: { 'www-authenticate': bearerChallenge(realm, 'invalid_request') },
+  });
+}
+
+/** The parts of an Express or Fastify request (or a bare Node one) {@link platformDpopRequest} reads. */
+export interface PlatformDpopSource {
+  method?: string | undefined;
+  /** Express `req.protocol`, Fastify `request.protocol`: the framework's trust-proxy view. */
+  protocol?: string | undefined;
+  /** Express 5 `req.host`, Fastify `request.host`: the framework's trust-proxy view, port included. */
+  host?: string | undefined;
+  /** Express: the path as received, before any mount stripped a prefix. */
+  originalUrl?: string | undefined;
+  url?: string | undefined;
+  headers: { dpop?: string | string[] | undefined; host?: string | undefined };
+  socket?: object | undefined;
+}
+
+/**
+ * {@link dpopRequest} of a request that may be Express's or Fastify's (NestJS, Passport): their own
+ * `protocol` and `host` when present, else (a bare Node request) the socket's TLS state and `Host`.
+ */
+export function platformDpopRequest(req: PlatformDpopSource): DpopRequest {
+  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  return dpopRequest(
+    req.headers.dpop,
+    req.method ?? 'GET',
+    req.protocol ?? (encrypted ? 'https' : 'http'),
+    req.host ?? req.headers.host,
+    req.originalUrl ?? req.url ?? '/',
+  );
+}
