@@ -46,6 +46,8 @@ import type { ReplayCache } from './tokens/replay.js';
 import { MemoryReplayCache } from './stores/memory-replay.js';
 import { spendIdpToken } from './tokens/single-use.js';
 import { revokeWhereEngine, type RevokeWhereInput } from './tokens/revoke-where-engine.js';
+import { EngineRateLimits } from './limits/engine.js';
+import { resolveRateLimits, type RateLimitsOptions } from './limits/options.js';
 import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
 import type { Instrumentation, TraceSpan } from './observe/trace.js';
 
@@ -105,6 +107,12 @@ export interface OidcAuthOptions {
    * `kubernetes.io.pod.uid` (docs/SECURITY.md, guarantee 9).
    */
   revocableClaims?: readonly string[];
+  /**
+   * Budgets per client address and per identity on login, renew and the token exchange, failed-login
+   * lockouts, and a per-address budget of invalid bearer tokens (429 with `Retry-After`). On by
+   * default, sized so a busy CI fleet never meets them (docs/RATE-LIMITS.md); `false` turns all off.
+   */
+  rateLimits?: RateLimitsOptions | false;
 }
 
 /** Options of a call made on behalf of a client. */
@@ -293,6 +301,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   }
   const instrumented = instrumentation?.onEvent ? instrumentation : undefined;
   instrumentation?.observeKeys?.(keys);
+  const rateLimits = resolveRateLimits(options.rateLimits);
+  const limits = rateLimits && new EngineRateLimits(rateLimits, emit, logger);
 
   function emit(event: Omit<AuthEvent, 'time'>): void {
     if (!onEvent && !instrumented) return;
@@ -408,6 +418,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   }
 
   function tokenDenied(code: ReasonCode, event: Omit<AuthEvent, 'time' | 'type'>): OidcAuthError {
+    if (code === 'invalid_token') limits?.bearerFailed(event.clientIp, clock());
     emit({ type: 'guard.denied', reasonCode: code, ...event });
     return new UnauthorizedError(code, GUARD_MESSAGES[code] ?? 'Invalid access token', {
       headers: { 'www-authenticate': invalidTokenChallenge },
@@ -581,6 +592,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const { identityId, jwt, clientIp } = input;
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
     try {
+      await limits?.admitLogin(clientIp, clock());
       const requested = checkGrantRequest(input.grant);
       // No identity has an id outside the pattern: refused as an unknown id, before any store read
       // (a direct call may pass any text; U+0000 made PostgreSQL's generation read a 503).
@@ -607,6 +619,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       context.issuer = payload.iss;
       if (typeof payload.sub === 'string') context.subject = payload.sub;
       if (typeof payload.jti === 'string') context.jti = payload.jti;
+      await limits?.admitVerifiedLogin(config.identityId, payload.iss!, context.subject ?? '', clientIp, now);
       const policy = compileIdentityPolicy(config);
       const verdict = stepSync(
         span,
@@ -663,6 +676,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       return await grant(record, narrowed.maxTtlSeconds, now, jwtGrant);
     } catch (error) {
       if (error instanceof LoginFailure) span.fail(error.code); // the detailed reason, even when hidden
+      if (error instanceof LoginFailure)
+        await limits?.loginFailed(error, { ...context, identityId }, jwt, clock());
       if (error instanceof LoginFailure) throw loginDenied(error, context);
       if (error instanceof ConfigError) {
         // A config that bypassed validation is never used, and the caller learns nothing of it.
@@ -739,6 +754,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   ): Promise<AuthContext> {
     const clientIp = context.clientIp;
     const now = clock();
+    limits?.admitBearer(clientIp, now);
     const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
     const parsed = jwt
       ? await parseJwtToken(accessToken, clientIp, now, { audience: true })
@@ -810,6 +826,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   ): Promise<AccessTokenGrant> {
     const clientIp = context.clientIp;
     const now = clock();
+    await limits?.admitRenew(clientIp, now);
     const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
     // A JWT renews into a JWT with the same jti, audience and scope, and a new exp and iat.
     const parsed = jwt
@@ -824,6 +841,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     if (!record || (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId)) {
       throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
+    await limits?.admitRenewIdentity(record.identityId, clientIp, now);
     if (!ipAllowList(record.trustedIps).allows(clientIp)) {
       emit({ type: 'guard.denied', reasonCode: 'ip_not_allowed', clientIp, tokenId: record.tokenId });
       throw new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this token');
@@ -857,6 +875,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     span: TraceSpan = NOOP_SPAN,
   ): Promise<void> {
     const clientIp = context.clientIp;
+    limits?.admitBearer(clientIp, clock());
     const parsed =
       typeof accessToken !== 'string'
         ? undefined

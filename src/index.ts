@@ -12,6 +12,7 @@ export {
   ForbiddenError,
   RequestBodyError,
   ServiceUnavailableError,
+  TooManyRequestsError,
   ConfigError,
   bearerChallenge,
   type ReasonCode,
@@ -53,6 +54,14 @@ export {
 } from './stores/memory.js';
 export { MemoryReplayCache, type MemoryReplayCacheOptions } from './stores/memory-replay.js';
 export { type ReplayCache, type ReplayVerdict, MAX_REPLAY_WINDOW_MS } from './tokens/replay.js';
+export {
+  type RateLimiter,
+  type RateLimitRule,
+  type RateLimitDecision,
+  MAX_RATE_LIMIT_KEY_LENGTH,
+} from './limits/rate-limiter.js';
+export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './limits/memory.js';
+export { DEFAULT_RATE_LIMITS, type RateLimitsOptions } from './limits/options.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
 export { type AccessTokensOptions } from './tokens/options.js';
 export { type TokenGrantRequest, type AccessTokenFormat } from './tokens/grant.js';
