@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
-import { emissionIntervalUs, toMicros } from '../../src/limits/gcra.js';
+import { CLOCK_JUMP_US, emissionIntervalUs, toMicros } from '../../src/limits/gcra.js';
 import {
   checkHitArguments,
   type RateLimitDecision,
@@ -30,7 +30,7 @@ interface Script {
 /**
  * GCRA, the arithmetic of `gcra()` in src/limits/gcra.ts, in whole microseconds. KEYS[1] the key
  * (its value: the theoretical arrival time); ARGV[1] now, ARGV[2] the emission interval, ARGV[3]
- * burst, ARGV[4] cost (0: ask, record nothing). Returns `{1, remaining}` or `{0, µs over budget}`.
+ * burst, ARGV[4] cost (0: ask, record nothing), ARGV[5] the clock jump allowance. Returns `{1, remaining}` or `{0, µs over budget}`.
  * The key expires (`PX`) when its budget is full again, when it no longer means anything.
  */
 const HIT = `
@@ -38,16 +38,16 @@ local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
+local capacity = burst * interval
 local tat = now
 local held = redis.call('GET', KEYS[1])
 if held then
   local stored = tonumber(held)
   if not stored then return redis.error_reply('rate limit key holds no rate limit state') end
-  if stored > now then tat = stored end
+  if stored > now and stored <= now + capacity + tonumber(ARGV[5]) then tat = stored end
 end
 local step = cost
 if step == 0 then step = 1 end
-local capacity = burst * interval
 local over = tat + step * interval - now - capacity
 if over > 0 then return {0, over} end
 local after = tat
@@ -114,7 +114,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   async hit(key: string, rule: RateLimitRule, cost: number, now: number): Promise<RateLimitDecision> {
     checkHitArguments(key, rule, cost, now);
-    const args = [toMicros(now), emissionIntervalUs(rule), rule.burst, cost].map(String);
+    const args = [toMicros(now), emissionIntervalUs(rule), rule.burst, cost, CLOCK_JUMP_US].map(String);
     const reply = await this.#run(() => this.#eval(this.key(key), args));
     const [allowed, value] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if ((allowed !== 0 && allowed !== 1) || typeof value !== 'number') {

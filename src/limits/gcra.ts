@@ -16,7 +16,10 @@ export function gcra(
 ): { decision: RateLimitDecision; store: number | undefined } {
   const interval = emissionIntervalUs(rule);
   const capacity = rule.burst * interval;
-  const from = tat === undefined || tat < nowUs ? nowUs : tat;
+  // Beyond what any hit can store (now + capacity), by more than a minute: this clock jumped back
+  // (or instances disagree by that much). Counted from scratch rather than refused for that long.
+  const jumped = tat !== undefined && tat > nowUs + capacity + CLOCK_JUMP_US;
+  const from = tat === undefined || jumped || tat < nowUs ? nowUs : tat;
   const next = from + (cost === 0 ? 1 : cost) * interval;
   const over = next - nowUs - capacity;
   if (over > 0) {
@@ -32,6 +35,9 @@ export function gcra(
     store: cost === 0 ? undefined : next,
   };
 }
+
+/** How far a stored time may lie beyond the budget before it is taken for a clock jump, in µs. */
+export const CLOCK_JUMP_US = 60e6;
 
 /** Microseconds between two hits at the sustained rate (at least 1). */
 export function emissionIntervalUs(rule: RateLimitRule): number {

@@ -186,7 +186,7 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
     expect(answer.status).toBe(429);
     expect(answer.headers['retry-after']).toBe('1');
     expect(answer.headers['www-authenticate']).toBeUndefined();
-    expect({ ...answer.body, reqId: undefined }).toEqual({
+    expect({ ...(answer.body as object), reqId: undefined }).toEqual({
       statusCode: 429,
       error: 'TooManyRequests',
       message: 'Too many requests; retry later',

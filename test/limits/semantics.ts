@@ -113,6 +113,20 @@ export function describeRateLimiterSemantics(
       expect((await limiter.hit(k, r, 1, T0 + 120_000)).allowed).toBe(true);
     });
 
+    it('a clock that jumps back more than a minute beyond the budget counts the key from scratch; smaller skew keeps it spent', async () => {
+      const { limiter, key } = make();
+      const k = key('jump');
+      const r: RateLimitRule = { perMinute: 6, burst: 2 }; // capacity 20 s
+      await limiter.hit(k, r, 2, T0);
+      // 30 s back: 50 s of budget ahead, within capacity + 1 min: still spent.
+      expect(await limiter.hit(k, r, 1, T0 - 30_000)).toMatchObject({
+        allowed: false,
+        retryAfterSeconds: 40,
+      });
+      // 10 min back: a jump, not a flood.
+      expect(await limiter.hit(k, r, 1, T0 - 600_000)).toMatchObject({ allowed: true, remaining: 1 });
+    });
+
     it('refuses bad arguments as a caller bug (RangeError), counting nothing', async () => {
       const { limiter, key } = make();
       const bad: Array<[string, RateLimitRule, number, number]> = [
