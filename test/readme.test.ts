@@ -51,6 +51,7 @@ const CHECKED_DOCS = [
   'docs/VERIFY.md',
   'docs/TOKENS.md',
   'docs/DPOP-CLIENT.md',
+  'docs/RATE-LIMITS.md',
 ];
 
 interface Snippet {

@@ -8,7 +8,7 @@ import {
 
 /** Options of {@link MemoryRateLimiter}. */
 export interface MemoryRateLimiterOptions {
-  /** Keys held at once. Default 50,000 (about 8 MB with address keys). */
+  /** Keys held at once. Default 50,000 (about 7 MB of address keys, 8.5 MB of subject keys). */
   maxKeys?: number;
 }
 
@@ -25,10 +25,10 @@ const SWEEP = 64;
  * 64 of the least recently written keys are looked at and those back at full budget dropped; only if
  * none is, the least recently written key is forgotten (its budget starts full again). So
  * forgetting a key that still matters takes `maxKeys` other keys, all written more recently and all
- * still below full budget: with the engine's defaults, budgets refill within seconds (a default
- * address key is back at full budget 100 ms after one hit), so an attacker would need tens of
- * thousands of distinct addresses sending all the time, and all it would win is its own budget
- * back. A full limiter never refuses a new key: refusing would let a flood of addresses lock every
+ * still below full budget: with the engine's defaults an address key is back at full budget 20 to
+ * 100 ms after one hit, so an attacker would need 50,000 distinct addresses each sending every few
+ * tens of milliseconds, and all it would win is budgets those addresses already had. A full
+ * limiter never refuses a new key: refusing would let a flood of addresses lock every
  * new client out.
  */
 export class MemoryRateLimiter implements RateLimiter {
