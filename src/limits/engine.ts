@@ -67,8 +67,10 @@ export class EngineRateLimits {
 
   /**
    * A login refused with `code`: before the signature verified it spends the address's failed-login
-   * budget, after it the subject's. An IdP or store outage is nobody's failure. Never throws: the
-   * refusal stands whatever the limiter does.
+   * budget, after it the subject's, unless the token was stale (expired, not yet valid, already
+   * exchanged): a leaked old token must not let its holder lock the pipeline's subject out, so
+   * those spend the address's budget too. An IdP or store outage is nobody's failure. Never throws:
+   * the refusal stands whatever the limiter does.
    */
   async loginFailed(
     failure: { code: string; verified: boolean },
@@ -80,7 +82,7 @@ export class EngineRateLimits {
     const { failedLoginsPerAddress, failedLoginsPerSubject } = this.#limits;
     let key: string | undefined;
     let rule: RateLimitRule | undefined;
-    if (failure.verified) {
+    if (failure.verified && !STALE.has(failure.code)) {
       const claims = context.issuer === undefined ? verifiedClaims(jwt) : context;
       if (claims?.issuer === undefined) return;
       key = `f:s:${subjectKey(context.identityId, claims.issuer, claims.subject ?? '')}`;
@@ -197,6 +199,17 @@ export class EngineRateLimits {
         });
   }
 }
+
+/**
+ * Verified refusals a leaked token earns whoever holds it, for ever or until its `exp` (an old token
+ * from a CI log, a single-use token already exchanged): counted against the address, never the subject.
+ */
+const STALE: ReadonlySet<string> = new Set([
+  'token_expired',
+  'token_not_yet_valid',
+  'token_issued_in_future',
+  'token_already_used',
+]);
 
 /** Two optional decisions; awaited together (one round trip on a shared Redis) only when either is pending. */
 async function both(

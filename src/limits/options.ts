@@ -22,15 +22,17 @@ export interface RateLimitsOptions {
    */
   perIdentity?: RateLimitRule | false;
   /**
-   * Logins refused before the IdP token's signature verified, per client address. Once spent, every
+   * Logins refused before the IdP token's signature verified (or with a stale token), per client address. Once spent, every
    * login from that address answers 429 `rate_limited` until the budget refills: a flood of bad
    * tokens spends only its own address's budget.
    */
   failedLoginsPerAddress?: RateLimitRule | false;
   /**
-   * Logins refused after the signature verified (subject, audience, claims, expiry…), per identity,
-   * issuer and subject. Once spent, that subject's logins to that identity answer 429 `locked_out`
-   * until the budget refills; other subjects and identities are untouched.
+   * Logins refused after the signature verified (subject, audience, claims, rules, trusted IPs…), per
+   * identity, issuer and subject. Once spent, that subject's logins to that identity answer 429
+   * `locked_out` until the budget refills; other subjects and identities are untouched. A stale
+   * token (expired, not yet valid, already exchanged) counts against its address instead: an old
+   * token leaked in a CI log must not let its holder lock the pipeline out.
    */
   failedLoginsPerSubject?: RateLimitRule | false;
   /**

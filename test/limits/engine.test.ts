@@ -86,10 +86,10 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
   it('failed logins after the signature verified lock that (identity, subject) out for a while, not other subjects or identities', async () => {
     const { auth, clock, rec } = engine({ failedLoginsPerSubject: { perMinute: 2, burst: 5 } });
     const wrongAudience = await sign(key, githubClaims(clock.ms, { aud: 'https://elsewhere.example' }));
-    const expired = await sign(key, githubClaims(clock.ms - 3_600_000));
+    const otherRepo = await sign(key, githubClaims(clock.ms, { repository_id: '1' }));
     // From many addresses: the count follows the subject, not the address.
     for (let i = 0; i < 5; i++) {
-      const jwt = i % 2 ? expired : wrongAudience;
+      const jwt = i % 2 ? otherRepo : wrongAudience;
       expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt, clientIp: `10.0.0.${i}` }))).toMatch(
         /^401 /,
       );
@@ -106,6 +106,35 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
     expect(await outcome(auth.login({ identityId: 'other', jwt: main, clientIp: B }))).toBe('ok');
     clock.advance(30);
     expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt: main, clientIp: B }))).toBe('ok');
+  });
+
+  it('a leaked stale token (expired, or single-use and already exchanged) replayed from anywhere never locks its subject out: it spends its addresses', async () => {
+    const { auth, clock } = makeEngine({
+      key,
+      identity: { singleUseTokens: true },
+      auth: {
+        rateLimits: {
+          failedLoginsPerSubject: { perMinute: 1, burst: 1 },
+          failedLoginsPerAddress: { perMinute: 6, burst: 10 },
+        },
+      },
+    });
+    const expired = await sign(key, githubClaims(clock.ms - 3_600_000));
+    const used = await sign(key, githubClaims(clock.ms, { jti: 'leaked-once' }));
+    expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt: used, clientIp: B }))).toBe('ok');
+    const seen = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      const jwt = i % 2 ? expired : used;
+      seen.add(
+        await outcome(auth.login({ identityId: 'gh-deployer', jwt, clientIp: i < 30 ? A : `10.4.0.${i}` })),
+      );
+    }
+    expect([...seen].sort()).toEqual(['401 token_already_used', '401 token_expired', '429 rate_limited']);
+    const fresh = await sign(key, githubClaims(clock.ms, { jti: 'fresh' }));
+    expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt: fresh, clientIp: B }))).toBe('ok');
+    expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt: fresh, clientIp: A }))).toBe(
+      '429 rate_limited',
+    );
   });
 
   it('invalid tokens never lock a subject out: only a caller holding a genuine token for it can', async () => {
