@@ -859,6 +859,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         headers: { 'www-authenticate': invalidTokenChallenge },
       });
     }
+    limits?.renewed(result.record.identityId, now);
     emit({
       type: 'token.renew',
       identityId: result.record.identityId,

@@ -112,13 +112,37 @@ export class EngineRateLimits {
     if (!decision.allowed) throw this.#refuse('token.renew.failure', 'rate_limited', decision, { clientIp });
   }
 
-  /** Once the renewed token is known genuine: its identity's renewal budget. */
+  /**
+   * Once the token is known genuine: whether its identity's renewal budget has room. Only renewals
+   * granted spend it ({@link renewed}): renewing a revoked or used-up token costs nothing.
+   */
   async admitRenewIdentity(identityId: string, clientIp: string | undefined, now: number): Promise<void> {
     const { perIdentity } = this.#limits;
     if (!perIdentity) return;
-    const decision = await this.#hit(`r:i:${identityId}`, perIdentity, 1, now);
+    const decision = await this.#hit(`r:i:${identityId}`, perIdentity, 0, now);
     if (!decision.allowed) {
       throw this.#refuse('token.renew.failure', 'rate_limited', decision, { clientIp, identityId });
+    }
+  }
+
+  /**
+   * A renewal was granted: spends one of its identity's renewal budget. Not awaited by the renewal
+   * (the grant is decided); a limiter that fails here is logged, and the next admission sees it down.
+   */
+  renewed(identityId: string, now: number): void {
+    const { perIdentity } = this.#limits;
+    if (!perIdentity) return;
+    const failed = (error: unknown) => {
+      this.#logger?.warn(
+        { event: 'rate_limiter.error', operation: 'renewed', err: { name: (error as Error)?.name } },
+        'rate limiter failed to count a renewal',
+      );
+    };
+    try {
+      const decision = this.#hit(`r:i:${identityId}`, perIdentity, 1, now);
+      if (decision instanceof Promise) decision.catch(failed);
+    } catch (error) {
+      failed(error);
     }
   }
 

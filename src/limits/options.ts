@@ -17,8 +17,8 @@ export interface RateLimitsOptions {
   /** Logins (the Infisical route and the token exchange) per client address, and renewals per address (a budget each). */
   perAddress?: RateLimitRule | false;
   /**
-   * Logins per identity, counted once the IdP token's signature verified for it, and renewals per
-   * identity (a budget each): a caller without a genuine token cannot spend an identity's budget.
+   * Logins per identity, counted once the IdP token's signature verified for it, and renewals granted
+   * per identity (a budget each): a caller without a genuine token cannot spend an identity's budget.
    */
   perIdentity?: RateLimitRule | false;
   /**

@@ -238,7 +238,18 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
 });
 
 describe('rate limits on renew', () => {
-  it('per address and per identity, before anything is extended', async () => {
+  it('per identity: only renewals granted count; renewing revoked tokens (an audit, a race) spends nothing', async () => {
+    const { auth, clock } = engine({ perIdentity: { perMinute: 60, burst: 3 } });
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const { accessToken: revoked } = await auth.login({ identityId: 'gh-deployer', jwt });
+    await auth.revoke(revoked);
+    for (let i = 0; i < 50; i++) expect(await outcome(auth.renew(revoked))).toBe('401 token_revoked');
+    const { accessToken } = await auth.login({ identityId: 'gh-deployer', jwt });
+    for (let i = 0; i < 3; i++) expect(await outcome(auth.renew(accessToken))).toBe('ok');
+    expect(await outcome(auth.renew(accessToken))).toBe('429 rate_limited');
+  });
+
+  it('per address and per identity, checked before anything is extended', async () => {
     const { auth, clock } = engine({
       perAddress: { perMinute: 60, burst: 100 },
       perIdentity: { perMinute: 60, burst: 3 },
