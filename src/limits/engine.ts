@@ -30,39 +30,48 @@ export class EngineRateLimits {
     this.#logger = logger;
   }
 
-  /** Before a login does anything: the address's login budget, and whether its failed-login budget is spent. */
-  async admitLogin(clientIp: string | undefined, now: number): Promise<void> {
+  /**
+   * Before a login does anything: the address's login budget, and whether its failed-login budget
+   * is spent. Throws synchronously when the limiter answered synchronously (memory), so the login
+   * pays no promise; a pending answer is returned to be awaited.
+   */
+  admitLogin(clientIp: string | undefined, now: number): Promise<void> | undefined {
     const address = addressKey(clientIp);
-    if (address === undefined) return;
+    if (address === undefined) return undefined;
     const { perAddress, failedLoginsPerAddress } = this.#limits;
     const failed = !failedLoginsPerAddress
       ? undefined
       : this.#hit(`f:a:${address}`, failedLoginsPerAddress, 0, now);
     const attempts = !perAddress ? undefined : this.#hit(`l:a:${address}`, perAddress, 1, now);
-    const [spent, used] = await both(failed, attempts);
-    const refused = spent?.allowed === false ? spent : used?.allowed === false ? used : undefined;
-    if (refused) throw this.#refuse('login.failure', 'rate_limited', refused, { clientIp });
+    return both(failed, attempts, (spent, used) => {
+      const refused = spent?.allowed === false ? spent : used?.allowed === false ? used : undefined;
+      if (refused) throw this.#refuse('login.failure', 'rate_limited', refused, { clientIp });
+    });
   }
 
   /**
    * Once the IdP token verified for the identity: the identity's login budget, and whether this
    * subject is locked out by its failed logins.
    */
-  async admitVerifiedLogin(
+  admitVerifiedLogin(
     identityId: string,
     issuer: string,
     subject: string,
     clientIp: string | undefined,
     now: number,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const { perIdentity, failedLoginsPerSubject } = this.#limits;
-    const key = `f:s:${subjectKey(identityId, issuer, subject)}`;
-    const locked = !failedLoginsPerSubject ? undefined : this.#hit(key, failedLoginsPerSubject, 0, now);
+    const locked = !failedLoginsPerSubject
+      ? undefined
+      : this.#hit(`f:s:${subjectKey(identityId, issuer, subject)}`, failedLoginsPerSubject, 0, now);
     const used = !perIdentity ? undefined : this.#hit(`l:i:${identityId}`, perIdentity, 1, now);
-    const [lock, identity] = await both(locked, used);
-    const context = { clientIp, identityId, issuer, subject };
-    if (lock?.allowed === false) throw this.#refuse('login.failure', 'locked_out', lock, context);
-    if (identity?.allowed === false) throw this.#refuse('login.failure', 'rate_limited', identity, context);
+    return both(locked, used, (lock, identity) => {
+      const context = { clientIp, identityId, issuer, subject };
+      if (lock?.allowed === false) throw this.#refuse('login.failure', 'locked_out', lock, context);
+      if (identity?.allowed === false) {
+        throw this.#refuse('login.failure', 'rate_limited', identity, context);
+      }
+    });
   }
 
   /**
@@ -235,13 +244,20 @@ const STALE: ReadonlySet<string> = new Set([
   'token_already_used',
 ]);
 
-/** Two optional decisions; awaited together (one round trip on a shared Redis) only when either is pending. */
-async function both(
+/**
+ * `decide` on two optional decisions: at once when both are in hand (memory), else once both
+ * arrive (sent together: one round trip on a shared Redis), as a promise.
+ */
+function both(
   a: Decision | undefined,
   b: Decision | undefined,
-): Promise<[RateLimitDecision | undefined, RateLimitDecision | undefined]> {
-  if (a instanceof Promise || b instanceof Promise) return Promise.all([a, b]);
-  return [a, b];
+  decide: (a: RateLimitDecision | undefined, b: RateLimitDecision | undefined) => void,
+): Promise<void> | undefined {
+  if (a instanceof Promise || b instanceof Promise) {
+    return Promise.all([a, b]).then(([x, y]) => decide(x, y));
+  }
+  decide(a, b);
+  return undefined;
 }
 
 /** `iss` and `sub` of an IdP token whose signature verified (the login failed on a later check). */

@@ -48,7 +48,8 @@ function ipv6Key(ip: string): string {
  * @internal
  */
 export function subjectKey(identityId: string, issuer: string, subject: string): string {
-  const pair = JSON.stringify([issuer, subject]);
+  // The issuer's length makes the pair unambiguous whatever characters either holds.
+  const pair = `${issuer.length}:${issuer}:${subject}`;
   return `${identityId}:${pair.length <= 256 ? pair : hashed(pair)}`;
 }
 

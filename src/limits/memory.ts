@@ -21,18 +21,19 @@ const SWEEP = 64;
  *
  * **Bounded.** Keys come from client input (addresses, identity ids), so at most `maxKeys` are held.
  * A key holds one number, the time its budget is full again; once that time has passed the key
- * means nothing and is dropped when touched or swept. When a new key finds the limiter full, up to
- * 64 of the least recently written keys are looked at and those back at full budget dropped; only if
- * none is, the least recently written key is forgotten (its budget starts full again). So
- * forgetting a key that still matters takes `maxKeys` other keys, all written more recently and all
- * still below full budget: with the engine's defaults an address key is back at full budget 20 to
+ * means nothing and is dropped when touched or swept. Keys are held in the order they began
+ * spending (a key back at full budget that spends again starts over at the end). When a new key
+ * finds the limiter full, up to 64 of the oldest keys are looked at and those back at full budget
+ * dropped; only if none is, the oldest key is forgotten (its budget starts full again). So
+ * forgetting a key that still matters takes `maxKeys` other keys, all newer and all still below
+ * full budget: with the engine's defaults an address key is back at full budget 20 to
  * 100 ms after one hit, so an attacker would need 50,000 distinct addresses each sending every few
  * tens of milliseconds, and all it would win is budgets those addresses already had. A full
  * limiter never refuses a new key: refusing would let a flood of addresses lock every
  * new client out.
  */
 export class MemoryRateLimiter implements RateLimiter {
-  /** key → theoretical arrival time (epoch µs), in write order (oldest first). */
+  /** key → theoretical arrival time (epoch µs), in the order keys began spending (oldest first). */
   readonly #entries = new Map<string, number>();
   readonly #max: number;
 
@@ -53,8 +54,9 @@ export class MemoryRateLimiter implements RateLimiter {
     const held = this.#entries.get(key);
     const { decision, store } = gcra(held, nowUs, rule, cost);
     if (store !== undefined) {
-      if (held !== undefined) this.#entries.delete(key);
-      else if (this.#entries.size >= this.#max) this.#makeRoom(nowUs);
+      // A key still spending keeps its place; one back at full budget starts over at the end.
+      if (held !== undefined && held <= nowUs) this.#entries.delete(key);
+      else if (held === undefined && this.#entries.size >= this.#max) this.#makeRoom(nowUs);
       this.#entries.set(key, store);
     } else if (held !== undefined && held <= nowUs) {
       this.#entries.delete(key);

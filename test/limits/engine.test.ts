@@ -137,6 +137,24 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
     );
   });
 
+  it('long subjects (hashed into the key) lock out one by one too', async () => {
+    const { auth, clock } = engine({ failedLoginsPerSubject: { perMinute: 1, burst: 1 } });
+    const long = (branch: string) => `repo:acme-corp/payments-api:ref:refs/heads/${branch}${'x'.repeat(300)}`;
+    const refused = await sign(
+      key,
+      githubClaims(clock.ms, { sub: long('a'), aud: 'https://elsewhere.example' }),
+    );
+    expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt: refused, clientIp: A }))).toBe(
+      '401 audience_not_allowed',
+    );
+    const a = await sign(key, githubClaims(clock.ms, { sub: long('a') }));
+    const b = await sign(key, githubClaims(clock.ms, { sub: long('b') }));
+    expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt: a, clientIp: B }))).toBe(
+      '429 locked_out',
+    );
+    expect(await outcome(auth.login({ identityId: 'gh-deployer', jwt: b, clientIp: B }))).toBe('ok');
+  });
+
   it('invalid tokens never lock a subject out: only a caller holding a genuine token for it can', async () => {
     const { auth, clock } = engine({ failedLoginsPerSubject: { perMinute: 1, burst: 1 } });
     const forged = await sign(makeKey('RS256', key.kid), githubClaims(clock.ms));

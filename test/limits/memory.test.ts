@@ -29,7 +29,7 @@ describe('MemoryRateLimiter: bounded, and fair at the bound', () => {
     for (let i = 0; i < 10; i++) limiter.hit('victim', strict, 1, T0);
     expect(limiter.hit('victim', strict, 1, T0).allowed).toBe(false);
     // 5,000 one-off addresses over 5 s, each back at full budget 1 ms after its hit: the spent key,
-    // the oldest written, is kept while they come and go.
+    // the oldest, is kept while they come and go.
     const oneOff = { perMinute: 60_000, burst: 1 };
     for (let i = 1; i <= 5000; i++) limiter.hit(`flood-${i}`, oneOff, 1, T0 + i);
     expect(limiter.size).toBeLessThanOrEqual(100);
@@ -40,7 +40,7 @@ describe('MemoryRateLimiter: bounded, and fair at the bound', () => {
     expect(limiter.hit('victim', strict, 1, T0 + 10_000).allowed).toBe(true);
   });
 
-  it('when every held key is still spending, the least recently written is forgotten (never a refusal of the new key)', () => {
+  it('when every held key is still spending, the oldest is forgotten (never a refusal of the new key)', () => {
     const limiter = new MemoryRateLimiter({ maxKeys: 3 });
     const slow = { perMinute: 1, burst: 1 };
     for (const k of ['a', 'b', 'c']) expect(limiter.hit(k, slow, 1, T0).allowed).toBe(true);
