@@ -14,7 +14,14 @@ import {
   oauthTokenAnswer,
   parseRequestBody,
 } from '../src/index.js';
-import { benchIdentity, IDENTITY_ID, makeIdpKey, SIGNING_KEYS, signIdpToken } from './lib/fixtures.js';
+import {
+  benchIdentity,
+  IDENTITY_ID,
+  makeIdpKey,
+  BENCH_RATE_LIMITS,
+  SIGNING_KEYS,
+  signIdpToken,
+} from './lib/fixtures.js';
 import { measureCase, type MicroCase, type MicroResult } from './lib/micro-harness.js';
 import { median } from './lib/stats.js';
 
@@ -27,7 +34,11 @@ const options = values.quick
   : { batches: 15, batchMs: 60, warmupMs: 400 };
 
 const key = makeIdpKey('RS256');
-const auth = createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS });
+const auth = createOidcAuth({
+  identities: [benchIdentity(key)],
+  signingKeys: SIGNING_KEYS,
+  rateLimits: BENCH_RATE_LIMITS,
+});
 const jwt = await signIdpToken(key);
 const FORM = 'application/x-www-form-urlencoded';
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();

@@ -16,7 +16,14 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createOidcAuth, type OidcAuth } from '../src/index.js';
-import { benchIdentity, IDENTITY_ID, makeIdpKey, SIGNING_KEYS, signIdpToken } from './lib/fixtures.js';
+import {
+  BENCH_RATE_LIMITS,
+  benchIdentity,
+  IDENTITY_ID,
+  makeIdpKey,
+  SIGNING_KEYS,
+  signIdpToken,
+} from './lib/fixtures.js';
 import { jwtEngine } from './lib/jwt-access.js';
 
 const { values } = parseArgs({
@@ -33,7 +40,11 @@ const IN_FLIGHT = 16;
 const key = makeIdpKey('RS256');
 const jwt = await signIdpToken(key);
 const engines: Record<string, OidcAuth> = {
-  opaque: createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS }),
+  opaque: createOidcAuth({
+    identities: [benchIdentity(key)],
+    signingKeys: SIGNING_KEYS,
+    rateLimits: BENCH_RATE_LIMITS,
+  }),
   jwt: jwtEngine(key),
 };
 

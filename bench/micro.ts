@@ -19,6 +19,7 @@ import {
   IDENTITY_ID,
   idpClaims,
   makeIdpKey,
+  BENCH_RATE_LIMITS,
   SIGNING_KEYS,
   signIdpToken,
   type BenchAlg,
@@ -56,7 +57,11 @@ const rsJwt = jwts.get('RS256')!;
 
 // Own tokens and the engine (memory stores, static RS256 key identity).
 const codec = new AccessTokenCodec(SIGNING_KEYS);
-const auth = createOidcAuth({ identities: [benchIdentity(rsKey)], signingKeys: SIGNING_KEYS });
+const auth = createOidcAuth({
+  identities: [benchIdentity(rsKey)],
+  signingKeys: SIGNING_KEYS,
+  rateLimits: BENCH_RATE_LIMITS,
+});
 const grant = await auth.login({ identityId: IDENTITY_ID, jwt: rsJwt, clientIp: '127.0.0.1' });
 const accessToken = grant.accessToken;
 // The same engine with OpenTelemetry instrumentation: no SDK, and an SDK of its own (not global).

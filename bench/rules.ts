@@ -16,6 +16,7 @@ import {
   IDENTITY_ID,
   idpClaims,
   makeIdpKey,
+  BENCH_RATE_LIMITS,
   SIGNING_KEYS,
   signIdpToken,
 } from './lib/fixtures.js';
@@ -84,7 +85,11 @@ const verdict = compileIdentityPolicy(twentyConfig).check(payload);
 if (!verdict.ok || verdict.rule !== 'allow-main')
   throw new Error(`20-rule identity must allow by allow-main: ${JSON.stringify(verdict)}`);
 
-const auth = createOidcAuth({ identities: [oneRule, twenty], signingKeys: SIGNING_KEYS });
+const auth = createOidcAuth({
+  identities: [oneRule, twenty],
+  signingKeys: SIGNING_KEYS,
+  rateLimits: BENCH_RATE_LIMITS,
+});
 await auth.login({ identityId: IDENTITY_ID, jwt, clientIp: '127.0.0.1' });
 await auth.login({ identityId: 'gh-rules', jwt, clientIp: '127.0.0.1' });
 

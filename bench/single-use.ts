@@ -27,6 +27,7 @@ import {
   IDENTITY_ID,
   ISSUER,
   makeIdpKey,
+  BENCH_RATE_LIMITS,
   SIGNING_KEYS,
   signIdpToken,
 } from './lib/fixtures.js';
@@ -116,6 +117,7 @@ function engines(
       const auth = createOidcAuth({
         identities: [benchIdentity(key, { singleUseTokens })],
         signingKeys: SIGNING_KEYS,
+        rateLimits: BENCH_RATE_LIMITS,
         replayCache: cache,
         ...(tokenOptions ? { tokens: new RedisTokenStore(tokenOptions) } : {}),
       });

@@ -15,6 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createOidcAuth, type OidcAuth } from '../src/index.js';
+import { BENCH_RATE_LIMITS } from './lib/fixtures.js';
 import { createSigningKey, startTestIdp, type TestIdp } from '../test/helpers/idp-server.js';
 
 const { values } = parseArgs({
@@ -63,6 +64,7 @@ async function setup(identities: number): Promise<Setup> {
     })),
     signingKeys: { k1: 'a-bench-signing-secret-of-at-least-32-bytes!' },
     keys: { cacheMaxAgeMs: 3_600_000, cooldownMs: 30_000 },
+    rateLimits: BENCH_RATE_LIMITS,
   });
   const now = Math.floor(Date.now() / 1000);
   const jwts = await Promise.all(

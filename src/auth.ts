@@ -54,6 +54,8 @@ import {
   type DpopRequest,
   type DpopService,
 } from './tokens/dpop.js';
+import { EngineRateLimits } from './limits/engine.js';
+import { resolveRateLimits, type RateLimitsOptions } from './limits/options.js';
 import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
 import type { Instrumentation, TraceSpan } from './observe/trace.js';
 
@@ -115,6 +117,12 @@ export interface OidcAuthOptions {
   revocableClaims?: readonly string[];
   /** DPoP proof checks (RFC 9449): algorithms, `iat` window, server nonces (docs/DPOP.md). */
   dpop?: DpopOptions;
+  /**
+   * Budgets per client address and per identity on login, renew and the token exchange, failed-login
+   * lockouts, and a per-address budget of invalid bearer tokens (429 with `Retry-After`). On by
+   * default, sized so a busy CI fleet never meets them (docs/RATE-LIMITS.md); `false` turns all off.
+   */
+  rateLimits?: RateLimitsOptions | false;
 }
 
 /** Options of a call made on behalf of a client. */
@@ -312,6 +320,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   }
   const instrumented = instrumentation?.onEvent ? instrumentation : undefined;
   instrumentation?.observeKeys?.(keys);
+  const rateLimits = resolveRateLimits(options.rateLimits);
+  const limits = rateLimits && new EngineRateLimits(rateLimits, emit, logger);
 
   function emit(event: Omit<AuthEvent, 'time'>): void {
     if (!onEvent && !instrumented) return;
@@ -427,6 +437,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   }
 
   function tokenDenied(code: ReasonCode, event: Omit<AuthEvent, 'time' | 'type'>): OidcAuthError {
+    if (code === 'invalid_token') limits?.bearerFailed(event.clientIp, clock());
     emit({ type: 'guard.denied', reasonCode: code, ...event });
     return new UnauthorizedError(code, GUARD_MESSAGES[code] ?? 'Invalid access token', {
       headers: { 'www-authenticate': invalidTokenChallenge },
@@ -638,6 +649,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const { identityId, jwt, clientIp } = input;
     const context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'> = { identityId, clientIp };
     try {
+      await limits?.admitLogin(clientIp, clock());
       const requested = checkGrantRequest(input.grant);
       // RFC 9449 §4.3 at the door: a proof (POST, this URL, no ath) binds the token to its key.
       const proof =
@@ -679,6 +691,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       context.issuer = payload.iss;
       if (typeof payload.sub === 'string') context.subject = payload.sub;
       if (typeof payload.jti === 'string') context.jti = payload.jti;
+      await limits?.admitVerifiedLogin(config.identityId, payload.iss!, context.subject ?? '', clientIp, now);
       const policy = compileIdentityPolicy(config);
       const verdict = stepSync(
         span,
@@ -737,6 +750,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       return await grant(record, narrowed.maxTtlSeconds, now, jwtGrant);
     } catch (error) {
       if (error instanceof LoginFailure) span.fail(error.code); // the detailed reason, even when hidden
+      if (error instanceof LoginFailure)
+        await limits?.loginFailed(error, { ...context, identityId }, jwt, clock());
       if (error instanceof LoginFailure) throw loginDenied(error, context);
       if (error instanceof ConfigError) {
         // A config that bypassed validation is never used, and the caller learns nothing of it.
@@ -813,6 +828,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   ): Promise<AuthContext> {
     const clientIp = context.clientIp;
     const now = clock();
+    limits?.admitBearer(clientIp, now);
     const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
     const parsed = jwt
       ? await parseJwtToken(accessToken, clientIp, now, { audience: true })
@@ -893,6 +909,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   ): Promise<AccessTokenGrant> {
     const clientIp = context.clientIp;
     const now = clock();
+    await limits?.admitRenew(clientIp, now);
     const jwt = typeof accessToken === 'string' && looksLikeJwt(accessToken);
     // A JWT renews into a JWT with the same jti, audience and scope, and a new exp and iat.
     const parsed = jwt
@@ -914,6 +931,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
     bindingHolds(record.jkt, presented, clientIp, record.tokenId);
+    await limits?.admitRenewIdentity(record.identityId, clientIp, now);
     if (!ipAllowList(record.trustedIps).allows(clientIp)) {
       emit({ type: 'guard.denied', reasonCode: 'ip_not_allowed', clientIp, tokenId: record.tokenId });
       throw new ForbiddenError('ip_not_allowed', 'The client address is not trusted for this token');
@@ -931,6 +949,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         headers: { 'www-authenticate': invalidTokenChallenge },
       });
     }
+    limits?.renewed(result.record.identityId, now);
     emit({
       type: 'token.renew',
       identityId: result.record.identityId,
@@ -947,6 +966,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     span: TraceSpan = NOOP_SPAN,
   ): Promise<void> {
     const clientIp = context.clientIp;
+    limits?.admitBearer(clientIp, clock());
     const parsed =
       typeof accessToken !== 'string'
         ? undefined

@@ -48,6 +48,10 @@ export type ReasonCode =
   // availability (fail closed)
   | 'idp_unavailable'
   | 'store_unavailable'
+  // 429 with Retry-After (docs/RATE-LIMITS.md): a budget of the client address or identity is spent;
+  // a subject's logins are locked out by its failed logins
+  | 'rate_limited'
+  | 'locked_out'
   // OAuth token exchange (RFC 8693): a requested scope or audience the identity does not declare,
   // a grant or token type the endpoint does not take
   | 'scope_not_allowed'
@@ -80,6 +84,7 @@ export type ErrorName =
   | 'UnsupportedMediaType'
   | 'ValidationFailure'
   | 'Conflict'
+  | 'TooManyRequests'
   | 'ServiceUnavailable'
   | 'InternalServerError';
 
@@ -101,6 +106,7 @@ const NAMES: Record<number, ErrorName> = {
   409: 'Conflict',
   415: 'UnsupportedMediaType',
   422: 'ValidationFailure',
+  429: 'TooManyRequests',
   503: 'ServiceUnavailable',
 };
 
@@ -186,6 +192,21 @@ export class RequestBodyError extends OidcAuthError {
   override name = 'RequestBodyError';
   constructor(status: 413 | 415 | 422, code: ReasonCode, message: string, options?: OidcAuthErrorOptions) {
     super(status, code, message, options);
+  }
+}
+
+/** 429 (RFC 6585 §4): a rate limit or a lockout; carries `Retry-After` (seconds). */
+export class TooManyRequestsError extends OidcAuthError {
+  override name = 'TooManyRequestsError';
+  constructor(
+    code: 'rate_limited' | 'locked_out',
+    message: string,
+    options: OidcAuthErrorOptions & { retryAfterSeconds: number },
+  ) {
+    super(429, code, message, {
+      ...options,
+      headers: { 'retry-after': String(options.retryAfterSeconds), ...options.headers },
+    });
   }
 }
 

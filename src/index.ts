@@ -12,6 +12,7 @@ export {
   ForbiddenError,
   RequestBodyError,
   ServiceUnavailableError,
+  TooManyRequestsError,
   ConfigError,
   bearerChallenge,
   type ReasonCode,
@@ -65,6 +66,14 @@ export {
   type DpopService,
 } from './tokens/dpop.js';
 export { dpopRequest, platformDpopRequest, type PlatformDpopSource } from './http/dpop.js';
+export {
+  type RateLimiter,
+  type RateLimitRule,
+  type RateLimitDecision,
+  MAX_RATE_LIMIT_KEY_LENGTH,
+} from './limits/rate-limiter.js';
+export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './limits/memory.js';
+export { DEFAULT_RATE_LIMITS, type RateLimitsOptions } from './limits/options.js';
 export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
 export { type AccessTokensOptions } from './tokens/options.js';
 export { type TokenGrantRequest, type AccessTokenFormat } from './tokens/grant.js';

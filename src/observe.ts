@@ -89,6 +89,8 @@ const REASON_LABELS: ReadonlySet<string> = new Set(
     unsupported_media_type: true,
     idp_unavailable: true,
     store_unavailable: true,
+    rate_limited: true,
+    locked_out: true,
     scope_not_allowed: true,
     target_not_allowed: true,
     unsupported_grant_type: true,

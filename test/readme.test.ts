@@ -52,6 +52,7 @@ const CHECKED_DOCS = [
   'docs/TOKENS.md',
   'docs/DPOP-CLIENT.md',
   'docs/DPOP.md',
+  'docs/RATE-LIMITS.md',
 ];
 
 interface Snippet {

@@ -476,3 +476,5 @@ function positive(value: number, field: string, zeroAllowed = false): number {
   }
   return value;
 }
+
+export { RedisRateLimiter, type RedisRateLimiterOptions } from './rate-limiter.js';

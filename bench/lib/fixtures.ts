@@ -13,6 +13,19 @@ export const IDENTITY_ID = 'gh-deployer';
 /** Own-token signing keys of the benchmark engines (fixed, so runs are comparable). */
 export const SIGNING_KEYS = { k1: 'a-bench-signing-secret-of-at-least-32-bytes!' };
 
+/**
+ * Rate limits that count every call exactly as the defaults do but never refuse one: a benchmark is
+ * a flood from one address (thousands of logins a second), which the default budgets rightly stop.
+ * The limiter's cost is in every figure; bench/limits.ts measures it against `rateLimits: false`.
+ */
+export const BENCH_RATE_LIMITS = {
+  perAddress: { perMinute: 1e9, burst: 1e9 },
+  perIdentity: { perMinute: 1e9, burst: 1e9 },
+  failedLoginsPerAddress: { perMinute: 1e9, burst: 1e9 },
+  failedLoginsPerSubject: { perMinute: 1e9, burst: 1e9 },
+  invalidTokensPerAddress: { perMinute: 1e9, burst: 1e9 },
+};
+
 /** JWS algorithms the benchmarks sign IdP tokens with. */
 export type BenchAlg = 'RS256' | 'ES256' | 'EdDSA';
 

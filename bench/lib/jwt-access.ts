@@ -5,7 +5,14 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
-import { benchIdentity, IDENTITY_ID, SIGNING_KEYS, signIdpToken, type IdpKey } from './fixtures.js';
+import {
+  benchIdentity,
+  IDENTITY_ID,
+  BENCH_RATE_LIMITS,
+  SIGNING_KEYS,
+  signIdpToken,
+  type IdpKey,
+} from './fixtures.js';
 
 /** Our issuer in the benchmarks (the `iss` and the `aud` of the tokens). */
 export const OUR_ISSUER = 'https://bench.example/api/v1/auth';
@@ -23,6 +30,7 @@ export function jwtEngine(key: IdpKey): OidcAuth {
   return createOidcAuth({
     identities: [benchIdentity(key, { accessTokenFormat: 'jwt' })],
     signingKeys: SIGNING_KEYS,
+    rateLimits: BENCH_RATE_LIMITS,
     issuer: OUR_ISSUER,
     accessTokens: { signingKeys: [{ privateKey: ACCESS_TOKEN_KEY, kid: 'bench-ed25519' }] },
   });

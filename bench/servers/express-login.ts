@@ -11,6 +11,7 @@ import {
   forgeIdpToken,
   IDENTITY_ID,
   makeIdpKey,
+  BENCH_RATE_LIMITS,
   SIGNING_KEYS,
   signIdpToken,
 } from '../lib/fixtures.js';
@@ -25,6 +26,7 @@ await startBenchServer(async () => {
   const auth = createOidcAuth({
     identities: [benchIdentity(key), ...fillerIdentities(key, identities)],
     signingKeys: SIGNING_KEYS,
+    rateLimits: BENCH_RATE_LIMITS,
   });
   const app = expressApp();
   app.use('/api/v1/auth', oidcAuthRouter(auth));

@@ -14,6 +14,7 @@ import {
   forgeIdpToken,
   IDENTITY_ID,
   makeIdpKey,
+  BENCH_RATE_LIMITS,
   SIGNING_KEYS,
   signIdpToken,
 } from '../lib/fixtures.js';
@@ -34,7 +35,11 @@ function formPost(path: string, fields: Record<string, string>): BenchRequest {
 
 await startBenchServer(async () => {
   const key = makeIdpKey('RS256');
-  const auth = createOidcAuth({ identities: [benchIdentity(key)], signingKeys: SIGNING_KEYS });
+  const auth = createOidcAuth({
+    identities: [benchIdentity(key)],
+    signingKeys: SIGNING_KEYS,
+    rateLimits: BENCH_RATE_LIMITS,
+  });
   const app = expressApp();
   app.use('/api/v1/auth', oidcAuthRouter(auth));
   const jwt = await signIdpToken(key);

@@ -64,6 +64,10 @@ export function oauthErrorOf(error: OidcAuthError): { status: number; error: OAu
     case 'idp_unavailable':
     case 'store_unavailable':
       return { status: 503, error: 'temporarily_unavailable' };
+    // A budget spent (docs/RATE-LIMITS.md): 429 with its Retry-After; RFC 6749 names no throttling error.
+    case 'rate_limited':
+    case 'locked_out':
+      return { status: 429, error: 'temporarily_unavailable' };
     // The body could not be read at all: the HTTP status says why (RFC 9110), the error is the RFC's.
     case 'body_too_large':
       return { status: 413, error: 'invalid_request' };
@@ -82,7 +86,7 @@ export function oauthErrorOf(error: OidcAuthError): { status: number; error: OAu
 /**
  * The answer of the OAuth endpoints for any error: RFC 6749 §5.2 JSON (`error`,
  * `error_description`) with our `reasonCode` and `reqId`, `Cache-Control: no-store`, a
- * `Retry-After` on 503. Anything not one of ours (a bug) is logged by name and answered
+ * `Retry-After` on 503 and 429. Anything not one of ours (a bug) is logged by name and answered
  * `invalid_request`, never with its text.
  */
 export function oauthErrorAnswer(auth: Pick<OidcAuth, 'logger'>, error: unknown): HttpAnswer {

@@ -704,6 +704,88 @@ export function describeAdapterConformance(name: string, mount: Mount): void {
     });
 
     describeDpopConformance(mount);
+    describe('rate limits', () => {
+      // An engine of its own with small budgets, behind the framework's trusted proxy, so that
+      // X-Forwarded-For gives each request its client address.
+      const limitedClock = new FakeClock();
+      let limited: OidcAuth;
+      let behindProxy: MountedApp;
+      const A = ['x-forwarded-for', '203.0.113.77'];
+      const B = ['x-forwarded-for', '198.51.100.77'];
+      const jwtAt = () => sign(key, githubClaims(limitedClock.ms));
+
+      beforeAll(async () => {
+        limited = createOidcAuth({
+          identities: [githubIdentity(key)],
+          signingKeys: SIGNING_KEYS,
+          issuer: TOKEN_ISSUER,
+          clock: limitedClock.now,
+          rateLimits: {
+            failedLoginsPerAddress: { perMinute: 6, burst: 5 },
+            invalidTokensPerAddress: { perMinute: 6, burst: 5 },
+          },
+        });
+        behindProxy = await mount(limited, { trustProxy: true });
+      });
+      afterAll(async () => {
+        await behindProxy?.close();
+        await limited?.close();
+      });
+
+      function expectThrottled(res: RawResponse): void {
+        expectErrorShape(res, 429, 'rate_limited');
+        expect(res.json.error).toBe('TooManyRequests');
+        expect(res.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+        expect(res.headers['www-authenticate']).toBeUndefined();
+      }
+
+      it('TOK-02 / Throttled: 429: a flood of bad IdP tokens from one address gets 429 + Retry-After (login, exchange, renew), while a different address logs in fine', async () => {
+        const bad = { identityId: 'gh-deployer', jwt: 'not.a.jwt' };
+        const flood = [];
+        for (let i = 0; i < 8; i++) flood.push((await postJson(behindProxy.url, LOGIN, bad, A)).status);
+        expect(flood).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+        const valid = { identityId: 'gh-deployer', jwt: await jwtAt() };
+        expectThrottled(await postJson(behindProxy.url, LOGIN, valid, A));
+        const ok = await postJson(behindProxy.url, LOGIN, valid, B);
+        expect(ok.status).toBe(200);
+        // The RFC 8693 endpoint: the same budget, in the RFC 6749 §5.2 shape.
+        const exchanged = await postForm(
+          behindProxy.url,
+          '/api/v1/auth/oauth/token',
+          {
+            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+            subject_token: valid.jwt,
+            subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+            client_id: 'gh-deployer',
+          },
+          A,
+        );
+        expect(exchanged.status).toBe(429);
+        expect(exchanged.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+        expect(exchanged.json).toMatchObject({
+          error: 'temporarily_unavailable',
+          reasonCode: 'rate_limited',
+        });
+        // The budget refills with time (the engine's clock).
+        limitedClock.advance(60);
+        expect((await postJson(behindProxy.url, LOGIN, valid, A)).status).toBe(200);
+      });
+
+      it('TOK-02: a flood of random bearer tokens from one address gets 429 + Retry-After; valid tokens from another address pass', async () => {
+        const token = (
+          await postJson(behindProxy.url, LOGIN, { identityId: 'gh-deployer', jwt: await jwtAt() }, B)
+        ).json.accessToken as string;
+        const flood = [];
+        for (let i = 0; i < 8; i++) {
+          flood.push((await getWith(behindProxy.url, SECRETS, [...bearer(`omat_${i}`), ...A])).status);
+        }
+        expect(flood).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+        expectThrottled(await getWith(behindProxy.url, SECRETS, [...bearer(token), ...A]));
+        const fine = await getWith(behindProxy.url, SECRETS, [...bearer(token), ...B]);
+        expect(fine.status).toBe(200);
+        expect(fine.json.clientIp).toBe('198.51.100.77');
+      });
+    });
   });
 }
 
