@@ -3,7 +3,7 @@ import { checkReplayArguments, type ReplayCache, type ReplayVerdict } from '../t
 
 /** Options of {@link MemoryReplayCache}. */
 export interface MemoryReplayCacheOptions {
-  /** Keys remembered at once. Default 100,000 (about 15 MB). */
+  /** Keys remembered at once. Default 100,000: about 45 MB when full (some 440 bytes per DPoP key, measured). */
   maxEntries?: number;
 }
 
