@@ -10,6 +10,7 @@ import type {
   TokenStore,
 } from '../../src/types.js';
 import { RevocationLimitError } from '../../src/tokens/revoke-where.js';
+import { RedisCalls, type Script } from './calls.js';
 import { decodeFields, decodeRecord, encodeRecord } from './record.js';
 import { CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE, REVOKE_IDENTITY } from './scripts.js';
 import {
@@ -68,11 +69,6 @@ interface PendingConsume {
   now: number;
   resolve: (result: ConsumeResult) => void;
   reject: (error: unknown) => void;
-}
-
-interface Script {
-  lua: string;
-  sha: string;
 }
 
 /**
@@ -141,11 +137,10 @@ interface Script {
  */
 export class RedisTokenStore implements TokenStore {
   readonly #client: Redis;
+  readonly #calls: RedisCalls;
   readonly #prefix: string;
-  readonly #timeoutMs: number;
   readonly #marginMs: number;
   readonly #clock: () => number;
-  readonly #waitForReady: boolean;
   readonly #batchConsumes: boolean;
   /** The consume and extend scripts' generation arguments: check flag (`'0'` on Cluster), prefix. */
   readonly #generationArgs: readonly [string, string];
@@ -153,8 +148,6 @@ export class RedisTokenStore implements TokenStore {
   readonly #claimKeys: ReturnType<typeof claimKeys>;
   readonly #cluster: boolean;
   #pending: PendingConsume[] = [];
-  #seenReady = false;
-  #readyPromise: Promise<void> | undefined;
 
   constructor(options: RedisTokenStoreOptions) {
     if (!options?.client) throw new ConfigError('client', 'an ioredis client is required');
@@ -162,7 +155,7 @@ export class RedisTokenStore implements TokenStore {
     if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
       throw new ConfigError('prefix', 'must be a string without { or }');
     }
-    this.#timeoutMs = positive(options.commandTimeoutMs ?? 1000, 'commandTimeoutMs');
+    const timeoutMs = positive(options.commandTimeoutMs ?? 1000, 'commandTimeoutMs');
     this.#marginMs = positive(options.expiryMarginMs ?? 300_000, 'expiryMarginMs', true);
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
@@ -174,7 +167,7 @@ export class RedisTokenStore implements TokenStore {
     this.#claimKeys = claimKeys(prefix);
     this.#cluster = cluster;
     this.#clock = options.clock ?? Date.now;
-    this.#waitForReady = this.#client.options?.enableOfflineQueue === false;
+    this.#calls = new RedisCalls(this.#client, timeoutMs, unavailable);
   }
 
   /** The key of a token's hash. */
@@ -201,29 +194,31 @@ export class RedisTokenStore implements TokenStore {
   async create(record: AccessTokenRecord): Promise<void> {
     const expireAt = String(record.maxExpiresAt + this.#marginMs);
     // The hash first: a revokeIdentity that finds the id in the index always finds the hash too.
-    await this.#run(() =>
+    await this.#calls.run(() =>
       this.#eval(CREATE_SCRIPT, this.tokenKey(record.tokenId), expireAt, ...encodeRecord(record)),
     );
     // With the identity index, at once: the claim values' indexes, and whether a revokeWhere refuses it.
     const claims =
       record.claims === undefined ? undefined : claimIndexCall(this.#claimKeys, record, expireAt);
-    const [current, byClaim] = await this.#run(() =>
+    const [current, byClaim] = await this.#calls.run(() =>
       Promise.all([
-        this.#evalKeys(
+        this.#calls.eval(
           INDEX_SCRIPT,
           [this.identityKey(record.identityId), this.generationKey(record.identityId)],
           [record.tokenId, expireAt],
         ),
-        claims ? this.#evalKeys(CLAIM_INDEX_SCRIPT, claims.keys, claims.args) : 0,
+        claims ? this.#calls.eval(CLAIM_INDEX_SCRIPT, claims.keys, claims.args) : 0,
       ]),
     );
     if (Number(current) > (record.generation ?? 0) || byClaim === 1) {
-      await this.#run(() => this.#eval(REVOKE_SCRIPT, this.tokenKey(record.tokenId), String(this.#clock())));
+      await this.#calls.run(() =>
+        this.#eval(REVOKE_SCRIPT, this.tokenKey(record.tokenId), String(this.#clock())),
+      );
     }
   }
 
   async get(tokenId: string, now: number): Promise<AccessTokenRecord | undefined> {
-    const record = await this.#run(async () => {
+    const record = await this.#calls.run(async () => {
       const fields = await this.#client.hgetall(this.tokenKey(tokenId));
       return Object.keys(fields).length === 0
         ? undefined
@@ -257,8 +252,8 @@ export class RedisTokenStore implements TokenStore {
   async #consumeMany(batch: readonly PendingConsume[]): Promise<void> {
     let replies: unknown[];
     try {
-      replies = (await this.#run(() =>
-        this.#evalKeys(
+      replies = (await this.#calls.run(() =>
+        this.#calls.eval(
           CONSUME_MANY_SCRIPT,
           batch.map((use) => this.tokenKey(use.tokenId)),
           [...batch.map((use) => String(use.now)), ...this.#generationArgs],
@@ -281,7 +276,7 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async extend(tokenId: string, now: number): Promise<ExtendResult> {
-    return this.#run(async () =>
+    return this.#calls.run(async () =>
       toResult(
         tokenId,
         await this.#eval(EXTEND_SCRIPT, this.tokenKey(tokenId), String(now), ...this.#generationArgs),
@@ -290,11 +285,11 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async revoke(tokenId: string): Promise<void> {
-    await this.#run(() => this.#eval(REVOKE_SCRIPT, this.tokenKey(tokenId), String(this.#clock())));
+    await this.#calls.run(() => this.#eval(REVOKE_SCRIPT, this.tokenKey(tokenId), String(this.#clock())));
   }
 
   async generation(identityId: string): Promise<number> {
-    const value = await this.#run(() => this.#client.get(this.generationKey(identityId)));
+    const value = await this.#calls.run(() => this.#client.get(this.generationKey(identityId)));
     const generation = value === null ? 0 : Number(value);
     if (!Number.isSafeInteger(generation) || generation < 0) {
       throw unavailable(new TypeError('generation key is not a generation'));
@@ -310,30 +305,30 @@ export class RedisTokenStore implements TokenStore {
   async revokeIdentity(identityId: string): Promise<number> {
     const now = this.#clock();
     const index = this.identityKey(identityId);
-    const ids = (await this.#run(() =>
-      this.#evalKeys(REVOKE_IDENTITY_SCRIPT, [index, this.generationKey(identityId)], []),
+    const ids = (await this.#calls.run(() =>
+      this.#calls.eval(REVOKE_IDENTITY_SCRIPT, [index, this.generationKey(identityId)], []),
     )) as string[];
     let live = 0;
     for (let start = 0; start < ids.length; start += REVOKE_BATCH) {
       const batch = ids.slice(start, start + REVOKE_BATCH);
-      const results = await this.#run(() =>
+      const results = await this.#calls.run(() =>
         Promise.all(batch.map((id) => this.#eval(REVOKE_SCRIPT, this.tokenKey(id), String(now)))),
       );
       for (const result of results) if (result === 1) live++;
-      await this.#run(() => this.#client.zrem(index, ...batch));
+      await this.#calls.run(() => this.#client.zrem(index, ...batch));
     }
     return live;
   }
 
   /** The identity's generation and the claim epoch: one script on a single server, two reads at once on Cluster. */
   async revocationStamps(identityId: string): Promise<RevocationStamps> {
-    const [generation, epoch] = await this.#run(() =>
+    const [generation, epoch] = await this.#calls.run(() =>
       this.#cluster
         ? Promise.all([
             this.#client.get(this.generationKey(identityId)),
             this.#client.hget(this.#claimKeys.state, 'epoch'),
           ])
-        : (this.#evalKeys(
+        : (this.#calls.eval(
             STAMPS_SCRIPT,
             [this.generationKey(identityId), this.#claimKeys.state],
             [],
@@ -357,8 +352,8 @@ export class RedisTokenStore implements TokenStore {
     limits: { keepMs: number; maxEntries: number },
   ): Promise<number> {
     const call = revokeWhereCall(this.#claimKeys, filter);
-    const reply = (await this.#run(() =>
-      this.#evalKeys(REVOKE_WHERE_SCRIPT, call.keys, [
+    const reply = (await this.#calls.run(() =>
+      this.#calls.eval(REVOKE_WHERE_SCRIPT, call.keys, [
         call.entry,
         String(now),
         String(limits.keepMs),
@@ -371,10 +366,10 @@ export class RedisTokenStore implements TokenStore {
     let live = 0;
     for (let start = 0; start < ids.length; start += REVOKE_BATCH) {
       const batch = ids.slice(start, start + REVOKE_BATCH);
-      const results = await this.#run(() =>
+      const results = await this.#calls.run(() =>
         Promise.all(
           batch.map((id) =>
-            this.#evalKeys(REVOKE_IF_IDENTITY_SCRIPT, [this.tokenKey(id)], [String(now), identity]),
+            this.#calls.eval(REVOKE_IF_IDENTITY_SCRIPT, [this.tokenKey(id)], [String(now), identity]),
           ),
         ),
       );
@@ -385,48 +380,7 @@ export class RedisTokenStore implements TokenStore {
 
   /** Runs a script by its SHA; loads it with `EVAL` once per server when the server lacks it. */
   #eval(script: Script, key: string, ...args: string[]): Promise<unknown> {
-    return this.#evalKeys(script, [key], args);
-  }
-
-  async #evalKeys(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    try {
-      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(script.lua, keys.length, ...keys, ...args);
-    }
-  }
-
-  async #run<T>(operation: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('redis command timed out')), this.#timeoutMs);
-    });
-    try {
-      if (this.#waitForReady && !this.#seenReady) await Promise.race([this.#ready(), deadline]);
-      return await Promise.race([operation(), deadline]);
-    } catch (error) {
-      throw unavailable(error);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Without an offline queue, commands sent before the first connection fail: wait for it once. */
-  #ready(): Promise<void> {
-    const client = this.#client;
-    if (client.status === 'ready') {
-      this.#seenReady = true;
-      return Promise.resolve();
-    }
-    this.#readyPromise ??= new Promise<void>((resolve) => {
-      client.once('ready', () => {
-        this.#seenReady = true;
-        resolve();
-      });
-      if (client.status === 'wait') client.connect().catch(() => {});
-    });
-    return this.#readyPromise;
+    return this.#calls.eval(script, [key], args);
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
+import { RedisCalls, type Script } from './calls.js';
 import { CLOCK_JUMP_US, emissionIntervalUs, toMicros } from '../../src/limits/gcra.js';
 import {
   checkHitArguments,
@@ -20,11 +21,6 @@ export interface RedisRateLimiterOptions {
   prefix?: string;
   /** Longest wait for one command, in ms; past it the call throws `store_unavailable` (503). Default 1000. */
   commandTimeoutMs?: number;
-}
-
-interface Script {
-  lua: string;
-  sha: string;
 }
 
 /**
@@ -84,11 +80,8 @@ const HIT_SCRIPT: Script = { lua: HIT, sha: createHash('sha1').update(HIT).diges
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly #client: Redis;
+  readonly #calls: RedisCalls;
   readonly #prefix: string;
-  readonly #timeoutMs: number;
-  readonly #waitForReady: boolean;
-  #seenReady = false;
-  #readyPromise: Promise<void> | undefined;
 
   constructor(options: RedisRateLimiterOptions) {
     if (!options?.client) throw new ConfigError('client', 'an ioredis client is required');
@@ -101,10 +94,9 @@ export class RedisRateLimiter implements RateLimiter {
     if (!Number.isFinite(timeout) || timeout <= 0) {
       throw new ConfigError('commandTimeoutMs', 'must be a number > 0');
     }
-    this.#timeoutMs = timeout;
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
-    this.#waitForReady = this.#client.options?.enableOfflineQueue === false;
+    this.#calls = new RedisCalls(this.#client, timeout, unavailable);
   }
 
   /** The Redis key of a rate limit key. */
@@ -115,7 +107,7 @@ export class RedisRateLimiter implements RateLimiter {
   async hit(key: string, rule: RateLimitRule, cost: number, now: number): Promise<RateLimitDecision> {
     checkHitArguments(key, rule, cost, now);
     const args = [toMicros(now), emissionIntervalUs(rule), rule.burst, cost, CLOCK_JUMP_US].map(String);
-    const reply = await this.#run(() => this.#eval(this.key(key), args));
+    const reply = await this.#calls.run(() => this.#calls.eval(HIT_SCRIPT, [this.key(key)], args));
     const [allowed, value] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if ((allowed !== 0 && allowed !== 1) || typeof value !== 'number') {
       throw unavailable(new TypeError('not a rate limit reply'));
@@ -123,48 +115,6 @@ export class RedisRateLimiter implements RateLimiter {
     return allowed === 1
       ? { allowed: true, retryAfterSeconds: 0, remaining: value }
       : { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(value / 1e6)), remaining: 0 };
-  }
-
-  /** Runs the script by its SHA; loads it with `EVAL` once per server when the server lacks it. */
-  async #eval(key: string, args: string[]): Promise<unknown> {
-    try {
-      return await this.#client.evalsha(HIT_SCRIPT.sha, 1, key, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(HIT_SCRIPT.lua, 1, key, ...args);
-    }
-  }
-
-  async #run<T>(operation: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('redis command timed out')), this.#timeoutMs);
-    });
-    try {
-      if (this.#waitForReady && !this.#seenReady) await Promise.race([this.#ready(), deadline]);
-      return await Promise.race([operation(), deadline]);
-    } catch (error) {
-      throw unavailable(error);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Without an offline queue, commands sent before the first connection fail: wait for it once. */
-  #ready(): Promise<void> {
-    const client = this.#client;
-    if (client.status === 'ready') {
-      this.#seenReady = true;
-      return Promise.resolve();
-    }
-    this.#readyPromise ??= new Promise<void>((resolve) => {
-      client.once('ready', () => {
-        this.#seenReady = true;
-        resolve();
-      });
-      if (client.status === 'wait') client.connect().catch(() => {});
-    });
-    return this.#readyPromise;
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
+import { RedisCalls, type Script } from './calls.js';
 import { checkReplayArguments, type ReplayCache, type ReplayVerdict } from '../../src/tokens/replay.js';
 
 export interface RedisReplayCacheOptions {
@@ -20,11 +21,6 @@ export interface RedisReplayCacheOptions {
    * Redis's clock. Default 300 000 (5 min).
    */
   expiryMarginMs?: number;
-}
-
-interface Script {
-  lua: string;
-  sha: string;
 }
 
 /**
@@ -69,12 +65,9 @@ const REMEMBER_SCRIPT: Script = { lua: REMEMBER, sha: createHash('sha1').update(
  */
 export class RedisReplayCache implements ReplayCache {
   readonly #client: Redis;
+  readonly #calls: RedisCalls;
   readonly #prefix: string;
-  readonly #timeoutMs: number;
   readonly #marginMs: number;
-  readonly #waitForReady: boolean;
-  #seenReady = false;
-  #readyPromise: Promise<void> | undefined;
 
   constructor(options: RedisReplayCacheOptions) {
     if (!options?.client) throw new ConfigError('client', 'an ioredis client is required');
@@ -83,11 +76,14 @@ export class RedisReplayCache implements ReplayCache {
       throw new ConfigError('prefix', 'must be a string without { or }');
     }
     this.#prefix = prefix;
-    this.#timeoutMs = positive(options.commandTimeoutMs ?? 1000, 'commandTimeoutMs');
     this.#marginMs = positive(options.expiryMarginMs ?? 300_000, 'expiryMarginMs', true);
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
-    this.#waitForReady = this.#client.options?.enableOfflineQueue === false;
+    this.#calls = new RedisCalls(
+      this.#client,
+      positive(options.commandTimeoutMs ?? 1000, 'commandTimeoutMs'),
+      unavailable,
+    );
   }
 
   /** The Redis key of a replay key. */
@@ -98,7 +94,9 @@ export class RedisReplayCache implements ReplayCache {
   async remember(key: string, expiresAt: number, now: number): Promise<ReplayVerdict> {
     checkReplayArguments(key, expiresAt, now);
     const dropAt = String(Math.ceil(expiresAt + this.#marginMs));
-    const reply = await this.#run(() => this.#eval(this.key(key), String(now), String(expiresAt), dropAt));
+    const reply = await this.#calls.run(() =>
+      this.#calls.eval(REMEMBER_SCRIPT, [this.key(key)], [String(now), String(expiresAt), dropAt]),
+    );
     if (reply === 0) return { first: true };
     const seenAt = typeof reply === 'string' ? Number(reply) : Number.NaN;
     if (reply === '' || !Number.isFinite(seenAt)) throw unavailable(new TypeError('not a replay entry'));
@@ -106,55 +104,13 @@ export class RedisReplayCache implements ReplayCache {
   }
 
   async seenAt(key: string, now: number): Promise<number | undefined> {
-    const held = await this.#run(() => this.#client.get(this.key(key)));
+    const held = await this.#calls.run(() => this.#client.get(this.key(key)));
     if (held === null) return undefined;
     const [seenAt, expiresAt] = held.split(':').map((part) => (part === '' ? Number.NaN : Number(part)));
     if (!Number.isFinite(seenAt) || !Number.isFinite(expiresAt)) {
       throw unavailable(new TypeError('not a replay entry'));
     }
     return expiresAt! > now ? seenAt : undefined;
-  }
-
-  /** Runs the script by its SHA; loads it with `EVAL` once per server when the server lacks it. */
-  async #eval(key: string, ...args: string[]): Promise<unknown> {
-    try {
-      return await this.#client.evalsha(REMEMBER_SCRIPT.sha, 1, key, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(REMEMBER_SCRIPT.lua, 1, key, ...args);
-    }
-  }
-
-  async #run<T>(operation: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('redis command timed out')), this.#timeoutMs);
-    });
-    try {
-      if (this.#waitForReady && !this.#seenReady) await Promise.race([this.#ready(), deadline]);
-      return await Promise.race([operation(), deadline]);
-    } catch (error) {
-      throw unavailable(error);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Without an offline queue, commands sent before the first connection fail: wait for it once. */
-  #ready(): Promise<void> {
-    const client = this.#client;
-    if (client.status === 'ready') {
-      this.#seenReady = true;
-      return Promise.resolve();
-    }
-    this.#readyPromise ??= new Promise<void>((resolve) => {
-      client.once('ready', () => {
-        this.#seenReady = true;
-        resolve();
-      });
-      if (client.status === 'wait') client.connect().catch(() => {});
-    });
-    return this.#readyPromise;
   }
 }
 
