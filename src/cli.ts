@@ -8,6 +8,7 @@ import { parseIdentityConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import type { HttpGet } from './fetch.js';
 import { MemoryIdentityStore } from './stores/memory.js';
+import { TrustRegistry, type TrustEntryInput } from './trust/entries.js';
 import { decodeToken, DecodeError, formatDecoded } from './cli/decode.js';
 import { formatExplain, type FetchRecord } from './cli/explain-text.js';
 import { POLICY_TEST_LIMITS, formatPolicyTests, runPolicyTests } from './cli/test.js';
@@ -127,7 +128,7 @@ async function explainCommand(values: Values, io: CliIo, stdout: Output): Promis
   const path = required(values, 'config');
   const identityId = required(values, 'identity');
   const clientIp = typeof values['client-ip'] === 'string' ? values['client-ip'] : undefined;
-  const entries = await loadIdentities(path, io);
+  const { identities: entries, trust } = await loadPolicy(path, io);
   const jwt = await readToken(values, io);
 
   const entry = entries.find((e) => (e as { identityId?: unknown } | null)?.identityId === identityId);
@@ -139,9 +140,14 @@ async function explainCommand(values: Values, io: CliIo, stdout: Output): Promis
       message: `no identity ${JSON.stringify(identityId)} in ${path} (it has: ${known.map((id) => JSON.stringify(id)).join(', ') || 'none'})`,
     });
   }
+  let stored: IdentityConfig;
   let config: IdentityConfig;
   try {
-    config = parseIdentityConfig(entry);
+    config = stored = parseIdentityConfig(entry);
+    // An identity naming a trust entry of the file: checked here, and shown with its issuers.
+    if (config.trust !== undefined && trust !== undefined) {
+      config = new TrustRegistry(trust as readonly TrustEntryInput[]).resolve(config);
+    }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return failBeforeExplain(values, stdout, identityId, 'invalid_config', {
@@ -152,8 +158,9 @@ async function explainCommand(values: Values, io: CliIo, stdout: Output): Promis
 
   const fetches: FetchRecord[] = [];
   const auth = createOidcAuth({
-    identities: new MemoryIdentityStore([config]),
+    identities: new MemoryIdentityStore([stored]),
     signingKeys: { cli: randomBytes(32) },
+    ...(trust ? { trust: trust as readonly TrustEntryInput[] } : {}),
     ...(io.httpGet ? { httpGet: io.httpGet } : {}),
     ...(io.clock ? { clock: io.clock } : {}),
     keys: { onFetch: (info) => void fetches.push(info) },
@@ -213,8 +220,8 @@ function failBeforeExplain(
 
 async function validateCommand(values: Values, io: CliIo, stdout: Output): Promise<number> {
   const path = required(values, 'config');
-  const entries = await loadIdentities(path, io);
-  const results = validateIdentities(entries);
+  const { identities: entries, trust } = await loadPolicy(path, io);
+  const results = validateIdentities(entries, trust);
   const ok = results.every((r) => r.ok);
   if (values.json) stdout.write(`${JSON.stringify({ ok, identities: results }, null, 2)}\n`);
   else stdout.write(formatValidation(results, path));
@@ -282,12 +289,8 @@ function required(values: Values, name: string): string {
 }
 
 /** The identities file as a list of raw entries: an array, `{ identities: [...] }`, or one config. */
-async function loadIdentities(path: string, io: CliIo): Promise<unknown[]> {
-  return (await loadPolicy(path, io)).identities;
-}
-
 /**
- * A policy file: its identities (as {@link loadIdentities} takes them) and, in the
+ * A policy file: its identities (an array, `{ "identities": [...] }` or one config) and, in the
  * `{ "identities": [...], "trust": [...] }` form, the trust entries they may name.
  */
 async function loadPolicy(path: string, io: CliIo): Promise<{ identities: unknown[]; trust?: unknown[] }> {

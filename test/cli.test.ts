@@ -44,6 +44,24 @@ const FILES: Record<string, string> = {
     { ...deployer, identityId: 'no-aud', boundAudiences: undefined },
   ]),
   'broken.json': '{"identityId": ',
+  // A policy file with a shared trust entry (docs/TRUST.md) and identities naming it.
+  'trusted.json': JSON.stringify({
+    trust: [
+      {
+        trustId: 'github',
+        issuer: ISSUER,
+        publicKeys: [key.publicJwk],
+        audiences: 'https://github.com/acme-corp',
+      },
+    ],
+    identities: [
+      { identityId: 'deploy', trust: 'github', boundSubject: 'repo:acme-corp/*:ref:refs/heads/main' },
+      { identityId: 'orphan', trust: 'gitlab', boundSubject: 'project_path:acme/*' },
+    ],
+  }),
+  'trust-elsewhere.json': JSON.stringify([
+    { identityId: 'deploy', trust: 'github', boundSubject: 'repo:acme-corp/*' },
+  ]),
   'entra.json': JSON.stringify({
     identityId: 'ado',
     publicKeys: [key.publicJwk],
@@ -558,5 +576,50 @@ describe('#13.6 claim values a store cannot hold (explain)', () => {
     expect(run.out).toMatch(/claim +"repository"/);
     expect(run.out).toMatch(/FAIL with reason claim_value_unsupported/);
     expect(run.out).not.toContain('\u0000');
+  });
+});
+
+describe('explain and validate with trust entries (issue 14: shared trust)', () => {
+  it('explain resolves an identity naming a trust entry of the policy file: its issuer, keys and audiences', async () => {
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const run = await cli(['explain', '--config', 'trusted.json', '--identity', 'deploy', '--jwt', jwt]);
+    expect(run.out).toMatch(/✔ signature +verified/);
+    expect(run.out).toMatch(/✔ issuer +"https:\/\/token.actions.githubusercontent.com"/);
+    expect(run.code).toBe(EXIT.ok);
+    const wrongAudience = await sign(key, githubClaims(clock.ms, { aud: 'https://elsewhere.example' }));
+    const refused = await cli([
+      'explain',
+      '--config',
+      'trusted.json',
+      '--identity',
+      'deploy',
+      '--jwt',
+      wrongAudience,
+    ]);
+    expect(refused.code).toBe(EXIT.failed);
+    expect(refused.out).toMatch(/✘ audience/);
+  });
+
+  it('explain and validate refuse an identity naming a trust entry the file does not declare, naming the field', async () => {
+    const jwt = await sign(key, githubClaims(clock.ms));
+    const run = await cli(['explain', '--config', 'trusted.json', '--identity', 'orphan', '--jwt', jwt]);
+    expect(run.code).toBe(EXIT.failed);
+    expect(run.out).toContain('gitlab');
+    const validated = await cli(['validate', '--config', 'trusted.json', '--json']);
+    expect(validated.code).toBe(EXIT.failed);
+    const results = JSON.parse(validated.out).identities as Array<{
+      identityId: string;
+      ok: boolean;
+      field?: string;
+    }>;
+    expect(results.find((r) => r.identityId === 'deploy')?.ok).toBe(true);
+    expect(results.find((r) => r.identityId === 'orphan')).toMatchObject({ ok: false, field: 'trust' });
+  });
+
+  it('validate warns, without failing, when an identity names a trust entry the file leaves to the engine', async () => {
+    const run = await cli(['validate', '--config', 'trust-elsewhere.json', '--json']);
+    expect(run.code).toBe(EXIT.ok);
+    const [result] = JSON.parse(run.out).identities as Array<{ ok: boolean; warnings: string[] }>;
+    expect(result!.warnings.join(' ')).toMatch(/does not declare/);
   });
 });

@@ -1,5 +1,6 @@
 import { parseIdentityConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { TrustRegistry, type TrustEntryInput } from '../trust/entries.js';
 import type { IdentityConfig } from '../types.js';
 import { FAIL, PASS, WARN, show } from './text.js';
 
@@ -22,14 +23,28 @@ export interface ValidationResult {
  * Validate every entry of an identities list as login would (`parseIdentityConfig`), plus duplicate
  * ids. Never stops at the first error: each invalid entry gets its own result.
  */
-export function validateIdentities(entries: readonly unknown[]): ValidationResult[] {
+export function validateIdentities(
+  entries: readonly unknown[],
+  trust?: readonly unknown[],
+): ValidationResult[] {
   const seen = new Map<string, number>();
+  let registry: TrustRegistry | undefined;
+  let trustError: ConfigError | undefined;
+  try {
+    registry = trust === undefined ? undefined : new TrustRegistry(trust as readonly TrustEntryInput[]);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    trustError = error;
+  }
   return entries.map((entry, index) => {
     const rawId = (entry as { identityId?: unknown } | null)?.identityId;
     const identityId = typeof rawId === 'string' ? rawId : undefined;
     let config: IdentityConfig;
     try {
       config = parseIdentityConfig(entry);
+      // A trust entry the file declares: the identity must resolve against it as the engine would.
+      if (config.trust !== undefined && trustError !== undefined) throw trustError;
+      if (config.trust !== undefined && registry !== undefined) registry.resolve(config);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       return { index, identityId, ok: false, field: error.field, error: error.message, warnings: [] };
@@ -46,7 +61,14 @@ export function validateIdentities(entries: readonly unknown[]): ValidationResul
       };
     }
     seen.set(config.identityId, index);
-    return { index, identityId, ok: true, warnings: warningsFor(config) };
+    const warnings = warningsFor(config);
+    if (config.trust !== undefined && registry === undefined) {
+      warnings.push(
+        `names trust entry ${JSON.stringify(config.trust)}, which this file does not declare ("trust": [...]): ` +
+          "it is checked at login against the engine's trust entries",
+      );
+    }
+    return { index, identityId, ok: true, warnings };
   });
 }
 
