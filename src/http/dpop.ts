@@ -25,9 +25,18 @@ export function dpopRequest(
   return {
     proof: typeof proof === 'string' || proof === undefined ? proof : proof.join(', '),
     method,
-    url: `${scheme}://${host ?? ''}${path.startsWith('/') ? path : `/${path}`}`,
+    // A host that is not one authority (a `Host` of `api.example/secrets#`, or none at all) would move
+    // the path the proof is checked against: such a request has no URL, and no proof matches it.
+    url:
+      (scheme === 'http' || scheme === 'https') && host !== undefined && AUTHORITY.test(host)
+        ? `${scheme}://${host}${path.startsWith('/') ? path : `/${path}`}`
+        : '',
   };
 }
+
+/** RFC 3986 §3.2.2 host (reg-name or bracketed IP literal) and optional port: nothing else. */
+const AUTHORITY =
+  /^(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$/;
 
 const DPOP_SCHEME = /^DPoP +([A-Za-z0-9\-._~+/]+=*) *$/i;
 

@@ -235,13 +235,18 @@ export class EngineRateLimits {
 
 /**
  * Verified refusals a leaked token earns whoever holds it, for ever or until its `exp` (an old token
- * from a CI log, a single-use token already exchanged): counted against the address, never the subject.
+ * from a CI log, a single-use token already exchanged, a login without the key or from the wrong
+ * address): counted against the address, never the subject, so they cannot lock the pipeline out.
  */
 const STALE: ReadonlySet<string> = new Set([
   'token_expired',
   'token_not_yet_valid',
   'token_issued_in_future',
   'token_already_used',
+  // Refusals anyone holding a leaked token can cause at will, from anywhere: a login without the
+  // DPoP proof an identity requires, or from an address its tokens are not for.
+  'dpop_required',
+  'ip_not_allowed',
 ]);
 
 /**

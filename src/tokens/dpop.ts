@@ -130,6 +130,7 @@ const ALGORITHM: Readonly<
 };
 /** RSA keys shorter than this are refused (RFC 7518 §3.3, §3.5). */
 const MIN_RSA_BITS = 2048;
+const MAX_RSA_BITS = 4096;
 
 /** A verified proof header: how its signatures verify, and its key's thumbprint. */
 interface ProofKey {
@@ -382,6 +383,18 @@ export class DpopVerifier {
     if (publicKey.type !== 'public') throw refuse('7', 'The DPoP proof jwk must be a public key');
     if (spec.kty === 'RSA' && (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
       throw refuse('7', `The DPoP proof jwk is an RSA key shorter than ${MIN_RSA_BITS} bits`);
+    }
+    // A 16384-bit modulus or a huge exponent costs ~5 ms per verify, reachable without credentials
+    // at login: at most 4096 bits, and the exponent every RSA library uses.
+    if (
+      spec.kty === 'RSA' &&
+      ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) > MAX_RSA_BITS ||
+        publicKey.asymmetricKeyDetails?.publicExponent !== 65537n)
+    ) {
+      throw refuse(
+        '7',
+        `The DPoP proof jwk is an RSA key longer than ${MAX_RSA_BITS} bits or with e other than 65537`,
+      );
     }
     const key =
       spec.signing === 'ecdsa'

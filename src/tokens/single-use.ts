@@ -42,8 +42,7 @@ export function singleUseKey(jwt: string, payload: JWTPayload): string {
 /**
  * Until when the key of a verified IdP token is remembered (epoch ms): as long as a login could
  * still accept it (its `exp` plus the identity's clock skew), at most {@link MAX_REPLAY_WINDOW_MS}.
- * A token that lives longer than that (an identity with `maxTokenLifetimeSeconds` above a day) could
- * be exchanged again once its key is forgotten.
+ * A token a login would accept for longer than that is refused by {@link spendIdpToken}.
  */
 export function singleUseExpiry(payload: JWTPayload, config: IdentityConfig, now: number): number {
   const acceptedUntil = ((payload.exp as number) + config.clockSkewSeconds) * 1000;
@@ -64,6 +63,12 @@ export async function spendIdpToken(
   now: number,
   logger?: Logger,
 ): Promise<void> {
+  // A token a login would still accept after its key is forgotten (a day at most) could be exchanged
+  // again then: a single-use identity refuses it rather than let it through twice.
+  const acceptedUntil = ((payload.exp as number) + config.clockSkewSeconds) * 1000;
+  if (acceptedUntil > now + MAX_REPLAY_WINDOW_MS) {
+    throw new LoginFailure('token_lifetime_too_long', true, { singleUse: true });
+  }
   let verdict;
   try {
     verdict = await cache.remember(singleUseKey(jwt, payload), singleUseExpiry(payload, config, now), now);

@@ -137,6 +137,28 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
     );
   });
 
+  it('a leaked IdP token sent without the DPoP proof its identity requires, or from an address its tokens are not for, never locks the pipeline out', async () => {
+    const { auth, clock } = makeEngine({
+      key,
+      identities: [
+        githubIdentity(key, { identityId: 'must-dpop', requireDpop: true }),
+        githubIdentity(key, { identityId: 'fenced', accessTokenTrustedIps: ['198.51.100.0/24'] }),
+      ],
+      auth: { rateLimits: { failedLoginsPerSubject: { perMinute: 1, burst: 1 } } },
+    });
+    const leaked = await sign(key, githubClaims(clock.ms));
+    for (let i = 0; i < 10; i++) {
+      expect(
+        await outcome(auth.login({ identityId: 'must-dpop', jwt: leaked, clientIp: `10.2.0.${i}` })),
+      ).toBe('401 dpop_required');
+      expect(await outcome(auth.login({ identityId: 'fenced', jwt: leaked, clientIp: `10.3.0.${i}` }))).toBe(
+        '403 ip_not_allowed',
+      );
+    }
+    // The pipeline itself, same subject, from its own address: not locked out.
+    expect(await outcome(auth.login({ identityId: 'fenced', jwt: leaked, clientIp: B }))).toBe('ok');
+  });
+
   it('long subjects (hashed into the key) lock out one by one too', async () => {
     const { auth, clock } = engine({ failedLoginsPerSubject: { perMinute: 1, burst: 1 } });
     const long = (branch: string) => `repo:acme-corp/payments-api:ref:refs/heads/${branch}${'x'.repeat(300)}`;

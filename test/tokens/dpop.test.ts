@@ -33,6 +33,7 @@ import {
   type ReplayCache,
   type TokenStore,
 } from '../../src/index.js';
+import { dpopRequest } from '../../src/http/dpop.js';
 import { htuMatches } from '../../src/tokens/dpop-htu.js';
 import { accessTokenHash } from '../../src/tokens/dpop.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
@@ -336,6 +337,34 @@ describe('DPoP (RFC 9449) in the engine', () => {
       await refusedProof(
         await proof(key, { htm: 'GET', htu: API_URL, ath: accessTokenHash(token) }, { jwk: p384.jwk }),
       );
+    });
+
+    it('RFC 9449 §4.3 step 7, §11: an RSA proof key over 4096 bits or with an exponent other than 65537 is refused (each would cost milliseconds per verify, without credentials)', async () => {
+      // Public keys only (step 7 refuses them before any signature is checked): a real 2048-bit key
+      // with an 8192-bit modulus put in, and with e = 3.
+      const real = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const jwk = real.publicKey.export({ format: 'jwk' });
+      const huge = Buffer.alloc(1024, 0xff).toString('base64url');
+      for (const bad of [
+        { ...jwk, n: huge },
+        { ...jwk, e: 'Aw' },
+      ]) {
+        const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'dpop+jwt', jwk: bad })).toString(
+          'base64url',
+        );
+        const claims = {
+          jti: randomUUID(),
+          iat: seconds(clock.ms),
+          htm: 'GET',
+          htu: API_URL,
+          ath: accessTokenHash(token),
+        };
+        const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+        const error = await refusedProof(
+          `${input}.${cryptoSign('sha256', Buffer.from(input), real.privateKey).toString('base64url')}`,
+        );
+        expect(error.message).toMatch(/longer than 4096 bits or with e other than 65537/);
+      }
     });
 
     it('RFC 9449 §4.3 step 8: an htm other than the request method is refused', async () => {
@@ -824,4 +853,28 @@ describe('htu behind a proxy, trust on and off', () => {
       }
     });
   }
+});
+
+describe('RFC 9449 §4.3 step 9: the request URL comes from one authority only', () => {
+  it('a Host that is not one authority (a path, query or fragment in it, or none at all) gives the request no URL, so no proof matches it', () => {
+    expect(dpopRequest('p', 'GET', 'https', 'api.example', '/other').url).toBe('https://api.example/other');
+    expect(dpopRequest('p', 'GET', 'https', 'api.example:8443', '/x?q=1').url).toBe(
+      'https://api.example:8443/x',
+    );
+    expect(dpopRequest('p', 'GET', 'http', '[::1]:3000', '/x').url).toBe('http://[::1]:3000/x');
+    for (const host of [
+      'api.example/secrets#',
+      'api.example/secrets?',
+      'api.example#',
+      'user@api.example',
+      'a\\b',
+      '',
+      undefined,
+    ]) {
+      const request = dpopRequest('p', 'GET', 'https', host, '/other');
+      expect(request.url).toBe('');
+      expect(htuMatches('https://api.example/secrets', request.url)).toBe(false);
+    }
+    expect(dpopRequest('p', 'GET', 'ftp', 'api.example', '/x').url).toBe('');
+  });
 });

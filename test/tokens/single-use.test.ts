@@ -296,15 +296,19 @@ describe('SECURITY-CASES TIME-09: the key is iss + jti, or the signed content, n
     expect(e.tokens.created).toBe(1);
   });
 
-  it('a token valid for more than a day is remembered for a day (MAX_REPLAY_WINDOW_MS), the longest a replay cache keeps a key', async () => {
+  it('a token a login would accept for more than a day (MAX_REPLAY_WINDOW_MS, the longest a replay cache keeps a key) is refused as token_lifetime_too_long, never remembered: it could be exchanged again once forgotten', async () => {
     const cache = new RecordingCache();
     const e = engine({ replayCache: cache, identity: { maxTokenLifetimeSeconds: 3 * 86_400 } });
     const now = seconds(e.clock.ms);
-    await e.auth.login({
-      identityId: ID,
-      jwt: await sign(e.key, githubClaims(e.clock.ms, { exp: now + 2 * 86_400 })),
-    });
-    expect(cache.remembered[0]!.expiresAt).toBe(e.clock.ms + MAX_REPLAY_WINDOW_MS);
+    const long = await sign(e.key, githubClaims(e.clock.ms, { exp: now + 2 * 86_400 }));
+    const error = await refusal(e.auth.login({ identityId: ID, jwt: long }));
+    expect(error.code).toBe('token_lifetime_too_long');
+    expect(cache.remembered).toHaveLength(0);
+    expect(e.tokens.created).toBe(0);
+    // One that is accepted for less than a day is remembered until then.
+    const day = await sign(e.key, githubClaims(e.clock.ms, { exp: now + 86_400 - 120 }));
+    await e.auth.login({ identityId: ID, jwt: day });
+    expect(cache.remembered[0]!.expiresAt).toBeLessThanOrEqual(e.clock.ms + MAX_REPLAY_WINDOW_MS);
   });
 });
 
