@@ -655,7 +655,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       const proof =
         input.dpop?.proof === undefined
           ? undefined
-          : await dpop.verify(input.dpop, clock(), 'token').catch((error: unknown) => {
+          : await dpop.verify(input.dpop, clock(), 'token', undefined, true).catch((error: unknown) => {
               if (error instanceof OidcAuthError) {
                 emit({
                   type: 'login.failure',
@@ -739,6 +739,8 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
         narrowed.format === 'jwt'
           ? { ...narrowed, minted: await mintJwt(record, now, narrowed.audience, narrowed.scopes) }
           : undefined;
+      // The proof's jti is spent only now that the IdP token verified and every check passed.
+      await proof?.remember?.();
       // Last of the checks, so a refused login never spends a single-use IdP token (single-use.ts).
       if (config.singleUseTokens) await spendIdpToken(replayCache, jwt, payload, config, now, logger);
       try {

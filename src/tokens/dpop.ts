@@ -146,6 +146,12 @@ export interface DpopProof {
   jti: string;
   /** Epoch ms. */
   issuedAt: number;
+  /**
+   * With `deferReplay`: remember the `jti` now (refusing a proof seen before). A login calls it only
+   * once the IdP token verified and every check passed, so a caller without a genuine IdP token
+   * cannot fill the replay cache with proofs of keys of its own.
+   */
+  remember?: () => Promise<void>;
 }
 
 /** `base64url(SHA-256(accessToken))`: a proof's `ath` (RFC 9449 §4.2). */
@@ -253,6 +259,7 @@ export class DpopVerifier {
     now: number,
     endpoint: DpopEndpoint,
     accessToken?: string,
+    deferReplay = false,
   ): Promise<DpopProof> {
     const refuse = (step: string, message: string) => this.#refuse(endpoint, step, message, now);
     const proof = request.proof;
@@ -324,19 +331,23 @@ export class DpopVerifier {
       throw refuse('12', 'The DPoP proof carries an ath but no access token is presented');
     }
     // §11.1: a jti is accepted once while its proof could be accepted at all.
-    let verdict;
-    try {
-      verdict = await this.#replay.remember(
-        `dpop:${key.jkt}:${jti}`,
-        Math.max(issuedAt + this.#windowMs, now + 1000),
-        now,
-      );
-    } catch (error) {
-      throw new ServiceUnavailableError('store_unavailable', 'The replay cache is unavailable', {
-        cause: error,
-      });
-    }
-    if (!verdict.first) throw refuse('11.1', 'The DPoP proof was used before');
+    const remember = async (): Promise<void> => {
+      let verdict;
+      try {
+        verdict = await this.#replay.remember(
+          `dpop:${key.jkt}:${jti}`,
+          Math.max(issuedAt + this.#windowMs, now + 1000),
+          now,
+        );
+      } catch (error) {
+        throw new ServiceUnavailableError('store_unavailable', 'The replay cache is unavailable', {
+          cause: error,
+        });
+      }
+      if (!verdict.first) throw refuse('11.1', 'The DPoP proof was used before');
+    };
+    if (deferReplay) return { jkt: key.jkt, jti, issuedAt, remember };
+    await remember();
     return { jkt: key.jkt, jti, issuedAt };
   }
 

@@ -155,6 +155,35 @@ describe('DPoP (RFC 9449) in the engine', () => {
       expect(decodeJwt(grant.accessToken).cnf).toEqual({ jkt: key.jkt });
     });
 
+    it('RFC 9449 §11.1 at the door: a login proof is remembered only once the IdP token verified, so unknown identities and forged IdP tokens cannot fill the replay cache; the same proof then still logs in, and once only', async () => {
+      const cache = new MemoryReplayCache();
+      const own = engine(clock, { replayCache: cache });
+      try {
+        const p = await loginProof();
+        const forged = await sign(makeKey('RS256', idpKey.kid), githubClaims(clock.ms));
+        for (const attempt of [
+          { identityId: 'nobody', jwt: await idpToken() },
+          { identityId: 'gh-deployer', jwt: forged },
+        ]) {
+          await refusal(own.login({ ...attempt, dpop: at(p, LOGIN_URL, 'POST') }));
+        }
+        expect(cache.size).toBe(0);
+        const ok = await own.login({
+          identityId: 'gh-deployer',
+          jwt: await idpToken(),
+          dpop: at(p, LOGIN_URL, 'POST'),
+        });
+        expect(ok.tokenType).toBe('DPoP');
+        expect(cache.size).toBe(1);
+        const again = await refusal(
+          own.login({ identityId: 'gh-deployer', jwt: await idpToken(), dpop: at(p, LOGIN_URL, 'POST') }),
+        );
+        expect(again.code).toBe('invalid_dpop_proof');
+      } finally {
+        await own.close();
+      }
+    });
+
     it('a login without a proof gets a Bearer token with no binding', async () => {
       const grant = await auth.login({ identityId: 'gh-deployer', jwt: await idpToken() });
       expect(grant.tokenType).toBe('Bearer');
