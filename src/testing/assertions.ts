@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { OidcAuthError } from '../errors.js';
-import type { AccessTokenRecord, ConsumeResult, ExtendResult } from '../types.js';
+import type { AccessTokenRecord, ConsumeResult, ExtendResult, TokenStore } from '../types.js';
 
 type Refusal = Extract<ConsumeResult | ExtendResult, { ok: false }>['reason'];
 
@@ -127,4 +127,32 @@ function describeError(error: unknown): string {
 /** Lets other callbacks run: a backend round trip's worth of interleaving. */
 export function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Every record is refused `revoked` by consume and by extend, on every instance: no token of a login
+ * in flight survived `revocation` (`revokeIdentity`, `revokeWhere`).
+ */
+export async function expectAllRevoked(
+  instances: readonly TokenStore[],
+  records: readonly AccessTokenRecord[],
+  what: string,
+  revocation: string,
+): Promise<void> {
+  const now = Date.now();
+  const checks = records.flatMap((record, i) =>
+    instances.flatMap((store, s) => [
+      store.consume(record.tokenId, now).then((r) => ({ op: 'consume', r, i, s })),
+      store.extend(record.tokenId, now).then((r) => ({ op: 'extend', r, i, s })),
+    ]),
+  );
+  const survivors = (await Promise.all(checks)).filter(({ r }) => r.ok || r.reason !== 'revoked');
+  assert.deepEqual(
+    survivors.map(
+      ({ op, r, i, s }) =>
+        `record ${i}: ${op} on instance ${s + 1} answered ${JSON.stringify(r.ok ? 'ok' : r.reason)}`,
+    ),
+    [],
+    `${what}: tokens of logins in flight during ${revocation} survived it`,
+  );
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import type { AccessTokenRecord, TokenStore } from '../types.js';
-import { assertGranted, assertRefused, tick } from './assertions.js';
+import { assertGranted, assertRefused, expectAllRevoked, tick } from './assertions.js';
 import { makeRecord, newId, newIdentityId } from './records.js';
 import type { TokenCaseContext } from './token-context.js';
 
@@ -204,7 +203,7 @@ export function tokenRevocationCases({ test, stores, created }: TokenCaseContext
         // And one stored once the revocation had returned, by a login that read the generation before.
         const late = makeRecord({ identityId, generation: stamp });
         await (round % 2 ? a : b).create(late);
-        await expectAllRevoked([a, b], [...records, late], `round ${round + 1}`);
+        await expectAllRevoked([a, b], [...records, late], `round ${round + 1}`, 'revokeIdentity');
       }
     });
   });
@@ -222,28 +221,4 @@ export function tokenRevocationCases({ test, stores, created }: TokenCaseContext
       assert.equal(await store.revokeIdentity(newIdentityId()), 0);
     });
   });
-}
-
-/** Every record is refused `revoked` by consume and by extend, on every instance. */
-async function expectAllRevoked(
-  instances: readonly TokenStore[],
-  records: readonly AccessTokenRecord[],
-  what: string,
-): Promise<void> {
-  const now = Date.now();
-  const checks = records.flatMap((record, i) =>
-    instances.flatMap((store, s) => [
-      store.consume(record.tokenId, now).then((r) => ({ op: 'consume', r, i, s })),
-      store.extend(record.tokenId, now).then((r) => ({ op: 'extend', r, i, s })),
-    ]),
-  );
-  const survivors = (await Promise.all(checks)).filter(({ r }) => r.ok || r.reason !== 'revoked');
-  assert.deepEqual(
-    survivors.map(
-      ({ op, r, i, s }) =>
-        `record ${i}: ${op} on instance ${s + 1} answered ${JSON.stringify(r.ok ? 'ok' : r.reason)}`,
-    ),
-    [],
-    `${what}: tokens of logins in flight during revokeIdentity survived it`,
-  );
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import type { AccessTokenRecord, TokenStore } from '../types.js';
-import { assertGranted, assertRefused, tick } from './assertions.js';
+import type { TokenStore } from '../types.js';
+import { assertGranted, assertRefused, expectAllRevoked, tick } from './assertions.js';
 import { makeRecord, newId, newIdentityId } from './records.js';
 import type { TokenCaseContext } from './token-context.js';
 
@@ -150,7 +150,7 @@ export function tokenRevokeWhereCases({ test, stores, created }: TokenCaseContex
         await Promise.all([revoking, ...creating]);
         const late = stamped(run);
         await (round % 2 ? a : b).create(late);
-        await expectRefused([a, b], [...records, late], `round ${round + 1}`);
+        await expectAllRevoked([a, b], [...records, late], `round ${round + 1}`, 'revokeWhere');
         for (const record of others) {
           assertGranted(
             await a.consume(record.tokenId, Date.now()),
@@ -200,28 +200,4 @@ export function tokenRevokeWhereCases({ test, stores, created }: TokenCaseContex
       );
     });
   });
-}
-
-/** Every record is refused `revoked` by consume and by extend, on every instance. */
-async function expectRefused(
-  instances: readonly TokenStore[],
-  records: readonly AccessTokenRecord[],
-  what: string,
-): Promise<void> {
-  const now = Date.now();
-  const checks = records.flatMap((record, i) =>
-    instances.flatMap((store, s) => [
-      store.consume(record.tokenId, now).then((r) => ({ op: 'consume', r, i, s })),
-      store.extend(record.tokenId, now).then((r) => ({ op: 'extend', r, i, s })),
-    ]),
-  );
-  const survivors = (await Promise.all(checks)).filter(({ r }) => r.ok || r.reason !== 'revoked');
-  assert.deepEqual(
-    survivors.map(
-      ({ op, r, i, s }) =>
-        `record ${i}: ${op} on instance ${s + 1} answered ${JSON.stringify(r.ok ? 'ok' : r.reason)}`,
-    ),
-    [],
-    `${what}: tokens of logins in flight during revokeWhere survived it`,
-  );
 }
