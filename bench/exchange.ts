@@ -22,8 +22,12 @@ import {
   SIGNING_KEYS,
   signIdpToken,
 } from './lib/fixtures.js';
-import { measureCase, type MicroCase, type MicroResult } from './lib/micro-harness.js';
-import { median } from './lib/stats.js';
+import {
+  measureAlternating,
+  throughputRatio,
+  writeCaseMedians,
+  type MicroCase,
+} from './lib/micro-harness.js';
 
 const { values } = parseArgs({
   options: { rounds: { type: 'string', default: '5' }, quick: { type: 'boolean', default: false } },
@@ -94,29 +98,15 @@ const cases: MicroCase[] = [
   },
 ];
 
-const results = new Map<string, MicroResult[]>(cases.map((c) => [c.name, []]));
-for (let round = 0; round < rounds; round++) {
-  const order = round % 2 === 0 ? cases : [...cases].reverse();
-  for (const c of order) results.get(c.name)!.push(await measureCase(c, options));
-}
-const perOp = (name: string, pick: (r: MicroResult) => number) => results.get(name)!.map(pick);
-const us = (ns: number) => (ns / 1000).toFixed(1);
-for (const c of cases) {
-  process.stdout.write(
-    `${c.name.padEnd(28)} wall ${us(median(perOp(c.name, (r) => r.wallNs)))} µs/op  cpu ${us(median(perOp(c.name, (r) => r.cpuNs)))} µs/op\n`,
-  );
-}
-const ratio = (a: string, b: string, pick: (r: MicroResult) => number) => {
-  const per = perOp(a, pick).map((x, i) => perOp(b, pick)[i]! / x); // throughput ratio = b time / a time
-  return `${median(per).toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`;
-};
+const results = await measureAlternating(cases, rounds, options);
+writeCaseMedians(results, { pad: 28, digits: 1 });
 for (const [a, b] of [
   ['token exchange, client_id', 'login (JSON body)'],
   ['token exchange, client_id', 'login (form body)'],
   ['token exchange, selected', 'login (JSON body)'],
 ] as const) {
-  process.stdout.write(
-    `${a} vs ${b}: throughput ${ratio(a, b, (r) => r.wallNs)} (wall), ${ratio(a, b, (r) => r.cpuNs)} (cpu)\n`,
-  );
+  const wall = throughputRatio(results, a, b, (r) => r.wallNs);
+  const cpu = throughputRatio(results, a, b, (r) => r.cpuNs);
+  process.stdout.write(`${a} vs ${b}: throughput ${wall} (wall), ${cpu} (cpu)\n`);
 }
 await auth.close();

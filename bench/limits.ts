@@ -21,8 +21,12 @@ import {
   SIGNING_KEYS,
   signIdpToken,
 } from './lib/fixtures.js';
-import { measureCase, type MicroCase, type MicroResult } from './lib/micro-harness.js';
-import { median } from './lib/stats.js';
+import {
+  measureAlternating,
+  throughputRatio,
+  writeCaseMedians,
+  type MicroCase,
+} from './lib/micro-harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -82,26 +86,12 @@ if (values.redis) {
   pairs.push(['login, RedisRateLimiter', 'login, rateLimits: false']);
 }
 
-const results = new Map<string, MicroResult[]>(cases.map((c) => [c.name, []]));
-for (let round = 0; round < rounds; round++) {
-  const order = round % 2 === 0 ? cases : [...cases].reverse();
-  for (const c of order) results.get(c.name)!.push(await measureCase(c, options));
-}
-const perOp = (name: string, pick: (r: MicroResult) => number) => results.get(name)!.map(pick);
-const us = (ns: number) => (ns / 1000).toFixed(2);
-for (const c of cases) {
-  process.stdout.write(
-    `${c.name.padEnd(34)} wall ${us(median(perOp(c.name, (r) => r.wallNs)))} µs/op  cpu ${us(median(perOp(c.name, (r) => r.cpuNs)))} µs/op\n`,
-  );
-}
-const ratio = (a: string, b: string, pick: (r: MicroResult) => number) => {
-  const per = perOp(a, pick).map((x, i) => perOp(b, pick)[i]! / x); // throughput ratio = b time / a time
-  return `${median(per).toFixed(3)}x (rounds ${Math.min(...per).toFixed(3)}–${Math.max(...per).toFixed(3)})`;
-};
+const results = await measureAlternating(cases, rounds, options);
+writeCaseMedians(results, { pad: 34, digits: 2 });
 for (const [a, b] of pairs) {
-  process.stdout.write(
-    `${a} vs ${b}: throughput ${ratio(a, b, (r) => r.wallNs)} (wall), ${ratio(a, b, (r) => r.cpuNs)} (cpu)\n`,
-  );
+  const wall = throughputRatio(results, a, b, (r) => r.wallNs, 3);
+  const cpu = throughputRatio(results, a, b, (r) => r.cpuNs, 3);
+  process.stdout.write(`${a} vs ${b}: throughput ${wall} (wall), ${cpu} (cpu)\n`);
 }
 await Promise.all([limited.close(), unlimited.close(), redisLimited?.close()]);
 if (redis) {

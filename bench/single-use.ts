@@ -31,8 +31,12 @@ import {
   SIGNING_KEYS,
   signIdpToken,
 } from './lib/fixtures.js';
-import { measureCase, type MicroCase, type MicroResult } from './lib/micro-harness.js';
-import { median } from './lib/stats.js';
+import {
+  measureAlternating,
+  throughputRatio,
+  writeCaseMedians,
+  type MicroCase,
+} from './lib/micro-harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -170,26 +174,11 @@ if (stores.includes('redis')) {
   );
 }
 
-const results = new Map<string, MicroResult[]>(cases.map((c) => [c.name, []]));
-for (let round = 0; round < rounds; round++) {
-  const order = round % 2 === 0 ? cases : [...cases].reverse();
-  for (const c of order) results.get(c.name)!.push(await measureCase(c, options));
-}
-const perOp = (name: string, pick: (r: MicroResult) => number) => results.get(name)!.map(pick);
-const us = (ns: number) => (ns / 1000).toFixed(1);
-for (const c of cases) {
-  process.stdout.write(
-    `${c.name.padEnd(48)} wall ${us(median(perOp(c.name, (r) => r.wallNs)))} µs/op  cpu ${us(median(perOp(c.name, (r) => r.cpuNs)))} µs/op\n`,
-  );
-}
-/** Throughput of `on` relative to `off`: off's time per login over on's, per round, then the median. */
-const ratio = (off: string, on: string, pick: (r: MicroResult) => number) => {
-  const per = perOp(on, pick).map((x, i) => perOp(off, pick)[i]! / x);
-  return `${median(per).toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`;
-};
+const results = await measureAlternating(cases, rounds, options);
+writeCaseMedians(results, { pad: 48, digits: 1 });
 for (const [off, on] of pairs) {
-  process.stdout.write(
-    `${on} vs off: throughput ${ratio(off, on, (r) => r.wallNs)} (wall), ${ratio(off, on, (r) => r.cpuNs)} (cpu); target ≥ 0.9x\n`,
-  );
+  const wall = throughputRatio(results, on, off, (r) => r.wallNs);
+  const cpu = throughputRatio(results, on, off, (r) => r.cpuNs);
+  process.stdout.write(`${on} vs off: throughput ${wall} (wall), ${cpu} (cpu); target ≥ 0.9x\n`);
 }
 for (const close of closers) await close();

@@ -144,3 +144,49 @@ export function microMarkdown(results: readonly MicroResult[]): string {
   }
   return lines.join('\n');
 }
+
+/**
+ * Every case measured once per round, the order reversed every other round, so drift over the run
+ * hits all cases alike. Results by case name, one per round.
+ */
+export async function measureAlternating(
+  cases: readonly MicroCase[],
+  rounds: number,
+  options: MicroOptions,
+): Promise<Map<string, MicroResult[]>> {
+  const results = new Map<string, MicroResult[]>(cases.map((c) => [c.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? cases : [...cases].reverse();
+    for (const c of order) results.get(c.name)!.push(await measureCase(c, options));
+  }
+  return results;
+}
+
+/** One line per case: its median wall and CPU µs per operation over the rounds. */
+export function writeCaseMedians(
+  results: ReadonlyMap<string, readonly MicroResult[]>,
+  options: { pad: number; digits: number },
+): void {
+  const us = (values: number[]) => (median(values) / 1000).toFixed(options.digits);
+  for (const [name, rounds] of results) {
+    process.stdout.write(
+      `${name.padEnd(options.pad)} wall ${us(rounds.map((r) => r.wallNs))} µs/op  cpu ${us(rounds.map((r) => r.cpuNs))} µs/op\n`,
+    );
+  }
+}
+
+/**
+ * Throughput of case `of` relative to case `against`: `against`'s time per operation over `of`'s,
+ * per round (same process, same moment), then the median with the rounds' min–max.
+ */
+export function throughputRatio(
+  results: ReadonlyMap<string, readonly MicroResult[]>,
+  of: string,
+  against: string,
+  pick: (r: MicroResult) => number,
+  digits = 2,
+): string {
+  const base = results.get(against)!;
+  const per = results.get(of)!.map((r, i) => pick(base[i]!) / pick(r));
+  return `${median(per).toFixed(digits)}x (rounds ${Math.min(...per).toFixed(digits)}–${Math.max(...per).toFixed(digits)})`;
+}
