@@ -75,11 +75,10 @@ export class EngineRateLimits {
   }
 
   /**
-   * A login refused with `code`: before the signature verified it spends the address's failed-login
-   * budget, after it the subject's, unless the token was stale (expired, not yet valid, already
-   * exchanged): a leaked old token must not let its holder lock the pipeline's subject out, so
-   * those spend the address's budget too. An IdP or store outage is nobody's failure. Never throws:
-   * the refusal stands whatever the limiter does.
+   * A login refused with `code`: the subject's failed-login budget when the identity refused what
+   * the verified token itself says ({@link OWN_CLAIMS}), else the address's: a leaked token must not
+   * let its holder lock the pipeline's subject out. An IdP or store outage is nobody's failure.
+   * Never throws: the refusal stands whatever the limiter does.
    */
   async loginFailed(
     failure: { code: string; verified: boolean },
@@ -91,7 +90,7 @@ export class EngineRateLimits {
     const { failedLoginsPerAddress, failedLoginsPerSubject } = this.#limits;
     let key: string | undefined;
     let rule: RateLimitRule | undefined;
-    if (failure.verified && !STALE.has(failure.code)) {
+    if (failure.verified && OWN_CLAIMS.has(failure.code)) {
       const claims = context.issuer === undefined ? verifiedClaims(jwt) : context;
       if (claims?.issuer === undefined) return;
       key = `f:s:${subjectKey(context.identityId, claims.issuer, claims.subject ?? '')}`;
@@ -234,19 +233,25 @@ export class EngineRateLimits {
 }
 
 /**
- * Verified refusals a leaked token earns whoever holds it, for ever or until its `exp` (an old token
- * from a CI log, a single-use token already exchanged, a login without the key or from the wrong
- * address): counted against the address, never the subject, so they cannot lock the pipeline out.
+ * Verified refusals that lock a subject out: the identity refuses what the token itself says (its
+ * issuer, lifetime, subject, audience, claims, rules), so every token of that subject fails alike and
+ * only the pipeline's own misconfiguration spends the budget. Every other verified refusal is one a
+ * holder of a leaked token can cause at will, from anywhere, and is counted against the address:
+ * time (expired, not yet valid), an IdP token already exchanged, a login without the DPoP proof
+ * the identity requires or from outside its trusted IPs, a requested scope, audience or format the
+ * identity does not grant.
  */
-const STALE: ReadonlySet<string> = new Set([
-  'token_expired',
-  'token_not_yet_valid',
-  'token_issued_in_future',
-  'token_already_used',
-  // Refusals anyone holding a leaked token can cause at will, from anywhere: a login without the
-  // DPoP proof an identity requires, or from an address its tokens are not for.
-  'dpop_required',
-  'ip_not_allowed',
+const OWN_CLAIMS: ReadonlySet<string> = new Set([
+  'issuer_mismatch',
+  'token_lifetime_too_long',
+  'token_malformed',
+  'subject_not_allowed',
+  'audience_not_allowed',
+  'claim_not_allowed',
+  'claim_missing',
+  'claim_value_unsupported',
+  'denied_by_rule',
+  'no_rule_matched',
 ]);
 
 /**

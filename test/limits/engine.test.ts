@@ -137,7 +137,7 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
     );
   });
 
-  it('a leaked IdP token sent without the DPoP proof its identity requires, or from an address its tokens are not for, never locks the pipeline out', async () => {
+  it('a leaked IdP token sent without the DPoP proof its identity requires, from an address its tokens are not for, or asking for a scope or audience the identity does not grant, never locks the pipeline out', async () => {
     const { auth, clock } = makeEngine({
       key,
       identities: [
@@ -154,6 +154,24 @@ describe('rate limits on login (Throttled: 429, docs/RATE-LIMITS.md)', () => {
       expect(await outcome(auth.login({ identityId: 'fenced', jwt: leaked, clientIp: `10.3.0.${i}` }))).toBe(
         '403 ip_not_allowed',
       );
+    }
+    // Nor a scope, audience or format asked for that the identity does not grant: the caller chose it.
+    for (let i = 0; i < 10; i++) {
+      expect(
+        await outcome(
+          auth.login({ identityId: 'fenced', jwt: leaked, clientIp: B, grant: { scopes: ['admin'] } }),
+        ),
+      ).toBe('401 scope_not_allowed');
+      expect(
+        await outcome(
+          auth.login({
+            identityId: 'fenced',
+            jwt: leaked,
+            clientIp: B,
+            grant: { audience: 'https://x.example' },
+          }),
+        ),
+      ).toBe('401 target_not_allowed');
     }
     // The pipeline itself, same subject, from its own address: not locked out.
     expect(await outcome(auth.login({ identityId: 'fenced', jwt: leaked, clientIp: B }))).toBe('ok');
