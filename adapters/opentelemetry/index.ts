@@ -41,8 +41,19 @@ export interface OpenTelemetryOptions {
    */
   meterProvider?: MeterProvider;
   /**
-   * Give `authenticate` (the guard, the hot path) a `store.consume` child span. Default false: the
-   * guard is one span, and its store call is timed in `oidc_machine_auth.guard.store.duration` only.
+   * Give every guarded request (`authenticate`, the hot path) a span of its own. Default false: the
+   * guard adds its outcome to the span active when it runs (the request's span, when HTTP
+   * instrumentation made one: `oidc_machine_auth.outcome`, `oidc_machine_auth.identity.id`,
+   * `oidc_machine_auth.token.id`, `oidc_machine_auth.denial.reason`), counts its decision in
+   * `oidc_machine_auth.guard.decisions` and times its store call in
+   * `oidc_machine_auth.guard.store.duration`; a span per request would double the spans an
+   * instrumented app records. Login, renew, revoke, introspection and the token exchange always
+   * have their spans.
+   */
+  guardSpans?: boolean;
+  /**
+   * With {@link guardSpans}, give `authenticate` a `store.consume` child span too (implies
+   * `guardSpans`). Default false: its store call is timed in `oidc_machine_auth.guard.store.duration` only.
    */
   guardStoreSpans?: boolean;
 }
@@ -60,6 +71,8 @@ const OUTCOME = 'oidc_machine_auth.outcome';
 const SCOPE = 'oidc_machine_auth.revocation.scope';
 const ACTIVE = 'oidc_machine_auth.introspection.active';
 const CACHE_RESULT = 'oidc_machine_auth.keys.cache.result';
+/** A guard refusal's reason code on the request's span (whose `error.type` is the HTTP layer's). */
+const DENIAL_REASON = 'oidc_machine_auth.denial.reason';
 
 /** Error types are reason codes, error class names or the fetch error codes: anything else is `_OTHER`. */
 const ERROR_TYPE_VALUE = /^[A-Za-z_$][\w$]{0,63}$/;
@@ -203,6 +216,57 @@ class StoreTimer implements TraceSpan {
 }
 
 /** One span of the engine, as an OpenTelemetry span. */
+/**
+ * The guard without a span of its own ({@link OpenTelemetryOptions.guardSpans} off): its store call
+ * timed, its decision counted, and its outcome added to the request's span when one is recording.
+ */
+class GuardRecord implements TraceSpan {
+  #failed: string | undefined;
+  #identityId: string | undefined;
+  #tokenId: string | undefined;
+
+  constructor(
+    readonly instruments: Instruments,
+    /** The span active when the guard started (the request's), if it records. */
+    readonly request: Span | undefined,
+  ) {}
+
+  child(name: StepName, fields?: SpanFields): TraceSpan {
+    if (name !== 'store' || !this.instruments.metricsOn) return NOOP_SPAN;
+    return new StoreTimer(this.instruments, true, fields?.operation);
+  }
+
+  set(fields: SpanFields): void {
+    if (typeof fields.identityId === 'string') this.#identityId = fields.identityId;
+    if (typeof fields.tokenId === 'string') this.#tokenId = fields.tokenId;
+  }
+
+  fail(reason: string): void {
+    this.#failed ??= errorType(reason);
+  }
+
+  end(): void {
+    try {
+      if (this.instruments.metricsOn) {
+        if (this.#failed === undefined) this.instruments.decisions.success();
+        else this.instruments.decisions.failure(this.#failed);
+      }
+      const request = this.request;
+      if (request === undefined) return;
+      if (this.#failed !== undefined) {
+        request.setAttribute(OUTCOME, 'failure');
+        request.setAttribute(DENIAL_REASON, this.#failed);
+        return;
+      }
+      request.setAttribute(OUTCOME, 'success');
+      if (this.#identityId !== undefined) request.setAttribute(IDENTITY_ID, this.#identityId);
+      if (this.#tokenId !== undefined) request.setAttribute(TOKEN_ID, this.#tokenId);
+    } catch {
+      // Telemetry never fails a request.
+    }
+  }
+}
+
 class OtelSpan implements TraceSpan {
   #failed: string | undefined;
   #context: Context | undefined;
@@ -430,6 +494,7 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
     metricsOn: shared.metricsOn,
     guardStoreSpans: options.guardStoreSpans ?? false,
   };
+  const guardSpans = options.guardSpans ?? options.guardStoreSpans ?? false;
   const noTraces = tracesNothing(tracerProvider);
   const metricsOn = shared.metricsOn;
 
@@ -469,6 +534,11 @@ export function instrumentOidcAuth(options: OpenTelemetryOptions = {}): Instrume
       try {
         // No SDK at all (the API's no-op tracer and meter): nothing to record, not even a span object.
         if (!metricsOn && noTraces()) return NOOP_SPAN;
+        if (name === 'authenticate' && !guardSpans) {
+          const request = noTraces() ? undefined : trace.getSpan(context.active());
+          const recording = request?.isRecording() ? request : undefined;
+          return recording || metricsOn ? new GuardRecord(instruments, recording) : NOOP_SPAN;
+        }
         const context_ = parent instanceof OtelSpan ? parent.context() : context.active();
         const attributes = attributesOf(fields);
         const span = tracer.startSpan(OPERATION_NAMES[name], attributes ? { attributes } : {}, context_);

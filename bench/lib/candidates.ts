@@ -72,6 +72,7 @@ export const CANDIDATES: readonly Candidate[] = [
   ...(
     [
       ['sdk', 'SDK registered, in-memory exporters'],
+      ['sdk-spans', 'SDK registered, a span per guarded request (guardSpans)'],
       ['api', 'no SDK registered'],
     ] as const
   ).map(([mode, what]): Candidate => ({
@@ -407,6 +408,11 @@ export const COMPARISONS: readonly Comparison[] = [
     baseline: 'express-guard-memory',
     target: 0.9,
     source: 'issue 17',
+  },
+  {
+    label: 'guard + OpenTelemetry (SDK, guardSpans: a span per request) vs guard',
+    candidate: 'express-guard-otel-sdk-spans',
+    baseline: 'express-guard-memory',
   },
   {
     label: 'guard + OpenTelemetry (no SDK) vs guard',

@@ -5,6 +5,9 @@
  *   `SimpleSpanProcessor`) into an `InMemorySpanExporter`, emptied every second so the heap does not
  *   grow with the run, and a `MeterProvider` whose `PeriodicExportingMetricReader` exports to an
  *   `InMemoryMetricExporter` every second. Every span is sampled (the default `AlwaysOn` sampler).
+ *   The guard has no span of its own (the default, `guardSpans: false`): it counts its decision,
+ *   times its store call and annotates the request's span when there is one.
+ * - `sdk-spans`: the same with `instrumentOidcAuth({ guardSpans: true })`: a span per guarded request.
  * - `api`: `instrumentOidcAuth()` with no SDK registered (the API's no-op providers).
  * - unset: no instrumentation.
  * Loaded only when asked for, so the baseline process never imports OpenTelemetry.
@@ -16,7 +19,7 @@ export async function benchInstrumentation(mode: string | undefined): Promise<In
   if (mode === undefined || mode === '') return undefined;
   const { instrumentOidcAuth } = await import('../../adapters/opentelemetry/index.js');
   if (mode === 'api') return instrumentOidcAuth();
-  if (mode !== 'sdk') throw new Error(`BENCH_OTEL: unknown mode ${mode}`);
+  if (mode !== 'sdk' && mode !== 'sdk-spans') throw new Error(`BENCH_OTEL: unknown mode ${mode}`);
   const { metrics, trace } = await import('@opentelemetry/api');
   const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor } =
     await import('@opentelemetry/sdk-trace-base');
@@ -38,7 +41,7 @@ export async function benchInstrumentation(mode: string | undefined): Promise<In
     spans.reset();
     metricExporter.reset();
   }, 1000).unref();
-  return instrumentOidcAuth();
+  return instrumentOidcAuth({ guardSpans: mode === 'sdk-spans' });
 }
 
 /**

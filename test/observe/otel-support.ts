@@ -43,9 +43,11 @@ export interface Telemetry {
 
 /**
  * `sampled: false`: the tracer provider samples nothing (`AlwaysOffSampler`); metrics are recorded.
- * `guardStoreSpans`: passed to `instrumentOidcAuth`.
+ * `guardSpans`, `guardStoreSpans`: passed to `instrumentOidcAuth`.
  */
-export function telemetry(options: { sampled?: boolean; guardStoreSpans?: boolean } = {}): Telemetry {
+export function telemetry(
+  options: { sampled?: boolean; guardSpans?: boolean; guardStoreSpans?: boolean } = {},
+): Telemetry {
   const exporter = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({
     spanProcessors: [new SimpleSpanProcessor(exporter)],
@@ -74,6 +76,7 @@ export function telemetry(options: { sampled?: boolean; guardStoreSpans?: boolea
     instrumentation: instrumentOidcAuth({
       tracerProvider,
       meterProvider,
+      ...(options.guardSpans !== undefined && { guardSpans: options.guardSpans }),
       ...(options.guardStoreSpans !== undefined && { guardStoreSpans: options.guardStoreSpans }),
     }),
     tracerProvider,

@@ -113,8 +113,8 @@ describe('OpenTelemetry spans', () => {
     expect(t.named('oidc_machine_auth.store.identity.get')).toEqual([]);
   });
 
-  it('authenticate (the guard) is one span, its store call timed only (guard.store.duration, no attributes); a refusal has error.type', async () => {
-    const t = telemetry();
+  it('guardSpans: true: authenticate (the guard) is one span, its store call timed only (guard.store.duration, no attributes); a refusal has error.type', async () => {
+    const t = telemetry({ guardSpans: true });
     const { auth, clock, key } = engine(t);
     const grant = await auth.login({
       identityId: 'gh-deployer',
@@ -195,7 +195,7 @@ describe('OpenTelemetry spans', () => {
   });
 
   it('renew and revoke are spans with their store steps; a revoked token is denied as token_revoked', async () => {
-    const t = telemetry();
+    const t = telemetry({ guardSpans: true });
     const { auth, clock, key } = engine(t);
     const grant = await auth.login({
       identityId: 'gh-deployer',
