@@ -149,7 +149,7 @@ export class RedisReplayCache implements ReplayCache {
     checkReplayArguments(key, expiresAt, now);
     return new Promise((resolve, reject) => {
       const call = { key, now, expiresAt, resolve, reject };
-      // Unbatched (Cluster): the same script over this one key, so it stays in the key's slot.
+      // Unbatched (Cluster, or batchRemembers: false): the same script over this one key, in its slot.
       if (!this.#batchRemembers) void this.#rememberMany([call]);
       // The first call of a turn schedules the script call; calls made before it runs join it.
       else if (this.#pending.push(call) === 1) setImmediate(this.#flushRemembers);
