@@ -21,37 +21,86 @@ export interface RedisReplayCacheOptions {
    * Redis's clock. Default 300 000 (5 min).
    */
   expiryMarginMs?: number;
+  /**
+   * Send the `remember` calls that arrive in one turn of the event loop (a burst of DPoP-guarded
+   * requests, of single-use logins) to Redis as one script call over their keys, one write and one
+   * reply for them all, instead of one each. Each key is still checked and taken atomically, in
+   * arrival order (one key twice in a burst: the first call is first, the second is told so). Default
+   * true; always off for a `Cluster` client (the keys live in different slots). Turn it off behind a
+   * proxy that refuses scripts with many keys.
+   */
+  batchRemembers?: boolean;
+}
+
+interface PendingRemember {
+  key: string;
+  now: number;
+  expiresAt: number;
+  resolve: (verdict: ReplayVerdict) => void;
+  reject: (error: unknown) => void;
 }
 
 /**
- * KEYS[1] the key; ARGV[1] now, ARGV[2] expiresAt (epoch ms, the caller's clock), ARGV[3] when Redis
- * drops the key (`PEXPIREAT`: expiresAt + margin). The value is `<seenAt>:<expiresAt>`. A key whose
- * expiresAt has passed by the caller's `now` is taken over. Returns 0 when this call remembered the
- * key, else the seenAt of the call that did (a string).
+ * Remember each key, in KEYS order: KEYS[n] the key; ARGV[3n-2] that call's now, ARGV[3n-1] its
+ * expiresAt (epoch ms, the caller's clock), ARGV[3n] when Redis drops the key (`PEXPIREAT`: expiresAt
+ * + margin). The value is `<seenAt>:<expiresAt>`. A key whose expiresAt has passed by its call's `now`
+ * is taken over. Returns one reply per key: 0 when that call remembered the key, else the seenAt of
+ * the call that did (a string). A key given twice is answered in order: the second sees the first.
+ *
+ * Every key is read before anything is written: one that holds something else (not
+ * `<number>:<number>`, or not a string) fails the whole call with nothing remembered, so no caller of
+ * the call is refused (503) after its key was taken. One key per call on Redis Cluster; many on a
+ * single server.
  */
-const REMEMBER = `
-local held = redis.call('GET', KEYS[1])
-if held then
+const REMEMBER_MANY = `
+local function entry(held)
   local sep = string.find(held, ':', 1, true)
-  local expires = sep and tonumber(string.sub(held, sep + 1))
-  if not expires then return redis.error_reply('replay key holds no replay entry') end
-  if expires > tonumber(ARGV[1]) then return string.sub(held, 1, sep - 1) end
+  if not sep then return nil end
+  local seen, expires = tonumber(string.sub(held, 1, sep - 1)), tonumber(string.sub(held, sep + 1))
+  if not seen or not expires then return nil end
+  return string.sub(held, 1, sep - 1), expires
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return 0
+for n = 1, #KEYS do
+  local held = redis.call('GET', KEYS[n])
+  if held and not entry(held) then return redis.error_reply('replay key holds no replay entry') end
+end
+local out = {}
+for n = 1, #KEYS do
+  local key, now = KEYS[n], ARGV[3 * n - 2]
+  local held = redis.call('GET', key)
+  local seen, expires
+  if held then seen, expires = entry(held) end
+  if seen and expires > tonumber(now) then
+    out[n] = seen
+  else
+    redis.call('SET', key, now .. ':' .. ARGV[3 * n - 1])
+    redis.call('PEXPIREAT', key, ARGV[3 * n])
+    out[n] = 0
+  end
+end
+return out
 `;
 
-const REMEMBER_SCRIPT: Script = { lua: REMEMBER, sha: createHash('sha1').update(REMEMBER).digest('hex') };
+const REMEMBER_MANY_SCRIPT: Script = {
+  lua: REMEMBER_MANY,
+  sha: createHash('sha1').update(REMEMBER_MANY).digest('hex'),
+};
+
+/** Most keys sent in one `REMEMBER_MANY` call; a larger burst is split. */
+const REMEMBER_BATCH = 512;
 
 /**
  * A {@link ReplayCache} in Redis, shared by every app instance that uses the same server: a DPoP
  * proof or a single-use IdP token is accepted once across the fleet.
  *
- * **One round trip per call.** `remember` is one `EVALSHA` of a short Lua script over one key (read
- * the key; take it when absent or expired, else answer when it was first seen), atomic on the server,
- * so of any number of concurrent calls with one key, on any instances, exactly one is first.
- * `seenAt` is one `GET`. Every call touches one key, so the cache runs on Redis Cluster.
+ * **At most one round trip per call.** `remember` is one `EVALSHA` of a short Lua script (read the
+ * key; take it when absent or expired, else answer when it was first seen), atomic on the server, so
+ * of any number of concurrent calls with one key, on any instances, exactly one is first. The calls
+ * that arrive in one turn of the event loop share that script call, over all their keys, in arrival
+ * order (`batchRemembers`, up to 512 keys a call): one socket write and one reply for a burst of
+ * guarded requests or logins instead of one each, as the token store batches uses. `seenAt` is one
+ * `GET`. On a `Cluster` client batching is off and every call touches one key, so the cache runs on
+ * Redis Cluster.
  *
  * **Keys:** `<prefix>r:<key>` holding `<seenAt>:<expiresAt>` (epoch ms), which Redis drops
  * `expiryMarginMs` after `expiresAt` (`PEXPIREAT`). A key is at most 1 KiB and lives at most a day
@@ -59,15 +108,18 @@ const REMEMBER_SCRIPT: Script = { lua: REMEMBER, sha: createHash('sha1').update(
  * `maxmemory-policy noeviction` (or a `volatile-*` policy on a server that holds keys without
  * expiry too): an evicted key is a proof or IdP token that can be replayed.
  *
- * **Failure:** every call is bounded by `commandTimeoutMs`; an error, a timeout, or a key that holds
- * something else throws `ServiceUnavailableError('store_unavailable')`, which the engine answers
- * with 503, never letting the request through unchecked.
+ * **Failure:** every script call is bounded by `commandTimeoutMs`; an error, a timeout, or a key
+ * that holds something else throws `ServiceUnavailableError('store_unavailable')` to every call of
+ * that script call (a key holding something else fails it before any key is written), which the
+ * engine answers with 503, never letting the request through unchecked.
  */
 export class RedisReplayCache implements ReplayCache {
   readonly #client: Redis;
   readonly #calls: RedisCalls;
   readonly #prefix: string;
   readonly #marginMs: number;
+  readonly #batchRemembers: boolean;
+  #pending: PendingRemember[] = [];
 
   constructor(options: RedisReplayCacheOptions) {
     if (!options?.client) throw new ConfigError('client', 'an ioredis client is required');
@@ -79,6 +131,8 @@ export class RedisReplayCache implements ReplayCache {
     this.#marginMs = positive(options.expiryMarginMs ?? 300_000, 'expiryMarginMs', true);
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
+    // As the token store: a Cluster spreads the keys over slots, which one script call cannot span.
+    this.#batchRemembers = options.batchRemembers !== false && (options.client as Cluster).isCluster !== true;
     this.#calls = new RedisCalls(
       this.#client,
       positive(options.commandTimeoutMs ?? 1000, 'commandTimeoutMs'),
@@ -93,14 +147,50 @@ export class RedisReplayCache implements ReplayCache {
 
   async remember(key: string, expiresAt: number, now: number): Promise<ReplayVerdict> {
     checkReplayArguments(key, expiresAt, now);
-    const dropAt = String(Math.ceil(expiresAt + this.#marginMs));
-    const reply = await this.#calls.run(() =>
-      this.#calls.eval(REMEMBER_SCRIPT, [this.key(key)], [String(now), String(expiresAt), dropAt]),
-    );
-    if (reply === 0) return { first: true };
-    const seenAt = typeof reply === 'string' ? Number(reply) : Number.NaN;
-    if (reply === '' || !Number.isFinite(seenAt)) throw unavailable(new TypeError('not a replay entry'));
-    return { first: false, seenAt };
+    return new Promise((resolve, reject) => {
+      const call = { key, now, expiresAt, resolve, reject };
+      // Unbatched (Cluster, or batchRemembers: false): the same script over this one key, in its slot.
+      if (!this.#batchRemembers) void this.#rememberMany([call]);
+      // The first call of a turn schedules the script call; calls made before it runs join it.
+      else if (this.#pending.push(call) === 1) setImmediate(this.#flushRemembers);
+    });
+  }
+
+  readonly #flushRemembers = (): void => {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (let start = 0; start < pending.length; start += REMEMBER_BATCH) {
+      void this.#rememberMany(
+        pending.length <= REMEMBER_BATCH ? pending : pending.slice(start, start + REMEMBER_BATCH),
+      );
+    }
+  };
+
+  /** One `REMEMBER_MANY` call for `batch`; settles every call of it, never throws. */
+  async #rememberMany(batch: readonly PendingRemember[]): Promise<void> {
+    const keys: string[] = [];
+    const args: string[] = [];
+    for (const call of batch) {
+      keys.push(this.key(call.key));
+      args.push(String(call.now), String(call.expiresAt), String(Math.ceil(call.expiresAt + this.#marginMs)));
+    }
+    let replies: unknown;
+    try {
+      replies = await this.#calls.run(() => this.#calls.eval(REMEMBER_MANY_SCRIPT, keys, args));
+      if (!Array.isArray(replies) || replies.length !== batch.length) {
+        throw unavailable(new TypeError('not one replay verdict per key'));
+      }
+    } catch (error) {
+      for (const call of batch) call.reject(error);
+      return;
+    }
+    batch.forEach((call, i) => {
+      const reply: unknown = replies[i];
+      const seenAt = typeof reply === 'string' && reply !== '' ? Number(reply) : Number.NaN;
+      if (reply === 0) call.resolve({ first: true });
+      else if (Number.isFinite(seenAt)) call.resolve({ first: false, seenAt });
+      else call.reject(unavailable(new TypeError('not a replay entry')));
+    });
   }
 
   async seenAt(key: string, now: number): Promise<number | undefined> {

@@ -48,7 +48,8 @@ export interface Comparison {
  * `tokens` (issue 15: JWT access tokens under our guard, express-oauth2-jwt-bearer and login),
  * `diagnose`, `frameworks` (issue 3: Koa, Hono, Fastify), `stores` (issue 4: Redis and PostgreSQL; issue 18: the
  * MariaDB example store), `nestjs` (issue 17: a NestJS route bare, behind our guard, behind passport-jwt),
- * `dpop` (issue 16: DPoP-bound JWT access tokens under our guard and under express-oauth2-jwt-bearer's DPoP mode).
+ * `dpop` (issue 16: DPoP-bound JWT access tokens under our guard, with the memory and the Redis replay cache, and
+ * under express-oauth2-jwt-bearer's DPoP mode).
  */
 export const CANDIDATES: readonly Candidate[] = [
   {
@@ -118,6 +119,17 @@ export const CANDIDATES: readonly Candidate[] = [
     framework: 'express',
     bare: 'express-bare',
     sets: ['default', 'express', 'dpop'],
+  },
+  // The same guard with the proofs' jtis in Redis (RedisReplayCache, batched remembers), issue 16.
+  {
+    id: 'express-guard-dpop-redis',
+    label:
+      'Express + requireAccessToken, DPoP-bound JWT access token, ES256 proof per request (Redis replay cache)',
+    server: 'express-guard-dpop.ts',
+    env: { BENCH_REPLAY: 'redis' },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['dpop'],
   },
   {
     id: 'express-oauth2-jwt-bearer-dpop',
@@ -392,6 +404,13 @@ export const COMPARISONS: readonly Comparison[] = [
     candidate: 'express-guard-dpop',
     baseline: 'express-oauth2-jwt-bearer-dpop',
     target: 1.3,
+    source: 'issue 16',
+  },
+  {
+    label: 'DPoP guard, Redis replay cache vs memory',
+    candidate: 'express-guard-dpop-redis',
+    baseline: 'express-guard-dpop',
+    target: 0.75,
     source: 'issue 16',
   },
   {

@@ -1,9 +1,16 @@
 /**
  * Fixtures of the DPoP benchmarks (issue 16): the JWT access-token engine of `jwt-access.ts` with a
- * proof window long enough for proofs made before a run, a DPoP-bound access token (`cnf.jkt`), and
- * the spec every DPoP candidate answers (same smoke checks, the same proofs under load).
+ * proof window long enough for proofs made before a run, a DPoP-bound access token (`cnf.jkt`), the
+ * replay cache of the guard (`BENCH_REPLAY`), and the spec every DPoP candidate answers (same smoke
+ * checks, the same proofs under load).
  */
-import { MemoryReplayCache, createOidcAuth, type OidcAuth } from '../../src/index.js';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer, type RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { RedisReplayCache } from '../../adapters/redis/index.js';
+import { MemoryReplayCache, createOidcAuth, type OidcAuth, type ReplayCache } from '../../src/index.js';
 import { ProofMaker, newProofJwk } from './dpop-proofs.js';
 import { benchIdentity, IDENTITY_ID, SIGNING_KEYS, signIdpToken, type IdpKey } from './fixtures.js';
 import { ACCESS_TOKEN_KEY, OUR_ISSUER } from './jwt-access.js';
@@ -16,18 +23,67 @@ import type { ServerSpec, SmokeCase } from './protocol.js';
  */
 export const BENCH_PROOF_WINDOW_SECONDS = 3600;
 
+export type ReplayKind = 'memory' | 'redis';
+
+/** The replay cache of a DPoP guard server, and how to count its round trips. */
+export interface BenchReplay {
+  kind: ReplayKind;
+  cache: ReplayCache;
+  /** Redis commands this process sent so far (client side); 0 for memory. */
+  commands: () => number;
+}
+
 /**
- * The engine of `jwtEngine` (Ed25519 JWT access tokens, no uses limit) with that proof window and a
- * memory replay cache holding every `jti` of a round (a million; the default 100,000 fills up).
+ * The replay cache named by `BENCH_REPLAY`:
+ * - `memory` (default): a `MemoryReplayCache` holding every `jti` of a round (a million; the default
+ *   100,000 fills up);
+ * - `redis`: `RedisReplayCache` with its default options (remembers of one event-loop turn batched
+ *   into one script call) on its own ioredis client to 127.0.0.1:6379 (`enableOfflineQueue: false`,
+ *   `maxRetriesPerRequest: 1`), keys under a per-process prefix (`omabench:dpop:<pid>-<hex>:`),
+ *   deleted at exit, so runs never see each other's `jti`s.
  */
-export function dpopEngine(key: IdpKey): OidcAuth {
+export async function benchReplayCache(): Promise<BenchReplay> {
+  const kind = process.env.BENCH_REPLAY || 'memory';
+  if (kind === 'memory') {
+    return { kind, cache: new MemoryReplayCache({ maxEntries: 1_000_000 }), commands: () => 0 };
+  }
+  if (kind !== 'redis') throw new Error(`BENCH_REPLAY must be memory or redis, not ${JSON.stringify(kind)}`);
+  const host = '127.0.0.1';
+  const prefix = `omabench:dpop:${process.pid}-${randomBytes(4).toString('hex')}:`;
+  const client = new Redis({ host, port: 6379, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  await new Promise((resolve) => client.once('ready', resolve));
+  let commands = 0;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((...args: Parameters<typeof send>) => {
+    commands++;
+    return send(...args);
+  }) as typeof client.sendCommand;
+  process.on('exit', () => {
+    // Bench keys only (a per-process prefix); SCAN, never KEYS, on the shared server.
+    execFileSync(
+      'sh',
+      ['-c', `redis-cli -h ${host} --scan --pattern '${prefix}*' | xargs -r redis-cli -h ${host} UNLINK`],
+      { stdio: 'ignore' },
+    );
+  });
+  return { kind, cache: new RedisReplayCache({ client, prefix }), commands: () => commands };
+}
+
+/**
+ * The engine of `jwtEngine` (Ed25519 JWT access tokens, no uses limit) with that proof window and
+ * `replayCache` (default: the memory one of {@link benchReplayCache}).
+ */
+export function dpopEngine(
+  key: IdpKey,
+  replayCache: ReplayCache = new MemoryReplayCache({ maxEntries: 1_000_000 }),
+): OidcAuth {
   return createOidcAuth({
     identities: [benchIdentity(key, { accessTokenFormat: 'jwt' })],
     signingKeys: SIGNING_KEYS,
     issuer: OUR_ISSUER,
     accessTokens: { signingKeys: [{ privateKey: ACCESS_TOKEN_KEY, kid: 'bench-ed25519' }] },
     dpop: { proofWindowSeconds: BENCH_PROOF_WINDOW_SECONDS },
-    replayCache: new MemoryReplayCache({ maxEntries: 1_000_000 }),
+    replayCache,
   });
 }
 
@@ -57,7 +113,7 @@ export function dpopHelloSpec(
   port: number,
   token: string,
   maker: ProofMaker,
-  options: { replay: boolean; refusal?: number },
+  options: { replay: boolean; refusal?: number; info?: Record<string, string | number> },
 ): Omit<ServerSpec, 'port'> {
   const url = `http://127.0.0.1:${port}/hello`;
   const headers = (proof?: string) => ({
@@ -94,6 +150,45 @@ export function dpopHelloSpec(
       dpop: { privateJwk: maker.privateJwk, token },
     },
     smoke,
-    info: { token: 'jwt-ed25519', proof: 'ES256', replayCache: 'memory' },
+    info: { token: 'jwt-ed25519', proof: 'ES256', replayCache: 'memory', ...options.info },
   };
+}
+
+/**
+ * Replay-cache round trips per guarded request: `count` requests (10 at a time, each with a fresh
+ * proof) to a temporary listener of `app`, all answering 200, after a warm-up of 20; the commands
+ * `replay` sent meanwhile, divided by `count`. At most 1 (issue 16); fewer when remembers of one turn
+ * share a script call.
+ */
+export async function replayRoundTrips(
+  app: RequestListener,
+  token: string,
+  maker: ProofMaker,
+  replay: BenchReplay,
+  count: number,
+): Promise<number> {
+  const server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hello`;
+  const drive = async (n: number) => {
+    let next = 0;
+    const worker = async () => {
+      while (next++ < n) {
+        const headers = { authorization: `DPoP ${token}`, dpop: maker.make('GET', url, token) };
+        const res = await fetch(url, { headers });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`replay round-trip probe: status ${res.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, worker));
+  };
+  try {
+    await drive(20); // warm: the script loaded, the connection up
+    const before = replay.commands();
+    await drive(count);
+    return (replay.commands() - before) / count;
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 }

@@ -34,42 +34,44 @@ describe('MemoryReplayCache through the exported conformance suite', () => {
   replayCacheConformance({ name: 'MemoryReplayCache', test, create: () => shared });
 });
 
-describe('RedisReplayCache through the exported conformance suite', () => {
-  // Each instance is an app instance: its own client, through a TCP proxy this file owns in front of
-  // the shared Redis, which the outage hook shuts (connections refused and cut).
-  let gate: OutageProxy;
-  const clients: Redis[] = [];
+for (const batchRemembers of [true, false]) {
+  describe(`RedisReplayCache (batchRemembers: ${batchRemembers}) through the exported conformance suite`, () => {
+    // Each instance is an app instance: its own client, through a TCP proxy this file owns in front of
+    // the shared Redis, which the outage hook shuts (connections refused and cut).
+    let gate: OutageProxy;
+    const clients: Redis[] = [];
 
-  beforeAll(async () => {
-    gate = await startProxy(Number(sharedRedisOptions().port));
-  });
+    beforeAll(async () => {
+      gate = await startProxy(Number(sharedRedisOptions().port));
+    });
 
-  afterAll(async () => {
-    for (const c of clients) c.disconnect();
-    await gate?.close();
-  });
+    afterAll(async () => {
+      for (const c of clients) c.disconnect();
+      await gate?.close();
+    });
 
-  replayCacheConformance({
-    name: 'RedisReplayCache',
-    test,
-    async create() {
-      const client = new Redis({
-        host: '127.0.0.1',
-        port: gate.port,
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        connectTimeout: 1000,
-        retryStrategy: () => 50,
-      });
-      client.on('error', () => {});
-      clients.push(client);
-      await client.connect();
-      return new RedisReplayCache({ client, prefix });
-    },
-    outage: { break: () => gate.down(), restore: () => gate.up() },
+    replayCacheConformance({
+      name: `RedisReplayCache (batchRemembers: ${batchRemembers})`,
+      test,
+      async create() {
+        const client = new Redis({
+          host: '127.0.0.1',
+          port: gate.port,
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          connectTimeout: 1000,
+          retryStrategy: () => 50,
+        });
+        client.on('error', () => {});
+        clients.push(client);
+        await client.connect();
+        return new RedisReplayCache({ client, prefix, batchRemembers });
+      },
+      outage: { break: () => gate.down(), restore: () => gate.up() },
+    });
   });
-});
+}
 
 describe('RedisReplayCache on a three-master Redis Cluster through the conformance suite', () => {
   let cluster: ThrowawayRedisCluster;
