@@ -115,7 +115,11 @@ export interface OidcAuthOptions {
    * `kubernetes.io.pod.uid` (docs/SECURITY.md, guarantee 9).
    */
   revocableClaims?: readonly string[];
-  /** DPoP proof checks (RFC 9449): algorithms, `iat` window, server nonces (docs/DPOP.md). */
+  /**
+   * DPoP proof checks (RFC 9449): algorithms, `iat` window, server nonces (docs/DPOP.md). DPoP
+   * logins and tokens work without it; given (even `{}`), the guard's 401 to a request without a
+   * token also offers the DPoP scheme beside Bearer (RFC 9449 §7.1).
+   */
   dpop?: DpopOptions;
   /**
    * Budgets per client address and per identity on login, renew and the token exchange, failed-login
