@@ -115,7 +115,11 @@ export interface OidcAuthOptions {
    * `kubernetes.io.pod.uid` (docs/SECURITY.md, guarantee 9).
    */
   revocableClaims?: readonly string[];
-  /** DPoP proof checks (RFC 9449): algorithms, `iat` window, server nonces (docs/DPOP.md). */
+  /**
+   * DPoP proof checks (RFC 9449): algorithms, `iat` window, server nonces (docs/DPOP.md). DPoP
+   * logins and tokens work without it; given (even `{}`), the guard's 401 to a request without a
+   * token also offers the DPoP scheme beside Bearer (RFC 9449 §7.1).
+   */
   dpop?: DpopOptions;
   /**
    * Budgets per client address and per identity on login, renew and the token exchange, failed-login
@@ -481,6 +485,31 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     }
   }
 
+  /**
+   * The binding a token string states, checked before any store call: a JWT's (`cnf.jkt`, or none:
+   * unbound), a bound opaque string's `jkt` part. `undefined` for an opaque string without one: bound
+   * or not, only its record says (a string minted before the binding was put in it).
+   */
+  function statedBinding(
+    jwt: boolean,
+    parsed: { tokenId: string; jkt?: string | undefined },
+  ): { tokenId: string; jkt?: string | undefined } | undefined {
+    return jwt || parsed.jkt !== undefined ? parsed : undefined;
+  }
+
+  /**
+   * Whether a record is the one the token string names: a JWT's identity, a bound opaque string's
+   * `jkt` (a string and a record that disagree are never genuine together: refused as invalid).
+   */
+  function recordMatches(
+    jwt: boolean,
+    parsed: { jkt?: string | undefined; identityId?: string },
+    record: AccessTokenRecord,
+  ): boolean {
+    if (jwt) return record.identityId === parsed.identityId;
+    return parsed.jkt === undefined || record.jkt === parsed.jkt;
+  }
+
   function loginDenied(
     failure: LoginFailure,
     context: Omit<AuthEvent, 'time' | 'type' | 'reasonCode'>,
@@ -592,7 +621,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
   ): Promise<AccessTokenGrant> {
     const accessToken = jwt
       ? (jwt.minted ?? (await mintJwt(record, now, jwt.audience, jwt.scopes)))
-      : codec.mint(record.tokenId, record.expiresAt);
+      : codec.mint(record.tokenId, record.expiresAt, record.jkt);
     return {
       accessToken,
       expiresIn: Math.max(0, Math.round((record.expiresAt - now) / 1000)),
@@ -835,15 +864,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const parsed = jwt
       ? await parseJwtToken(accessToken, clientIp, now, { audience: true })
       : parseOwnToken(accessToken, clientIp, now);
-    // A JWT says its binding (cnf.jkt): checked before a use is counted; an opaque token's once read.
-    const presented = await proveTokenUse(
-      accessToken,
-      context,
-      now,
-      jwt ? (parsed as ParsedJwtAccessToken) : undefined,
-    );
+    // The string says its binding (a JWT's cnf.jkt, a bound opaque token's jkt part): checked before
+    // a use is counted. An opaque string minted before it carried the jkt: once the record is read.
+    const presented = await proveTokenUse(accessToken, context, now, statedBinding(jwt, parsed));
     const record = await consumeUse(parsed.tokenId, jwt, clientIp, now, span);
-    if (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId) {
+    if (!recordMatches(jwt, parsed, record)) {
       throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
     bindingHolds(record.jkt, presented, clientIp, record.tokenId);
@@ -898,7 +923,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
       throw storeDown(error, 'get');
     }
     if (!record || record.revoked || (record.generation ?? 0) < generation) return undefined;
-    if (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId) return undefined;
+    if (!recordMatches(jwt, parsed, record)) return undefined;
     if (now >= record.expiresAt || (record.usesLimit > 0 && record.usesCount >= record.usesLimit))
       return undefined;
     return { ...record, expiresAt: Math.min(parsed.expiresAt, record.expiresAt) };
@@ -917,19 +942,14 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     const parsed = jwt
       ? await parseJwtToken(accessToken, clientIp, now)
       : parseOwnToken(accessToken, clientIp, now);
-    const presented = await proveTokenUse(
-      accessToken,
-      context,
-      now,
-      jwt ? (parsed as ParsedJwtAccessToken) : undefined,
-    );
+    const presented = await proveTokenUse(accessToken, context, now, statedBinding(jwt, parsed));
     let record: AccessTokenRecord | undefined;
     try {
       record = await step(span, 'store', STORE_STEP.get, () => tokens.get(parsed.tokenId, now));
     } catch (error) {
       throw storeDown(error, 'get');
     }
-    if (!record || (jwt && record.identityId !== (parsed as ParsedJwtAccessToken).identityId)) {
+    if (!record || !recordMatches(jwt, parsed, record)) {
       throw tokenDenied('invalid_token', { clientIp, tokenId: parsed.tokenId });
     }
     bindingHolds(record.jkt, presented, clientIp, record.tokenId);
@@ -996,7 +1016,7 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     parsed: { tokenId: string; jkt?: string | undefined },
   ): Promise<void> {
     const jwt = looksLikeJwt(accessToken);
-    const presented = await proveTokenUse(accessToken, context, clock(), jwt ? parsed : undefined);
+    const presented = await proveTokenUse(accessToken, context, clock(), statedBinding(jwt, parsed));
     if (jwt) return;
     let record: AccessTokenRecord | undefined;
     try {
@@ -1004,7 +1024,11 @@ export function createOidcAuth(options: OidcAuthOptions): OidcAuth {
     } catch (error) {
       throw storeDown(error, 'get');
     }
-    if (record) bindingHolds(record.jkt, presented, context.clientIp, parsed.tokenId);
+    if (!record) return;
+    if (!recordMatches(false, parsed, record)) {
+      throw tokenDenied('invalid_token', { clientIp: context.clientIp, tokenId: parsed.tokenId });
+    }
+    bindingHolds(record.jkt, presented, context.clientIp, parsed.tokenId);
   }
 
   async function revokeIdentity(identityId: string, span: TraceSpan = NOOP_SPAN): Promise<number> {

@@ -239,27 +239,29 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
 /**
  * Extract the bearer token (RFC 6750 §2.1): scheme case-insensitive, one token, no duplicates.
- * No credentials → 401 without `error=`; malformed → 400 `invalid_request`.
+ * No credentials → 401 without `error=`, its `WWW-Authenticate` `missingChallenge` (default
+ * `Bearer realm="…"`; the guard passes the engine's, which offers DPoP too when configured, RFC 9449
+ * §7.1); malformed → 400 `invalid_request`.
  */
-export function extractBearer(request: GuardRequest, realm: string): string {
+export function extractBearer(request: GuardRequest, realm: string, missingChallenge?: string): string {
   if (request.tokenInQuery) {
     throw invalidRequest(realm, 'Access tokens are not accepted in the query string');
   }
   let header = request.authorization;
   if (typeof header !== 'string') {
-    if (header === undefined || header.length === 0) throw missingToken(realm);
+    if (header === undefined || header.length === 0) throw missingToken(realm, missingChallenge);
     if (header.length > 1) throw invalidRequest(realm, 'Send exactly one Authorization header');
     header = header[0]!;
   }
   const match = BEARER.exec(header);
   if (match) return match[1]!;
-  if (!/^bearer(\s|$)/i.test(header)) throw missingToken(realm);
+  if (!/^bearer(\s|$)/i.test(header)) throw missingToken(realm, missingChallenge);
   throw invalidRequest(realm, 'Malformed Bearer credentials');
 }
 
-function missingToken(realm: string): UnauthorizedError {
+function missingToken(realm: string, challenge = bearerChallenge(realm)): UnauthorizedError {
   return new UnauthorizedError('missing_token', 'Access token is required', {
-    headers: { 'www-authenticate': bearerChallenge(realm) },
+    headers: { 'www-authenticate': challenge },
   });
 }
 
@@ -282,7 +284,9 @@ export function guard(auth: OidcAuth, request: GuardRequest): Promise<AuthContex
     const one = typeof header === 'string' ? header : header?.length === 1 ? header[0] : undefined;
     const dpopToken =
       one !== undefined && !request.tokenInQuery ? extractDpopToken(one, auth.realm) : undefined;
-    const token = dpopToken ?? extractBearer(request, auth.realm);
+    // Every adapter's guard comes here, so a request without a token gets the engine's challenge
+    // (Bearer, and DPoP beside it when the engine has a `dpop` option: RFC 9449 §7.1).
+    const token = dpopToken ?? extractBearer(request, auth.realm, auth.dpop.missingTokenChallenge());
     const context: CallContext = { clientIp: request.clientIp };
     if (request.dpop !== undefined || dpopToken !== undefined) {
       context.dpop = { ...(request.dpop ?? NO_DPOP), scheme: dpopToken === undefined ? 'Bearer' : 'DPoP' };

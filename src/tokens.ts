@@ -22,6 +22,12 @@ export interface ParsedAccessToken {
   /** Epoch ms at which this token string expires. */
   readonly expiresAt: number;
   readonly kid: string;
+  /**
+   * RFC 7638 thumbprint of the DPoP key the token is bound to (RFC 9449), when the string carries
+   * one. Strings minted before the binding was put in the string carry none: their binding is only
+   * on the record.
+   */
+  readonly jkt?: string;
 }
 
 /** Options of {@link AccessTokenCodec}. */
@@ -42,8 +48,12 @@ const KID = /^[A-Za-z0-9-]{1,16}$/;
 const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
 const EXP = /^[0-9a-z]{1,10}$/;
 const NONCE = /^[A-Za-z0-9_-]{8}$/;
+/** An RFC 7638 SHA-256 thumbprint, base64url: 43 characters. */
+const JKT = /^[A-Za-z0-9_-]{43}$/;
 const MAC_LENGTH = 43;
-const MAX_LENGTH = ACCESS_TOKEN_PREFIX.length + 16 + 1 + 22 + 1 + 10 + 1 + 8 + 1 + MAC_LENGTH;
+const JKT_LENGTH = 43;
+const MAX_LENGTH =
+  ACCESS_TOKEN_PREFIX.length + 16 + 1 + 22 + 1 + 10 + 1 + 8 + 1 + JKT_LENGTH + 1 + MAC_LENGTH;
 /** Secrets shorter than this are refused: HMAC-SHA256 keys below the hash's output size are weak. */
 const MIN_SECRET_BYTES = 32;
 const MAKE_A_SECRET = 'make one with `openssl rand -base64 32` and keep it in your secret store';
@@ -55,13 +65,17 @@ export function newTokenId(): string {
 
 /**
  * Mints and checks access-token strings:
- * `omat_<kid>.<tokenId>.<exp base36>.<nonce>.<HMAC-SHA256 base64url>`.
+ * `omat_<kid>.<tokenId>.<exp base36>.<nonce>.<HMAC-SHA256 base64url>`, and for a DPoP-bound token
+ * (RFC 9449) `omat_<kid>.<tokenId>.<exp base36>.<nonce>.<jkt>.<HMAC-SHA256 base64url>`.
  *
  * The MAC covers everything before it, so a forged, altered or expired string is refused with one
  * HMAC and no store lookup. The store keeps only token ids, so a dump of it yields no usable token.
  * The nonce (48 random bits) makes every minted string new, even two renewals of one token id in the
- * same second. Strings minted before the nonce existed (`omat_<kid>.<tokenId>.<exp>.<mac>`) still
- * verify until they expire.
+ * same second. A bound token's string says its key's thumbprint under the MAC, so the guard refuses
+ * it presented as Bearer or with another key's proof before the store counts a use; stripping or
+ * changing the thumbprint breaks the MAC. Strings minted before the nonce existed
+ * (`omat_<kid>.<tokenId>.<exp>.<mac>`), and bound strings minted before the thumbprint was in the
+ * string (no `jkt` part: their binding is on the record only), still verify until they expire.
  */
 export class AccessTokenCodec {
   readonly #keys: Map<string, KeyObject>;
@@ -95,12 +109,17 @@ export class AccessTokenCodec {
   /**
    * Mint a new token string for `tokenId`, valid until `expiresAt` (epoch ms, rounded up to the
    * second). Every call returns a different string (a random nonce), so a renewal always hands out a
-   * new one; the earlier strings of the id stay valid until their own expiry.
+   * new one; the earlier strings of the id stay valid until their own expiry. `jkt`: the thumbprint
+   * of the DPoP key a bound token is bound to (43 base64url characters), carried under the MAC.
    */
-  mint(tokenId: string, expiresAt: number): string {
+  mint(tokenId: string, expiresAt: number, jkt?: string): string {
+    if (jkt !== undefined && !JKT.test(jkt)) {
+      throw new TypeError('a DPoP key thumbprint is 43 base64url characters (RFC 7638, SHA-256)');
+    }
     const kid = this.#signingKid;
     const exp = Math.ceil(expiresAt / 1000).toString(36);
-    const unsigned = `${ACCESS_TOKEN_PREFIX}${kid}.${tokenId}.${exp}.${randomBytes(6).toString('base64url')}`;
+    let unsigned = `${ACCESS_TOKEN_PREFIX}${kid}.${tokenId}.${exp}.${randomBytes(6).toString('base64url')}`;
+    if (jkt !== undefined) unsigned += `.${jkt}`;
     return `${unsigned}.${this.#mac(this.#keys.get(kid)!, unsigned)}`;
   }
 
@@ -119,15 +138,20 @@ export class AccessTokenCodec {
     if (known) return timingSafeEqual(given, known.mac) ? known.parsed : undefined;
 
     const parts = unsigned.slice(ACCESS_TOKEN_PREFIX.length).split('.');
-    // Four parts since the nonce; three in strings minted before it, which stay valid until they expire.
-    if (parts.length !== 4 && parts.length !== 3) return undefined;
-    const [kid, tokenId, exp, nonce] = parts as [string, string, string, string | undefined];
+    // Four parts since the nonce, five when DPoP-bound (the jkt last); three in strings minted before
+    // the nonce, which stay valid until they expire.
+    if (parts.length < 3 || parts.length > 5) return undefined;
+    const [kid, tokenId, exp, nonce, jkt] = parts as [string, string, string, string?, string?];
     const secret = this.#keys.get(kid);
     if (!secret || !TOKEN_ID.test(tokenId) || !EXP.test(exp)) return undefined;
     if (nonce !== undefined && !NONCE.test(nonce)) return undefined;
+    if (jkt !== undefined && !JKT.test(jkt)) return undefined;
     const expected = Buffer.from(this.#mac(secret, unsigned), 'utf8');
     if (!timingSafeEqual(given, expected)) return undefined;
-    const parsed = Object.freeze({ tokenId, expiresAt: parseInt(exp, 36) * 1000, kid });
+    const expiresAt = parseInt(exp, 36) * 1000;
+    const parsed: ParsedAccessToken = Object.freeze(
+      jkt === undefined ? { tokenId, expiresAt, kid } : { tokenId, expiresAt, kid, jkt },
+    );
     this.#verified?.set(unsigned, { mac: expected, parsed });
     return parsed;
   }

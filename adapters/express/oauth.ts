@@ -9,7 +9,7 @@ import {
   oauthTokenAnswer,
   readRequestBody,
   recordOAuthEndpoints,
-  dpopRequest,
+  platformDpopRequest,
   type DpopRequest,
   type HttpAnswer,
   type OAuthRequest,
@@ -19,12 +19,14 @@ import {
 type Answer = (auth: OidcAuth, request: OAuthRequest) => Promise<HttpAnswer>;
 
 /**
- * The request's DPoP proof, method and URL (RFC 9449 §4.3): `req.protocol` and `req.host` follow
+ * The request's DPoP proof, method and URL (RFC 9449 §4.3): `req.protocol` and the authority follow
  * Express's `trust proxy` (`X-Forwarded-Proto` and `X-Forwarded-Host` count only from a trusted
- * proxy), the path is `req.originalUrl` as received.
+ * proxy), the path is `req.originalUrl` as received. The authority is computed as Express 5's
+ * `req.host` does, with the app's own `trust proxy fn`, on Express 4 too: there `req.host` is the
+ * deprecated `req.hostname`, without the port (`platformDpopRequest`).
  */
 export function dpopOf(req: Request): DpopRequest {
-  return dpopRequest(req.headers.dpop, req.method, req.protocol, req.host, req.originalUrl);
+  return platformDpopRequest(req);
 }
 
 function send(res: Response, answer: HttpAnswer): void {

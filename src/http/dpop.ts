@@ -58,18 +58,28 @@ export interface PlatformDpopSource {
   method?: string | undefined;
   /** Express `req.protocol`, Fastify `request.protocol`: the framework's trust-proxy view. */
   protocol?: string | undefined;
-  /** Express 5 `req.host`, Fastify `request.host`: the framework's trust-proxy view, port included. */
+  /**
+   * Fastify `request.host`: the framework's trust-proxy view, port included. Not read on an Express
+   * request (see `app`): Express 4's `req.host` drops the port.
+   */
   host?: string | undefined;
   /** Express: the path as received, before any mount stripped a prefix. */
   originalUrl?: string | undefined;
   url?: string | undefined;
-  headers: { dpop?: string | string[] | undefined; host?: string | undefined };
+  headers: {
+    dpop?: string | string[] | undefined;
+    host?: string | undefined;
+    'x-forwarded-host'?: string | string[] | undefined;
+  };
   socket?: object | undefined;
+  /** Express (4 and 5) `req.app`: its `trust proxy fn` setting decides whether `X-Forwarded-Host` counts. */
+  app?: { get?: ((setting: string) => unknown) | undefined } | undefined;
 }
 
 /**
  * {@link dpopRequest} of a request that may be Express's or Fastify's (NestJS, Passport): their own
- * `protocol` and `host` when present, else (a bare Node request) the socket's TLS state and `Host`.
+ * `protocol` and authority (see {@link frameworkHost}) when present, else (a bare Node request) the
+ * socket's TLS state and `Host`.
  */
 export function platformDpopRequest(req: PlatformDpopSource): DpopRequest {
   const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
@@ -77,7 +87,32 @@ export function platformDpopRequest(req: PlatformDpopSource): DpopRequest {
     req.headers.dpop,
     req.method ?? 'GET',
     req.protocol ?? (encrypted ? 'https' : 'http'),
-    req.host ?? req.headers.host,
+    frameworkHost(req),
     req.originalUrl ?? req.url ?? '/',
   );
+}
+
+/**
+ * The request's authority (host and port) as its framework's proxy trust decides it. An Express
+ * request (4 or 5: `req.app` holds the compiled `trust proxy fn`) is read as Express 5's `req.host`
+ * reads it: the first `X-Forwarded-Host` value when `trust proxy` trusts the peer that sent the
+ * request, else `Host`, port kept. On Express 4 `req.host` is the deprecated `req.hostname`, without
+ * the port, so a proof naming `https://api.example:8443/…` could never match; Express 4's own
+ * `hostname` makes the same trust decision, with the same setting. Any other request: its `host`
+ * (Fastify's, port included), else the `Host` header. Express 4 itself is not installed for the
+ * tests: they put Express 4's `req.host` getter on an Express 5 app (docs/DPOP.md).
+ */
+function frameworkHost(req: PlatformDpopSource): string | undefined {
+  const trust = typeof req.app?.get === 'function' ? req.app.get('trust proxy fn') : undefined;
+  if (typeof trust !== 'function') return req.host ?? req.headers.host;
+  const forwarded = req.headers['x-forwarded-host'];
+  let value = Array.isArray(forwarded) ? forwarded.join(', ') : forwarded;
+  const peer = (req.socket as { remoteAddress?: string } | undefined)?.remoteAddress;
+  if (!value || !(trust as (address: string | undefined, hop: number) => boolean)(peer, 0)) {
+    value = req.headers.host;
+  } else if (value.includes(',')) {
+    // Normally one value; a proxy chain may have appended more (Express keeps the first).
+    value = value.slice(0, value.indexOf(',')).trimEnd();
+  }
+  return value || undefined;
 }

@@ -19,6 +19,7 @@ import {
   OidcAuthError,
   ServiceUnavailableError,
   UnauthorizedError,
+  bearerChallenge,
   type ReasonCode,
 } from '../errors.js';
 import type { ReplayCache } from './replay.js';
@@ -169,6 +170,11 @@ export class DpopVerifier {
   readonly algorithms: readonly DpopAlgorithm[];
   /** Whether server nonces are required. */
   readonly nonces: boolean;
+  /**
+   * Whether the engine was given a `dpop` option: its guard then offers the DPoP scheme beside
+   * Bearer to a request that sent no token (RFC 9449 §7.1), see {@link missingTokenChallenge}.
+   */
+  readonly offered: boolean;
   readonly #windowMs: number;
   readonly #realm: string;
   readonly #replay: ReplayCache;
@@ -176,6 +182,7 @@ export class DpopVerifier {
   readonly #nonceSecret: Buffer | undefined;
   readonly #stepMs: number;
   readonly #challengeAlgs: string;
+  readonly #missingToken: string;
   readonly #clock: () => number;
 
   constructor(
@@ -226,6 +233,9 @@ export class DpopVerifier {
     const step = typeof nonces === 'object' ? nonces.stepSeconds : undefined;
     this.#stepMs = seconds(step, 'dpop.nonces.stepSeconds', 300, 10, 86_400) * 1000;
     this.#challengeAlgs = this.algorithms.join(' ');
+    this.offered = options !== undefined;
+    const bearer = bearerChallenge(realm);
+    this.#missingToken = this.offered ? `${bearer}, ${this.challenge()}` : bearer;
   }
 
   /** A fresh server nonce, or `undefined` when nonces are off. Stateless: an HMAC of the time step. */
@@ -246,6 +256,16 @@ export class DpopVerifier {
     let value = `DPoP realm="${this.#realm}"`;
     if (error) value += `, error="${error}"`;
     return `${value}, algs="${this.#challengeAlgs}"`;
+  }
+
+  /**
+   * `WWW-Authenticate` of a guarded request that sent no token: `Bearer realm="…"`, and when the
+   * engine was given a `dpop` option a `DPoP realm="…", algs="…"` challenge beside it (RFC 9449
+   * §7.1: a resource server that takes both schemes offers both; RFC 9110 §11.6.1 allows several
+   * challenges in one header). No `error`: the request carried no credentials (RFC 6750 §3.1).
+   */
+  missingTokenChallenge(): string {
+    return this.#missingToken;
   }
 
   /**
@@ -468,7 +488,7 @@ export class DpopVerifier {
 /** An engine's DPoP checker when `auth.dpop` is read by adapters. */
 export type DpopService = Pick<
   DpopVerifier,
-  'algorithms' | 'nonces' | 'nonce' | 'answerHeaders' | 'challenge'
+  'algorithms' | 'nonces' | 'nonce' | 'answerHeaders' | 'challenge' | 'offered' | 'missingTokenChallenge'
 >;
 
 function equalText(a: string, b: string): boolean {

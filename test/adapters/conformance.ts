@@ -875,10 +875,13 @@ function describeDpopConformance(mount: Mount): void {
         identities: [
           githubIdentity(key, { identityId: 'dpop-opaque', requireDpop: true }),
           githubIdentity(key, { identityId: 'dpop-jwt', accessTokenFormat: 'jwt' }),
+          githubIdentity(key, { identityId: 'dpop-limited', accessTokenNumUsesLimit: 2 }),
         ],
         signingKeys: SIGNING_KEYS,
         issuer: TOKEN_ISSUER,
         clock: clock.now,
+        // A `dpop` option: the guard offers the DPoP scheme to a request without a token.
+        dpop: { proofWindowSeconds: 60 },
       });
       app = await mount(auth, { trustProxy: false });
       const pair = await generateKeyPair('ES256', { extractable: true });
@@ -890,7 +893,7 @@ function describeDpopConformance(mount: Mount): void {
     });
 
     /** A proof for `method` on `path` of the app (query dropped, RFC 9449 §4.3 step 9), with `ath` for `token`. */
-    const proof = (method: string, path: string, token?: string) =>
+    const proof = (method: string, path: string, token?: string, signer = proofKey) =>
       new SignJWT({
         jti: crypto.randomUUID(),
         iat: Math.floor(clock.ms / 1000),
@@ -898,8 +901,8 @@ function describeDpopConformance(mount: Mount): void {
         htu: app.url + path.split('?')[0],
         ...(token ? { ath: createHash('sha256').update(token).digest('base64url') } : {}),
       })
-        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: proofKey.jwk })
-        .sign(proofKey.privateKey);
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: signer.jwk })
+        .sign(signer.privateKey);
     const idpToken = () => sign(key, githubClaims(clock.ms));
 
     it('RFC 9449 §5, §7.1, §11.1: bound login, DPoP-guarded call, replayed proof refused, the token as Bearer refused', async () => {
@@ -927,6 +930,63 @@ function describeDpopConformance(mount: Mount): void {
       ]);
       expect(renewed.status).toBe(200);
       expect(renewed.json.tokenType).toBe('DPoP');
+    });
+
+    it('RFC 9449 §7.1: with DPoP configured, a guarded request without a token is offered both schemes (Bearer, and DPoP with algs)', async () => {
+      for (const headers of [[], ['authorization', 'Basic dXNlcjpwYXNz']]) {
+        const res = await getWith(app.url, SECRETS, headers);
+        expectErrorShape(res, 401, 'missing_token');
+        expect(res.headers['www-authenticate']).toBe(
+          'Bearer realm="oidc-machine-auth", DPoP realm="oidc-machine-auth", algs="ES256 EdDSA RS256 PS256"',
+        );
+      }
+      // A token that is refused gets the challenge of its refusal, as before.
+      const asBearer = await getWith(app.url, SECRETS, ['authorization', 'Bearer omat_forged']);
+      expectErrorShape(asBearer, 401, 'invalid_token');
+      expect(asBearer.headers['www-authenticate']).toBe(
+        'Bearer realm="oidc-machine-auth", error="invalid_token"',
+      );
+    });
+
+    it('RFC 9449 §7.1: a bound opaque token used as Bearer or with another key is refused without spending a use', async () => {
+      const login = await postJson(app.url, LOGIN, { identityId: 'dpop-limited', jwt: await idpToken() }, [
+        'dpop',
+        await proof('POST', LOGIN),
+      ]);
+      expect(login.status).toBe(200);
+      const token = login.json.accessToken as string;
+      const thiefPair = await generateKeyPair('ES256', { extractable: true });
+      const thief = { privateKey: thiefPair.privateKey, jwk: await exportJWK(thiefPair.publicKey) };
+      for (let i = 0; i < 3; i++) {
+        expectErrorShape(
+          await getWith(app.url, SECRETS, ['authorization', `Bearer ${token}`]),
+          401,
+          'invalid_token',
+        );
+        const stolen = await getWith(app.url, SECRETS, [
+          'authorization',
+          `DPoP ${token}`,
+          'dpop',
+          await proof('GET', SECRETS, token, thief),
+        ]);
+        expectErrorShape(stolen, 401, 'dpop_key_mismatch');
+      }
+      for (let use = 0; use < 2; use++) {
+        const ok = await getWith(app.url, SECRETS, [
+          'authorization',
+          `DPoP ${token}`,
+          'dpop',
+          await proof('GET', SECRETS, token),
+        ]);
+        expect(ok.status).toBe(200);
+      }
+      const spent = await getWith(app.url, SECRETS, [
+        'authorization',
+        `DPoP ${token}`,
+        'dpop',
+        await proof('GET', SECRETS, token),
+      ]);
+      expectErrorShape(spent, 401, 'uses_exhausted');
     });
 
     it('requireDpop: a login without a proof is refused (dpop_required); a bad proof is 400 invalid_dpop_proof', async () => {
