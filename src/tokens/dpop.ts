@@ -5,7 +5,6 @@ import {
   createPublicKey,
   randomBytes,
   timingSafeEqual,
-  verify as verifySignature,
   type JsonWebKey,
   type KeyObject,
   type VerifyKeyObjectInput,
@@ -24,6 +23,7 @@ import {
 } from '../errors.js';
 import type { ReplayCache } from './replay.js';
 import { htuMatches } from './dpop-htu.js';
+import { verifyOffThread } from './signing-keys.js';
 
 /**
  * What a DPoP check reads of a request (RFC 9449 §4.3): the `DPoP` header, the method, and the
@@ -293,20 +293,16 @@ export class DpopVerifier {
     const headerText = proof.slice(0, dot);
     let key = this.#keys.get(headerText);
     if (!key) key = await this.#readHeader(headerText, refuse);
-    // Step 6: the signature verifies with the header's own key (and its own algorithm only). Checked
-    // with node:crypto, synchronously: a proof per request is the guard's main cost.
+    // Step 6: the signature verifies with the header's own key (and its own algorithm only). A proof
+    // per request is the guard's main cost: checked on libuv's thread pool, so the event loop serves
+    // other requests meanwhile (lower p99 latency and more requests/s under load: bench --set dpop).
     const last = proof.lastIndexOf('.');
-    let valid = false;
-    try {
-      valid = verifySignature(
-        key.hash,
-        Buffer.from(proof.slice(0, last)),
-        key.key,
-        Buffer.from(proof.slice(last + 1), 'base64url'),
-      );
-    } catch {
-      valid = false;
-    }
+    const valid = await verifyOffThread(
+      key.hash,
+      Buffer.from(proof.slice(0, last)),
+      key.key,
+      Buffer.from(proof.slice(last + 1), 'base64url'),
+    );
     if (!valid) throw refuse('6', 'The DPoP proof signature does not verify with its jwk');
     this.#keys.set(headerText, key);
     let claims: Record<string, unknown>;
