@@ -25,14 +25,33 @@ export const ACCESS_TOKEN_KEY = createPrivateKey({
   type: 'pkcs8',
 });
 
-/** An engine whose bench identity mints JWT access tokens (Ed25519, no uses limit). */
-export function jwtEngine(key: IdpKey): OidcAuth {
+/** A fixed P-256 key (a JWK made once): the same in every server process. */
+export const ACCESS_TOKEN_KEY_ES256 = createPrivateKey({
+  key: {
+    kty: 'EC',
+    crv: 'P-256',
+    d: 'IUU7-tLzKKlL619IIObm0k7kuSh0D4Iedjjk4F0hSk4',
+    x: 'Hw6ZGWix8IYAa4XbLU3gVt9aO8E21fcS-cm0_GG4nSU',
+    y: 'w5Iqxi-K4OFkm9Qc_GxLAScgxw-NudcWETp4i6gfIIw',
+  },
+  format: 'jwk',
+});
+
+/**
+ * An engine whose bench identity mints JWT access tokens (no uses limit), signed with the fixed
+ * Ed25519 key, or with `alg: 'ES256'` the fixed P-256 one.
+ */
+export function jwtEngine(key: IdpKey, alg: 'EdDSA' | 'ES256' = 'EdDSA'): OidcAuth {
+  const signingKey =
+    alg === 'ES256'
+      ? { privateKey: ACCESS_TOKEN_KEY_ES256, kid: 'bench-es256' }
+      : { privateKey: ACCESS_TOKEN_KEY, kid: 'bench-ed25519' };
   return createOidcAuth({
     identities: [benchIdentity(key, { accessTokenFormat: 'jwt' })],
     signingKeys: SIGNING_KEYS,
     rateLimits: BENCH_RATE_LIMITS,
     issuer: OUR_ISSUER,
-    accessTokens: { signingKeys: [{ privateKey: ACCESS_TOKEN_KEY, kid: 'bench-ed25519' }] },
+    accessTokens: { signingKeys: [signingKey] },
   });
 }
 

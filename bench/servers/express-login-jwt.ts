@@ -1,6 +1,6 @@
 /**
  * Express 5 + `oidcAuthRouter(auth)`: `POST /oidc-auth/login` minting a JWT access token (RFC 9068,
- * Ed25519) instead of an opaque one; otherwise as `express-login.ts`.
+ * Ed25519; `BENCH_ACCESS_ALG=ES256`: P-256) instead of an opaque one; otherwise as `express-login.ts`.
  */
 import { oidcAuthRouter } from '../../adapters/express/index.js';
 import { expressApp } from '../lib/express-app.js';
@@ -13,7 +13,8 @@ const PATH = '/api/v1/auth/oidc-auth/login';
 
 await startBenchServer(async () => {
   const key = makeIdpKey('RS256');
-  const auth = jwtEngine(key);
+  const alg = process.env.BENCH_ACCESS_ALG === 'ES256' ? 'ES256' : 'EdDSA';
+  const auth = jwtEngine(key, alg);
   const app = expressApp();
   app.use('/api/v1/auth', oidcAuthRouter(auth));
   const jwt = await signIdpToken(key);
@@ -30,7 +31,7 @@ await startBenchServer(async () => {
           bodyIncludes: '"accessToken":"eyJ',
         },
       ],
-      info: { format: 'jwt' },
+      info: { format: 'jwt', alg },
     },
   };
 });
