@@ -113,3 +113,14 @@ export function pointValue(
   return metrics.get(name)?.find((p) => Object.entries(attributes).every(([k, v]) => p.attributes[k] === v))
     ?.value;
 }
+
+/** The `guard.decisions` count of successes, or with `reason` of failures with that reason code. */
+export function decisions(metrics: Map<string, Point[]>, reason?: string): unknown {
+  return pointValue(
+    metrics,
+    'oidc_machine_auth.guard.decisions',
+    reason === undefined
+      ? { 'oidc_machine_auth.outcome': 'success' }
+      : { 'oidc_machine_auth.outcome': 'failure', 'error.type': reason },
+  );
+}

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
@@ -21,6 +21,16 @@ import { accessTokenHash } from '../../src/tokens/dpop.js';
 import { FakeClock, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, seconds, sign } from '../helpers/jwt.js';
 import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';
+import {
+  API_URL,
+  ISSUER_URL,
+  LOGIN_URL,
+  RENEW_URL,
+  REVOKE_URL,
+  proofKey,
+  refusal,
+  type ProofKey,
+} from '../helpers/dpop.js';
 
 /**
  * A DPoP-bound opaque token says its key's thumbprint in the MAC-protected string
@@ -29,34 +39,7 @@ import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/serve
  * spend the uses of a token with a uses limit (RFC 9449 §7.1).
  */
 
-const ISSUER_URL = 'https://app.example/api/v1/auth';
-const LOGIN_URL = `${ISSUER_URL}/oidc-auth/login`;
-const RENEW_URL = `${ISSUER_URL}/token/renew`;
-const REVOKE_URL = `${ISSUER_URL}/token/revoke`;
-const API_URL = 'https://api.example/api/v3/secrets/raw';
 const USES = 3;
-
-interface ProofKey {
-  privateKey: CryptoKey;
-  jwk: JWK;
-  jkt: string;
-}
-
-async function proofKey(): Promise<ProofKey> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  const jwk = await exportJWK(publicKey);
-  return { privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) };
-}
-
-async function refusal(promise: Promise<unknown>): Promise<OidcAuthError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(OidcAuthError);
-    return error as OidcAuthError;
-  }
-  throw new Error('expected a refusal');
-}
 
 const shape = (e: OidcAuthError) => ({
   status: e.status,
@@ -217,6 +200,14 @@ describe.each(stores)('RFC 9449 §7.1 on %s: a stolen bound opaque token spends 
   const dpopUse = async (token: string, k: ProofKey) =>
     guard(auth, { authorization: `DPoP ${token}`, dpop: at(await useProof(token, k), API_URL, 'GET') });
   const bearerUse = (token: string) => guard(auth, { authorization: `Bearer ${token}` });
+  /** The reason code of a renew and of a revoke of `token` with proofs of `k` (POST, `ath` of the token). */
+  const reasonOf = (answer: { body: unknown }) => (answer.body as { reasonCode: string }).reasonCode;
+  const posted = async (token: string, k: ProofKey, url: string) =>
+    at(await proof(k, { htm: 'POST', htu: url, ath: accessTokenHash(token) }), url, 'POST');
+  const renewWith = async (token: string, k: ProofKey) =>
+    reasonOf(await renewAnswer(auth, { accessToken: token }, undefined, await posted(token, k, RENEW_URL)));
+  const revokeWith = async (token: string, k: ProofKey) =>
+    reasonOf(await revokeAnswer(auth, { accessToken: token }, undefined, await posted(token, k, REVOKE_URL)));
   async function boundLogin(identityId = 'limited'): Promise<string> {
     const grant = await auth.login({
       identityId,
@@ -264,24 +255,8 @@ describe.each(stores)('RFC 9449 §7.1 on %s: a stolen bound opaque token spends 
     );
     expect(renewBearer.status).toBe(401);
     expect((renewBearer.body as { reasonCode: string }).reasonCode).toBe('invalid_token');
-    const renewThief = await renewAnswer(
-      auth,
-      { accessToken: token },
-      undefined,
-      at(await proof(thief, { htm: 'POST', htu: RENEW_URL, ath: accessTokenHash(token) }), RENEW_URL, 'POST'),
-    );
-    expect((renewThief.body as { reasonCode: string }).reasonCode).toBe('dpop_key_mismatch');
-    const revokeThief = await revokeAnswer(
-      auth,
-      { accessToken: token },
-      undefined,
-      at(
-        await proof(thief, { htm: 'POST', htu: REVOKE_URL, ath: accessTokenHash(token) }),
-        REVOKE_URL,
-        'POST',
-      ),
-    );
-    expect((revokeThief.body as { reasonCode: string }).reasonCode).toBe('dpop_key_mismatch');
+    expect(await renewWith(token, thief)).toBe('dpop_key_mismatch');
+    expect(await revokeWith(token, thief)).toBe('dpop_key_mismatch');
     expect(calls).toEqual([]);
 
     // The holder of the key still has every use.
@@ -307,7 +282,7 @@ describe.each(stores)('RFC 9449 §7.1 on %s: a stolen bound opaque token spends 
       auth,
       { accessToken: open },
       undefined,
-      at(await proof(key, { htm: 'POST', htu: RENEW_URL, ath: accessTokenHash(open) }), RENEW_URL, 'POST'),
+      await posted(open, key, RENEW_URL),
     );
     expect(renewed.status).toBe(200);
     const fresh = (renewed.body as { accessToken: string }).accessToken;
@@ -333,28 +308,8 @@ describe.each(stores)('RFC 9449 §7.1 on %s: a stolen bound opaque token spends 
         challenge: 'Bearer realm="oidc-machine-auth", error="invalid_token"',
       });
       expect(await auth.introspect(token)).toBeUndefined();
-      const renewed = await renewAnswer(
-        auth,
-        { accessToken: token },
-        undefined,
-        at(
-          await proof(thief, { htm: 'POST', htu: RENEW_URL, ath: accessTokenHash(token) }),
-          RENEW_URL,
-          'POST',
-        ),
-      );
-      expect((renewed.body as { reasonCode: string }).reasonCode).toBe('invalid_token');
-      const revoked = await revokeAnswer(
-        auth,
-        { accessToken: token },
-        undefined,
-        at(
-          await proof(thief, { htm: 'POST', htu: REVOKE_URL, ath: accessTokenHash(token) }),
-          REVOKE_URL,
-          'POST',
-        ),
-      );
-      expect((revoked.body as { reasonCode: string }).reasonCode).toBe('invalid_token');
+      expect(await renewWith(token, thief)).toBe('invalid_token');
+      expect(await revokeWith(token, thief)).toBe('invalid_token');
     }
     // Neither record was revoked by the refused revokes.
     expect(await auth.introspect(bound)).toBeDefined();

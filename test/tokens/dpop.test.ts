@@ -2,15 +2,7 @@ import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import {
-  SignJWT,
-  calculateJwkThumbprint,
-  decodeJwt,
-  exportJWK,
-  generateKeyPair,
-  type CryptoKey,
-  type JWK,
-} from 'jose';
+import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oidcAuthRouter, requireAccessToken as expressGuard } from '../../adapters/express/index.js';
 import { oidcAuthPlugin, requireAccessToken as fastifyGuard } from '../../adapters/fastify/index.js';
@@ -39,26 +31,17 @@ import { accessTokenHash } from '../../src/tokens/dpop.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { answerClientErrors, getWith, postJson, type RawResponse } from '../helpers/http.js';
 import { githubClaims, makeKey, seconds, sign } from '../helpers/jwt.js';
-
-const ISSUER_URL = 'https://app.example/api/v1/auth';
-const LOGIN_URL = `${ISSUER_URL}/oidc-auth/login`;
-const RENEW_URL = `${ISSUER_URL}/token/renew`;
-const REVOKE_URL = `${ISSUER_URL}/token/revoke`;
-const TOKEN_URL = `${ISSUER_URL}/oauth/token`;
-const API_URL = 'https://api.example/api/v3/secrets/raw';
-
-interface ProofKey {
-  alg: string;
-  privateKey: CryptoKey;
-  jwk: JWK;
-  jkt: string;
-}
-
-async function proofKey(alg = 'ES256'): Promise<ProofKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const jwk = await exportJWK(publicKey);
-  return { alg, privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) };
-}
+import {
+  API_URL,
+  ISSUER_URL,
+  LOGIN_URL,
+  RENEW_URL,
+  REVOKE_URL,
+  TOKEN_URL,
+  proofKey,
+  refusal,
+  type ProofKey,
+} from '../helpers/dpop.js';
 
 const idpKey = makeKey('RS256');
 const identities = [
@@ -81,17 +64,6 @@ function engine(
     ...(options.replayCache ? { replayCache: options.replayCache } : {}),
     ...(options.tokens ? { tokens: options.tokens } : {}),
   });
-}
-
-/** Catch what a promise rejects with (an OidcAuthError). */
-async function refusal(promise: Promise<unknown>): Promise<OidcAuthError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(OidcAuthError);
-    return error as OidcAuthError;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('DPoP (RFC 9449) in the engine', () => {
