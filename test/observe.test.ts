@@ -12,7 +12,7 @@ import {
   redact,
   redactString,
   redactingLogger,
-} from '../src/observe.js';
+} from '../src/observe/metrics.js';
 import { createOidcAuth, type AuthEvent } from '../src/index.js';
 import type { AuthEventType } from '../src/types.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from './helpers/engine.js';

@@ -1,5 +1,5 @@
 import type { IdentityConfig } from '../types.js';
-import type { IdentityPolicy, PolicyCheck, PolicyFailureCode, PolicyResult } from '../policy.js';
+import type { IdentityPolicy, PolicyCheck, PolicyFailureCode, PolicyResult } from './match.js';
 import {
   MISSING_CLAIM,
   UNBOUND_AUDIENCE,
@@ -18,7 +18,7 @@ import {
   withGlobBudget,
   type CompiledClaimPath,
   type CompiledGlob,
-} from '../policy.js';
+} from './match.js';
 import { compileComparison, comparisonProblem, type Comparison } from './compare.js';
 import type { ClaimMatch, Rule } from './types.js';
 

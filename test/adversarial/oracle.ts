@@ -1,5 +1,5 @@
-import { GLOB_LIMITS } from '../../src/policy.js';
-import { MAX_JWT_LENGTH } from '../../src/verify.js';
+import { GLOB_LIMITS } from '../../src/policy/match.js';
+import { MAX_JWT_LENGTH } from '../../src/trust/verify-idp-token.js';
 import { tryJson } from './support.js';
 
 /** The bindings of `githubIdentity()` in test/helpers/engine.ts, restated independently. */

@@ -1,6 +1,6 @@
-import type { ReasonCode } from './errors.js';
-import type { KeyManagerStats } from './keys.js';
-import type { AuthEvent, Logger } from './types.js';
+import type { ReasonCode } from '../errors.js';
+import type { KeyManagerStats } from '../trust/keys.js';
+import type { AuthEvent, Logger } from '../types.js';
 
 /** What {@link AuthMetrics.snapshot} returns: every counter since creation (or the last reset). */
 export interface MetricsSnapshot {
