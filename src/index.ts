@@ -118,17 +118,19 @@ export {
 export {
   createMetrics,
   combineEventHandlers,
+  type AuthMetrics,
+  type MetricsOptions,
+  type MetricsSnapshot,
+  type KeyStatsSource,
+} from './observe/metrics.js';
+export {
   redactingLogger,
   pinoLogger,
   redact,
   redactString,
   REDACTED,
-  type AuthMetrics,
-  type MetricsOptions,
-  type MetricsSnapshot,
-  type KeyStatsSource,
   type PinoLike,
-} from './observe/metrics.js';
+} from './observe/redact.js';
 export {
   NOOP_SPAN,
   type Instrumentation,
