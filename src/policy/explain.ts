@@ -173,7 +173,8 @@ export async function explainLogin(
       const hint = issuerHint(report.claims?.iss, config.boundIssuer);
       if (hint) extra.hint = hint;
     }
-    // checkClaims (verify.ts) checks iss before the times, so a time failure means the issuer matched.
+    // checkClaims (trust/verify-idp-token.ts) checks iss before the times, so a time failure means the
+    // issuer matched.
     if (check === 'times') {
       report.checks.push({
         check: 'issuer',
