@@ -12,8 +12,8 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import type { JWK } from 'jose';
-import { GLOB_LIMITS, compileIdentityPolicy, matchesGlob } from '../src/policy.js';
-import { parseIdentityConfig } from '../src/config.js';
+import { GLOB_LIMITS, compileIdentityPolicy, matchesGlob } from '../src/policy/match.js';
+import { parseIdentityConfig } from '../src/trust/config.js';
 import { EDGE_PATTERNS, accepted, acceptedPattern, adversarialValue } from '../test/adversarial/globs.js';
 import { fmt } from './lib/stats.js';
 

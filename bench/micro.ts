@@ -11,9 +11,9 @@ import { jwtVerify } from 'jose';
 import express, { type Request, type Response } from 'express';
 import { requireAccessToken } from '../adapters/express/index.js';
 import { AccessTokenCodec, createOidcAuth, guard, hasTokenInQuery, rawHeaderValues } from '../src/index.js';
-import { parseIdentityConfig } from '../src/config.js';
-import { compileIdentityPolicy } from '../src/policy.js';
-import { readHeader, verifyIdpToken } from '../src/verify.js';
+import { parseIdentityConfig } from '../src/trust/config.js';
+import { compileIdentityPolicy } from '../src/policy/match.js';
+import { readHeader, verifyIdpToken } from '../src/trust/verify-idp-token.js';
 import {
   benchIdentity,
   IDENTITY_ID,

@@ -8,8 +8,8 @@
  */
 import { parseArgs } from 'node:util';
 import { createOidcAuth } from '../src/index.js';
-import { parseIdentityConfig } from '../src/config.js';
-import { compileIdentityPolicy } from '../src/policy.js';
+import { parseIdentityConfig } from '../src/trust/config.js';
+import { compileIdentityPolicy } from '../src/policy/match.js';
 import type { RuleInput } from '../src/types.js';
 import {
   benchIdentity,

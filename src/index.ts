@@ -4,7 +4,7 @@ export {
   type OidcAuthOptions,
   type AccessTokenGrant,
   type CallContext,
-} from './auth.js';
+} from './engine/auth.js';
 export {
   OidcAuthError,
   BadRequestError,
@@ -24,7 +24,7 @@ export {
   parseIdentityConfigs,
   IDENTITY_ID_PATTERN,
   DEFAULT_ALGORITHMS,
-} from './config.js';
+} from './trust/config.js';
 export { RULE_LIMITS } from './policy/limits.js';
 export {
   KeyManager,
@@ -35,7 +35,7 @@ export {
   type KeyManagerOptions,
   type KeyManagerStats,
   type VerificationKey,
-} from './keys.js';
+} from './trust/keys.js';
 export {
   httpGet,
   createHttpGet,
@@ -45,7 +45,7 @@ export {
   type HttpGetResult,
   type Resolver,
   type ResolvedAddress,
-} from './fetch.js';
+} from './trust/fetch.js';
 export {
   MemoryIdentityStore,
   MemoryTokenStore,
@@ -74,7 +74,12 @@ export {
 } from './limits/rate-limiter.js';
 export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './limits/memory.js';
 export { DEFAULT_RATE_LIMITS, type RateLimitsOptions } from './limits/options.js';
-export { AccessTokenCodec, ACCESS_TOKEN_PREFIX, type SigningKey, type SigningKeysInput } from './tokens.js';
+export {
+  AccessTokenCodec,
+  ACCESS_TOKEN_PREFIX,
+  type SigningKey,
+  type SigningKeysInput,
+} from './tokens/opaque.js';
 export { type AccessTokensOptions } from './tokens/options.js';
 export { type TokenGrantRequest, type AccessTokenFormat } from './tokens/grant.js';
 export {
@@ -97,7 +102,7 @@ export {
   KEYS_CACHE_CONTROL,
   type OAuthEndpoints,
 } from './tokens/metadata.js';
-export type { ExplainReport, ExplainCheck, ExplainItem, ExplainTimes } from './explain.js';
+export type { ExplainReport, ExplainCheck, ExplainItem, ExplainTimes } from './policy/explain.js';
 export {
   createIdentityAdmin,
   identityOidcAuthView,
@@ -109,21 +114,23 @@ export {
   type IdentityOidcAuthView,
   type TrustedIpView,
   type AdminRequest,
-} from './admin.js';
+} from './http/identity-admin.js';
 export {
   createMetrics,
   combineEventHandlers,
+  type AuthMetrics,
+  type MetricsOptions,
+  type MetricsSnapshot,
+  type KeyStatsSource,
+} from './observe/metrics.js';
+export {
   redactingLogger,
   pinoLogger,
   redact,
   redactString,
   REDACTED,
-  type AuthMetrics,
-  type MetricsOptions,
-  type MetricsSnapshot,
-  type KeyStatsSource,
   type PinoLike,
-} from './observe.js';
+} from './observe/redact.js';
 export {
   NOOP_SPAN,
   type Instrumentation,
@@ -160,7 +167,7 @@ export {
   type BodyKind,
   type Authorize,
   type NodeRequestLike,
-} from './http.js';
+} from './http/answers.js';
 export {
   OAUTH_ROUTES,
   oauthTokenAnswer,

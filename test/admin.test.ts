@@ -3,7 +3,11 @@ import express from 'express';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { oidcAdminRouter } from '../adapters/express/admin.js';
 import { oidcAuthRouter, requireAccessToken } from '../adapters/express/index.js';
-import { createIdentityAdmin, identityOidcAuthView, type IdentityChange } from '../src/admin.js';
+import {
+  createIdentityAdmin,
+  identityOidcAuthView,
+  type IdentityChange,
+} from '../src/http/identity-admin.js';
 import {
   ConfigError,
   createOidcAuth,

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EXIT, runCli, type CliIo } from '../src/cli.js';
-import { FetchError } from '../src/fetch.js';
+import { EXIT, runCli, type CliIo } from '../src/cli/main.js';
+import { FetchError } from '../src/trust/fetch.js';
 import type { IdentityConfigInput } from '../src/types.js';
 import { createOidcAuth } from '../src/index.js';
 import { FakeClock, SIGNING_KEYS, githubIdentity } from './helpers/engine.js';
@@ -517,7 +517,7 @@ describe('the real CLI process', () => {
   const dir = mkdtempSync(join(tmpdir(), 'oidc-cli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('node --import tsx src/cli.ts explain reads the file and stdin and exits 1 for a failing token', async () => {
+  it('node --import tsx src/cli/main.ts explain reads the file and stdin and exits 1 for a failing token', async () => {
     const config = join(dir, 'identities.json');
     writeFileSync(config, FILES['identities.json']!);
     const now = new FakeClock(Date.now());
@@ -527,7 +527,7 @@ describe('the real CLI process', () => {
     const run = (jwt: string) =>
       spawnSync(
         process.execPath,
-        ['--import', 'tsx', 'src/cli.ts', ...explain.slice(0, 2), config, ...explain.slice(3)],
+        ['--import', 'tsx', 'src/cli/main.ts', ...explain.slice(0, 2), config, ...explain.slice(3)],
         {
           cwd: root,
           input: jwt,

@@ -4,15 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import ts from 'typescript';
-import {
-  REDACTED,
-  combineEventHandlers,
-  createMetrics,
-  pinoLogger,
-  redact,
-  redactString,
-  redactingLogger,
-} from '../src/observe.js';
+import { combineEventHandlers, createMetrics } from '../src/observe/metrics.js';
+import { REDACTED, pinoLogger, redact, redactString, redactingLogger } from '../src/observe/redact.js';
 import { createOidcAuth, type AuthEvent } from '../src/index.js';
 import type { AuthEventType } from '../src/types.js';
 import { FakeClock, Recorder, SIGNING_KEYS, githubIdentity } from './helpers/engine.js';

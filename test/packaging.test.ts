@@ -119,7 +119,7 @@ describe('packaging', () => {
     }
     expect(files).toContain('dist/src/index.js');
     expect(files).toContain('dist/src/index.d.ts');
-    expect(files).toContain('dist/src/cli.js');
+    expect(files).toContain('dist/src/cli/main.js');
     expect(files).toContain(pkg.bin['oidc-machine-auth']!.replace(/^\.\//, ''));
   });
 

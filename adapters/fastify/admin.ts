@@ -6,7 +6,7 @@ import {
   createIdentityAdmin,
   createTrustAdmin,
   type IdentityAdminOptions,
-} from '../../src/admin.js';
+} from '../../src/http/identity-admin.js';
 import {
   ConfigError,
   DEFAULT_BODY_LIMIT,

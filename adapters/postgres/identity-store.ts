@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Pool } from 'pg';
-import { parseIdentityConfig } from '../../src/config.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
 import { ConfigError } from '../../src/errors.js';
 import type { IdentityConfig, IdentityConfigInput, IdentityStore } from '../../src/types.js';
 import { migrateOnce } from './migrate.js';

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
 import { createOidcAuth, type OidcAuth } from '../../src/index.js';
-import { AccessTokenCodec, newTokenId } from '../../src/tokens.js';
+import { AccessTokenCodec, newTokenId } from '../../src/tokens/opaque.js';
 import type { AccessTokenRecord, IdentityConfigInput, TokenStore } from '../../src/types.js';
 
 /** Issuer of every IdP-style token in the benchmarks (GitHub Actions'). */

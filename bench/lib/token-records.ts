@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { parseIdentityConfig } from '../../src/config.js';
-import { compileIdentityPolicy } from '../../src/policy.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
+import { compileIdentityPolicy } from '../../src/policy/match.js';
 import type { AccessTokenRecord } from '../../src/types.js';
 
 /**

@@ -1,5 +1,5 @@
-import { discoveryDocumentUrl } from '../config.js';
-import type { ExplainCheck, ExplainItem, ExplainReport, ExplainTimes } from '../explain.js';
+import { discoveryDocumentUrl } from '../trust/config.js';
+import type { ExplainCheck, ExplainItem, ExplainReport, ExplainTimes } from '../policy/explain.js';
 import type { IdentityConfig } from '../types.js';
 import { FAIL, PASS, duration, pad, show, showList, when } from './text.js';
 

@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
-import { parseIdentityConfig } from '../config.js';
+import { parseIdentityConfig } from '../trust/config.js';
 import { ConfigError } from '../errors.js';
-import { compileIdentityPolicy } from '../policy.js';
+import { compileIdentityPolicy } from '../policy/match.js';
 import { TrustRegistry, type TrustEntryInput } from '../trust/entries.js';
 import { acceptsIssuer } from '../trust/sources.js';
 import type { IdentityConfig } from '../types.js';

@@ -1,4 +1,4 @@
-import { redact } from '../observe.js';
+import { redact } from '../observe/redact.js';
 
 /** Where the CLI writes. */
 export interface Output {

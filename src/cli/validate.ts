@@ -1,4 +1,4 @@
-import { parseIdentityConfig } from '../config.js';
+import { parseIdentityConfig } from '../trust/config.js';
 import { ConfigError } from '../errors.js';
 import { TrustRegistry, type TrustEntryInput } from '../trust/entries.js';
 import type { IdentityConfig } from '../types.js';

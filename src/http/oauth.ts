@@ -1,6 +1,6 @@
-import type { OidcAuth } from '../auth.js';
+import type { OidcAuth } from '../engine/auth.js';
 import { RequestBodyError } from '../errors.js';
-import { bodyKind, REPEATED_PARAMETERS, type HttpAnswer } from '../http.js';
+import { bodyKind, REPEATED_PARAMETERS, type HttpAnswer } from './answers.js';
 import { OAUTH_NO_STORE, oauthErrorAnswer, oauthInvalidRequest } from '../oauth/errors.js';
 import { exchange, parseExchangeRequest, type ExchangeParameters } from '../oauth/exchange.js';
 import type { DpopRequest } from '../tokens/dpop.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { describe, type OidcAuth } from '../auth.js';
+import { describe, type OidcAuth } from '../engine/auth.js';
 import { BadRequestError, OidcAuthError, UnauthorizedError, type ReasonCode } from '../errors.js';
-import type { HttpAnswer } from '../http.js';
+import type { HttpAnswer } from '../http/answers.js';
 
 /** The `error` values of RFC 6749 §5.2 and RFC 8693 §2.2.2 the OAuth endpoints answer with. */
 export type OAuthErrorCode =

@@ -1,9 +1,9 @@
 import type { JWTPayload } from 'jose';
-import type { AccessTokenGrant, CallContext, OidcAuth } from '../auth.js';
-import { IDENTITY_ID_PATTERN } from '../config.js';
+import type { AccessTokenGrant, CallContext, OidcAuth } from '../engine/auth.js';
+import { IDENTITY_ID_PATTERN } from '../trust/config.js';
 import { BadRequestError, ServiceUnavailableError } from '../errors.js';
-import { MAX_JWT_LENGTH } from '../verify.js';
-import { describe } from '../auth.js';
+import { MAX_JWT_LENGTH } from '../trust/verify-idp-token.js';
+import { describe } from '../engine/auth.js';
 import { instrumentationOf, step, traceCall, within, type TraceSpan } from '../observe/trace.js';
 import { SCOPE_TOKEN } from './config.js';
 import { ClientAuthenticationError, oauthInvalidRequest } from './errors.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose';
-import { compileIdentityPolicy } from '../policy.js';
+import { compileIdentityPolicy } from '../policy/match.js';
 import { acceptsIssuer, exactIssuers, patternSources } from '../trust/sources.js';
 import type { IdentityConfig, IdentityStore, Logger } from '../types.js';
 

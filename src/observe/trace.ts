@@ -1,4 +1,4 @@
-import type { KeyManagerStats } from '../keys.js';
+import type { KeyManagerStats } from '../trust/keys.js';
 import type { AuthEvent } from '../types.js';
 
 /**

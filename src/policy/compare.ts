@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import { GLOB_LIMITS } from '../policy.js';
+import { GLOB_LIMITS } from './match.js';
 import type { ClaimMatch } from './types.js';
 import { RULE_LIMITS } from './limits.js';
 

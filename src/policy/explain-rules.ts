@@ -1,6 +1,6 @@
 import type { ReasonCode } from '../errors.js';
-import type { ExplainCheck, ExplainReport } from '../explain.js';
-import type { IdentityPolicy } from '../policy.js';
+import type { ExplainCheck, ExplainReport } from './explain.js';
+import type { IdentityPolicy } from './match.js';
 
 /**
  * `explain` for an identity with rules: one `rule:<name>` check per rule in config order (deny and

@@ -1,6 +1,6 @@
-import { checkAudiencePattern, parseList } from '../config.js';
+import { checkAudiencePattern, parseList } from '../trust/config.js';
 import { ConfigError } from '../errors.js';
-import { validateClaimPath, validateGlob } from '../policy.js';
+import { validateClaimPath, validateGlob } from './match.js';
 import { isTypedInput, parseComparison } from './compare.js';
 import { RULE_LIMITS } from './limits.js';
 import type { ClaimMatch, Rule } from './types.js';

@@ -1,5 +1,5 @@
 import type { IdentityConfig } from '../types.js';
-import type { IdentityPolicy, PolicyCheck, PolicyFailureCode, PolicyResult } from '../policy.js';
+import type { IdentityPolicy, PolicyCheck, PolicyFailureCode, PolicyResult } from './match.js';
 import {
   MISSING_CLAIM,
   UNBOUND_AUDIENCE,
@@ -18,7 +18,7 @@ import {
   withGlobBudget,
   type CompiledClaimPath,
   type CompiledGlob,
-} from '../policy.js';
+} from './match.js';
 import { compileComparison, comparisonProblem, type Comparison } from './compare.js';
 import type { ClaimMatch, Rule } from './types.js';
 
@@ -30,7 +30,7 @@ import type { ClaimMatch, Rule } from './types.js';
 //   nor the rule, the #13 guarantee holds: a token carrying any `aud` does not match it unless
 //   `allowAnyAudience`;
 // - the login passes when at least one allow rule matches and no deny rule does. Without rules the
-//   flat bindings are exactly one allow rule (that case is compiled by policy.ts as before).
+//   flat bindings are exactly one allow rule (that case is compiled by match.ts as before).
 // Deny rules are evaluated first and every glob of one check shares one budget
 // (GLOB_LIMITS.maxGlobCharsPerCheck): a check that ran out of budget never allows, so a token cannot
 // exhaust the budget on the deny rules to slip past them.
@@ -209,7 +209,7 @@ function compileSet(
         fail: fail(kind === 'audience' ? 'audience_not_allowed' : 'subject_not_allowed'),
       });
     };
-    // An allow rule also carries the identity-level (flat) bindings, in the order policy.ts checks them.
+    // An allow rule also carries the identity-level (flat) bindings, in the order match.ts checks them.
     if (allow) globs('audience', config.boundAudiences, 'boundAudiences');
     globs('audience', rule.audiences, `${at}.audiences`);
     if (

@@ -1,8 +1,13 @@
 import { LRUCache } from 'lru-cache';
-import { parseIdentityConfig } from '../config.js';
+import { parseIdentityConfig } from '../trust/config.js';
 import { ConfigError } from '../errors.js';
 import { exactIssuers } from '../trust/sources.js';
-import { issuerSourceOf, issuerSourceSpelling, keySourceSpelling, MAX_SOURCES_PER_ISSUER } from '../keys.js';
+import {
+  issuerSourceOf,
+  issuerSourceSpelling,
+  keySourceSpelling,
+  MAX_SOURCES_PER_ISSUER,
+} from '../trust/keys.js';
 import { ClaimRevocations } from '../tokens/revoke-where.js';
 import type {
   AccessTokenRecord,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { CONFIG_LIMITS, parseIdentityConfig } from '../config.js';
+import { CONFIG_LIMITS, parseIdentityConfig } from '../trust/config.js';
 import type { IdentityConfig, IdentityConfigInput, IdentityStore } from '../types.js';
 import { assertFailsClosed, eventually } from './assertions.js';
 import { newIdentityId } from './records.js';

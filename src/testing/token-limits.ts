@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { CONFIG_LIMITS } from '../config.js';
+import { CONFIG_LIMITS } from '../trust/config.js';
 import { assertGranted, assertRefused, assertSameData } from './assertions.js';
 import { newId } from './records.js';
 import type { TokenCaseContext } from './token-context.js';

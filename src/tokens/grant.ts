@@ -1,6 +1,6 @@
 import { BadRequestError } from '../errors.js';
 import type { IdentityConfig } from '../types.js';
-import { LoginFailure } from '../verify.js';
+import { LoginFailure } from '../trust/verify-idp-token.js';
 
 /** The two kinds of access token. */
 export type AccessTokenFormat = 'opaque' | 'jwt';

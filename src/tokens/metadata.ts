@@ -1,7 +1,7 @@
-import type { OidcAuth } from '../auth.js';
+import type { OidcAuth } from '../engine/auth.js';
 import { ConfigError, OidcAuthError } from '../errors.js';
-import type { HttpAnswer } from '../http.js';
-import { errorAnswer } from '../http.js';
+import type { HttpAnswer } from '../http/answers.js';
+import { errorAnswer } from '../http/answers.js';
 import { OAUTH_ROUTES } from '../http/oauth.js';
 import { issuerPath } from './options.js';
 

@@ -1,6 +1,6 @@
 import { BadRequestError, ConfigError, OidcAuthError } from '../errors.js';
-import { IDENTITY_ID_PATTERN } from '../config.js';
-import { compilePath, readClaim, validateClaimPath, type CompiledClaimPath } from '../policy.js';
+import { IDENTITY_ID_PATTERN } from '../trust/config.js';
+import { compilePath, readClaim, validateClaimPath, type CompiledClaimPath } from '../policy/match.js';
 import type { RevokeWhereFilter, TokenStore } from '../types.js';
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { OidcAuthError, ServiceUnavailableError } from '../errors.js';
 import type { IdentityConfig, Logger } from '../types.js';
-import { LoginFailure } from '../verify.js';
+import { LoginFailure } from '../trust/verify-idp-token.js';
 import { MAX_REPLAY_KEY_LENGTH, MAX_REPLAY_WINDOW_MS, type ReplayCache } from './replay.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { OidcAuth } from '../auth.js';
+import type { OidcAuth } from '../engine/auth.js';
 import { BadRequestError, ConfigError, OidcAuthError, ServiceUnavailableError } from '../errors.js';
-import { errorAnswer, invalidBody, type HttpAnswer } from '../http.js';
+import { errorAnswer, invalidBody, type HttpAnswer } from '../http/answers.js';
 import type { TrustEntry, TrustEntryInput } from './entries.js';
 import { TrustInUseError } from './store.js';
 

@@ -1,5 +1,5 @@
 import { ConfigError, ServiceUnavailableError } from '../errors.js';
-import type { KeyManager } from '../keys.js';
+import type { KeyManager } from './keys.js';
 import type { IdentityConfig, IdentityConfigInput, IdentityStore, Logger } from '../types.js';
 import {
   TrustRegistry,

@@ -1,4 +1,4 @@
-import { DEFAULT_ALGORITHMS, parseTrustSettings } from '../config.js';
+import { DEFAULT_ALGORITHMS, parseTrustSettings } from './config.js';
 import { ConfigError } from '../errors.js';
 import type { AsymmetricAlgorithm, IdentityConfig, KeySource, KeySourceInput, ListInput } from '../types.js';
 import { SOURCE_FIELDS, parseKeySources } from './sources.js';

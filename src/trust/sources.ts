@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { parseExactIssuers, parseKeySourceFields, type FlatKeySource } from '../config.js';
+import { parseExactIssuers, parseKeySourceFields, type FlatKeySource } from './config.js';
 import { ConfigError } from '../errors.js';
 import type { IdentityConfig, KeySource } from '../types.js';
 import { compileIssuerPattern, type IssuerPattern } from './pattern.js';

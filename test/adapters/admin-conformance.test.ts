@@ -16,7 +16,7 @@ import * as honoAdapter from '../../adapters/hono/index.js';
 import { oidcAdminRoutes } from '../../adapters/hono/admin.js';
 import * as koaAdapter from '../../adapters/koa/index.js';
 import { oidcAdminRouter as koaAdmin } from '../../adapters/koa/admin.js';
-import type { IdentityChange } from '../../src/admin.js';
+import type { IdentityChange } from '../../src/http/identity-admin.js';
 import { ConfigError, type AuthContext, type IdentityConfigInput, type OidcAuth } from '../../src/index.js';
 import { createTestCertificates } from '../helpers/certs.js';
 import { makeEngine, type TestEngine } from '../helpers/engine.js';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseIdentityConfig } from '../../src/index.js';
-import { compileIdentityPolicy } from '../../src/policy.js';
+import { compileIdentityPolicy } from '../../src/policy/match.js';
 import type { IdentityConfig } from '../../src/types.js';
 import { createTestCertificates } from '../helpers/certs.js';
 import { makeKey } from '../helpers/jwt.js';

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseIdentityConfig } from '../../src/index.js';
-import { GLOB_LIMITS, matchesGlob, validateGlob } from '../../src/policy.js';
+import { GLOB_LIMITS, matchesGlob, validateGlob } from '../../src/policy/match.js';
 import { makeKey } from '../helpers/jwt.js';
 import { failOnUnhandled, runs } from './support.js';
 import {

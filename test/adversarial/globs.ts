@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { GLOB_LIMITS, validateGlob } from '../../src/policy.js';
+import { GLOB_LIMITS, validateGlob } from '../../src/policy/match.js';
 
 /** Whether config validation accepts a bound pattern. */
 export function accepted(pattern: string): boolean {

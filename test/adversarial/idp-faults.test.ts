@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOidcAuth, type OidcAuth, type OidcAuthError } from '../../src/index.js';
-import type { KeyManagerOptions } from '../../src/keys.js';
+import type { KeyManagerOptions } from '../../src/trust/keys.js';
 import { FakeClock, Recorder, SIGNING_KEYS } from '../helpers/engine.js';
 import { postJson } from '../helpers/http.js';
 import {

@@ -1,5 +1,5 @@
-import { GLOB_LIMITS } from '../../src/policy.js';
-import { MAX_JWT_LENGTH } from '../../src/verify.js';
+import { GLOB_LIMITS } from '../../src/policy/match.js';
+import { MAX_JWT_LENGTH } from '../../src/trust/verify-idp-token.js';
 import { tryJson } from './support.js';
 
 /** The bindings of `githubIdentity()` in test/helpers/engine.ts, restated independently. */
@@ -105,7 +105,7 @@ export function unstorableMapped(value: unknown): boolean {
 
 // ---------------------------------------------------------------------------------------------
 // Globs: a reference matcher written from the documented pattern language (issue 13.7), by a
-// different method than src/policy.ts (which compiles a RegExp): a parser over code points and a
+// different method than src/policy/match.ts (which compiles a RegExp): a parser over code points and a
 // backtracking matcher over `/`-segments. It never calls the library or micromatch.
 
 /** One element of a pattern segment. */

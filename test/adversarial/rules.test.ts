@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseIdentityConfig } from '../../src/config.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
 import { ConfigError } from '../../src/errors.js';
-import { GLOB_LIMITS, compileIdentityPolicy } from '../../src/policy.js';
+import { GLOB_LIMITS, compileIdentityPolicy } from '../../src/policy/match.js';
 import { RULE_LIMITS } from '../../src/policy/limits.js';
 import type { RuleInput } from '../../src/types.js';
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { EXIT, runCli } from '../../src/cli.js';
+import { EXIT, runCli } from '../../src/cli/main.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = 'test/fixtures/policy/github-org';
@@ -85,7 +85,7 @@ describe('oidc-machine-auth test POLICY CASES', () => {
   it('runs as a process (the CI gate): exit code 1 on the failing set', () => {
     const run = spawnSync(
       process.execPath,
-      ['--import', 'tsx', 'src/cli.ts', 'test', `${FIXTURES}/policy.json`, `${FIXTURES}/cases-wrong`],
+      ['--import', 'tsx', 'src/cli/main.ts', 'test', `${FIXTURES}/policy.json`, `${FIXTURES}/cases-wrong`],
       {
         cwd: root,
         encoding: 'utf8',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseIdentityConfig } from '../../src/config.js';
-import { compileIdentityPolicy } from '../../src/policy.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
+import { compileIdentityPolicy } from '../../src/policy/match.js';
 import { integerId } from '../../src/policy/compare.js';
 import type { ClaimMatchInput } from '../../src/types.js';
 

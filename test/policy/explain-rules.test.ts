@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatExplain } from '../../src/cli/explain-text.js';
-import { parseIdentityConfig } from '../../src/config.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
 import type { RuleInput } from '../../src/types.js';
 import { githubIdentity, makeEngine } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign } from '../helpers/jwt.js';

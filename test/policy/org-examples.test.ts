@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseIdentityConfig } from '../../src/config.js';
-import { compileIdentityPolicy } from '../../src/policy.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
+import { compileIdentityPolicy } from '../../src/policy/match.js';
 import { acceptsIssuer } from '../../src/trust/sources.js';
 import type { IdentityConfig } from '../../src/types.js';
 

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseIdentityConfig } from '../../src/config.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
 import { ConfigError } from '../../src/errors.js';
-import { compileIdentityPolicy, type PolicyResult } from '../../src/policy.js';
+import { compileIdentityPolicy, type PolicyResult } from '../../src/policy/match.js';
 import type { IdentityConfigInput, RuleInput } from '../../src/types.js';
 
 const ISS = 'https://token.actions.githubusercontent.com';

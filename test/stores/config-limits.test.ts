@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
-import { CONFIG_LIMITS, parseIdentityConfig } from '../../src/config.js';
+import { CONFIG_LIMITS, parseIdentityConfig } from '../../src/trust/config.js';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
 import { MemoryTokenStore } from '../../src/index.js';
 import type { TokenStore } from '../../src/types.js';

@@ -1,4 +1,4 @@
-import type { OidcAuth } from '../../src/auth.js';
+import type { OidcAuth } from '../../src/engine/auth.js';
 import { OidcAuthError } from '../../src/errors.js';
 
 /** A token a storm login obtained, with when that login returned (epoch ms, sub-ms). */

@@ -13,8 +13,8 @@ import { sharedPgConfig, uniqueName } from '../helpers/servers.js';
 
 /** Every call of `parseIdentityConfig`, counted (the real function runs). */
 const parses = vi.hoisted(() => ({ count: 0 }));
-vi.mock('../../src/config.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../../src/config.js')>();
+vi.mock('../../src/trust/config.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../src/trust/config.js')>();
   return {
     ...original,
     parseIdentityConfig: (...args: Parameters<typeof original.parseIdentityConfig>) => {

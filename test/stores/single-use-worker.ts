@@ -7,7 +7,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { PostgresReplayCache, PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisReplayCache, RedisTokenStore } from '../../adapters/redis/index.js';
-import { createOidcAuth, type OidcAuth } from '../../src/auth.js';
+import { createOidcAuth, type OidcAuth } from '../../src/engine/auth.js';
 import { OidcAuthError } from '../../src/errors.js';
 import type { IdentityConfigInput } from '../../src/types.js';
 

@@ -15,7 +15,7 @@ import {
   PostgresTokenStore,
 } from '../../adapters/postgres/index.js';
 import { RedisReplayCache, RedisTokenStore } from '../../adapters/redis/index.js';
-import { createOidcAuth, type OidcAuth } from '../../src/auth.js';
+import { createOidcAuth, type OidcAuth } from '../../src/engine/auth.js';
 import { SIGNING_KEYS, githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, seconds, sign } from '../helpers/jwt.js';
 import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';

@@ -7,7 +7,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { PostgresIdentityStore, PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
-import { createOidcAuth, type OidcAuth } from '../../src/auth.js';
+import { createOidcAuth, type OidcAuth } from '../../src/engine/auth.js';
 import type { TokenStore } from '../../src/types.js';
 import { LoginStorm, outcomes, type StormToken } from './login-storm.js';
 

@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oidcAuthRouter } from '../../adapters/express/index.js';
-import { createIdentityAdmin } from '../../src/admin.js';
-import { parseIdentityConfig } from '../../src/config.js';
+import { createIdentityAdmin } from '../../src/http/identity-admin.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
 import {
   MemoryReplayCache,
   OidcAuthError,

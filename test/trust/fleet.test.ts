@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, PostgresIdentityStore, PostgresTrustStore } from '../../adapters/postgres/index.js';
-import { createIdentityAdmin } from '../../src/admin.js';
+import { createIdentityAdmin } from '../../src/http/identity-admin.js';
 import {
   ConfigError,
   createOidcAuth,

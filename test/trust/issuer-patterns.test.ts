@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, createOidcAuth, parseIdentityConfig } from '../../src/index.js';
-import { createHttpGet } from '../../src/fetch.js';
+import { createHttpGet } from '../../src/trust/fetch.js';
 import { compileIssuerPattern } from '../../src/trust/pattern.js';
 import type { IdentityConfigInput } from '../../src/types.js';
 import { FakeClock, Recorder, SIGNING_KEYS } from '../helpers/engine.js';

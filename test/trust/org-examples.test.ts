@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createOidcAuth, type OidcAuth, type OidcAuthOptions } from '../../src/index.js';
-import type { HttpGet } from '../../src/fetch.js';
-import { FetchError } from '../../src/fetch.js';
+import type { HttpGet } from '../../src/trust/fetch.js';
+import { FetchError } from '../../src/trust/fetch.js';
 import { FakeClock, SIGNING_KEYS } from '../helpers/engine.js';
 import { makeKey, seconds, sign, type TestKey } from '../helpers/jwt.js';
 import { TenantIdp } from './tenant-idp.js';

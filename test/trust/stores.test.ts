@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, PostgresIdentityStore } from '../../adapters/postgres/index.js';
-import { createIdentityAdmin, identityOidcAuthView } from '../../src/admin.js';
+import { createIdentityAdmin, identityOidcAuthView } from '../../src/http/identity-admin.js';
 import { createOidcAuth } from '../../src/index.js';
 import { SIGNING_KEYS } from '../helpers/engine.js';
 import { MemoryIdentityStore, parseIdentityConfig } from '../../src/index.js';

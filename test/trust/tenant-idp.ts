@@ -1,5 +1,5 @@
 import type { JWK, JWTPayload } from 'jose';
-import { FetchError, type HttpGet } from '../../src/fetch.js';
+import { FetchError, type HttpGet } from '../../src/trust/fetch.js';
 import { makeKey, seconds, sign, type TestKey } from '../helpers/jwt.js';
 
 /**

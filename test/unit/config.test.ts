@@ -6,7 +6,7 @@ import {
   discoveryDocumentUrl,
   parseIdentityConfig,
   parseIdentityConfigs,
-} from '../../src/config.js';
+} from '../../src/trust/config.js';
 import { validateIdentities } from '../../src/cli/validate.js';
 import { ConfigError } from '../../src/errors.js';
 import type { IdentityConfigInput } from '../../src/types.js';

@@ -6,7 +6,7 @@ import {
   validateFetchUrl,
   type HttpGetOptions,
   type Resolver,
-} from '../../src/fetch.js';
+} from '../../src/trust/fetch.js';
 import { createTestCertificates, type TestCertificates } from '../helpers/certs.js';
 import { startTestIdp, type TestIdp } from '../helpers/idp-server.js';
 

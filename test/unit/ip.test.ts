@@ -2,7 +2,12 @@ import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { ALLOW_ALL_IPS, compileIpAllowList, normalizeIp, parseTrustedIps } from '../../src/ip.js';
+import {
+  ALLOW_ALL_IPS,
+  compileIpAllowList,
+  normalizeIp,
+  parseTrustedIps,
+} from '../../src/policy/trusted-ips.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { verifyJwsSignature } from '../../src/jws.js';
+import { verifyJwsSignature } from '../../src/trust/jws.js';
 import { makeKey, sign } from '../helpers/jwt.js';
 
 const split = (jwt: string) => {

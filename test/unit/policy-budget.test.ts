@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseIdentityConfig } from '../../src/config.js';
-import { GLOB_LIMITS, compileIdentityPolicy, matchesGlob, validateGlob } from '../../src/policy.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
+import { GLOB_LIMITS, compileIdentityPolicy, matchesGlob, validateGlob } from '../../src/policy/match.js';
 
 const base = {
   identityId: 'budget',

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseIdentityConfig } from '../../src/config.js';
+import { parseIdentityConfig } from '../../src/trust/config.js';
 import { ConfigError } from '../../src/errors.js';
 import {
   GLOB_LIMITS,
@@ -10,7 +10,7 @@ import {
   validateClaimPath,
   validateGlob,
   type IdentityPolicy,
-} from '../../src/policy.js';
+} from '../../src/policy/match.js';
 import type { IdentityConfigInput } from '../../src/types.js';
 import { githubIdentity, makeEngine } from '../helpers/engine.js';
 import { githubClaims, sign } from '../helpers/jwt.js';

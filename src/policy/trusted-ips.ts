@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 
 /** The trusted-IP list when an identity sets none: anywhere, explicitly (IP-08). */
 export const ALLOW_ALL_IPS: readonly string[] = Object.freeze(['0.0.0.0/0', '::/0']);

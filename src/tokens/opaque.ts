@@ -1,6 +1,6 @@
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 
 /** Prefix of every access token: lets secret scanners find them and keeps them apart from JWTs. */
 export const ACCESS_TOKEN_PREFIX = 'omat_';

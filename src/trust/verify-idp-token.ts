@@ -1,10 +1,10 @@
 import type { JWTPayload } from 'jose';
-import type { ReasonCode } from './errors.js';
+import type { ReasonCode } from '../errors.js';
 import { verifyJwsSignature } from './jws.js';
 import { KeyError, type KeyManager, type VerificationKey } from './keys.js';
-import type { IdentityConfig } from './types.js';
-import { acceptsIssuer, sourceViewFor, sourceViews } from './trust/sources.js';
-import { NOOP_SPAN, STORE_STEP, step, type TraceSpan } from './observe/trace.js';
+import type { IdentityConfig } from '../types.js';
+import { acceptsIssuer, sourceViewFor, sourceViews } from './sources.js';
+import { NOOP_SPAN, STORE_STEP, step, type TraceSpan } from '../observe/trace.js';
 
 /** Largest IdP token accepted, in characters. Real CI tokens are 1-3 KB. */
 export const MAX_JWT_LENGTH = 16 * 1024;

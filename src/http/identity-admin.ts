@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
-import type { OidcAuth } from './auth.js';
-import { describe } from './auth.js';
-import { IDENTITY_ID_PATTERN } from './config.js';
+import type { OidcAuth } from '../engine/auth.js';
+import { describe } from '../engine/auth.js';
+import { IDENTITY_ID_PATTERN } from '../trust/config.js';
 import {
   BadRequestError,
   ConfigError,
   OidcAuthError,
   ServiceUnavailableError,
   type ErrorBody,
-} from './errors.js';
-import { errorAnswer, invalidBody, type HttpAnswer } from './http.js';
-import type { IdentityConfig, IdentityConfigInput, IdentityStore, Rule } from './types.js';
+} from '../errors.js';
+import { errorAnswer, invalidBody, type HttpAnswer } from './answers.js';
+import type { IdentityConfig, IdentityConfigInput, IdentityStore, Rule } from '../types.js';
 
 /**
  * The identity-admin routes, relative to the prefix the host mounts them under (Infisical's is
@@ -499,4 +499,4 @@ export {
   trustEntryView,
   type TrustAdmin,
   type TrustAdminRequest,
-} from './trust/admin.js';
+} from '../trust/admin.js';

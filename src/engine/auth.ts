@@ -8,13 +8,13 @@ import {
   UnauthorizedError,
   bearerChallenge,
   type ReasonCode,
-} from './errors.js';
-import type { HttpGet } from './fetch.js';
-import { compileIpAllowList, type IpAllowList } from './ip.js';
-import { KeyManager, MAX_ISSUERS, MAX_SOURCES_PER_ISSUER, type KeyManagerOptions } from './keys.js';
-import { compileIdentityPolicy } from './policy.js';
-import { MemoryIdentityStore, MemoryTokenStore } from './stores/memory.js';
-import { AccessTokenCodec, newTokenId, type SigningKeysInput } from './tokens.js';
+} from '../errors.js';
+import type { HttpGet } from '../trust/fetch.js';
+import { compileIpAllowList, type IpAllowList } from '../policy/trusted-ips.js';
+import { KeyManager, MAX_ISSUERS, MAX_SOURCES_PER_ISSUER, type KeyManagerOptions } from '../trust/keys.js';
+import { compileIdentityPolicy } from '../policy/match.js';
+import { MemoryIdentityStore, MemoryTokenStore } from '../stores/memory.js';
+import { AccessTokenCodec, newTokenId, type SigningKeysInput } from '../tokens/opaque.js';
 import type {
   AccessTokenRecord,
   AuthContext,
@@ -25,27 +25,33 @@ import type {
   IdentityStore,
   Logger,
   TokenStore,
-} from './types.js';
-import { LoginFailure, readHeader, unstorableClaim, verifyLogin, type LoginContext } from './verify.js';
-import { explainLogin, type ExplainReport } from './explain.js';
-import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from './config.js';
-import type { TrustEntryInput } from './trust/entries.js';
-import { bindTrust, type TrustEntries } from './trust/engine.js';
-import type { TrustStore } from './trust/store.js';
-import { acceptsIssuer } from './trust/sources.js';
+} from '../types.js';
+import {
+  LoginFailure,
+  readHeader,
+  unstorableClaim,
+  verifyLogin,
+  type LoginContext,
+} from '../trust/verify-idp-token.js';
+import { explainLogin, type ExplainReport } from '../policy/explain.js';
+import { IDENTITY_ID_PATTERN, isParsedIdentityConfig, parseIdentityConfig } from '../trust/config.js';
+import type { TrustEntryInput } from '../trust/entries.js';
+import { bindTrust, type TrustEntries } from '../trust/engine.js';
+import type { TrustStore } from '../trust/store.js';
+import { acceptsIssuer } from '../trust/sources.js';
 import type { JWK } from 'jose';
 import {
   checkGrantRequest,
   narrowGrant,
   type AccessTokenFormat,
   type TokenGrantRequest,
-} from './tokens/grant.js';
-import { looksLikeJwt, type ParsedJwtAccessToken } from './tokens/jwt.js';
-import { resolveAccessTokens, type AccessTokensOptions } from './tokens/options.js';
-import type { ReplayCache } from './tokens/replay.js';
-import { MemoryReplayCache } from './stores/memory-replay.js';
-import { spendIdpToken } from './tokens/single-use.js';
-import { revokeWhereEngine, type RevokeWhereInput } from './tokens/revoke-where-engine.js';
+} from '../tokens/grant.js';
+import { looksLikeJwt, type ParsedJwtAccessToken } from '../tokens/jwt.js';
+import { resolveAccessTokens, type AccessTokensOptions } from '../tokens/options.js';
+import type { ReplayCache } from '../tokens/replay.js';
+import { MemoryReplayCache } from '../stores/memory-replay.js';
+import { spendIdpToken } from '../tokens/single-use.js';
+import { revokeWhereEngine, type RevokeWhereInput } from '../tokens/revoke-where-engine.js';
 import {
   DpopVerifier,
   checkBinding,
@@ -53,11 +59,11 @@ import {
   type DpopOptions,
   type DpopRequest,
   type DpopService,
-} from './tokens/dpop.js';
-import { EngineRateLimits } from './limits/engine.js';
-import { resolveRateLimits, type RateLimitsOptions } from './limits/options.js';
-import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from './observe/trace.js';
-import type { Instrumentation, TraceSpan } from './observe/trace.js';
+} from '../tokens/dpop.js';
+import { EngineRateLimits } from '../limits/engine.js';
+import { resolveRateLimits, type RateLimitsOptions } from '../limits/options.js';
+import { NOOP_SPAN, STORE_STEP, step, stepSync, traceOperation } from '../observe/trace.js';
+import type { Instrumentation, TraceSpan } from '../observe/trace.js';
 
 /** Options of {@link createOidcAuth}. */
 export interface OidcAuthOptions {

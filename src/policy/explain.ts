@@ -1,14 +1,14 @@
 import { decodeJwt, type JWTPayload } from 'jose';
-import type { ReasonCode } from './errors.js';
-import { discoveryDocumentUrl, withoutTrailingSlashes } from './config.js';
-import type { IpAllowList } from './ip.js';
-import type { KeyManager } from './keys.js';
-import { compileIdentityPolicy, matchesGlob, type PolicyCheck } from './policy.js';
-import { explainRuleChecks } from './policy/explain-rules.js';
-import type { ReplayCache } from './tokens/replay.js';
-import { idpTokenSpentAt } from './tokens/single-use.js';
-import type { Clock, IdentityConfig, IdentityStore } from './types.js';
-import { LoginFailure, readHeader, unstorableClaim, verifyIdpToken } from './verify.js';
+import type { ReasonCode } from '../errors.js';
+import { discoveryDocumentUrl, withoutTrailingSlashes } from '../trust/config.js';
+import type { IpAllowList } from './trusted-ips.js';
+import type { KeyManager } from '../trust/keys.js';
+import { compileIdentityPolicy, matchesGlob, type PolicyCheck } from './match.js';
+import { explainRuleChecks } from './explain-rules.js';
+import type { ReplayCache } from '../tokens/replay.js';
+import { idpTokenSpentAt } from '../tokens/single-use.js';
+import type { Clock, IdentityConfig, IdentityStore } from '../types.js';
+import { LoginFailure, readHeader, unstorableClaim, verifyIdpToken } from '../trust/verify-idp-token.js';
 
 /** One login check as `explain` reports it. */
 export interface ExplainCheck {
@@ -173,7 +173,8 @@ export async function explainLogin(
       const hint = issuerHint(report.claims?.iss, config.boundIssuer);
       if (hint) extra.hint = hint;
     }
-    // checkClaims (verify.ts) checks iss before the times, so a time failure means the issuer matched.
+    // checkClaims (trust/verify-idp-token.ts) checks iss before the times, so a time failure means the
+    // issuer matched.
     if (check === 'times') {
       report.checks.push({
         check: 'issuer',

@@ -1,14 +1,14 @@
 import { X509Certificate, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import { FetchError, validateFetchUrl } from './fetch.js';
-import { ALLOW_ALL_IPS, parseTrustedIps } from './ip.js';
-import { parseOAuthFields } from './oauth/config.js';
-import { validateClaimPath, validateGlob } from './policy.js';
-import { parseRules } from './policy/parse-rules.js';
-import type { AsymmetricAlgorithm, IdentityConfig } from './types.js';
-import { parseIdentitySources } from './trust/sources.js';
-import { checkTrustIdentity } from './trust/entries.js';
+import { ALLOW_ALL_IPS, parseTrustedIps } from '../policy/trusted-ips.js';
+import { parseOAuthFields } from '../oauth/config.js';
+import { validateClaimPath, validateGlob } from '../policy/match.js';
+import { parseRules } from '../policy/parse-rules.js';
+import type { AsymmetricAlgorithm, IdentityConfig } from '../types.js';
+import { parseIdentitySources } from './sources.js';
+import { checkTrustIdentity } from './entries.js';
 
 /** What an identity id looks like; the login route refuses anything else before any store lookup. */
 export const IDENTITY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;

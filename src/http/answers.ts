@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { AccessTokenGrant, OidcAuth } from './auth.js';
-import { describe } from './auth.js';
+import type { AccessTokenGrant, OidcAuth } from '../engine/auth.js';
+import { describe } from '../engine/auth.js';
 import {
   BadRequestError,
   ForbiddenError,
@@ -10,12 +10,12 @@ import {
   UnauthorizedError,
   bearerChallenge,
   type ErrorBody,
-} from './errors.js';
-import { IDENTITY_ID_PATTERN } from './config.js';
-import type { AuthContext } from './types.js';
-import type { CallContext } from './auth.js';
-import type { DpopRequest } from './tokens/dpop.js';
-import { extractDpopToken } from './http/dpop.js';
+} from '../errors.js';
+import { IDENTITY_ID_PATTERN } from '../trust/config.js';
+import type { AuthContext } from '../types.js';
+import type { CallContext } from '../engine/auth.js';
+import type { DpopRequest } from '../tokens/dpop.js';
+import { extractDpopToken } from './dpop.js';
 
 /** A framework-neutral answer: adapters copy it onto their response. */
 export interface HttpAnswer {

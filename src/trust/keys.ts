@@ -3,11 +3,11 @@ import { performance } from 'node:perf_hooks';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { discoveryDocumentUrl } from './config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import { FetchError, httpGet as defaultHttpGet, redactUrl, validateFetchUrl, type HttpGet } from './fetch.js';
-import type { AsymmetricAlgorithm, IdentityConfig, Logger } from './types.js';
-import { patternSources, sourceViewFor, sourceViews } from './trust/sources.js';
-import { PatternIssuers, type PatternIssuerOptions } from './trust/pattern-issuers.js';
+import type { AsymmetricAlgorithm, IdentityConfig, Logger } from '../types.js';
+import { patternSources, sourceViewFor, sourceViews } from './sources.js';
+import { PatternIssuers, type PatternIssuerOptions } from './pattern-issuers.js';
 
 /** A public key the IdP token may be verified with. */
 export interface VerificationKey {

@@ -3,18 +3,18 @@ import { readFile, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createOidcAuth } from './auth.js';
-import { parseIdentityConfig } from './config.js';
-import { ConfigError } from './errors.js';
-import type { HttpGet } from './fetch.js';
-import { MemoryIdentityStore } from './stores/memory.js';
-import { TrustRegistry, type TrustEntryInput } from './trust/entries.js';
-import { decodeToken, DecodeError, formatDecoded } from './cli/decode.js';
-import { formatExplain, type FetchRecord } from './cli/explain-text.js';
-import { POLICY_TEST_LIMITS, formatPolicyTests, runPolicyTests } from './cli/test.js';
-import { FAIL, type Output } from './cli/text.js';
-import { formatValidation, validateIdentities } from './cli/validate.js';
-import type { IdentityConfig, Logger } from './types.js';
+import { createOidcAuth } from '../engine/auth.js';
+import { parseIdentityConfig } from '../trust/config.js';
+import { ConfigError } from '../errors.js';
+import type { HttpGet } from '../trust/fetch.js';
+import { MemoryIdentityStore } from '../stores/memory.js';
+import { TrustRegistry, type TrustEntryInput } from '../trust/entries.js';
+import { decodeToken, DecodeError, formatDecoded } from './decode.js';
+import { formatExplain, type FetchRecord } from './explain-text.js';
+import { POLICY_TEST_LIMITS, formatPolicyTests, runPolicyTests } from './test.js';
+import { FAIL, type Output } from './text.js';
+import { formatValidation, validateIdentities } from './validate.js';
+import type { IdentityConfig, Logger } from '../types.js';
 
 /** What the CLI reads and writes; tests pass their own. Defaults: the process's streams, real fetches. */
 export interface CliIo {

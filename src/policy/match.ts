@@ -1,12 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import { ConfigError } from './errors.js';
-import type { IdentityConfig } from './types.js';
-import {
-  compileRulesPolicy,
-  hasRules,
-  type CandidateMismatch,
-  type RuleExplanation,
-} from './policy/rules.js';
+import { ConfigError } from '../errors.js';
+import type { IdentityConfig } from '../types.js';
+import { compileRulesPolicy, hasRules, type CandidateMismatch, type RuleExplanation } from './rules.js';
 
 /**
  * Caps that keep every glob match fast (GLOB-05). A pattern compiles to a RegExp in which `*` is
