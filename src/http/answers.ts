@@ -68,7 +68,7 @@ export function parseRequestBody(contentType: string | undefined, raw: string): 
   if (kind === 'form') {
     const out: Record<string | symbol, unknown> = Object.create(null);
     let repeated: Record<string, string[]> | undefined;
-    for (const [key, value] of formPairs(raw)) {
+    for (const [key, value] of new URLSearchParams(raw)) {
       if (!(key in out)) out[key] = value;
       else
         ((repeated ??= Object.create(null) as Record<string, string[]>)[key] ??= [out[key] as string]).push(
@@ -88,26 +88,6 @@ export function parseRequestBody(contentType: string | undefined, raw: string): 
     throw invalidBody('Request body must be a JSON object');
   }
   return parsed as Record<string, unknown>;
-}
-
-/**
- * The name-value pairs of an `application/x-www-form-urlencoded` body, exactly as `URLSearchParams`
- * reads them (WHATWG URL, "application/x-www-form-urlencoded parsing"). A body with no `%` and no
- * `+` (a token exchange: JWTs, URNs and ids need no escaping) has nothing to decode, so its pairs are
- * its `&`-separated sequences split at their first `=`, without the decoder's copy of every value;
- * anything else, or a string that is not well-formed UTF-16, goes through `URLSearchParams`.
- */
-export function formPairs(raw: string): Iterable<[string, string]> {
-  // `isWellFormed` (ES2024) is in every runtime we support; the project's `lib` predates it.
-  const wellFormed = (raw as string & { isWellFormed(): boolean }).isWellFormed();
-  if (!wellFormed || raw.includes('%') || raw.includes('+')) return new URLSearchParams(raw);
-  const pairs: Array<[string, string]> = [];
-  for (const sequence of raw.split('&')) {
-    if (sequence === '') continue;
-    const eq = sequence.indexOf('=');
-    pairs.push(eq < 0 ? [sequence, ''] : [sequence.slice(0, eq), sequence.slice(eq + 1)]);
-  }
-  return pairs;
 }
 
 export function unsupportedMediaType(): RequestBodyError {
