@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -11,6 +12,10 @@ export default defineConfig({
         ? []
         : ['test/runtimes/**']),
     ],
+    // Vitest's default is one worker fewer than the cores: one on a 2-core machine, where most test
+    // files mostly wait (servers, child processes, timers). Two files at a time there took the
+    // suite from ~7 to ~4.5 minutes with the same results.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     testTimeout: 20_000,
     hookTimeout: 30_000,
     // .ci/run points each runtime's run at its own report.
