@@ -260,7 +260,13 @@ async function nonceServer(
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    // Keep-alive connections a client still holds would keep close() waiting (Deno's fetch keeps
+    // them longer than a test's timeout): they are closed with the server.
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      }),
   };
 }
 

@@ -73,7 +73,13 @@ export async function startStandInServer(): Promise<StandInServer> {
         .setExpirationTime('5m')
         .sign(idp.privateKey),
     mintAccessToken: (jkt) => mintAccessToken(signing.privateKey, issuer, audience, jkt),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    // Keep-alive connections a client still holds would keep close() waiting (Deno's fetch keeps
+    // them longer than a test's timeout): they are closed with the server.
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      }),
   };
 
   app.get('/api/v1/auth/.well-known/jwks.json', (_req, res) => {
