@@ -70,3 +70,32 @@ export class RedisCalls {
     return this.#readyPromise;
   }
 }
+
+/**
+ * The calls made in one turn of the event loop, sent together: `add` queues a call, and the first
+ * call of a turn schedules `send` (on `setImmediate`) over every call queued by then, at most `max`
+ * per `send`. Unbatched (a Cluster, whose keys live in different slots, or batching turned off),
+ * every call is sent alone at once. `send` settles each call of its batch and never throws.
+ */
+export class TurnBatches<T> {
+  #pending: T[] = [];
+
+  constructor(
+    readonly batched: boolean,
+    readonly max: number,
+    readonly send: (batch: readonly T[]) => Promise<void>,
+  ) {}
+
+  add(call: T): void {
+    if (!this.batched) void this.send([call]);
+    else if (this.#pending.push(call) === 1) setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (let start = 0; start < pending.length; start += this.max) {
+      void this.send(pending.length <= this.max ? pending : pending.slice(start, start + this.max));
+    }
+  };
+}

@@ -10,7 +10,7 @@ import type {
   TokenStore,
 } from '../../src/types.js';
 import { RevocationLimitError } from '../../src/tokens/revoke-where.js';
-import { RedisCalls, type Script } from './calls.js';
+import { RedisCalls, TurnBatches, type Script } from './calls.js';
 import { decodeFields, decodeRecord, encodeRecord } from './record.js';
 import { CONSUME_MANY, CREATE, EXTEND, INDEX, REVOKE, REVOKE_IDENTITY } from './scripts.js';
 import {
@@ -141,13 +141,12 @@ export class RedisTokenStore implements TokenStore {
   readonly #prefix: string;
   readonly #marginMs: number;
   readonly #clock: () => number;
-  readonly #batchConsumes: boolean;
   /** The consume and extend scripts' generation arguments: check flag (`'0'` on Cluster), prefix. */
   readonly #generationArgs: readonly [string, string];
   /** Revocation by claim: its keys (one slot, see revoke-where.ts), and whether the client is a Cluster. */
   readonly #claimKeys: ReturnType<typeof claimKeys>;
   readonly #cluster: boolean;
-  #pending: PendingConsume[] = [];
+  readonly #consumes: TurnBatches<PendingConsume>;
 
   constructor(options: RedisTokenStoreOptions) {
     if (!options?.client) throw new ConfigError('client', 'an ioredis client is required');
@@ -160,7 +159,9 @@ export class RedisTokenStore implements TokenStore {
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
     const cluster = (options.client as Cluster).isCluster === true;
-    this.#batchConsumes = options.batchConsumes !== false && !cluster;
+    this.#consumes = new TurnBatches(options.batchConsumes !== false && !cluster, CONSUME_BATCH, (batch) =>
+      this.#consumeMany(batch),
+    );
     this.#prefix = prefix;
     // A flag of its own: an empty prefix is a valid one and must not turn the check off.
     this.#generationArgs = [cluster ? '0' : '1', prefix];
@@ -228,25 +229,10 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async consume(tokenId: string, now: number): Promise<ConsumeResult> {
-    return new Promise((resolve, reject) => {
-      const use = { tokenId, now, resolve, reject };
-      // Unbatched (Cluster): the same script over this one key, so it stays in the token's slot.
-      if (!this.#batchConsumes) void this.#consumeMany([use]);
-      // The first use of a turn schedules the call; uses that arrive before it runs (other
-      // requests read in the same poll phase) join it.
-      else if (this.#pending.push(use) === 1) setImmediate(this.#flushConsumes);
-    });
+    // The uses of one turn of the event loop (other requests read in the same poll phase) go as one
+    // call; unbatched (Cluster), the same script over this one key, so it stays in the token's slot.
+    return new Promise((resolve, reject) => this.#consumes.add({ tokenId, now, resolve, reject }));
   }
-
-  readonly #flushConsumes = (): void => {
-    const pending = this.#pending;
-    this.#pending = [];
-    for (let start = 0; start < pending.length; start += CONSUME_BATCH) {
-      void this.#consumeMany(
-        pending.length <= CONSUME_BATCH ? pending : pending.slice(start, start + CONSUME_BATCH),
-      );
-    }
-  };
 
   /** One `CONSUME_MANY` call for `batch`; settles every use of it, never throws. */
   async #consumeMany(batch: readonly PendingConsume[]): Promise<void> {

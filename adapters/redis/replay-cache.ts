@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, ServiceUnavailableError } from '../../src/errors.js';
-import { RedisCalls, type Script } from './calls.js';
+import { RedisCalls, TurnBatches, type Script } from './calls.js';
 import { checkReplayArguments, type ReplayCache, type ReplayVerdict } from '../../src/tokens/replay.js';
 
 export interface RedisReplayCacheOptions {
@@ -118,8 +118,7 @@ export class RedisReplayCache implements ReplayCache {
   readonly #calls: RedisCalls;
   readonly #prefix: string;
   readonly #marginMs: number;
-  readonly #batchRemembers: boolean;
-  #pending: PendingRemember[] = [];
+  readonly #remembers: TurnBatches<PendingRemember>;
 
   constructor(options: RedisReplayCacheOptions) {
     if (!options?.client) throw new ConfigError('client', 'an ioredis client is required');
@@ -132,7 +131,11 @@ export class RedisReplayCache implements ReplayCache {
     // Redis and Cluster share every command used here; one type keeps the calls simple.
     this.#client = options.client as Redis;
     // As the token store: a Cluster spreads the keys over slots, which one script call cannot span.
-    this.#batchRemembers = options.batchRemembers !== false && (options.client as Cluster).isCluster !== true;
+    this.#remembers = new TurnBatches(
+      options.batchRemembers !== false && (options.client as Cluster).isCluster !== true,
+      REMEMBER_BATCH,
+      (batch) => this.#rememberMany(batch),
+    );
     this.#calls = new RedisCalls(
       this.#client,
       positive(options.commandTimeoutMs ?? 1000, 'commandTimeoutMs'),
@@ -147,24 +150,10 @@ export class RedisReplayCache implements ReplayCache {
 
   async remember(key: string, expiresAt: number, now: number): Promise<ReplayVerdict> {
     checkReplayArguments(key, expiresAt, now);
-    return new Promise((resolve, reject) => {
-      const call = { key, now, expiresAt, resolve, reject };
-      // Unbatched (Cluster, or batchRemembers: false): the same script over this one key, in its slot.
-      if (!this.#batchRemembers) void this.#rememberMany([call]);
-      // The first call of a turn schedules the script call; calls made before it runs join it.
-      else if (this.#pending.push(call) === 1) setImmediate(this.#flushRemembers);
-    });
+    // The calls of one turn of the event loop share one script call; unbatched (Cluster, or
+    // batchRemembers: false), the same script over this one key, in its slot.
+    return new Promise((resolve, reject) => this.#remembers.add({ key, now, expiresAt, resolve, reject }));
   }
-
-  readonly #flushRemembers = (): void => {
-    const pending = this.#pending;
-    this.#pending = [];
-    for (let start = 0; start < pending.length; start += REMEMBER_BATCH) {
-      void this.#rememberMany(
-        pending.length <= REMEMBER_BATCH ? pending : pending.slice(start, start + REMEMBER_BATCH),
-      );
-    }
-  };
 
   /** One `REMEMBER_MANY` call for `batch`; settles every call of it, never throws. */
   async #rememberMany(batch: readonly PendingRemember[]): Promise<void> {
