@@ -169,6 +169,12 @@ class GuardDecisions {
     this.#success++;
   }
 
+  /** One guard decision: a success, or a failure with its reason code. */
+  record(failed: string | undefined): void {
+    if (failed === undefined) this.success();
+    else this.failure(failed);
+  }
+
   failure(reason: string): void {
     let entry = this.#failures.get(reason);
     if (!entry) {
@@ -248,8 +254,7 @@ class GuardRecord implements TraceSpan {
   end(): void {
     try {
       if (this.instruments.metricsOn) {
-        if (this.#failed === undefined) this.instruments.decisions.success();
-        else this.instruments.decisions.failure(this.#failed);
+        this.instruments.decisions.record(this.#failed);
       }
       const request = this.request;
       if (request === undefined) return;
@@ -328,8 +333,7 @@ class OtelSpan implements TraceSpan {
       if (this.kind === 'store') {
         recordStore(this.instruments, this.guardStep, this.operation, this.#failed, this.#started);
       } else if (this.kind === 'authenticate' && this.instruments.metricsOn) {
-        if (this.#failed === undefined) this.instruments.decisions.success();
-        else this.instruments.decisions.failure(this.#failed);
+        this.instruments.decisions.record(this.#failed);
       }
     } catch {
       // Telemetry never fails a request.
