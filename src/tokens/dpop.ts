@@ -7,9 +7,8 @@ import {
   timingSafeEqual,
   type JsonWebKey,
   type KeyObject,
-  type VerifyKeyObjectInput,
-  type VerifyPublicKeyInput,
 } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import {
@@ -23,7 +22,12 @@ import {
 } from '../errors.js';
 import type { ReplayCache } from './replay.js';
 import { htuMatches } from './dpop-htu.js';
-import { verifyOffThread } from './signing-keys.js';
+import {
+  sharedSignatureWorker,
+  verifyOnThreadPool,
+  type SignatureKey,
+  type SignatureWorker,
+} from './signature-worker.js';
 
 /**
  * What a DPoP check reads of a request (RFC 9449 §4.3): the `DPoP` header, the method, and the
@@ -74,6 +78,14 @@ export interface DpopOptions {
   nonces?: boolean | { secret?: string | Uint8Array; stepSeconds?: number };
   /** Verified proof headers (public keys) remembered, by their text. Default 1000. */
   keyCacheSize?: number;
+  /**
+   * Where proof signatures are checked, off the event loop either way: `worker` (default), a worker
+   * thread of the process's own (started on first use, shared by every engine) that takes the proofs
+   * of one event-loop turn as one message; `thread-pool`, one libuv thread-pool job per proof (no
+   * extra thread; each job costs the loop more). A worker that cannot start or fails hands its checks
+   * to the thread pool.
+   */
+  proofChecks?: 'worker' | 'thread-pool';
 }
 
 /** Where a proof is checked: decides statuses (RFC 9449 §5: 400 at a token endpoint; §7.1: 401 at a resource). */
@@ -136,8 +148,7 @@ const MAX_RSA_BITS = 4096;
 /** A verified proof header: how its signatures verify, and its key's thumbprint. */
 interface ProofKey {
   jkt: string;
-  hash: string | null;
-  key: KeyObject | VerifyKeyObjectInput | VerifyPublicKeyInput;
+  key: SignatureKey;
 }
 
 /** What a valid proof says. */
@@ -157,8 +168,15 @@ export interface DpopProof {
 
 /** `base64url(SHA-256(accessToken))`: a proof's `ath` (RFC 9449 §4.2). */
 export function accessTokenHash(accessToken: string): string {
-  return createHash('sha256').update(accessToken, 'utf8').digest('base64url');
+  return oneShotHash
+    ? oneShotHash('sha256', accessToken, 'base64url')
+    : createHash('sha256').update(accessToken, 'utf8').digest('base64url');
 }
+
+/** `crypto.hash` (Node 20.12+, 21.7+): a one-shot digest, without a Hash object; absent on older runtimes. */
+const oneShotHash = (
+  nodeCrypto as { hash?: (algorithm: string, data: string, encoding: 'base64url') => string }
+).hash;
 
 /**
  * Checks DPoP proofs (RFC 9449 §4.3) and mints server nonces. One per engine (`auth.dpop`). Proof
@@ -184,6 +202,7 @@ export class DpopVerifier {
   readonly #challengeAlgs: string;
   readonly #missingToken: string;
   readonly #clock: () => number;
+  readonly #worker: SignatureWorker | undefined;
 
   constructor(
     options: DpopOptions | undefined,
@@ -213,6 +232,11 @@ export class DpopVerifier {
     this.#replay = replay;
     const size = seconds(o.keyCacheSize, 'dpop.keyCacheSize', 1000, 0, 1_000_000);
     this.#keys = new LRUCache({ max: Math.max(1, size) });
+    const checks = o.proofChecks ?? 'worker';
+    if (checks !== 'worker' && checks !== 'thread-pool') {
+      throw new ConfigError('dpop.proofChecks', "must be 'worker' or 'thread-pool'");
+    }
+    this.#worker = checks === 'worker' ? sharedSignatureWorker() : undefined;
     const nonces = o.nonces ?? false;
     if (typeof nonces !== 'boolean' && (typeof nonces !== 'object' || nonces === null)) {
       throw new ConfigError('dpop.nonces', 'must be a boolean or { secret?, stepSeconds? }');
@@ -281,29 +305,29 @@ export class DpopVerifier {
     accessToken?: string,
     deferReplay = false,
   ): Promise<DpopProof> {
-    const refuse = (step: string, message: string) => this.#refuse(endpoint, step, message, now);
     const proof = request.proof;
     // Step 1 and 2: one header, one well-formed JWS (bounded before any parse).
-    if (proof === undefined || proof === '') throw refuse('1', 'A DPoP proof is required');
+    if (proof === undefined || proof === '') throw this.#refuse(endpoint, '1', 'A DPoP proof is required');
     if (typeof proof !== 'string' || proof.length > MAX_DPOP_PROOF_LENGTH) {
-      throw refuse('2', 'The DPoP proof is too large');
+      throw this.#refuse(endpoint, '2', 'The DPoP proof is too large');
     }
-    if (!PROOF_SHAPE.test(proof)) throw refuse('2', 'Send exactly one well-formed DPoP proof');
+    if (!PROOF_SHAPE.test(proof))
+      throw this.#refuse(endpoint, '2', 'Send exactly one well-formed DPoP proof');
     const dot = proof.indexOf('.');
     const headerText = proof.slice(0, dot);
     let key = this.#keys.get(headerText);
-    if (!key) key = await this.#readHeader(headerText, refuse);
+    if (!key) key = await this.#readHeader(headerText, endpoint);
     // Step 6: the signature verifies with the header's own key (and its own algorithm only). A proof
-    // per request is the guard's main cost: checked on libuv's thread pool, so the event loop serves
-    // other requests meanwhile (lower p99 latency and more requests/s under load: bench --set dpop).
+    // per request is the guard's main cost: checked off the event loop, on a worker thread that takes
+    // one turn's proofs as one message (`proofChecks: 'worker'`, signature-worker.ts) or on libuv's
+    // thread pool, so the loop serves other requests meanwhile (bench --set dpop).
     const last = proof.lastIndexOf('.');
-    const valid = await verifyOffThread(
-      key.hash,
-      Buffer.from(proof.slice(0, last)),
-      key.key,
-      Buffer.from(proof.slice(last + 1), 'base64url'),
-    );
-    if (!valid) throw refuse('6', 'The DPoP proof signature does not verify with its jwk');
+    const input = proof.slice(0, last);
+    const signature = proof.slice(last + 1);
+    const valid = await (this.#worker
+      ? this.#worker.verify(key.key, input, signature)
+      : verifyOnThreadPool(key.key, input, signature));
+    if (!valid) throw this.#refuse(endpoint, '6', 'The DPoP proof signature does not verify with its jwk');
     this.#keys.set(headerText, key);
     let claims: Record<string, unknown>;
     try {
@@ -312,23 +336,29 @@ export class DpopVerifier {
         unknown
       >;
     } catch {
-      throw refuse('2', 'The DPoP proof payload is not JSON');
+      throw this.#refuse(endpoint, '2', 'The DPoP proof payload is not JSON');
     }
     if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
-      throw refuse('2', 'The DPoP proof payload is not a JSON object');
+      throw this.#refuse(endpoint, '2', 'The DPoP proof payload is not a JSON object');
     }
     // Step 3: the required claims (§4.2).
     const { jti, htm, htu, iat, ath, nonce } = claims;
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_DPOP_JTI_LENGTH) {
-      throw refuse('3', `The DPoP proof needs a jti of 1 to ${MAX_DPOP_JTI_LENGTH} characters`);
+      throw this.#refuse(
+        endpoint,
+        '3',
+        `The DPoP proof needs a jti of 1 to ${MAX_DPOP_JTI_LENGTH} characters`,
+      );
     }
     if (typeof htm !== 'string' || typeof htu !== 'string' || typeof iat !== 'number') {
-      throw refuse('3', 'The DPoP proof needs htm, htu and a numeric iat');
+      throw this.#refuse(endpoint, '3', 'The DPoP proof needs htm, htu and a numeric iat');
     }
     // Step 8: htm is the request's method.
-    if (htm !== request.method) throw refuse('8', 'The DPoP proof htm is not this request method');
+    if (htm !== request.method)
+      throw this.#refuse(endpoint, '8', 'The DPoP proof htm is not this request method');
     // Step 9: htu is the request's URL, query and fragment ignored, normalised (RFC 3986 §6.2.2-6.2.3).
-    if (!htuMatches(htu, request.url)) throw refuse('9', 'The DPoP proof htu is not this request URL');
+    if (!htuMatches(htu, request.url))
+      throw this.#refuse(endpoint, '9', 'The DPoP proof htu is not this request URL');
     // Step 10: the server's nonce, when nonces are on.
     if (this.#nonceSecret && !(typeof nonce === 'string' && this.#nonceValid(nonce, now))) {
       throw this.#useNonce(endpoint, now);
@@ -336,68 +366,77 @@ export class DpopVerifier {
     // Step 11: iat within the window, both sides (§11.1).
     const issuedAt = iat * 1000;
     if (!Number.isFinite(issuedAt) || Math.abs(now - issuedAt) > this.#windowMs) {
-      throw refuse('11', 'The DPoP proof iat is outside the accepted window');
+      throw this.#refuse(endpoint, '11', 'The DPoP proof iat is outside the accepted window');
     }
     // Step 12: `ath` is the presented token's hash; a proof for a token endpoint carries none.
     if (accessToken !== undefined) {
       if (typeof ath !== 'string' || !equalText(ath, accessTokenHash(accessToken))) {
-        throw refuse('12', 'The DPoP proof ath is not the hash of this access token');
+        throw this.#refuse(endpoint, '12', 'The DPoP proof ath is not the hash of this access token');
       }
     } else if (ath !== undefined) {
-      throw refuse('12', 'The DPoP proof carries an ath but no access token is presented');
+      throw this.#refuse(endpoint, '12', 'The DPoP proof carries an ath but no access token is presented');
     }
-    // §11.1: a jti is accepted once while its proof could be accepted at all.
-    const remember = async (): Promise<void> => {
-      let verdict;
-      try {
-        verdict = await this.#replay.remember(
-          `dpop:${key.jkt}:${jti}`,
-          Math.max(issuedAt + this.#windowMs, now + 1000),
-          now,
-        );
-      } catch (error) {
-        throw new ServiceUnavailableError('store_unavailable', 'The replay cache is unavailable', {
-          cause: error,
-        });
-      }
-      if (!verdict.first) throw refuse('11.1', 'The DPoP proof was used before');
-    };
-    if (deferReplay) return { jkt: key.jkt, jti, issuedAt, remember };
-    await remember();
-    return { jkt: key.jkt, jti, issuedAt };
+    const jkt = key.jkt;
+    if (deferReplay) {
+      return { jkt, jti, issuedAt, remember: () => this.#remember(jkt, jti, issuedAt, now, endpoint) };
+    }
+    await this.#remember(jkt, jti, issuedAt, now, endpoint);
+    return { jkt, jti, issuedAt };
+  }
+
+  /** §11.1: a `jti` is accepted once while its proof could be accepted at all. */
+  async #remember(
+    jkt: string,
+    jti: string,
+    issuedAt: number,
+    now: number,
+    endpoint: DpopEndpoint,
+  ): Promise<void> {
+    let verdict;
+    try {
+      verdict = await this.#replay.remember(
+        `dpop:${jkt}:${jti}`,
+        Math.max(issuedAt + this.#windowMs, now + 1000),
+        now,
+      );
+    } catch (error) {
+      throw new ServiceUnavailableError('store_unavailable', 'The replay cache is unavailable', {
+        cause: error,
+      });
+    }
+    if (!verdict.first) throw this.#refuse(endpoint, '11.1', 'The DPoP proof was used before');
   }
 
   /** Steps 4, 5 and 7: `typ`, an accepted asymmetric `alg`, a public `jwk` of that algorithm's type. */
-  async #readHeader(
-    text: string,
-    refuse: (step: string, message: string) => OidcAuthError,
-  ): Promise<ProofKey> {
+  async #readHeader(text: string, endpoint: DpopEndpoint): Promise<ProofKey> {
     let header: Record<string, unknown>;
     try {
       header = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Record<string, unknown>;
     } catch {
-      throw refuse('2', 'The DPoP proof header is not JSON');
+      throw this.#refuse(endpoint, '2', 'The DPoP proof header is not JSON');
     }
     if (typeof header !== 'object' || header === null || Array.isArray(header)) {
-      throw refuse('2', 'The DPoP proof header is not a JSON object');
+      throw this.#refuse(endpoint, '2', 'The DPoP proof header is not a JSON object');
     }
-    if (header.typ !== DPOP_JWT_TYPE) throw refuse('4', 'The DPoP proof typ must be dpop+jwt');
+    if (header.typ !== DPOP_JWT_TYPE)
+      throw this.#refuse(endpoint, '4', 'The DPoP proof typ must be dpop+jwt');
     const alg = header.alg;
     if (typeof alg !== 'string' || !this.algorithms.includes(alg as DpopAlgorithm)) {
-      throw refuse('5', 'The DPoP proof alg is not an accepted asymmetric algorithm');
+      throw this.#refuse(endpoint, '5', 'The DPoP proof alg is not an accepted asymmetric algorithm');
     }
-    if (header.crit !== undefined) throw refuse('2', 'The DPoP proof header has crit parameters');
+    if (header.crit !== undefined)
+      throw this.#refuse(endpoint, '2', 'The DPoP proof header has crit parameters');
     const jwk = header.jwk;
     if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) {
-      throw refuse('7', 'The DPoP proof header needs a jwk');
+      throw this.#refuse(endpoint, '7', 'The DPoP proof header needs a jwk');
     }
     const members = jwk as Record<string, unknown>;
     if (PRIVATE_MEMBERS.some((name) => Object.hasOwn(members, name))) {
-      throw refuse('7', 'The DPoP proof jwk must be a public key');
+      throw this.#refuse(endpoint, '7', 'The DPoP proof jwk must be a public key');
     }
     const spec = ALGORITHM[alg]!;
     if (members.kty !== spec.kty || (spec.crv !== undefined && members.crv !== spec.crv)) {
-      throw refuse('7', 'The DPoP proof jwk is not a key of its alg');
+      throw this.#refuse(endpoint, '7', 'The DPoP proof jwk is not a key of its alg');
     }
     let publicKey: KeyObject;
     let jkt: string;
@@ -405,11 +444,12 @@ export class DpopVerifier {
       publicKey = createPublicKey({ key: members as JsonWebKey, format: 'jwk' });
       jkt = await calculateJwkThumbprint(members as JWK, 'sha256');
     } catch {
-      throw refuse('7', 'The DPoP proof jwk is not a usable public key');
+      throw this.#refuse(endpoint, '7', 'The DPoP proof jwk is not a usable public key');
     }
-    if (publicKey.type !== 'public') throw refuse('7', 'The DPoP proof jwk must be a public key');
+    if (publicKey.type !== 'public')
+      throw this.#refuse(endpoint, '7', 'The DPoP proof jwk must be a public key');
     if (spec.kty === 'RSA' && (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
-      throw refuse('7', `The DPoP proof jwk is an RSA key shorter than ${MIN_RSA_BITS} bits`);
+      throw this.#refuse(endpoint, '7', `The DPoP proof jwk is an RSA key shorter than ${MIN_RSA_BITS} bits`);
     }
     // A 16384-bit modulus or a huge exponent costs ~5 ms per verify, reachable without credentials
     // at login: at most 4096 bits, and the exponent every RSA library uses.
@@ -418,12 +458,13 @@ export class DpopVerifier {
       ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) > MAX_RSA_BITS ||
         publicKey.asymmetricKeyDetails?.publicExponent !== 65537n)
     ) {
-      throw refuse(
+      throw this.#refuse(
+        endpoint,
         '7',
         `The DPoP proof jwk is an RSA key longer than ${MAX_RSA_BITS} bits or with e other than 65537`,
       );
     }
-    const key =
+    const verifyKey =
       spec.signing === 'ecdsa'
         ? { key: publicKey, dsaEncoding: 'ieee-p1363' as const }
         : spec.signing === 'pss'
@@ -433,10 +474,11 @@ export class DpopVerifier {
               saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
             }
           : publicKey;
-    return { jkt, hash: spec.hash, key };
+    const spki = publicKey.export({ format: 'der', type: 'spki' }).toString('base64');
+    return { jkt, key: { spki, hash: spec.hash, scheme: spec.signing, verifyKey } };
   }
 
-  #refuse(endpoint: DpopEndpoint, step: string, message: string, _now: number): OidcAuthError {
+  #refuse(endpoint: DpopEndpoint, step: string, message: string): OidcAuthError {
     const detail = { step };
     if (endpoint === 'token') return new BadRequestError('invalid_dpop_proof', message, { detail });
     return new UnauthorizedError('invalid_dpop_proof', message, {

@@ -139,30 +139,6 @@ export function signOffThread(
   });
 }
 
-/**
- * `crypto.verify` on libuv's thread pool (with a callback): the event loop goes on with other
- * requests while OpenSSL checks the signature, and on a machine with a core to spare, checks run
- * beside the loop. Resolves false for a signature that does not verify or a key that cannot check
- * it. A runtime whose `crypto.verify` ignores the callback and returns the answer is answered from that.
- */
-export function verifyOffThread(
-  hash: string | null,
-  data: Uint8Array,
-  key: Parameters<typeof nodeVerify>[2],
-  signature: Uint8Array,
-): Promise<boolean> {
-  return new Promise((resolve) => {
-    let returned: unknown;
-    try {
-      returned = nodeVerify(hash, data, key, signature, (error, valid) => resolve(!error && valid));
-    } catch {
-      resolve(false);
-      return;
-    }
-    if (typeof returned === 'boolean') resolve(returned);
-  });
-}
-
 /** Node's `crypto.verify` for a JWS algorithm (ES256 in the `r || s` form). */
 export function verifyWith(
   alg: AccessTokenAlgorithm,

@@ -66,7 +66,12 @@ function engine(
   });
 }
 
-describe('DPoP (RFC 9449) in the engine', () => {
+// Every check of this block runs twice: proof signatures checked on the signature worker (the
+// default) and on libuv's thread pool (`dpop.proofChecks: 'thread-pool'`).
+describe.each([
+  { checks: 'worker' as const, dpop: undefined },
+  { checks: 'thread-pool' as const, dpop: { proofChecks: 'thread-pool' as const } },
+])('DPoP (RFC 9449) in the engine, proof signatures on the $checks', ({ dpop }) => {
   const clock = new FakeClock();
   const rec = new Recorder();
   let auth: OidcAuth;
@@ -107,7 +112,7 @@ describe('DPoP (RFC 9449) in the engine', () => {
     guard(auth, { authorization: `DPoP ${token}`, dpop: at(p, url) });
 
   beforeAll(async () => {
-    auth = engine(clock, { rec });
+    auth = engine(clock, { rec, ...(dpop ? { dpop } : {}) });
     key = await proofKey('ES256');
     otherKey = await proofKey('ES256');
   });
