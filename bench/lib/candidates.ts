@@ -120,6 +120,18 @@ export const CANDIDATES: readonly Candidate[] = [
     bare: 'express-bare',
     sets: ['default', 'express', 'dpop'],
   },
+  // The same guard with proof signatures checked one libuv thread-pool job each (`dpop.proofChecks:
+  // 'thread-pool'`) instead of on the signature worker (the default), issue 16.
+  {
+    id: 'express-guard-dpop-thread-pool',
+    label:
+      'Express + requireAccessToken, DPoP-bound JWT access token, ES256 proof per request (proofChecks: thread-pool)',
+    server: 'express-guard-dpop.ts',
+    env: { BENCH_PROOF_CHECKS: 'thread-pool' },
+    framework: 'express',
+    bare: 'express-bare',
+    sets: ['dpop'],
+  },
   // The same guard with the proofs' jtis in Redis (RedisReplayCache, batched remembers), issue 16.
   {
     id: 'express-guard-dpop-redis',
@@ -414,6 +426,11 @@ export const COMPARISONS: readonly Comparison[] = [
     baseline: 'express-oauth2-jwt-bearer-dpop',
     target: 1.3,
     source: 'issue 16',
+  },
+  {
+    label: 'DPoP guard, proof signatures on the signature worker vs one thread-pool job each',
+    candidate: 'express-guard-dpop',
+    baseline: 'express-guard-dpop-thread-pool',
   },
   {
     label: 'DPoP guard, Redis replay cache vs memory',

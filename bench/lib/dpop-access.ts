@@ -70,8 +70,9 @@ export async function benchReplayCache(): Promise<BenchReplay> {
 }
 
 /**
- * The engine of `jwtEngine` (Ed25519 JWT access tokens, no uses limit) with that proof window and
- * `replayCache` (default: the memory one of {@link benchReplayCache}).
+ * The engine of `jwtEngine` (Ed25519 JWT access tokens, no uses limit) with that proof window,
+ * `replayCache` (default: the memory one of {@link benchReplayCache}), and proof signatures checked
+ * where `BENCH_PROOF_CHECKS` says (`worker`, the default, or `thread-pool`).
  */
 export function dpopEngine(
   key: IdpKey,
@@ -82,7 +83,10 @@ export function dpopEngine(
     signingKeys: SIGNING_KEYS,
     issuer: OUR_ISSUER,
     accessTokens: { signingKeys: [{ privateKey: ACCESS_TOKEN_KEY, kid: 'bench-ed25519' }] },
-    dpop: { proofWindowSeconds: BENCH_PROOF_WINDOW_SECONDS },
+    dpop: {
+      proofWindowSeconds: BENCH_PROOF_WINDOW_SECONDS,
+      proofChecks: process.env.BENCH_PROOF_CHECKS === 'thread-pool' ? 'thread-pool' : 'worker',
+    },
     replayCache,
   });
 }
