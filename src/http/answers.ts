@@ -16,6 +16,7 @@ import type { AuthContext } from '../types.js';
 import type { CallContext } from '../engine/auth.js';
 import type { DpopRequest } from '../tokens/dpop.js';
 import { extractDpopToken } from './dpop.js';
+import { parseFormPairs } from './form.js';
 
 /** A framework-neutral answer: adapters copy it onto their response. */
 export interface HttpAnswer {
@@ -68,7 +69,7 @@ export function parseRequestBody(contentType: string | undefined, raw: string): 
   if (kind === 'form') {
     const out: Record<string | symbol, unknown> = Object.create(null);
     let repeated: Record<string, string[]> | undefined;
-    for (const [key, value] of new URLSearchParams(raw)) {
+    for (const [key, value] of parseFormPairs(raw)) {
       if (!(key in out)) out[key] = value;
       else
         ((repeated ??= Object.create(null) as Record<string, string[]>)[key] ??= [out[key] as string]).push(
