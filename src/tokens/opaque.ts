@@ -1,4 +1,5 @@
-import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { randomBase64url } from './random.js';
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../errors.js';
 
@@ -60,7 +61,7 @@ const MAKE_A_SECRET = 'make one with `openssl rand -base64 32` and keep it in yo
 
 /** A fresh random token id: 128 bits, base64url. */
 export function newTokenId(): string {
-  return randomBytes(16).toString('base64url');
+  return randomBase64url(16);
 }
 
 /**
@@ -118,7 +119,7 @@ export class AccessTokenCodec {
     }
     const kid = this.#signingKid;
     const exp = Math.ceil(expiresAt / 1000).toString(36);
-    let unsigned = `${ACCESS_TOKEN_PREFIX}${kid}.${tokenId}.${exp}.${randomBytes(6).toString('base64url')}`;
+    let unsigned = `${ACCESS_TOKEN_PREFIX}${kid}.${tokenId}.${exp}.${randomBase64url(6)}`;
     if (jkt !== undefined) unsigned += `.${jkt}`;
     return `${unsigned}.${this.#mac(this.#keys.get(kid)!, unsigned)}`;
   }
