@@ -215,13 +215,21 @@ interface SharedBackend {
   cleanup(): Promise<void>;
 }
 
+/**
+ * PostgreSQL statements may take this long here. The property is about revocation, not outages
+ * (test/stores/outage.test.ts holds the timeouts): with the default second, a CI run on a loaded
+ * machine (two test files at once beside three login processes) once answered 31 of 576 checks
+ * `store_unavailable` (refused, so no survivor, but not refused as revoked).
+ */
+const STATEMENT_TIMEOUT_MS = 10_000;
+
 /** Identities in a PostgreSQL schema of this test, tokens in `tokens` of the backend. */
 async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend> {
   const schema = uniqueName('oma_rev');
   const pool = new pg.Pool({ ...sharedPgConfig(), max: 20 });
   pool.on('error', () => {});
   await migrate(pool, { schema });
-  const identities = new PostgresIdentityStore({ pool, schema });
+  const identities = new PostgresIdentityStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   const engine = { pg: sharedPgConfig(), schema, signingKeys: SIGNING_KEYS };
   const dropSchema = async () => {
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
@@ -231,8 +239,15 @@ async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend>
   let tokens: TokenStore;
   let cleanup = dropSchema;
   if (kind === 'postgres') {
-    init = { type: 'init', kind, pg: sharedPgConfig(), schema, engine };
-    tokens = new PostgresTokenStore({ pool, schema });
+    init = {
+      type: 'init',
+      kind,
+      pg: sharedPgConfig(),
+      schema,
+      engine,
+      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+    };
+    tokens = new PostgresTokenStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   } else {
     const prefix = `${schema}:`;
     const client = new Redis({ ...sharedRedisOptions(), lazyConnect: true, enableOfflineQueue: false });

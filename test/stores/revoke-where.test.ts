@@ -114,6 +114,13 @@ async function runRounds(
   return { inFlight, lateCreates };
 }
 
+/**
+ * PostgreSQL statements may take this long here: the property is about revocation, not outages
+ * (test/stores/outage.test.ts holds the timeouts), and on a loaded CI machine the default second
+ * once turned checks of test/stores/revocation.test.ts into `store_unavailable`.
+ */
+const STATEMENT_TIMEOUT_MS = 10_000;
+
 /** Reads answer a millisecond later, so logins are between their stamp read and their create. */
 class SlowReadIdentityStore extends MemoryIdentityStore {
   override async get(identityId: string) {
@@ -162,7 +169,7 @@ async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend>
   const pool = new pg.Pool({ ...sharedPgConfig(), max: 20 });
   pool.on('error', () => {});
   await migrate(pool, { schema });
-  const identities = new PostgresIdentityStore({ pool, schema });
+  const identities = new PostgresIdentityStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   const engine = { pg: sharedPgConfig(), schema, signingKeys: SIGNING_KEYS };
   const dropSchema = async () => {
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
@@ -172,8 +179,15 @@ async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend>
   let tokens: TokenStore;
   let cleanup = dropSchema;
   if (kind === 'postgres') {
-    init = { type: 'init', kind, pg: sharedPgConfig(), schema, engine };
-    tokens = new PostgresTokenStore({ pool, schema });
+    init = {
+      type: 'init',
+      kind,
+      pg: sharedPgConfig(),
+      schema,
+      engine,
+      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+    };
+    tokens = new PostgresTokenStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   } else {
     const prefix = `${schema}:`;
     const client = new Redis({ ...sharedRedisOptions(), lazyConnect: true, enableOfflineQueue: false });

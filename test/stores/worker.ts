@@ -20,7 +20,16 @@ export interface EngineOptions {
 
 export type WorkerRequest =
   | { id: number; type: 'init'; kind: 'redis'; redis: RedisOptions; prefix: string; engine?: EngineOptions }
-  | { id: number; type: 'init'; kind: 'postgres'; pg: pg.PoolConfig; schema: string; engine?: EngineOptions }
+  | {
+      id: number;
+      type: 'init';
+      kind: 'postgres';
+      pg: pg.PoolConfig;
+      schema: string;
+      engine?: EngineOptions;
+      /** The PostgreSQL stores' `statementTimeoutMs` (their default when absent). */
+      statementTimeoutMs?: number;
+    }
   | { id: number; type: 'consume'; tokenId: string; count: number; at: number }
   | { id: number; type: 'revoke'; tokenId: string }
   | { id: number; type: 'storm-start'; identityId: string; jwt: string; concurrency: number }
@@ -59,14 +68,26 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
         closers.push(() => client.quit());
       } else {
         const pool = new pg.Pool({ ...request.pg, max: 30 });
-        store = new PostgresTokenStore({ pool, schema: request.schema });
+        store = new PostgresTokenStore({
+          pool,
+          schema: request.schema,
+          ...(request.statementTimeoutMs === undefined
+            ? {}
+            : { statementTimeoutMs: request.statementTimeoutMs }),
+        });
         closers.push(() => pool.end());
       }
       if (request.engine) {
         const pool = new pg.Pool({ ...request.engine.pg, max: 10 });
         closers.push(() => pool.end());
         auth = createOidcAuth({
-          identities: new PostgresIdentityStore({ pool, schema: request.engine.schema }),
+          identities: new PostgresIdentityStore({
+            pool,
+            schema: request.engine.schema,
+            ...(request.kind === 'postgres' && request.statementTimeoutMs !== undefined
+              ? { statementTimeoutMs: request.statementTimeoutMs }
+              : {}),
+          }),
           tokens: store,
           signingKeys: request.engine.signingKeys,
         });
