@@ -217,9 +217,10 @@ interface SharedBackend {
 
 /**
  * PostgreSQL statements may take this long here. The property is about revocation, not outages
- * (test/stores/outage.test.ts holds the timeouts): with the default second, a CI run on a loaded
- * machine (two test files at once beside three login processes) once answered 31 of 576 checks
- * `store_unavailable` (refused, so no survivor, but not refused as revoked).
+ * (test/stores/outage.test.ts holds the timeouts): a CI run on a loaded machine (two test files at
+ * once beside three login processes, whose pools then could open 120 connections of PostgreSQL's
+ * 100: test/stores/worker.ts) once answered 31 of 576 checks `store_unavailable` (refused, so no
+ * survivor, but not refused as revoked).
  */
 const STATEMENT_TIMEOUT_MS = 10_000;
 

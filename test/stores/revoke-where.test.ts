@@ -116,8 +116,8 @@ async function runRounds(
 
 /**
  * PostgreSQL statements may take this long here: the property is about revocation, not outages
- * (test/stores/outage.test.ts holds the timeouts), and on a loaded CI machine the default second
- * once turned checks of test/stores/revocation.test.ts into `store_unavailable`.
+ * (test/stores/outage.test.ts holds the timeouts); on a loaded CI machine checks of
+ * test/stores/revocation.test.ts once answered `store_unavailable` (see there).
  */
 const STATEMENT_TIMEOUT_MS = 10_000;
 

@@ -67,7 +67,9 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
         store = new RedisTokenStore({ client, prefix: request.prefix });
         closers.push(() => client.quit());
       } else {
-        const pool = new pg.Pool({ ...request.pg, max: 30 });
+        // Small pools: three such processes beside two test files must stay well under PostgreSQL's
+        // 100 connections (past them it refuses new ones, and a store answers store_unavailable).
+        const pool = new pg.Pool({ ...request.pg, max: 10 });
         store = new PostgresTokenStore({
           pool,
           schema: request.schema,
@@ -78,7 +80,7 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
         closers.push(() => pool.end());
       }
       if (request.engine) {
-        const pool = new pg.Pool({ ...request.engine.pg, max: 10 });
+        const pool = new pg.Pool({ ...request.engine.pg, max: 4 });
         closers.push(() => pool.end());
         auth = createOidcAuth({
           identities: new PostgresIdentityStore({
