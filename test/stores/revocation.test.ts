@@ -227,7 +227,7 @@ const STATEMENT_TIMEOUT_MS = 10_000;
 /** Identities in a PostgreSQL schema of this test, tokens in `tokens` of the backend. */
 async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend> {
   const schema = uniqueName('oma_rev');
-  const pool = new pg.Pool({ ...sharedPgConfig(), max: 20 });
+  const pool = new pg.Pool({ ...sharedPgConfig(), max: 8 });
   pool.on('error', () => {});
   await migrate(pool, { schema });
   const identities = new PostgresIdentityStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });

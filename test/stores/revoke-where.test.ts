@@ -166,7 +166,7 @@ interface SharedBackend {
 
 async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend> {
   const schema = uniqueName('oma_rw');
-  const pool = new pg.Pool({ ...sharedPgConfig(), max: 20 });
+  const pool = new pg.Pool({ ...sharedPgConfig(), max: 8 });
   pool.on('error', () => {});
   await migrate(pool, { schema });
   const identities = new PostgresIdentityStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });

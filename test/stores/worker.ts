@@ -67,9 +67,10 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
         store = new RedisTokenStore({ client, prefix: request.prefix });
         closers.push(() => client.quit());
       } else {
-        // Small pools: three such processes beside two test files must stay well under PostgreSQL's
-        // 100 connections (past them it refuses new ones, and a store answers store_unavailable).
-        const pool = new pg.Pool({ ...request.pg, max: 10 });
+        // Small pools: two test files, each with a pool of 8 and three such processes, must stay
+        // well under PostgreSQL's 100 connections (past them it refuses new ones, and a store
+        // answers store_unavailable): 2 × (8 + 3 × 9) = 70.
+        const pool = new pg.Pool({ ...request.pg, max: 6 });
         store = new PostgresTokenStore({
           pool,
           schema: request.schema,
@@ -80,7 +81,7 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
         closers.push(() => pool.end());
       }
       if (request.engine) {
-        const pool = new pg.Pool({ ...request.engine.pg, max: 4 });
+        const pool = new pg.Pool({ ...request.engine.pg, max: 3 });
         closers.push(() => pool.end());
         auth = createOidcAuth({
           identities: new PostgresIdentityStore({
