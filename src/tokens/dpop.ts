@@ -1,5 +1,4 @@
 import {
-  constants,
   createHash,
   createHmac,
   createPublicKey,
@@ -24,8 +23,10 @@ import type { ReplayCache } from './replay.js';
 import { htuMatches } from './dpop-htu.js';
 import {
   sharedSignatureWorker,
+  signatureKey,
   verifyOnThreadPool,
   type SignatureKey,
+  type SignatureScheme,
   type SignatureWorker,
 } from './signature-worker.js';
 
@@ -124,10 +125,7 @@ const PROOF_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const NONCE_SHAPE = /^[0-9a-z]{1,11}\.[A-Za-z0-9_-]{22}$/;
 /** Per algorithm: the JWK `kty` (and `crv`) it takes, and how node:crypto verifies it (RFC 7518 §3, RFC 8037). */
 const ALGORITHM: Readonly<
-  Record<
-    string,
-    { kty: string; crv?: string; hash: string | null; signing: 'ecdsa' | 'pkcs1' | 'pss' | 'eddsa' }
-  >
+  Record<string, { kty: string; crv?: string; hash: string | null; signing: SignatureScheme }>
 > = {
   ES256: { kty: 'EC', crv: 'P-256', hash: 'sha256', signing: 'ecdsa' },
   ES384: { kty: 'EC', crv: 'P-384', hash: 'sha384', signing: 'ecdsa' },
@@ -464,18 +462,7 @@ export class DpopVerifier {
         `The DPoP proof jwk is an RSA key longer than ${MAX_RSA_BITS} bits or with e other than 65537`,
       );
     }
-    const verifyKey =
-      spec.signing === 'ecdsa'
-        ? { key: publicKey, dsaEncoding: 'ieee-p1363' as const }
-        : spec.signing === 'pss'
-          ? {
-              key: publicKey,
-              padding: constants.RSA_PKCS1_PSS_PADDING,
-              saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
-            }
-          : publicKey;
-    const spki = publicKey.export({ format: 'der', type: 'spki' }).toString('base64');
-    return { jkt, key: { spki, hash: spec.hash, scheme: spec.signing, verifyKey } };
+    return { jkt, key: signatureKey(publicKey, spec.hash, spec.signing) };
   }
 
   #refuse(endpoint: DpopEndpoint, step: string, message: string): OidcAuthError {

@@ -1,4 +1,5 @@
 import {
+  constants,
   verify as nodeVerify,
   type KeyObject,
   type VerifyKeyObjectInput,
@@ -21,6 +22,30 @@ export interface SignatureKey {
   scheme: SignatureScheme;
   /** The key as `crypto.verify` on this thread takes it (with the scheme's options). */
   verifyKey: KeyObject | VerifyKeyObjectInput | VerifyPublicKeyInput;
+}
+
+/** The {@link SignatureKey} of a public key checking signatures of `scheme` with `hash`. */
+export function signatureKey(
+  publicKey: KeyObject,
+  hash: string | null,
+  scheme: SignatureScheme,
+): SignatureKey {
+  const verifyKey =
+    scheme === 'ecdsa'
+      ? { key: publicKey, dsaEncoding: 'ieee-p1363' as const }
+      : scheme === 'pss'
+        ? {
+            key: publicKey,
+            padding: constants.RSA_PKCS1_PSS_PADDING,
+            saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+          }
+        : publicKey;
+  return {
+    spki: publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+    hash,
+    scheme,
+    verifyKey,
+  };
 }
 
 /** One check: the JWS signing input (`header.payload`) and its base64url signature. */
@@ -71,7 +96,8 @@ export interface SignatureWorkerOptions {
 /**
  * The worker's program (CommonJS, run with `eval`): for each batch, every check in order with
  * node:crypto's synchronous `verify`, public keys imported once and kept by their DER (at most 1,024,
- * then forgotten all at once), and one answer of 0/1 bytes. A check that throws is a 0.
+ * then forgotten all at once) with the options {@link signatureKey} gives them, and answers of 0/1
+ * bytes, `answerEvery` checks each. A check that throws is a 0.
  */
 export const WORKER_SOURCE = `'use strict';
 const { parentPort } = require('node:worker_threads');
@@ -115,8 +141,8 @@ parentPort.on('message', (message) => {
 
 /**
  * Signature checks on a worker thread of their own, batched: the checks asked for in one event-loop
- * turn go to the worker as one message and come back as one. The event loop pays a message per
- * batch instead of a thread-pool job per check (each job costs the loop some 10-30 µs of set-up and
+ * turn go to the worker as one message, and come back `answerEvery` at a time as the worker checks
+ * them. The event loop pays a message per few checks instead of a thread-pool job per check (each job costs the loop some 10-30 µs of set-up and
  * thread wake-ups on a small VM, a third of an ES256 check: bench `--set dpop`), and OpenSSL checks
  * run beside the loop on a machine with a core to spare.
  *

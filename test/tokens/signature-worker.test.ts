@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import {
   SignatureWorker,
   WORKER_SOURCE,
+  signatureKey,
   verifyOnThreadPool,
-  type SignatureKey,
   type SignatureScheme,
   type WorkerLike,
 } from '../../src/tokens/signature-worker.js';
@@ -26,18 +26,14 @@ function keyPair(kind: 'ES256' | 'ES384' | 'ES512' | 'EdDSA' | 'RS256' | 'PS256'
   };
   const { type, options, hash, scheme } = spec[kind];
   const { publicKey, privateKey } = generateKeyPairSync(type as 'ec', options as { namedCurve: string });
+  // Signed with options of the test's own, so a wrong option in signatureKey() fails a check.
   const schemeOptions = (key: KeyObject) =>
     scheme === 'ecdsa'
       ? { key, dsaEncoding: 'ieee-p1363' as const }
       : scheme === 'pss'
         ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
         : key;
-  const key: SignatureKey = {
-    spki: publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
-    hash,
-    scheme,
-    verifyKey: schemeOptions(publicKey),
-  };
+  const key = signatureKey(publicKey, hash, scheme);
   const signed = (input: string) =>
     sign(hash, Buffer.from(input), schemeOptions(privateKey) as KeyObject).toString('base64url');
   return { key, signed };
@@ -66,6 +62,15 @@ function countedWorker(source = WORKER_SOURCE) {
 
 const es256 = keyPair('ES256');
 const INPUT = 'eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJqdGkiOiIxIn0';
+
+/** Two checks asked in one turn: a valid ES256 signature of INPUT, and the same signature of another input. */
+function validAndTampered(worker: SignatureWorker): Promise<boolean[]> {
+  const signature = es256.signed(INPUT);
+  return Promise.all([
+    worker.verify(es256.key, INPUT, signature),
+    worker.verify(es256.key, `${INPUT}x`, signature),
+  ]);
+}
 
 describe('signature checks on a worker thread', () => {
   it.each(['ES256', 'ES384', 'ES512', 'EdDSA', 'RS256', 'PS256'] as const)(
@@ -131,15 +136,9 @@ describe('signature checks on a worker thread', () => {
         throw new Error('worker_threads unavailable');
       },
     });
-    const signature = es256.signed(INPUT);
-    expect(
-      await Promise.all([
-        worker.verify(es256.key, INPUT, signature),
-        worker.verify(es256.key, `${INPUT}x`, signature),
-      ]),
-    ).toEqual([true, false]);
+    expect(await validAndTampered(worker)).toEqual([true, false]);
     expect(worker.healthy).toBe(false);
-    expect(await worker.verify(es256.key, INPUT, signature)).toBe(true);
+    expect(await worker.verify(es256.key, INPUT, es256.signed(INPUT))).toBe(true);
   });
 
   it('a worker that exits with checks pending: they and every later check run on the thread pool', async () => {
@@ -147,15 +146,10 @@ describe('signature checks on a worker thread', () => {
       `require('node:worker_threads').parentPort.on('message', () => process.exit(3));`,
     );
     const worker = new SignatureWorker({ start });
-    const signature = es256.signed(INPUT);
-    const results = await Promise.all([
-      worker.verify(es256.key, INPUT, signature),
-      worker.verify(es256.key, `${INPUT}x`, signature),
-    ]);
-    expect(results).toEqual([true, false]);
+    expect(await validAndTampered(worker)).toEqual([true, false]);
     expect(worker.healthy).toBe(false);
     expect(worker.pending).toBe(0);
-    expect(await worker.verify(es256.key, `${INPUT}y`, signature)).toBe(false);
+    expect(await worker.verify(es256.key, `${INPUT}y`, es256.signed(INPUT))).toBe(false);
     expect(counts.sent).toBe(1);
   });
 
@@ -164,13 +158,7 @@ describe('signature checks on a worker thread', () => {
       `require('node:worker_threads').parentPort.on('message', () => { throw new Error('boom'); });`,
     );
     const worker = new SignatureWorker({ start });
-    const signature = es256.signed(INPUT);
-    expect(
-      await Promise.all([
-        worker.verify(es256.key, INPUT, signature),
-        worker.verify(es256.key, 'x.y', signature),
-      ]),
-    ).toEqual([true, false]);
+    expect(await validAndTampered(worker)).toEqual([true, false]);
     expect(worker.healthy).toBe(false);
   });
 
@@ -195,12 +183,7 @@ describe('signature checks on a worker thread', () => {
          parentPort.on('message', (m) => parentPort.postMessage(answer(m)));`,
       );
       const worker = new SignatureWorker({ start });
-      const signature = es256.signed(INPUT);
-      const results = await Promise.all([
-        worker.verify(es256.key, INPUT, signature),
-        worker.verify(es256.key, `${INPUT}x`, signature),
-      ]);
-      expect(results).toEqual([true, false]);
+      expect(await validAndTampered(worker)).toEqual([true, false]);
       expect(worker.healthy).toBe(false);
       expect(counts.terminated).toBe(1);
     },
@@ -211,13 +194,8 @@ describe('signature checks on a worker thread', () => {
       `require('node:worker_threads').parentPort.on('message', () => {});`,
     );
     const worker = new SignatureWorker({ start, answerTimeoutMs: 100 });
-    const signature = es256.signed(INPUT);
     const asked = Date.now();
-    const results = await Promise.all([
-      worker.verify(es256.key, INPUT, signature),
-      worker.verify(es256.key, `${INPUT}x`, signature),
-    ]);
-    expect(results).toEqual([true, false]);
+    expect(await validAndTampered(worker)).toEqual([true, false]);
     expect(Date.now() - asked).toBeGreaterThanOrEqual(90);
     expect(worker.healthy).toBe(false);
     expect(counts.terminated).toBe(1);
