@@ -3,26 +3,19 @@
  * whatever logins were in flight, on every store and across processes.
  */
 import { randomUUID } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
-import pg from 'pg';
+import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { migrate, PostgresIdentityStore, PostgresTokenStore } from '../../adapters/postgres/index.js';
 import { RedisTokenStore } from '../../adapters/redis/index.js';
 import { createIdentityAdmin, type IdentityAdmin } from '../../src/http/identity-admin.js';
 import { createOidcAuth, type OidcAuth } from '../../src/engine/auth.js';
 import { MemoryIdentityStore, MemoryTokenStore } from '../../src/stores/memory.js';
-import type { IdentityStore, TokenStore } from '../../src/types.js';
+import type { IdentityStore } from '../../src/types.js';
 import { githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign, type TestKey } from '../helpers/jwt.js';
-import {
-  sharedPgConfig,
-  sharedRedisOptions,
-  startRedisCluster,
-  uniqueName,
-  type ThrowawayRedisCluster,
-} from '../helpers/servers.js';
+import { startRedisCluster, type ThrowawayRedisCluster } from '../helpers/servers.js';
 import { LoginStorm, outcomes, preciseNow, type StormToken } from './login-storm.js';
 import { Worker } from './worker-client.js';
+import { raceBackend } from './race-backend.js';
 
 const IDENTITY_ID = 'revocation-race';
 const SIGNING_KEYS = { k1: 'a-revocation-race-test-signing-secret-32-bytes' };
@@ -215,54 +208,8 @@ interface SharedBackend {
   cleanup(): Promise<void>;
 }
 
-/**
- * PostgreSQL statements may take this long here. The property is about revocation, not outages
- * (test/stores/outage.test.ts holds the timeouts): a CI run on a loaded machine (two test files at
- * once beside three login processes, whose pools then could open 120 connections of PostgreSQL's
- * 100: test/stores/worker.ts) once answered 31 of 576 checks `store_unavailable` (refused, so no
- * survivor, but not refused as revoked).
- */
-const STATEMENT_TIMEOUT_MS = 10_000;
-
-/** Identities in a PostgreSQL schema of this test, tokens in `tokens` of the backend. */
 async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend> {
-  const schema = uniqueName('oma_rev');
-  const pool = new pg.Pool({ ...sharedPgConfig(), max: 8 });
-  pool.on('error', () => {});
-  await migrate(pool, { schema });
-  const identities = new PostgresIdentityStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
-  const engine = { pg: sharedPgConfig(), schema, signingKeys: SIGNING_KEYS };
-  const dropSchema = async () => {
-    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await pool.end();
-  };
-  let init: SharedBackend['init'];
-  let tokens: TokenStore;
-  let cleanup = dropSchema;
-  if (kind === 'postgres') {
-    init = {
-      type: 'init',
-      kind,
-      pg: sharedPgConfig(),
-      schema,
-      engine,
-      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
-    };
-    tokens = new PostgresTokenStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
-  } else {
-    const prefix = `${schema}:`;
-    const client = new Redis({ ...sharedRedisOptions(), lazyConnect: true, enableOfflineQueue: false });
-    client.on('error', () => {});
-    await client.connect();
-    init = { type: 'init', kind, redis: sharedRedisOptions(), prefix, engine };
-    tokens = new RedisTokenStore({ client, prefix });
-    cleanup = async () => {
-      const keys = await client.keys(`${prefix}*`);
-      if (keys.length > 0) await client.del(...keys);
-      await client.quit();
-      await dropSchema();
-    };
-  }
+  const { init, identities, tokens, cleanup } = await raceBackend(kind, 'oma_rev', SIGNING_KEYS);
   const auth = createOidcAuth({ identities, tokens, signingKeys: SIGNING_KEYS });
   return { init, main: { auth, admin: createIdentityAdmin(auth), identities }, cleanup };
 }

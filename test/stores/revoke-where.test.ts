@@ -4,20 +4,16 @@
  * processes; tokens of other values are untouched; a login that begins afterwards works.
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { migrate, PostgresIdentityStore, PostgresTokenStore } from '../../adapters/postgres/index.js';
-import { RedisTokenStore } from '../../adapters/redis/index.js';
 import { createOidcAuth, type OidcAuth } from '../../src/engine/auth.js';
 import { MemoryIdentityStore, MemoryTokenStore } from '../../src/stores/memory.js';
 import type { IdentityStore, TokenStore } from '../../src/types.js';
 import { FakeClock, githubIdentity } from '../helpers/engine.js';
 import { githubClaims, makeKey, sign, type TestKey } from '../helpers/jwt.js';
-import { sharedPgConfig, sharedRedisOptions, uniqueName } from '../helpers/servers.js';
 import { AccessTokenCodec } from '../../src/tokens/opaque.js';
 import { LoginStorm, outcomes, preciseNow, type StormToken } from './login-storm.js';
 import { Worker } from './worker-client.js';
+import { raceBackend } from './race-backend.js';
 import { runSuite, type CaseResult } from './suite-runner.js';
 import { tokenStoreConformance } from '../../src/testing/index.js';
 
@@ -114,13 +110,6 @@ async function runRounds(
   return { inFlight, lateCreates };
 }
 
-/**
- * PostgreSQL statements may take this long here: the property is about revocation, not outages
- * (test/stores/outage.test.ts holds the timeouts); on a loaded CI machine checks of
- * test/stores/revocation.test.ts once answered `store_unavailable` (see there).
- */
-const STATEMENT_TIMEOUT_MS = 10_000;
-
 /** Reads answer a millisecond later, so logins are between their stamp read and their create. */
 class SlowReadIdentityStore extends MemoryIdentityStore {
   override async get(identityId: string) {
@@ -165,43 +154,7 @@ interface SharedBackend {
 }
 
 async function sharedBackend(kind: 'redis' | 'postgres'): Promise<SharedBackend> {
-  const schema = uniqueName('oma_rw');
-  const pool = new pg.Pool({ ...sharedPgConfig(), max: 8 });
-  pool.on('error', () => {});
-  await migrate(pool, { schema });
-  const identities = new PostgresIdentityStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
-  const engine = { pg: sharedPgConfig(), schema, signingKeys: SIGNING_KEYS };
-  const dropSchema = async () => {
-    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await pool.end();
-  };
-  let init: SharedBackend['init'];
-  let tokens: TokenStore;
-  let cleanup = dropSchema;
-  if (kind === 'postgres') {
-    init = {
-      type: 'init',
-      kind,
-      pg: sharedPgConfig(),
-      schema,
-      engine,
-      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
-    };
-    tokens = new PostgresTokenStore({ pool, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
-  } else {
-    const prefix = `${schema}:`;
-    const client = new Redis({ ...sharedRedisOptions(), lazyConnect: true, enableOfflineQueue: false });
-    client.on('error', () => {});
-    await client.connect();
-    init = { type: 'init', kind, redis: sharedRedisOptions(), prefix, engine };
-    tokens = new RedisTokenStore({ client, prefix });
-    cleanup = async () => {
-      const keys = await client.keys(`${prefix}*`);
-      if (keys.length > 0) await client.del(...keys);
-      await client.quit();
-      await dropSchema();
-    };
-  }
+  const { init, identities, tokens, cleanup } = await raceBackend(kind, 'oma_rw', SIGNING_KEYS);
   const auth = createOidcAuth({ identities, tokens, signingKeys: SIGNING_KEYS });
   return { init, auth, identities, cleanup };
 }
