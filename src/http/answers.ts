@@ -46,7 +46,11 @@ export type BodyKind = 'json' | 'form';
 /** `json`, `form`, or `undefined` for a media type the routes do not take. */
 export function bodyKind(contentType: string | undefined): BodyKind | undefined {
   if (!contentType) return undefined;
-  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  // What clients send nearly always, as they send it: no copy, no case folding.
+  if (contentType === 'application/json') return 'json';
+  if (contentType === 'application/x-www-form-urlencoded') return 'form';
+  const semicolon = contentType.indexOf(';');
+  const type = (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
   if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json')))
     return 'json';
   if (type === 'application/x-www-form-urlencoded') return 'form';

@@ -2,7 +2,12 @@ import type { OidcAuth } from '../engine/auth.js';
 import { RequestBodyError } from '../errors.js';
 import { bodyKind, REPEATED_PARAMETERS, type HttpAnswer } from './answers.js';
 import { OAUTH_NO_STORE, oauthErrorAnswer, oauthInvalidRequest } from '../oauth/errors.js';
-import { exchange, parseExchangeRequest, type ExchangeParameters } from '../oauth/exchange.js';
+import {
+  exchangeGrant,
+  issuedTokenType,
+  parseExchangeRequest,
+  type ExchangeParameters,
+} from '../oauth/exchange.js';
 import type { DpopRequest } from '../tokens/dpop.js';
 
 /** The OAuth routes, relative to the prefix the host mounts the auth routes under. */
@@ -59,13 +64,10 @@ function unsupportedFormType(): RequestBodyError {
 export async function oauthTokenAnswer(auth: OidcAuth, request: OAuthRequest): Promise<HttpAnswer> {
   try {
     const parsed = parseExchangeRequest(parametersOf(request));
-    const { grant, issuedTokenType } = await exchange(auth, parsed, {
-      clientIp: request.clientIp,
-      dpop: request.dpop,
-    });
+    const grant = await exchangeGrant(auth, parsed, { clientIp: request.clientIp, dpop: request.dpop });
     const body: Record<string, unknown> = {
       access_token: grant.accessToken,
-      issued_token_type: issuedTokenType,
+      issued_token_type: issuedTokenType(parsed),
       // RFC 9449 §5: `DPoP` for a token bound to the request's proof key.
       token_type: grant.tokenType,
       expires_in: grant.expiresIn,

@@ -4,7 +4,7 @@ import { IDENTITY_ID_PATTERN } from '../trust/config.js';
 import { BadRequestError, ServiceUnavailableError } from '../errors.js';
 import { MAX_JWT_LENGTH } from '../trust/verify-idp-token.js';
 import { describe } from '../engine/auth.js';
-import { instrumentationOf, step, traceCall, within, type TraceSpan } from '../observe/trace.js';
+import { instrumentationOf, NOOP_SPAN, step, traceCall, within, type TraceSpan } from '../observe/trace.js';
 import { SCOPE_TOKEN } from './config.js';
 import { ClientAuthenticationError, oauthInvalidRequest } from './errors.js';
 import type { TokenGrantRequest } from '../tokens/grant.js';
@@ -66,22 +66,12 @@ export type ExchangeParameters = (name: string) => readonly string[] | undefined
  * `invalid_scope`; a malformed `resource` `invalid_target`.
  */
 export function parseExchangeRequest(params: ExchangeParameters): TokenExchangeRequest {
-  const one = (name: string, required: boolean): string | undefined => {
-    const values = params(name);
-    if (values === undefined || values.length === 0 || (values.length === 1 && values[0] === '')) {
-      if (required) throw oauthInvalidRequest(`${name} is required`);
-      return undefined;
-    }
-    // RFC 6749 §3.2: parameters sent without a value are as if omitted; none may be repeated.
-    if (values.length > 1) throw oauthInvalidRequest(`${name} must not be repeated`);
-    return values[0];
-  };
-  const grantType = one('grant_type', true)!;
+  const grantType = one(params, 'grant_type', true)!;
   if (grantType !== TOKEN_EXCHANGE_GRANT) {
     throw new BadRequestError('unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE_GRANT}`);
   }
-  for (const name of ['client_secret', 'client_assertion', 'client_assertion_type']) {
-    if (one(name, false) !== undefined) {
+  for (const name of CLIENT_CREDENTIALS) {
+    if (one(params, name, false) !== undefined) {
       // There is no client authentication here: the subject token is the credential. A client that
       // believes it authenticates with a secret is told so rather than ignored (RFC 6749 §5.2).
       throw new ClientAuthenticationError(
@@ -89,18 +79,21 @@ export function parseExchangeRequest(params: ExchangeParameters): TokenExchangeR
       );
     }
   }
-  const subjectToken = one('subject_token', true)!;
-  const subjectTokenType = one('subject_token_type', true)!;
+  const subjectToken = one(params, 'subject_token', true)!;
+  const subjectTokenType = one(params, 'subject_token_type', true)!;
   if (!SUBJECT_TOKEN_TYPES.includes(subjectTokenType)) {
     throw oauthInvalidRequest(
       `subject_token_type must be ${SUBJECT_TOKEN_TYPES.join(' or ')}`,
       'unsupported_token_type',
     );
   }
-  if (one('actor_token', false) !== undefined || one('actor_token_type', false) !== undefined) {
+  if (
+    one(params, 'actor_token', false) !== undefined ||
+    one(params, 'actor_token_type', false) !== undefined
+  ) {
     throw oauthInvalidRequest('actor_token (delegation) is not supported');
   }
-  const requested = one('requested_token_type', false);
+  const requested = one(params, 'requested_token_type', false);
   if (requested !== undefined && !REQUESTED_TOKEN_TYPES.includes(requested)) {
     throw oauthInvalidRequest(
       `requested_token_type must be ${REQUESTED_TOKEN_TYPES.join(' or ')}`,
@@ -109,12 +102,12 @@ export function parseExchangeRequest(params: ExchangeParameters): TokenExchangeR
   }
   const request: TokenExchangeRequest = { subjectToken };
   if (requested === TOKEN_TYPE.jwt) request.format = 'jwt';
-  const clientId = one('client_id', false);
+  const clientId = one(params, 'client_id', false);
   if (clientId !== undefined) {
     if (!IDENTITY_ID_PATTERN.test(clientId)) throw oauthInvalidRequest('client_id is malformed');
     request.identityId = clientId;
   }
-  const scope = one('scope', false);
+  const scope = one(params, 'scope', false);
   if (scope !== undefined) {
     const scopes = scope.split(' ');
     if (scope.length > MAX_PARAM_LENGTH || scopes.some((token) => !SCOPE_TOKEN.test(token))) {
@@ -122,12 +115,44 @@ export function parseExchangeRequest(params: ExchangeParameters): TokenExchangeR
     }
     request.scopes = scopes;
   }
-  const audiences = params('audience') ?? [];
-  const resources = params('resource') ?? [];
-  if (audiences.length + resources.length > MAX_TARGETS) {
+  const audiences = params('audience');
+  const resources = params('resource');
+  const targets = (audiences?.length ?? 0) + (resources?.length ?? 0);
+  if (targets > MAX_TARGETS) {
     throw new BadRequestError('target_not_allowed', `at most ${MAX_TARGETS} audience and resource values`);
   }
-  for (const value of [...audiences, ...resources]) {
+  if (targets > 0) request.audience = checkTargets(audiences ?? [], resources ?? []);
+  const ttl = one(params, 'requested_expires_in', false);
+  if (ttl !== undefined) {
+    if (!/^[1-9][0-9]*$/.test(ttl) || ttl.length > MAX_TTL_DIGITS) {
+      throw oauthInvalidRequest('requested_expires_in must be a positive whole number of seconds');
+    }
+    request.ttlSeconds = Number(ttl);
+  }
+  return request;
+}
+
+/** Client authentication parameters (RFC 6749 §2.3.1, RFC 7523 §2.2): refused, see above. */
+const CLIENT_CREDENTIALS = ['client_secret', 'client_assertion', 'client_assertion_type'] as const;
+
+/**
+ * The one value of parameter `name`. RFC 6749 §3.2: parameters sent without a value are as if
+ * omitted (a missing required one is `invalid_request`); none may be repeated.
+ */
+function one(params: ExchangeParameters, name: string, required: boolean): string | undefined {
+  const values = params(name);
+  if (values === undefined || values.length === 0 || (values.length === 1 && values[0] === '')) {
+    if (required) throw oauthInvalidRequest(`${name} is required`);
+    return undefined;
+  }
+  if (values.length > 1) throw oauthInvalidRequest(`${name} must not be repeated`);
+  return values[0];
+}
+
+/** `audience` then `resource` values, each well-formed (a resource an absolute URI, RFC 8707 §2). */
+function checkTargets(audiences: readonly string[], resources: readonly string[]): string[] {
+  const targets = [...audiences, ...resources];
+  for (const value of targets) {
     if (value === '' || value.length > MAX_PARAM_LENGTH || !/^[\x21-\x7E]+$/.test(value)) {
       throw new BadRequestError('target_not_allowed', 'audience or resource is malformed');
     }
@@ -138,15 +163,7 @@ export function parseExchangeRequest(params: ExchangeParameters): TokenExchangeR
       throw new BadRequestError('target_not_allowed', 'resource must be an absolute URI without a fragment');
     }
   }
-  if (audiences.length + resources.length > 0) request.audience = [...audiences, ...resources];
-  const ttl = one('requested_expires_in', false);
-  if (ttl !== undefined) {
-    if (!/^[1-9][0-9]*$/.test(ttl) || ttl.length > MAX_TTL_DIGITS) {
-      throw oauthInvalidRequest('requested_expires_in must be a positive whole number of seconds');
-    }
-    request.ttlSeconds = Number(ttl);
-  }
-  return request;
+  return targets;
 }
 
 const selectors = new WeakMap<OidcAuth, IdentitySelector>();
@@ -169,70 +186,114 @@ function selectorOf(auth: OidcAuth): IdentitySelector {
  * behind the Infisical login route, so the same verification, policy, IP rules, events and
  * no-enumeration guarantees hold — with the request's narrowing as its `grant`.
  */
-export function exchange(
+export async function exchange(
   auth: OidcAuth,
   request: TokenExchangeRequest,
   context: CallContext = {},
 ): Promise<TokenExchangeResult> {
-  // Traced as a `token_exchange` span, with the login a child of it, when the engine is traced.
-  return traceCall(instrumentationOf(auth.login), 'token_exchange', { clientIp: context.clientIp }, (span) =>
+  return { grant: await exchangeGrant(auth, request, context), issuedTokenType: issuedTokenType(request) };
+}
+
+/**
+ * RFC 8693 §2.2.1: `issued_token_type` says what was issued in the terms the client asked in: a JWT
+ * asked for as `jwt` is named so; an access token (of either format) asked for as one, or with no
+ * type asked, is an `access_token`.
+ */
+export function issuedTokenType(request: TokenExchangeRequest): string {
+  return request.format === 'jwt' ? TOKEN_TYPE.jwt : TOKEN_TYPE.accessToken;
+}
+
+/**
+ * {@link exchange}'s grant alone (what the token endpoint answers with). Traced as a
+ * `token_exchange` span, with the login a child of it, when the engine is traced; untraced, nothing
+ * is allocated for tracing.
+ */
+export function exchangeGrant(
+  auth: OidcAuth,
+  request: TokenExchangeRequest,
+  context: CallContext,
+): Promise<AccessTokenGrant> {
+  const instrumentation = instrumentationOf(auth.login);
+  if (instrumentation === undefined) return exchangeTraced(auth, request, context, NOOP_SPAN);
+  return traceCall(instrumentation, 'token_exchange', { clientIp: context.clientIp }, (span) =>
     exchangeTraced(auth, request, context, span),
   );
 }
 
-async function exchangeTraced(
+function exchangeTraced(
   auth: OidcAuth,
   request: TokenExchangeRequest,
   context: CallContext,
   span: TraceSpan,
-): Promise<TokenExchangeResult> {
-  let identityId = request.identityId;
-  if (identityId === undefined) {
-    const selector = selectorOf(auth);
-    if (!selector.available) {
-      throw oauthInvalidRequest('client_id is required: the identity store cannot list identities');
-    }
-    let payload: JWTPayload = {};
-    try {
-      payload = unverifiedPayload(request.subjectToken);
-    } catch {
-      // Malformed: login refuses it below, exactly as for any malformed token.
-    }
-    try {
-      identityId = await step(span, 'select', undefined, () => selector.select(payload));
-    } catch (error) {
-      auth.logger?.error(
-        { event: 'store.error', operation: 'identity.list', err: describe(error) },
-        'identity store failed to list identities',
-      );
-      throw new ServiceUnavailableError('store_unavailable', 'The identity store is unavailable', {
-        cause: error,
-      });
-    }
+): Promise<AccessTokenGrant> {
+  if (request.identityId !== undefined) return loginAs(auth, request, request.identityId, context, span);
+  return selectIdentity(auth, request, span).then((identityId) =>
+    loginAs(auth, request, identityId, context, span),
+  );
+}
+
+/** The identity whose issuer and bindings match the (unverified) token's claims: see {@link IdentitySelector}. */
+async function selectIdentity(
+  auth: OidcAuth,
+  request: TokenExchangeRequest,
+  span: TraceSpan,
+): Promise<string> {
+  const selector = selectorOf(auth);
+  if (!selector.available) {
+    throw oauthInvalidRequest('client_id is required: the identity store cannot list identities');
+  }
+  let payload: JWTPayload = {};
+  try {
+    payload = unverifiedPayload(request.subjectToken);
+  } catch {
+    // Malformed: login refuses it below, exactly as for any malformed token.
+  }
+  try {
+    return await step(span, 'select', undefined, () => selector.select(payload));
+  } catch (error) {
+    auth.logger?.error(
+      { event: 'store.error', operation: 'identity.list', err: describe(error) },
+      'identity store failed to list identities',
+    );
+    throw new ServiceUnavailableError('store_unavailable', 'The identity store is unavailable', {
+      cause: error,
+    });
+  }
+}
+
+function loginAs(
+  auth: OidcAuth,
+  request: TokenExchangeRequest,
+  identityId: string,
+  context: CallContext,
+  span: TraceSpan,
+): Promise<AccessTokenGrant> {
+  const input = {
+    identityId,
+    jwt: request.subjectToken,
+    clientIp: context.clientIp,
+    dpop: context.dpop,
+    grant: grantOf(request),
+  };
+  return span === NOOP_SPAN ? auth.login(input) : within(span, () => auth.login(input));
+}
+
+/**
+ * The request's narrowing as `auth.login()`'s `grant`, `undefined` when it narrows nothing. An
+ * identity whose format is opaque refuses a JWT (grant_format_not_allowed, `invalid_request` per
+ * RFC 8693 §2.2.2: the request is unacceptable by policy), never hands out the other kind.
+ */
+function grantOf(request: TokenExchangeRequest): TokenGrantRequest | undefined {
+  const { scopes, audience, ttlSeconds, format } = request;
+  if (scopes === undefined && audience === undefined && ttlSeconds === undefined && format === undefined) {
+    return undefined;
   }
   const grant: TokenGrantRequest = {};
-  if (request.scopes) grant.scopes = request.scopes;
-  if (request.audience) grant.audience = request.audience;
-  if (request.ttlSeconds !== undefined) grant.ttlSeconds = request.ttlSeconds;
-  // An identity whose format is opaque refuses a JWT (grant_format_not_allowed, `invalid_request`
-  // per RFC 8693 §2.2.2: the request is unacceptable by policy), never hands out the other kind.
-  if (request.format !== undefined) grant.format = request.format;
-  const issued = await within(span, () =>
-    auth.login({
-      identityId,
-      jwt: request.subjectToken,
-      clientIp: context.clientIp,
-      dpop: context.dpop,
-      grant,
-    }),
-  );
-  // RFC 8693 §2.2.1: `issued_token_type` says what was issued in the terms the client asked in: a
-  // JWT asked for as `jwt` is named so; an access token (of either format) asked for as one, or with
-  // no type asked, is an `access_token`.
-  return {
-    grant: issued,
-    issuedTokenType: request.format === 'jwt' ? TOKEN_TYPE.jwt : TOKEN_TYPE.accessToken,
-  };
+  if (scopes) grant.scopes = scopes;
+  if (audience) grant.audience = audience;
+  if (ttlSeconds !== undefined) grant.ttlSeconds = ttlSeconds;
+  if (format !== undefined) grant.format = format;
+  return grant;
 }
 
 /** The claims of a compact JWS, unverified (used only to pick an identity; see IdentitySelector). */

@@ -184,7 +184,6 @@ function resultFields(name: OperationName, result: unknown): SpanFields | undefi
     return fields ? { ...fields, active: true } : undefined;
   }
   if (typeof result !== 'object' || result === null) return undefined;
-  if (name === 'token_exchange') return resultFields('login', (result as { grant?: unknown }).grant);
   const { identityId, tokenId } = result as { identityId?: unknown; tokenId?: unknown };
   return typeof identityId === 'string' && typeof tokenId === 'string' ? { identityId, tokenId } : undefined;
 }

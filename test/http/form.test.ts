@@ -25,6 +25,29 @@ describe('application/x-www-form-urlencoded bodies (WHATWG URL Standard §5.1)',
     expect(parseFormPairs(body)[3]).toEqual(['scope', 'read write']);
   });
 
+  it('every RFC 8693 URN, encoded upper or lower case, as a name or a value, reads as URLSearchParams reads it', () => {
+    const urns = [
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      'urn:ietf:params:oauth:token-type:jwt',
+      'urn:ietf:params:oauth:token-type:id_token',
+      'urn:ietf:params:oauth:token-type:access_token',
+    ];
+    for (const urn of urns) {
+      const upper = encodeURIComponent(urn);
+      const lower = upper.replaceAll('%3A', '%3a');
+      const bodies = [
+        `t=${upper}`,
+        `t=${lower}`,
+        `${upper}=x`,
+        `t=${upper}+x`,
+        `t=${upper}%20`,
+        `t=x${upper}`,
+      ];
+      for (const body of bodies) expect(parseFormPairs(body)).toEqual(standard(body));
+      expect(parseFormPairs(`t=${upper}`)).toEqual([['t', urn]]);
+    }
+  });
+
   it.each([
     ['', 'empty body'],
     ['&&&', 'only separators'],
