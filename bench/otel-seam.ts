@@ -4,10 +4,10 @@
  * sequential `auth.authenticate` calls on an engine with no instrumentation (`none`),
  * `instrumentOidcAuth()` with no SDK registered (`api`), or with a registered global SDK (`sdk`:
  * batch span processor and periodic metric reader into in-memory exporters, as `bench/lib/otel.ts`).
- * Each mode first runs N calls to warm up. With `OTEL_SEAM_SYNC=<file>` it then writes `<file>.ready`
+ * Each mode first runs N calls to warm up. With `SEAM_SYNC=<file>` it then writes `<file>.ready`
  * and waits for `<file>.go` before the N measured calls, so that a script can switch callgrind's
  * instrumentation on only for them (`--instr-atstart=no`, then `callgrind_control -i on <pid>`):
- * bench/otel-seam.sh does, and prints instructions per call. Without valgrind it prints the wall
+ * `bash bench/seam.sh otel-seam.ts` does, and prints instructions per call. Without valgrind it prints the wall
  * time per call.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -32,7 +32,7 @@ const grant = await auth.login({
 });
 const context = { clientIp: '127.0.0.1' };
 for (let i = 0; i < n; i++) await auth.authenticate(grant.accessToken, context);
-const sync = process.env.OTEL_SEAM_SYNC;
+const sync = process.env.SEAM_SYNC;
 if (sync) {
   writeFileSync(`${sync}.ready`, String(process.pid));
   while (!existsSync(`${sync}.go`)) await sleep(50);
