@@ -1,3 +1,5 @@
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../oauth/urns.js';
+
 /**
  * The name/value pairs of an `application/x-www-form-urlencoded` body, exactly as the WHATWG URL
  * Standard's urlencoded parser (§5.1) and so `URLSearchParams` read them: split on `&`, empty
@@ -31,17 +33,13 @@ export function parseFormPairs(body: string): [string, string][] {
 }
 
 /**
- * The RFC 8693 URNs every token-exchange request carries (`grant_type`, `subject_token_type`,
- * `requested_token_type`), as `URLSearchParams` and `encodeURIComponent` encode them (`:` as
- * `%3A`), with their decoded text: a fixed table, so the commonest escaped values cost a lookup.
+ * The RFC 8693 URNs (src/oauth/urns.ts) a token-exchange request carries (`grant_type`,
+ * `subject_token_type`, `requested_token_type`), as `URLSearchParams` and `encodeURIComponent`
+ * encode them (`:` as `%3A`), with their decoded text: a fixed table, so the commonest escaped
+ * values cost a lookup.
  */
 const ENCODED_URNS: ReadonlyMap<string, string> = new Map(
-  [
-    'urn:ietf:params:oauth:grant-type:token-exchange',
-    'urn:ietf:params:oauth:token-type:jwt',
-    'urn:ietf:params:oauth:token-type:id_token',
-    'urn:ietf:params:oauth:token-type:access_token',
-  ].map((urn) => [encodeURIComponent(urn), urn]),
+  [TOKEN_EXCHANGE_GRANT, ...Object.values(TOKEN_TYPE)].map((urn) => [encodeURIComponent(urn), urn]),
 );
 
 /** One name or value: `+` as a space, percent-decoded as UTF-8. */

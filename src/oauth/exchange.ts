@@ -10,15 +10,10 @@ import { ClientAuthenticationError, oauthInvalidRequest } from './errors.js';
 import type { TokenGrantRequest } from '../tokens/grant.js';
 import { IdentitySelector } from './select.js';
 import type { TrustBinding } from '../trust/engine.js';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from './urns.js';
 
-/** RFC 8693 §2.1 `grant_type`. */
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-/** RFC 8693 §3 token type identifiers this endpoint reads or issues. */
-export const TOKEN_TYPE = {
-  jwt: 'urn:ietf:params:oauth:token-type:jwt',
-  idToken: 'urn:ietf:params:oauth:token-type:id_token',
-  accessToken: 'urn:ietf:params:oauth:token-type:access_token',
-} as const;
+export { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE };
+
 /** `subject_token_type` values taken: the IdP token is a JWT (an OIDC ID token is one too). */
 export const SUBJECT_TOKEN_TYPES: readonly string[] = [TOKEN_TYPE.jwt, TOKEN_TYPE.idToken];
 /**

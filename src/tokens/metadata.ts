@@ -4,6 +4,7 @@ import type { HttpAnswer } from '../http/answers.js';
 import { errorAnswer } from '../http/answers.js';
 import { OAUTH_ROUTES } from '../http/oauth.js';
 import { issuerPath } from './options.js';
+import { TOKEN_EXCHANGE_GRANT } from '../oauth/urns.js';
 
 /** The key and metadata routes, relative to the prefix the auth router is mounted under (= the issuer). */
 export const WELL_KNOWN_ROUTES = {
@@ -96,7 +97,7 @@ export function authorizationServerMetadata(
   };
   if (endpoints.token) {
     metadata.token_endpoint = issuer + OAUTH_ROUTES.token;
-    metadata.grant_types_supported = ['urn:ietf:params:oauth:grant-type:token-exchange'];
+    metadata.grant_types_supported = [TOKEN_EXCHANGE_GRANT];
     // The exchange authenticates the subject token, not a client: no client credentials are taken.
     metadata.token_endpoint_auth_methods_supported = ['none'];
   }
