@@ -142,8 +142,9 @@ parentPort.on('message', (message) => {
 /**
  * Signature checks on a worker thread of their own, batched: the checks asked for in one event-loop
  * turn go to the worker as one message, and come back `answerEvery` at a time as the worker checks
- * them. The event loop pays a message per few checks instead of a thread-pool job per check (each job costs the loop some 10-30 µs of set-up and
- * thread wake-ups on a small VM, a third of an ES256 check: bench `--set dpop`), and OpenSSL checks
+ * them. The event loop pays a message per few checks instead of a thread-pool job per check (each
+ * job costs the loop some 10-30 µs of set-up and thread wake-ups on a small VM, a third of an ES256
+ * check: bench `--set dpop`), and OpenSSL checks
  * run beside the loop on a machine with a core to spare.
  *
  * Fails safe: a signature counts as valid only when the worker answered 1 for it. When the worker
