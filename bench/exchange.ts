@@ -6,22 +6,8 @@
  * `npx tsx bench/exchange.ts [--rounds N] [--quick]`.
  */
 import { parseArgs } from 'node:util';
-import {
-  TOKEN_EXCHANGE_GRANT,
-  TOKEN_TYPE,
-  createOidcAuth,
-  loginAnswer,
-  oauthTokenAnswer,
-  parseRequestBody,
-} from '../src/index.js';
-import {
-  benchIdentity,
-  IDENTITY_ID,
-  makeIdpKey,
-  BENCH_RATE_LIMITS,
-  SIGNING_KEYS,
-  signIdpToken,
-} from './lib/fixtures.js';
+import type { HttpAnswer } from '../src/index.js';
+import { exchangeCases } from './lib/exchange-cases.js';
 import {
   measureAlternating,
   throughputRatio,
@@ -37,65 +23,18 @@ const options = values.quick
   ? { batches: 5, batchMs: 20, warmupMs: 100 }
   : { batches: 15, batchMs: 60, warmupMs: 400 };
 
-const key = makeIdpKey('RS256');
-const auth = createOidcAuth({
-  identities: [benchIdentity(key)],
-  signingKeys: SIGNING_KEYS,
-  rateLimits: BENCH_RATE_LIMITS,
-});
-const jwt = await signIdpToken(key);
-const FORM = 'application/x-www-form-urlencoded';
-const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
-const loginForm = form({ identityId: IDENTITY_ID, jwt });
-const loginJson = JSON.stringify({ identityId: IDENTITY_ID, jwt });
-const exchangeFields = {
-  grant_type: TOKEN_EXCHANGE_GRANT,
-  subject_token: jwt,
-  subject_token_type: TOKEN_TYPE.jwt,
-};
-const named = form({ ...exchangeFields, client_id: IDENTITY_ID });
-const selected = form(exchangeFields);
+const { auth, calls } = await exchangeCases();
 
-async function ok(answer: Promise<{ status: number }>): Promise<void> {
+async function ok(answer: Promise<HttpAnswer>): Promise<void> {
   const { status } = await answer;
   if (status !== 200) throw new Error(`answered ${status}`);
 }
 
 const cases: MicroCase[] = [
-  {
-    name: 'login (JSON body)',
-    group: 'login',
-    op: () => ok(loginAnswer(auth, parseRequestBody('application/json', loginJson), '127.0.0.1')),
-  },
-  {
-    name: 'login (form body)',
-    group: 'login',
-    op: () => ok(loginAnswer(auth, parseRequestBody(FORM, loginForm), '127.0.0.1')),
-  },
-  {
-    name: 'token exchange, client_id',
-    group: 'exchange',
-    op: () =>
-      ok(
-        oauthTokenAnswer(auth, {
-          contentType: FORM,
-          body: parseRequestBody(FORM, named),
-          clientIp: '127.0.0.1',
-        }),
-      ),
-  },
-  {
-    name: 'token exchange, selected',
-    group: 'exchange',
-    op: () =>
-      ok(
-        oauthTokenAnswer(auth, {
-          contentType: FORM,
-          body: parseRequestBody(FORM, selected),
-          clientIp: '127.0.0.1',
-        }),
-      ),
-  },
+  { name: 'login (JSON body)', group: 'login', op: () => ok(calls.login()) },
+  { name: 'login (form body)', group: 'login', op: () => ok(calls['login-form']()) },
+  { name: 'token exchange, client_id', group: 'exchange', op: () => ok(calls.exchange()) },
+  { name: 'token exchange, selected', group: 'exchange', op: () => ok(calls['exchange-select']()) },
 ];
 
 const results = await measureAlternating(cases, rounds, options);
